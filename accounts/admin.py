@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from accounts import services
+from accounts.models import Role, User
+
+
+class UserCreationForm(forms.ModelForm):
+    password = forms.CharField(
+        widget=forms.PasswordInput,
+        required=False,
+        help_text="Leave empty for a user who signs in by SSO or an invitation.",
+    )
+
+    class Meta:
+        model = User
+        fields = ["username", "email", "phone", "role", "client", "is_staff"]
+
+
+@admin.register(User)
+class UserAdmin(admin.ModelAdmin):
+    list_display = ["username", "email", "role", "client", "status", "is_staff", "created_at"]
+    list_filter = ["status", "role", "client", "is_staff"]
+    search_fields = ["username", "email", "phone", "id"]
+    ordering = ["username"]
+    list_select_related = ["client"]
+    actions = ["block", "unblock"]
+    # Role, status and password change only through the services, so every change is audited.
+    readonly_fields = ["id", "role", "status", "client", "last_login", "created_at", "updated_at"]
+    fields = [
+        "id",
+        "username",
+        "email",
+        "phone",
+        "role",
+        "client",
+        "status",
+        "is_staff",
+        "is_superuser",
+        "groups",
+        "user_permissions",
+        "last_login",
+        "created_at",
+        "updated_at",
+    ]
+    filter_horizontal = ["groups", "user_permissions"]
+
+    def get_form(self, request: HttpRequest, obj: User | None = None, **kwargs: Any) -> type[forms.ModelForm]:
+        if obj is None:
+            kwargs["form"] = UserCreationForm
+            kwargs["fields"] = None
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: User | None = None) -> list[str]:
+        if obj is None:
+            return ["username", "password", "email", "phone", "role", "client", "is_staff"]
+        return self.fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: User | None = None) -> list[str]:
+        return self.readonly_fields if obj is not None else []
+
+    def save_model(self, request: HttpRequest, obj: User, form: forms.ModelForm, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        data = form.cleaned_data
+        try:
+            created = services.create_user(
+                actor=request.user,
+                username=data["username"],
+                password=data["password"] or None,
+                email=data.get("email", ""),
+                phone=data.get("phone", ""),
+                role=data.get("role") or Role.CLIENT_USER,
+                client=data.get("client"),
+                is_staff=data.get("is_staff", False),
+            )
+        except ValidationError as exc:
+            raise PermissionDenied("; ".join(exc.messages)) from exc
+        obj.pk = created.pk
+        obj._state.adding = False
+
+    def _change_status(self, request: HttpRequest, queryset: QuerySet[User], blocking: bool) -> None:
+        done = 0
+        for user in queryset:
+            try:
+                if blocking:
+                    services.block_user(actor=request.user, user=user, reason="blocked in the admin")
+                else:
+                    services.unblock_user(actor=request.user, user=user, reason="unblocked in the admin")
+                done += 1
+            except (PermissionDenied, ValidationError) as exc:
+                self.message_user(request, f"{user}: {exc}", messages.ERROR)
+        self.message_user(request, f"{done} user(s) {'blocked' if blocking else 'unblocked'}.")
+
+    @admin.action(description="Block selected users")
+    def block(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        self._change_status(request, queryset, blocking=True)
+
+    @admin.action(description="Unblock selected users")
+    def unblock(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        self._change_status(request, queryset, blocking=False)

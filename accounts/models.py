@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.db import models
+from django.db.models.functions import Lower
+
+
+class Role(models.TextChoices):
+    """The built-in roles of the seed; the `role` claim carries one of these."""
+
+    INTERNAL_ADMIN = "internal_admin", "Internal administrator"
+    OPERATOR = "operator", "Operator"
+    CLIENT_ADMIN = "client_admin", "B2B client administrator"
+    CLIENT_USER = "client_user", "B2B client user"
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def create_user(self, username: str, password: str | None = None, **fields: Any) -> User:
+        # Model-level helper for fixtures and Django internals; product code calls
+        # accounts.services.create_user, which also audits and publishes.
+        user = self.model(username=self.model.normalize_username(username), **fields)
+        user.email = self.normalize_email(user.email)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, username: str, password: str | None = None, **fields: Any) -> User:
+        fields.setdefault("role", Role.INTERNAL_ADMIN)
+        fields.update(is_staff=True, is_superuser=True)
+        return self.create_user(username, password, **fields)
+
+    def get_by_natural_key(self, username: str) -> User:
+        # Internal staff (no B2B client) have globally unique logins; used by createsuperuser.
+        return self.get(username__iexact=username, client__isnull=True)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person who signs in: internal staff (no client) or a user of one B2B client."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        BLOCKED = "blocked", "Blocked"
+        PENDING = "pending", "Pending"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    username = models.CharField(max_length=150)
+    email = models.EmailField(blank=True, db_index=True)
+    phone = models.CharField(max_length=32, blank=True)
+    role = models.CharField(max_length=32, choices=Role.choices, default=Role.CLIENT_USER)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    client = models.ForeignKey(
+        "clients.Client", null=True, blank=True, on_delete=models.PROTECT, related_name="users"
+    )
+    is_staff = models.BooleanField(default=False, help_text="May sign in to the operators' admin.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "username"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = ["email"]
+
+    class Meta:
+        db_table = "users"
+        ordering = ["username"]
+        constraints = [
+            # Seed 004: one login may repeat across B2B clients, but never inside one, and
+            # never between two internal staff. Case-insensitive, so "Ann" cannot shadow "ann".
+            models.UniqueConstraint(Lower("username"), "client", name="users_login_unique_per_client"),
+            models.UniqueConstraint(
+                Lower("username"),
+                condition=models.Q(client__isnull=True),
+                name="users_login_unique_internal",
+            ),
+        ]
+        indexes = [models.Index(Lower("username"), name="users_login_lower_idx")]
+
+    def __str__(self) -> str:
+        return self.username if self.client_id is None else f"{self.username} ({self.client_id})"
+
+    @property
+    def is_active(self) -> bool:  # Django's auth machinery reads this
+        return self.status == self.Status.ACTIVE
+
+    @property
+    def is_internal(self) -> bool:
+        return self.client_id is None

@@ -1,0 +1,126 @@
+"""Every change to a user goes through a function here: permission check, change, audit, event."""
+
+from __future__ import annotations
+
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from accounts.events import user_payload
+from accounts.models import Role, User
+from accounts.policy import CLIENT_SCOPED_ROLES, require, require_assignable
+from audit import services as audit
+from audit.registry import AuditAction, EventType
+from clients.models import Client
+
+
+def _check_role_fits_client(role: str, client: Client | None) -> None:
+    if role not in Role.values:
+        raise ValidationError({"role": f"unknown role {role!r}"}, code="invalid_role")
+    if (role in CLIENT_SCOPED_ROLES) != (client is not None):
+        raise ValidationError(
+            {"role": "B2B client roles need a client; internal roles must have none"},
+            code="role_client_mismatch",
+        )
+
+
+@transaction.atomic
+def create_user(
+    *,
+    actor: User | None,
+    username: str,
+    password: str | None,
+    email: str = "",
+    phone: str = "",
+    role: str = Role.CLIENT_USER,
+    client: Client | None = None,
+    status: str = User.Status.ACTIVE,
+    is_staff: bool = False,
+) -> User:
+    """Create a user; `password=None` leaves it unusable (invited or SSO-only users)."""
+    require(actor, "accounts.user.create", client_id=client.id if client else None)
+    require_assignable(actor, role)
+    _check_role_fits_client(role, client)
+    if client is not None and not client.is_active:
+        raise ValidationError("the B2B client is suspended", code="client_suspended")
+
+    user = User(
+        username=User.normalize_username(username.strip()),
+        email=User.objects.normalize_email(email.strip()),
+        phone=phone.strip(),
+        role=role,
+        client=client,
+        status=status,
+        is_staff=is_staff,
+    )
+    if not user.username:
+        raise ValidationError({"username": "a login is required"}, code="required")
+    if password is not None:
+        validate_password(password, user)
+    user.set_password(password)
+    user.full_clean(exclude=["password"], validate_constraints=False)
+    try:
+        # A savepoint, so a concurrent duplicate becomes a clean error, not a broken transaction.
+        with transaction.atomic():
+            user.save()
+    except IntegrityError:
+        raise ValidationError({"username": "this login is taken"}, code="login_taken") from None
+
+    audit.record(
+        AuditAction.USER_CREATED,
+        actor=actor,
+        target=user,
+        client_id=user.client_id,
+        details={"role": user.role, "status": user.status},
+    )
+    audit.publish(EventType.USER_CREATED, key=str(user.id), payload=user_payload(user))
+    return user
+
+
+def _set_status(
+    *, actor: User | None, user: User, status: str, reason: str, action: AuditAction, event: EventType
+) -> User:
+    require(actor, "accounts.user.block", client_id=user.client_id)
+    locked = User.objects.select_for_update().get(pk=user.pk)
+    if locked.status == status:
+        return locked  # already there: nothing changed, nothing to report
+    previous = locked.status
+    locked.status = status
+    locked.save(update_fields=["status", "updated_at"])
+    audit.record(
+        action,
+        actor=actor,
+        target=locked,
+        client_id=locked.client_id,
+        details={"reason": reason, "previousStatus": previous},
+    )
+    audit.publish(event, key=str(locked.id), payload={**user_payload(locked), "reason": reason})
+    user.status = locked.status
+    return locked
+
+
+@transaction.atomic
+def block_user(*, actor: User | None, user: User, reason: str) -> User:
+    """Block a user: they can no longer sign in (sessions and tokens end with the OIDC work)."""
+    if actor is not None and actor.pk == user.pk:
+        raise ValidationError("you cannot block yourself", code="self_block")
+    return _set_status(
+        actor=actor,
+        user=user,
+        status=User.Status.BLOCKED,
+        reason=reason,
+        action=AuditAction.USER_BLOCKED,
+        event=EventType.USER_BLOCKED,
+    )
+
+
+@transaction.atomic
+def unblock_user(*, actor: User | None, user: User, reason: str = "") -> User:
+    return _set_status(
+        actor=actor,
+        user=user,
+        status=User.Status.ACTIVE,
+        reason=reason,
+        action=AuditAction.USER_UNBLOCKED,
+        event=EventType.USER_UNBLOCKED,
+    )

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import uuid
+from typing import Any, NoReturn
+
+from django.db import models
+from django.utils import timezone
+
+from audit.registry import AuditAction
+
+
+class AppendOnlyError(Exception):
+    """An audit record was about to be changed or deleted."""
+
+
+class AuditLogQuerySet(models.QuerySet):
+    def update(self, **kwargs: Any) -> NoReturn:
+        raise AppendOnlyError("the audit log is append-only")
+
+    def delete(self) -> NoReturn:
+        raise AppendOnlyError("the audit log is append-only")
+
+
+class AuditLog(models.Model):
+    """One action, as it happened. Rows are never updated or deleted (a PostgreSQL trigger too).
+
+    Actor and target are kept as ids and labels, not foreign keys, so that deleting a user never
+    rewrites the history of what they did.
+    """
+
+    occurred_at = models.DateTimeField(default=timezone.now, db_index=True)
+    action = models.CharField(max_length=64, choices=AuditAction.choices, db_index=True)
+    actor_id = models.CharField(max_length=64, blank=True, db_index=True)
+    actor_label = models.CharField(max_length=255, blank=True)
+    target_type = models.CharField(max_length=64, blank=True)
+    target_id = models.CharField(max_length=64, blank=True, db_index=True)
+    target_label = models.CharField(max_length=255, blank=True)
+    client_id = models.UUIDField(null=True, blank=True, db_index=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    objects = AuditLogQuerySet.as_manager()
+
+    class Meta:
+        db_table = "audit_logs"
+        ordering = ["-occurred_at", "-id"]
+        indexes = [models.Index(fields=["target_type", "target_id", "-occurred_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.occurred_at:%Y-%m-%d %H:%M:%S} {self.action} {self.target_label}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AppendOnlyError("the audit log is append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise AppendOnlyError("the audit log is append-only")
+
+
+class OutboxEvent(models.Model):
+    """An event written in the same transaction as the change it reports; the relay sends it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    type = models.CharField(max_length=64, db_index=True)
+    topic = models.CharField(max_length=255)
+    key = models.CharField(max_length=255, blank=True)
+    subject = models.CharField(max_length=255, blank=True)
+    payload = models.JSONField(default=dict)
+    headers = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    published_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        db_table = "outbox_events"
+        ordering = ["created_at"]
+        indexes = [
+            # The relay's scan: unsent rows, oldest first.
+            models.Index(
+                fields=["created_at"],
+                name="outbox_unsent_idx",
+                condition=models.Q(published_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.key} ({'sent' if self.published_at else 'pending'})"

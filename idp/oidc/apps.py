@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class OidcConfig(AppConfig):
+    name = "idp.oidc"
+    label = "oidc"
+    verbose_name = "OpenID Connect"
+    default_auto_field = "django.db.models.BigAutoField"
