@@ -23,11 +23,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--password", help="demo password (default: a new random one)")
+        parser.add_argument("--force", action="store_true", help="run even with DEBUG=0")
 
     @transaction.atomic
     def handle(self, *args: Any, **options: Any) -> None:
-        if not settings.DEBUG:
-            raise CommandError("demo data is for development only (DEBUG=0 here)")
+        if not settings.DEBUG and not options["force"]:
+            raise CommandError("demo data is for development only (DEBUG=0 here; --force to insist)")
         password = options["password"] or secrets.token_urlsafe(12)
 
         admin = self._user(

@@ -1,0 +1,53 @@
+# One entry point for people and CI. `make run` serves the embedded default; `make test` runs
+# lint and the whole suite against real PostgreSQL, Redis and Kafka.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+ADDR   ?= 127.0.0.1:8000
+
+.PHONY: run test lint format services-up services-down services-status demo migrate clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(PY)
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt | $(PY)
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@ $(VENV)/.runtime
+
+migrate: $(VENV)/.runtime
+	$(PY) manage.py migrate --noinput
+
+demo: migrate
+	$(PY) manage.py seed_demo
+
+run: demo
+	@echo "Serving on http://$(ADDR)/ (admin: http://$(ADDR)/admin/)"
+	$(PY) manage.py runserver $(ADDR)
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.dev
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: lint
+	scripts/test $(PYTEST_ARGS)
+
+services-up:
+	scripts/services start
+
+services-down:
+	scripts/services stop
+
+services-status:
+	scripts/services status
+
+clean: services-down
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

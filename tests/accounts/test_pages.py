@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+
+def test_login_page_renders_in_english_and_russian(client):
+    english = client.get("/accounts/login/", HTTP_ACCEPT_LANGUAGE="en")
+    assert english.status_code == 200
+    assert b"Sign in" in english.content
+    assert english.headers["X-Frame-Options"] == "DENY"
+    russian = client.get("/accounts/login/", HTTP_ACCEPT_LANGUAGE="ru")
+    assert "Войти".encode() in russian.content
+
+
+def test_wrong_password_and_unknown_login_get_the_same_message(client, acme):
+    from accounts import services
+
+    services.create_user(actor=None, username="ivan", password="acme-password-1", client=acme)
+    wrong = client.post("/accounts/login/", {"username": "ivan", "password": "nope-nope-nope"})
+    unknown = client.post("/accounts/login/", {"username": "nobody", "password": "nope-nope-nope"})
+    assert wrong.status_code == unknown.status_code == 200
+    assert b"The login or password is incorrect." in wrong.content
+    assert wrong.context["form"].errors == unknown.context["form"].errors
+
+
+def test_demo_admin_signs_in_to_the_admin(client, db):
+    from django.core.management import call_command
+
+    call_command("seed_demo", password="demo-password-42", force=True, stdout=StringIO())
+    client.get("/admin/login/")
+    response = client.post("/admin/login/?next=/admin/", {"username": "admin", "password": "demo-password-42"})
+    assert response.status_code == 302
+    assert client.get("/admin/accounts/user/").status_code == 200
+    assert client.get("/admin/audit/auditlog/").status_code == 200
+
+
+def test_seed_demo_is_repeatable(db):
+    from django.core.management import call_command
+
+    from accounts.models import User
+    from idp.oidc.models import Application
+
+    for _ in range(2):
+        out = StringIO()
+        call_command("seed_demo", force=True, stdout=out)
+    assert "admin / " in out.getvalue()
+    assert User.objects.count() == 3
+    assert Application.objects.count() == 1

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+
+import pytest
+from django.conf import settings
+from pytest_django.fixtures import Settings
+
+from accounts.models import Role, User
+from clients.models import Client
+
+REQUIRE_SERVICES = os.environ.get("IDP_REQUIRE_SERVICES") == "1"
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    lines = [
+        f"database: {settings.DATABASES['default']['ENGINE']}",
+        f"redis: {settings.REDIS_URL or 'not configured'}",
+        f"kafka: {settings.KAFKA_BOOTSTRAP_SERVERS or 'not configured'}",
+    ]
+    if REQUIRE_SERVICES:
+        lines.append("real services required (IDP_REQUIRE_SERVICES=1)")
+    return lines
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if REQUIRE_SERVICES:
+        missing = [name for name in ("DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS") if not os.environ.get(name)]
+        if missing or not os.environ["DATABASE_URL"].startswith(("postgres://", "postgresql://")):
+            raise pytest.UsageError(
+                f"IDP_REQUIRE_SERVICES=1 but {', '.join(missing) or 'DATABASE_URL (not PostgreSQL)'} "
+                "is not set: start them with `scripts/services start`"
+            )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Integration tests skip without the real services, except under `make test`, where they must run."""
+    if REQUIRE_SERVICES:
+        return
+    have = {
+        "postgresql": settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
+        "redis": bool(settings.REDIS_URL),
+        "kafka": bool(settings.KAFKA_BOOTSTRAP_SERVERS),
+    }
+    for item in items:
+        for marker in item.iter_markers("needs"):
+            absent = [name for name in marker.args if not have[name]]
+            if absent:
+                item.add_marker(pytest.mark.skip(reason=f"needs {', '.join(absent)} (run `make test`)"))
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: Settings) -> None:
+    settings.PASSWORD_HASHERS = ["tests.hashers.FastBCryptSHA256PasswordHasher", *settings.PASSWORD_HASHERS]
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache() -> Iterator[None]:
+    from django.core.cache import cache
+
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A local TCP port with nothing listening on it (a stopped service)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def acme(db: None) -> Client:
+    return Client.objects.create(name="Acme Logistics", slug="acme")
+
+
+@pytest.fixture
+def globex(db: None) -> Client:
+    return Client.objects.create(name="Globex", slug="globex")
+
+
+@pytest.fixture
+def operator(db: None) -> User:
+    return User.objects.create_user("olga", "operator-pass-123", role=Role.OPERATOR, is_staff=True)
+
+
+@pytest.fixture
+def admin_user(db: None) -> User:
+    return User.objects.create_superuser("root", "admin-pass-12345", email="root@example.com")
