@@ -27,7 +27,11 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 def pytest_configure(config: pytest.Config) -> None:
     if REQUIRE_SERVICES:
-        missing = [name for name in ("DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS") if not os.environ.get(name)]
+        missing = [
+            name
+            for name in ("DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS")
+            if not os.environ.get(name)
+        ]
         if missing or not os.environ["DATABASE_URL"].startswith(("postgres://", "postgresql://")):
             raise pytest.UsageError(
                 f"IDP_REQUIRE_SERVICES=1 but {', '.join(missing) or 'DATABASE_URL (not PostgreSQL)'} "

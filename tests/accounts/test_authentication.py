@@ -12,7 +12,9 @@ pytestmark = pytest.mark.django_db
 
 def test_several_users_share_a_login_and_the_matching_password_wins(acme, globex):
     services.create_user(actor=None, username="ivan", password="acme-password-1", client=acme)
-    globex_ivan = services.create_user(actor=None, username="ivan", password="globex-password-2", client=globex)
+    globex_ivan = services.create_user(
+        actor=None, username="ivan", password="globex-password-2", client=globex
+    )
 
     assert find_user_by_credentials("ivan", "globex-password-2") == globex_ivan
     assert find_user_by_credentials("IVAN", "acme-password-1").client == acme
@@ -20,8 +22,9 @@ def test_several_users_share_a_login_and_the_matching_password_wins(acme, globex
 
 
 def test_login_by_email(acme):
-    user = services.create_user(actor=None, username="ivan", password="acme-password-1",
-                                email="ivan@acme.example", client=acme)
+    user = services.create_user(
+        actor=None, username="ivan", password="acme-password-1", email="ivan@acme.example", client=acme
+    )
     assert find_user_by_credentials("Ivan@Acme.example", "acme-password-1") == user
 
 

@@ -32,7 +32,9 @@ def test_demo_admin_signs_in_to_the_admin(client, db):
 
     call_command("seed_demo", password="demo-password-42", force=True, stdout=StringIO())
     client.get("/admin/login/")
-    response = client.post("/admin/login/?next=/admin/", {"username": "admin", "password": "demo-password-42"})
+    response = client.post(
+        "/admin/login/?next=/admin/", {"username": "admin", "password": "demo-password-42"}
+    )
     assert response.status_code == 302
     assert client.get("/admin/accounts/user/").status_code == 200
     assert client.get("/admin/audit/auditlog/").status_code == 200

@@ -19,8 +19,12 @@ def test_create_user_writes_user_audit_record_and_events(operator, acme):
     before = _counts()
 
     user = services.create_user(
-        actor=operator, username="Ivan", password="a-long-enough-pass", email="ivan@acme.example",
-        role=Role.CLIENT_USER, client=acme,
+        actor=operator,
+        username="Ivan",
+        password="a-long-enough-pass",
+        email="ivan@acme.example",
+        role=Role.CLIENT_USER,
+        client=acme,
     )
 
     assert _counts() == (before[0] + 1, before[1] + 1, before[2] + 2)
@@ -32,8 +36,12 @@ def test_create_user_writes_user_audit_record_and_events(operator, acme):
     event = OutboxEvent.objects.get(type=EventType.USER_CREATED, key=str(user.id))
     assert event.topic == "auth.user-events"
     assert event.payload == {
-        "userId": str(user.id), "username": "Ivan", "email": "ivan@acme.example",
-        "role": "client_user", "clientId": str(acme.id), "status": "active",
+        "userId": str(user.id),
+        "username": "Ivan",
+        "email": "ivan@acme.example",
+        "role": "client_user",
+        "clientId": str(acme.id),
+        "status": "active",
     }
     assert OutboxEvent.objects.filter(type=EventType.AUDIT_RECORDED, topic="auth.audit").count() == 1
 
@@ -46,8 +54,9 @@ def test_create_user_rolls_everything_back_when_the_event_cannot_be_written(oper
 
     monkeypatch.setattr(services.audit, "publish", broken_publish)
     with pytest.raises(RuntimeError):
-        services.create_user(actor=operator, username="ivan", password="a-long-enough-pass",
-                             role=Role.CLIENT_USER, client=acme)
+        services.create_user(
+            actor=operator, username="ivan", password="a-long-enough-pass", role=Role.CLIENT_USER, client=acme
+        )
 
     assert _counts() == before
     assert not User.objects.filter(username="ivan").exists()
@@ -84,14 +93,20 @@ def test_weak_password_is_refused_and_nothing_is_written(acme):
 )
 def test_role_must_fit_the_client(acme, role, with_client):
     with pytest.raises(ValidationError):
-        services.create_user(actor=None, username="x", password="a-long-enough-pass", role=role,
-                             client=acme if with_client else None)
+        services.create_user(
+            actor=None,
+            username="x",
+            password="a-long-enough-pass",
+            role=role,
+            client=acme if with_client else None,
+        )
     assert not User.objects.exists()
 
 
 def test_client_admin_cannot_create_users_in_another_client(acme, globex):
-    boss = services.create_user(actor=None, username="boss", password="a-long-enough-pass",
-                                role=Role.CLIENT_ADMIN, client=acme)
+    boss = services.create_user(
+        actor=None, username="boss", password="a-long-enough-pass", role=Role.CLIENT_ADMIN, client=acme
+    )
     before = _counts()
     with pytest.raises(PermissionDenied):
         services.create_user(actor=boss, username="spy", password="a-long-enough-pass", client=globex)
@@ -99,8 +114,9 @@ def test_client_admin_cannot_create_users_in_another_client(acme, globex):
 
 
 def test_client_admin_cannot_create_an_operator(acme):
-    boss = services.create_user(actor=None, username="boss", password="a-long-enough-pass",
-                                role=Role.CLIENT_ADMIN, client=acme)
+    boss = services.create_user(
+        actor=None, username="boss", password="a-long-enough-pass", role=Role.CLIENT_ADMIN, client=acme
+    )
     with pytest.raises(PermissionDenied):
         services.create_user(actor=boss, username="op", password="a-long-enough-pass", role=Role.OPERATOR)
 

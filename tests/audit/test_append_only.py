@@ -31,7 +31,11 @@ def test_postgresql_refuses_raw_updates_and_deletes():
 
     entry = audit.record(AuditAction.LOGOUT, actor=None)
     for sql in ("UPDATE audit_logs SET action = 'x' WHERE id = %s", "DELETE FROM audit_logs WHERE id = %s"):
-        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cur:
+        with (
+            pytest.raises(DatabaseError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cur,
+        ):
             cur.execute(sql, [entry.pk])
     assert AuditLog.objects.get(pk=entry.pk).action == AuditAction.LOGOUT
 

@@ -14,11 +14,27 @@ STRONG_KEY = "k" * 20 + "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
 def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in {
-        "DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS"}}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in {
+            "DEBUG",
+            "SECRET_KEY",
+            "ALLOWED_HOSTS",
+            "DATABASE_URL",
+            "REDIS_URL",
+            "KAFKA_BOOTSTRAP_SERVERS",
+        }
+    }
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **env},
-        capture_output=True, text=True, timeout=60, check=False,
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -28,7 +44,10 @@ def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         ({"DEBUG": "0"}, "configuration error: SECRET_KEY must be set when DEBUG=0"),
         ({"DEBUG": "0", "SECRET_KEY": "short"}, "configuration error: SECRET_KEY is too weak"),
         ({"DEBUG": "0", "SECRET_KEY": STRONG_KEY}, "configuration error: ALLOWED_HOSTS must list"),
-        ({"DEBUG": "0", "SECRET_KEY": STRONG_KEY, "ALLOWED_HOSTS": "*"}, "configuration error: ALLOWED_HOSTS"),
+        (
+            {"DEBUG": "0", "SECRET_KEY": STRONG_KEY, "ALLOWED_HOSTS": "*"},
+            "configuration error: ALLOWED_HOSTS",
+        ),
         ({"DEBUG": "maybe"}, "configuration error: DEBUG='maybe' is not a boolean"),
         ({"DATABASE_URL": "nosuchdb://x"}, "configuration error: DATABASE_URL is not a database URL"),
         ({"DB_CONN_MAX_AGE": "soon"}, "configuration error: DB_CONN_MAX_AGE='soon' is not a whole number"),
@@ -52,8 +71,11 @@ def test_unreachable_database_is_one_clear_line(free_port):
 
 def test_deploy_check_is_clean_for_a_production_like_setting(tmp_path):
     env = {
-        "DEBUG": "0", "SECRET_KEY": STRONG_KEY, "ALLOWED_HOSTS": "idp.example.com",
-        "IDP_HSTS_PRELOAD": "1", "IDP_DATA_DIR": str(tmp_path),
+        "DEBUG": "0",
+        "SECRET_KEY": STRONG_KEY,
+        "ALLOWED_HOSTS": "idp.example.com",
+        "IDP_HSTS_PRELOAD": "1",
+        "IDP_DATA_DIR": str(tmp_path),
     }
     result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
     assert result.returncode == 0, result.stderr + result.stdout

@@ -28,8 +28,13 @@ def test_readyz_checks_redis_and_kafka_when_configured(client):
 
 def test_readyz_names_a_stopped_redis(client, settings, free_port):
     settings.REDIS_URL = f"redis://127.0.0.1:{free_port}/0"
-    settings.CACHES = {"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": settings.REDIS_URL,
-                                   "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5}}}
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": settings.REDIS_URL,
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
+        }
+    }
     response = client.get("/readyz")
     assert response.status_code == 503
     body = response.json()

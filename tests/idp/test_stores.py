@@ -55,17 +55,23 @@ def test_kafka_produce_then_consume_round_trip():
     delivered: list[str] = []
     producer = Producer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS, "enable.idempotence": True})
     for n in range(3):
-        producer.produce(topic, key=b"user-1", value=f"event-{n}".encode(),
-                         on_delivery=lambda err, msg: delivered.append(err or msg.value().decode()))
+        producer.produce(
+            topic,
+            key=b"user-1",
+            value=f"event-{n}".encode(),
+            on_delivery=lambda err, msg: delivered.append(err or msg.value().decode()),
+        )
     assert producer.flush(30) == 0
     assert delivered == ["event-0", "event-1", "event-2"]
 
-    consumer = Consumer({
-        "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
-        "group.id": f"test-{uuid.uuid4().hex[:8]}",
-        "auto.offset.reset": "earliest",
-        "enable.auto.commit": False,
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+            "group.id": f"test-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
     consumer.subscribe([topic])
     received: list[str] = []
     try:
