@@ -64,11 +64,43 @@ class UserAdmin(admin.ModelAdmin):
         return self.fields
 
     def get_readonly_fields(self, request: HttpRequest, obj: User | None = None) -> list[str]:
-        return self.readonly_fields if obj is not None else []
+        if obj is None:
+            return []
+        if request.user.is_superuser:
+            return self.readonly_fields
+        # Admin access is granted by superusers only: no operator promotes themselves.
+        return [*self.readonly_fields, "is_staff", "is_superuser", "groups", "user_permissions"]
+
+    def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool) -> None:
+        # Group and permission changes (superusers only) are audited like any other change.
+        before = set(form.instance.groups.values_list("name", flat=True)) if change else set()
+        super().save_related(request, form, formsets, change)
+        if change and {"groups", "user_permissions"} & set(form.changed_data):
+            from audit import services as audit
+            from audit.registry import AuditAction
+
+            audit.record(
+                AuditAction.USER_UPDATED,
+                actor=request.user,
+                target=form.instance,
+                client_id=form.instance.client_id,
+                details={
+                    "fields": sorted({"groups", "user_permissions"} & set(form.changed_data)),
+                    "groupsBefore": sorted(before),
+                },
+            )
 
     def save_model(self, request: HttpRequest, obj: User, form: forms.ModelForm, change: bool) -> None:
         if change:
-            super().save_model(request, obj, form, change)
+            changes = {
+                name: form.cleaned_data[name]
+                for name in form.changed_data
+                if name in services.UPDATABLE_FIELDS
+            }
+            try:
+                services.update_user(actor=request.user, user=obj, changes=changes)
+            except ValidationError as exc:
+                raise PermissionDenied("; ".join(exc.messages)) from exc
             return
         data = form.cleaned_data
         try:

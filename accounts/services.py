@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.password_validation import validate_password
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 
 from accounts.events import user_payload
@@ -75,6 +77,40 @@ def create_user(
     )
     audit.publish(EventType.USER_CREATED, key=str(user.id), payload=user_payload(user))
     return user
+
+
+# Fields an update may touch; role, status, client and password have services of their own.
+UPDATABLE_FIELDS = frozenset({"username", "email", "phone", "is_staff", "is_superuser"})
+
+
+@transaction.atomic
+def update_user(*, actor: User | None, user: User, changes: dict[str, Any]) -> User:
+    """Change profile fields; audited with the names (not values) of what changed."""
+    require(actor, "accounts.user.update", client_id=user.client_id)
+    unknown = set(changes) - UPDATABLE_FIELDS
+    if unknown:
+        raise ValidationError(f"these fields cannot be changed here: {', '.join(sorted(unknown))}")
+    if {"is_staff", "is_superuser"} & set(changes) and not (actor is None or actor.is_superuser):
+        raise PermissionDenied("only a superuser changes admin access")
+    locked = User.objects.select_for_update().get(pk=user.pk)
+    changed = sorted(name for name, value in changes.items() if getattr(locked, name) != value)
+    if not changed:
+        return locked
+    for name in changed:
+        setattr(locked, name, changes[name])
+    locked.full_clean(exclude=["password"])
+    locked.save(update_fields=[*changed, "updated_at"])
+    audit.record(
+        AuditAction.USER_UPDATED,
+        actor=actor,
+        target=locked,
+        client_id=locked.client_id,
+        details={"fields": changed},
+    )
+    audit.publish(
+        EventType.USER_UPDATED, key=str(locked.id), payload={**user_payload(locked), "changedFields": changed}
+    )
+    return locked
 
 
 def _set_status(

@@ -155,3 +155,26 @@ def test_plain_user_cannot_block_anyone(acme):
 def test_nobody_blocks_themselves(operator):
     with pytest.raises(ValidationError):
         services.block_user(actor=operator, user=operator, reason="oops")
+
+
+def test_update_user_audits_the_changed_field_names(operator, acme):
+    user = services.create_user(actor=None, username="ivan", password="a-long-enough-pass", client=acme)
+
+    services.update_user(actor=operator, user=user, changes={"email": "new@acme.example", "phone": ""})
+
+    user.refresh_from_db()
+    assert user.email == "new@acme.example"
+    entry = AuditLog.objects.get(action=AuditAction.USER_UPDATED, target_id=str(user.id))
+    assert entry.details == {"fields": ["email"]}
+    assert OutboxEvent.objects.get(type=EventType.USER_UPDATED).payload["changedFields"] == ["email"]
+
+
+def test_only_a_superuser_grants_admin_access(operator, acme):
+    user = services.create_user(actor=None, username="ivan", password="a-long-enough-pass", client=acme)
+    with pytest.raises(PermissionDenied):
+        services.update_user(actor=operator, user=user, changes={"is_superuser": True})
+    with pytest.raises(ValidationError):
+        services.update_user(actor=operator, user=user, changes={"role": Role.OPERATOR})
+    user.refresh_from_db()
+    assert not user.is_superuser
+    assert user.role == Role.CLIENT_USER
