@@ -19,10 +19,13 @@ from clients.models import Client
 def _check_role_fits_client(role: str, client: Client | None) -> None:
     if role not in Role.values:
         raise ValidationError({"role": f"unknown role {role!r}"}, code="invalid_role")
-    if (role in CLIENT_SCOPED_ROLES) != (client is not None):
+    # A client user without a client is an individual account (self-registration, seed 004);
+    # a client admin always has a client, and internal staff never do.
+    if role == Role.CLIENT_ADMIN and client is None:
+        raise ValidationError({"client": "a B2B client administrator needs a client"}, code="client_required")
+    if role not in CLIENT_SCOPED_ROLES and client is not None:
         raise ValidationError(
-            {"role": "B2B client roles need a client; internal roles must have none"},
-            code="role_client_mismatch",
+            {"client": "internal staff belong to no B2B client"}, code="role_client_mismatch"
         )
 
 

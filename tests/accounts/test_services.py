@@ -74,6 +74,12 @@ def test_same_login_is_allowed_in_two_clients_but_not_twice_in_one(acme, globex)
     assert _counts() == before
 
 
+def test_individual_client_user_without_a_client_is_allowed(db):
+    user = services.create_user(actor=None, username="solo", password="a-long-enough-pass")
+    assert user.role == Role.CLIENT_USER
+    assert user.client is None
+
+
 def test_internal_logins_are_unique_among_staff(db):
     services.create_user(actor=None, username="olga", password="a-long-enough-pass", role=Role.OPERATOR)
     with pytest.raises(ValidationError):
@@ -89,7 +95,7 @@ def test_weak_password_is_refused_and_nothing_is_written(acme):
 
 @pytest.mark.parametrize(
     ("role", "with_client"),
-    [(Role.CLIENT_USER, False), (Role.OPERATOR, True), ("superhero", False)],
+    [(Role.CLIENT_ADMIN, False), (Role.OPERATOR, True), ("superhero", False)],
 )
 def test_role_must_fit_the_client(acme, role, with_client):
     with pytest.raises(ValidationError):
