@@ -58,3 +58,13 @@ def require_assignable(actor: User | None, role: str) -> None:
         return
     if role not in ASSIGNABLE_ROLES.get(actor.role, frozenset()):
         raise PermissionDenied(f"not allowed to assign role {role}")
+
+
+def effective_permissions(user: User) -> frozenset[str]:
+    """The permission names a user holds (the `permissions` claim)."""
+    if not user.is_active:
+        return frozenset()
+    granted = ROLE_PERMISSIONS.get(user.role, frozenset())
+    if user.is_superuser or "*" in granted:
+        return frozenset({"*"})
+    return granted

@@ -18,11 +18,34 @@ class LoginForm(AuthenticationForm):
 class LoginView(auth_views.LoginView):
     template_name = "registration/login.html"
     authentication_form = LoginForm
-    redirect_authenticated_user = True
+
+    @property
+    def redirect_authenticated_user(self) -> bool:  # type: ignore[override]
+        # prompt=login / max_age: an authorization request asked for a fresh authentication.
+        return self.request.GET.get("prompt") != "login"
+
+    def get_initial(self) -> dict[str, str]:
+        initial = super().get_initial()
+        next_url = self.get_redirect_url() or ""
+        hint = self.request.GET.get("login_hint") or _login_hint_of(next_url)
+        if hint:
+            initial["username"] = hint[:150]
+        return initial
 
 
 class LogoutView(auth_views.LogoutView):
     template_name = "registration/logged_out.html"
+
+
+def _login_hint_of(next_url: str) -> str:
+    """OIDC `login_hint` of the authorization request the user came from, to prefill the form."""
+    from urllib.parse import parse_qs, urlsplit
+
+    return (parse_qs(urlsplit(next_url).query).get("login_hint") or [""])[0]
+
+
+def logged_out(request: HttpRequest) -> HttpResponse:
+    return render(request, "registration/logged_out.html")
 
 
 def home(request: HttpRequest) -> HttpResponse:

@@ -8,6 +8,7 @@ strong SECRET_KEY, its ALLOWED_HOSTS and the key that encrypts signing keys.
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -47,6 +48,33 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 # Where this provider is reached from outside; the `iss` of every token it signs.
 IDP_ISSUER = env_str("IDP_ISSUER", "http://127.0.0.1:8000").rstrip("/")
+
+
+def _key_encryption_keys() -> list[str]:
+    """Fernet keys that encrypt the signing keys at rest; the first encrypts, all decrypt."""
+    keys = env_list("IDP_KEY_ENCRYPTION_KEY")
+    if keys:
+        return keys
+    if not DEBUG:
+        raise ConfigError(
+            "IDP_KEY_ENCRYPTION_KEY must be set when DEBUG=0 (a Fernet key: "
+            'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())")'
+        )
+    path = DATA_DIR / "dev-key-encryption-key"
+    if not path.exists():
+        import base64
+
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+        path.chmod(0o600)
+    return [path.read_text().strip()]
+
+
+IDP_KEY_ENCRYPTION_KEYS = _key_encryption_keys()
+IDP_KEY_ROTATION_INTERVAL = timedelta(days=env_int("IDP_KEY_ROTATION_DAYS", 30, minimum=1))
+IDP_KEY_RETIRED_GRACE = timedelta(hours=env_int("IDP_KEY_RETIRED_GRACE_HOURS", 24, minimum=0))
+# The `aud` of access tokens: the platform's APIs that accept them (RFC 9068 §2.2).
+IDP_ACCESS_TOKEN_AUDIENCE = env_str("IDP_ACCESS_TOKEN_AUDIENCE", "parcel-platform")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -156,6 +184,33 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE = {
+    "oidc-rotate-keys-if-due": {"task": "oidc.rotate_keys_if_due", "schedule": 3600.0},
+    "oidc-clear-expired": {"task": "oidc.clear_expired", "schedule": 3600.0},
+}
+
+# --- Events (Kafka): outbox relay, consumer, retention, metrics --------------------------------
+# The contract (topics, envelope, payloads) is in the README, "Events (Kafka)". Without
+# KAFKA_BOOTSTRAP_SERVERS nothing here runs: events wait in the outbox, shown in the admin.
+KAFKA_CONSUMER_GROUP = env_str("KAFKA_CONSUMER_GROUP", "auth-service")
+# Topics are created at start-up when missing; -1 takes the broker's defaults.
+KAFKA_TOPIC_PARTITIONS = env_int("KAFKA_TOPIC_PARTITIONS", -1, minimum=-1)
+KAFKA_TOPIC_REPLICATION_FACTOR = env_int("KAFKA_TOPIC_REPLICATION_FACTOR", -1, minimum=-1)
+# Seconds the relay waits for Kafka (metadata, delivery reports) before it backs off.
+KAFKA_DELIVERY_TIMEOUT = env_int("KAFKA_DELIVERY_TIMEOUT", 10, minimum=1)
+OUTBOX_BATCH_SIZE = env_int("IDP_OUTBOX_BATCH_SIZE", 500, minimum=1)
+OUTBOX_SWEEP_SECONDS = env_int("IDP_OUTBOX_SWEEP_SECONDS", 10, minimum=1)
+OUTBOX_BACKOFF_MAX_SECONDS = env_int("IDP_OUTBOX_BACKOFF_MAX", 60, minimum=1)
+OUTBOX_RETENTION_DAYS = env_int("IDP_OUTBOX_RETENTION_DAYS", 7, minimum=1)
+OUTBOX_LAG_WARNING_SECONDS = env_int("IDP_OUTBOX_LAG_WARNING", 60, minimum=1)
+PROCESSED_MESSAGES_RETENTION_DAYS = env_int("IDP_PROCESSED_RETENTION_DAYS", 30, minimum=1)
+# When set, /metrics asks for `Authorization: Bearer <token>`.
+METRICS_TOKEN = env_str("IDP_METRICS_TOKEN")
+CELERY_BEAT_SCHEDULE = {
+    **CELERY_BEAT_SCHEDULE,
+    "outbox-relay-sweep": {"task": "audit.relay_outbox", "schedule": float(OUTBOX_SWEEP_SECONDS)},
+    "outbox-prune": {"task": "audit.prune_outbox", "schedule": 3600.0},
+}
 
 # --- Authentication ---------------------------------------------------------------------------
 
@@ -170,6 +225,7 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
     "django.contrib.auth.hashers.ScryptPasswordHasher",
+    "idp.oidc.hashers.ClientSecretHasher",  # client secrets only (CLIENT_SECRET_HASHER)
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -194,6 +250,17 @@ OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oidc.IDToken"
 OAUTH2_PROVIDER_GRANT_MODEL = "oidc.Grant"
 
 OAUTH2_PROVIDER = {
+    "OIDC_ENABLED": True,
+    "OIDC_ISS_ENDPOINT": IDP_ISSUER,
+    "OAUTH2_VALIDATOR_CLASS": "idp.oidc.validators.Validator",
+    "ACCESS_TOKEN_GENERATOR": "idp.oidc.tokens.generate_access_token",
+    # Without this, refresh tokens would be JWTs too (DOT reuses the access token generator).
+    "REFRESH_TOKEN_GENERATOR": "oauthlib.oauth2.rfc6749.tokens.random_token_generator",
+    "CLIENT_SECRET_HASHER": "hmac_sha256",
+    "OIDC_RP_INITIATED_LOGOUT_ENABLED": True,
+    "OIDC_RP_INITIATED_LOGOUT_ALWAYS_PROMPT": False,
+    "OIDC_RP_INITIATED_LOGOUT_STRICT_REDIRECT_URIS": True,
+    "OIDC_JWKS_MAX_AGE_SECONDS": env_int("IDP_JWKS_MAX_AGE", 3600, minimum=60),
     "PKCE_REQUIRED": True,
     "ACCESS_TOKEN_EXPIRE_SECONDS": env_int("IDP_ACCESS_TOKEN_TTL", 300, minimum=30),
     "REFRESH_TOKEN_EXPIRE_SECONDS": env_int("IDP_REFRESH_TOKEN_TTL", 30 * 24 * 3600, minimum=60),

@@ -3,6 +3,7 @@ from django.urls import include, path
 
 from accounts.views import home
 from idp import health
+from idp.oidc import views as oidc_views
 
 admin.site.site_header = "Auth & User Service"
 admin.site.site_title = "Auth & User Service"
@@ -10,6 +11,9 @@ admin.site.site_title = "Auth & User Service"
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path(".well-known/openid-configuration", oidc_views.DiscoveryView.as_view(), name="oidc-discovery"),
+    path(".well-known/jwks.json", oidc_views.JwksView.as_view(), name="jwks"),
+    path("o/", include("idp.oidc.urls")),
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -64,8 +64,13 @@ def _fast_password_hashing(settings: Settings) -> None:
 def _clear_cache() -> Iterator[None]:
     from django.core.cache import cache
 
+    from idp.oidc import keys
+
+    # Each test's database starts without keys: forget the process's cached copies.
+    keys._forget_cached()
     yield
     cache.clear()
+    keys._forget_cached()
 
 
 @pytest.fixture

@@ -6,3 +6,6 @@ class OidcConfig(AppConfig):
     label = "oidc"
     verbose_name = "OpenID Connect"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from idp.oidc import signals  # noqa: F401 - connects the blacklist hook

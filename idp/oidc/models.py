@@ -1,12 +1,15 @@
-"""Our own copies of django-oauth-toolkit's models (swapped in from the first migration).
+"""Our own copies of django-oauth-toolkit's models (swapped in from the first migration), the
+signing keys, and the record of revoked access tokens.
 
-Swapping them later is a painful data migration, so they exist from day one even where they add
-nothing yet; the OIDC work extends them (consumed codes, session links) with plain migrations.
+Swapping DOT's models later is a painful data migration, so they exist from day one; they add
+what DOT lacks: the first-party flag, codes kept as used, and the links (`jti`, `sid`, the code a
+token came from) that revocation and logout need.
 """
 
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
 from oauth2_provider.models import (
     AbstractAccessToken,
     AbstractApplication,
@@ -27,13 +30,44 @@ class Application(AbstractApplication):
     class Meta(AbstractApplication.Meta):
         db_table = "oauth_applications"
 
+    # Exact string comparison (RFC 9700 §2.1): DOT's matcher accepts extra query parameters,
+    # userinfo, fragments and case changes, which open redirects through a registered URI.
+    def redirect_uri_allowed(self, uri: str) -> bool:
+        return uri in self.redirect_uris.split()
+
+    def post_logout_redirect_uri_allowed(self, uri: str) -> bool:
+        return uri in self.post_logout_redirect_uris.split()
+
+    @property
+    def jwk_key(self):  # noqa: ANN201 - jwcrypto's JWK
+        """RS256 apps sign with the database-held active key instead of DOT's settings key."""
+        if self.algorithm == self.RS256_ALGORITHM:
+            from idp.oidc import keys
+
+            return keys.active_signing_jwk()
+        return super().jwk_key
+
 
 class Grant(AbstractGrant):
+    """An authorization code; kept after use (not deleted) so that a replay can be detected."""
+
+    used_at = models.DateTimeField(null=True, blank=True)
+    # The browser session the code was issued in (OIDC `sid`) and when the user authenticated.
+    sid = models.CharField(max_length=64, blank=True)
+    auth_time = models.DateTimeField(null=True, blank=True)
+    amr = models.CharField(max_length=64, blank=True, help_text="Space-separated methods (RFC 8176)")
+
     class Meta(AbstractGrant.Meta):
         db_table = "oauth_grants"
 
 
 class AccessToken(AbstractAccessToken):
+    jti = models.CharField(max_length=64, blank=True, db_index=True)
+    sid = models.CharField(max_length=64, blank=True, db_index=True)
+    authorization_code = models.ForeignKey(
+        Grant, null=True, blank=True, on_delete=models.SET_NULL, related_name="access_tokens"
+    )
+
     class Meta(AbstractAccessToken.Meta):
         db_table = "oauth_access_tokens"
 
@@ -46,3 +80,76 @@ class RefreshToken(AbstractRefreshToken):
 class IDToken(AbstractIDToken):
     class Meta(AbstractIDToken.Meta):
         db_table = "oauth_id_tokens"
+
+
+class SigningKey(models.Model):
+    """An RS256 key pair. Published in the JWKS while `next`, `active`, or retired but still
+    needed to verify tokens it signed; only the `active` one signs."""
+
+    class Status(models.TextChoices):
+        NEXT = "next", "Published, not signing yet"
+        ACTIVE = "active", "Signing"
+        RETIRED = "retired", "Retired"
+
+    kid = models.CharField(max_length=64, unique=True)
+    algorithm = models.CharField(max_length=8, default="RS256")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.NEXT, db_index=True)
+    public_jwk = models.JSONField()
+    private_key_encrypted = models.TextField(help_text="PEM, encrypted with IDP_KEY_ENCRYPTION_KEY")
+    created_at = models.DateTimeField(default=timezone.now)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+    published_until = models.DateTimeField(
+        null=True, blank=True, help_text="A retired key leaves the JWKS after this time."
+    )
+
+    class Meta:
+        db_table = "oauth_signing_keys"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["status"], condition=models.Q(status="active"), name="one_active_signing_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kid} ({self.status})"
+
+
+class RevokedToken(models.Model):
+    """The durable copy of the Redis blacklist: a revoked access token's `jti` until it expires."""
+
+    jti = models.CharField(max_length=64, primary_key=True)
+    expires_at = models.DateTimeField(db_index=True)
+    revoked_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "oauth_revoked_tokens"
+
+    def __str__(self) -> str:
+        return self.jti
+
+
+class Consent(models.Model):
+    """A user's standing approval of a third-party app for some scopes (skips the consent screen)."""
+
+    user = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="consents")
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="consents")
+    scope = models.TextField(help_text="Space-separated scopes approved")
+    granted_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "oauth_consents"
+        constraints = [models.UniqueConstraint(fields=["user", "application"], name="one_consent_per_app")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} → {self.application_id}: {self.scope}"
+
+    @classmethod
+    def covers(cls, *, user: models.Model, application: Application, scopes: list[str] | None) -> bool:
+        if application.first_party:
+            return True
+        approved = (
+            cls.objects.filter(user=user, application=application).values_list("scope", flat=True).first()
+        )
+        return approved is not None and set(scopes or []) <= set(approved.split())

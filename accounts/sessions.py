@@ -1,0 +1,63 @@
+"""What a browser session knows about its sign-in: when (`auth_time`), how (`amr`), and its
+OIDC session id (`sid`). Set when Django logs a user in, read by the OIDC layer."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from django.contrib.auth.signals import user_logged_in, user_login_failed
+from django.dispatch import receiver
+from django.http import HttpRequest
+
+from accounts.models import User
+from audit import services as audit
+from audit.registry import AuditAction
+
+AUTH_TIME = "idp_auth_time"
+AMR = "idp_amr"
+SID = "idp_sid"
+
+
+def auth_time(request: HttpRequest) -> datetime | None:
+    value = request.session.get(AUTH_TIME)
+    return datetime.fromtimestamp(value, tz=UTC) if isinstance(value, int | float) else None
+
+
+def amr(request: HttpRequest) -> list[str]:
+    return list(request.session.get(AMR) or [])
+
+
+def sid(request: HttpRequest) -> str:
+    return str(request.session.get(SID) or "")
+
+
+def set_methods(request: HttpRequest, methods: list[str]) -> None:
+    """Record how the user authenticated (RFC 8176 values: `pwd`, `otp`, `sms`, `mfa`...)."""
+    request.session[AMR] = methods
+
+
+@receiver(user_logged_in, dispatch_uid="accounts.sessions.on_login")
+def _on_login(sender: Any, request: HttpRequest | None, user: User, **kwargs: Any) -> None:
+    if request is None or not hasattr(request, "session"):
+        return
+    request.session[AUTH_TIME] = int(datetime.now(tz=UTC).timestamp())
+    request.session[SID] = secrets.token_urlsafe(24)
+    request.session[AMR] = ["pwd"]  # a second factor adds to this after login
+    audit.record(
+        AuditAction.LOGIN_SUCCEEDED,
+        actor=user,
+        target=user,
+        client_id=user.client_id,
+        details={"methods": request.session[AMR], "sid": request.session[SID]},
+    )
+
+
+@receiver(user_login_failed, dispatch_uid="accounts.sessions.on_login_failed")
+def _on_login_failed(
+    sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
+) -> None:
+    # Django passes the credentials with the password already masked.
+    login = str(credentials.get("username") or "")[:150]
+    audit.record(AuditAction.LOGIN_FAILED, actor=None, details={"login": login})

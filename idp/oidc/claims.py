@@ -1,0 +1,47 @@
+"""What tokens and userinfo say about a user: the standard claims plus the seed's `role` and
+`clientId`, each tied to the scope that releases it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from oauth2_provider.oauth2_validators import OAuth2Validator
+
+from accounts.models import User
+from accounts.policy import effective_permissions
+
+# claim -> the scope that releases it. `openid` claims go to every relying party: other
+# services authorize on `role` and `clientId` (seed 003).
+CLAIM_SCOPES: dict[str, str] = {
+    **OAuth2Validator.oidc_claim_scope,
+    "role": "openid",
+    "clientId": "openid",
+    "preferred_username": "profile",
+    "email": "email",
+    "email_verified": "email",
+    "phone_number": "phone",
+    "phone_number_verified": "phone",
+    "permissions": "permissions",
+}
+
+
+def user_claims(user: User) -> dict[str, Any]:
+    return {
+        "role": user.role,
+        "clientId": str(user.client_id) if user.client_id else None,
+        "preferred_username": user.username,
+        "email": user.email or None,
+        "email_verified": False,
+        "phone_number": user.phone or None,
+        "phone_number_verified": False,
+        "permissions": sorted(effective_permissions(user)),
+    }
+
+
+def released(claims: dict[str, Any], scopes: list[str] | set[str]) -> dict[str, Any]:
+    """The claims the granted scopes allow, without empty values."""
+    return {
+        name: value
+        for name, value in claims.items()
+        if value is not None and CLAIM_SCOPES.get(name, "openid") in scopes
+    }

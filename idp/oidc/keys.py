@@ -1,0 +1,172 @@
+"""Signing keys held in the database, encrypted at rest, rotated without downtime.
+
+Life of a key: created as `next` (published in the JWKS so verifiers cache it before it signs),
+promoted to `active` at the next rotation, then `retired` and kept in the JWKS until the last
+token it signed has expired (and a while longer, so old ID tokens still work as `id_token_hint`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from jwcrypto import jwk
+
+from idp.config import ConfigError
+from idp.oidc.models import SigningKey
+
+RSA_BITS = 2048
+_CACHE_SECONDS = 30.0  # how long a process trusts its copy of the active key
+
+_lock = threading.Lock()
+_active: tuple[float, jwk.JWK] | None = None
+_public: tuple[float, dict[str, jwk.JWK]] | None = None
+
+
+def _fernet() -> MultiFernet:
+    keys = settings.IDP_KEY_ENCRYPTION_KEYS
+    try:
+        return MultiFernet([Fernet(key) for key in keys])
+    except ValueError as exc:
+        raise ConfigError(f"IDP_KEY_ENCRYPTION_KEY is not a valid Fernet key: {exc}") from None
+
+
+def _decrypt(key: SigningKey) -> jwk.JWK:
+    try:
+        pem = _fernet().decrypt(key.private_key_encrypted.encode())
+    except InvalidToken:
+        raise ConfigError(
+            f"signing key {key.kid} cannot be decrypted: IDP_KEY_ENCRYPTION_KEY does not match"
+        ) from None
+    return jwk.JWK.from_pem(pem)
+
+
+def _new_key(status: str) -> SigningKey:
+    private = jwk.JWK.generate(kty="RSA", size=RSA_BITS)
+    kid = private.thumbprint()
+    public: dict[str, Any] = private.export_public(as_dict=True)
+    public.update(kid=kid, use="sig", alg="RS256")
+    pem = private.export_to_pem(private_key=True, password=None)
+    now = timezone.now()
+    return SigningKey.objects.create(
+        kid=kid,
+        status=status,
+        public_jwk=public,
+        private_key_encrypted=_fernet().encrypt(pem).decode(),
+        activated_at=now if status == SigningKey.Status.ACTIVE else None,
+    )
+
+
+def retention() -> timedelta:
+    """How long a retired key stays published: the longest token lifetime plus a margin."""
+    oauth = settings.OAUTH2_PROVIDER
+    longest = max(oauth["ACCESS_TOKEN_EXPIRE_SECONDS"], oauth["ID_TOKEN_EXPIRE_SECONDS"])
+    return timedelta(seconds=longest) + settings.IDP_KEY_RETIRED_GRACE
+
+
+def _forget_cached() -> None:
+    global _active, _public
+    with _lock:
+        _active = _public = None
+
+
+@transaction.atomic
+def ensure_keys() -> SigningKey:
+    """The active key, creating the first one (and its successor) on a fresh installation."""
+    active = SigningKey.objects.filter(status=SigningKey.Status.ACTIVE).first()
+    if active is None:
+        try:
+            with transaction.atomic():
+                active = _new_key(SigningKey.Status.ACTIVE)
+        except IntegrityError:  # another process created it first
+            active = SigningKey.objects.get(status=SigningKey.Status.ACTIVE)
+    if not SigningKey.objects.filter(status=SigningKey.Status.NEXT).exists():
+        _new_key(SigningKey.Status.NEXT)
+    return active
+
+
+@transaction.atomic
+def rotate(*, force: bool = False) -> SigningKey:
+    """Promote the published `next` key to signing and publish a new `next` one.
+
+    Without `force`, a `next` key younger than the JWKS cache lifetime is not promoted yet:
+    verifiers that cached the JWKS earlier would not know it. `force` is for a compromised key.
+    """
+    ensure_keys()
+    current = SigningKey.objects.select_for_update().get(status=SigningKey.Status.ACTIVE)
+    successor = SigningKey.objects.select_for_update().filter(status=SigningKey.Status.NEXT).first()
+    now = timezone.now()
+    lead = timedelta(seconds=settings.OAUTH2_PROVIDER["OIDC_JWKS_MAX_AGE_SECONDS"])
+    if successor is None or (not force and successor.created_at > now - lead):
+        if successor is None:
+            _new_key(SigningKey.Status.NEXT)
+        return current
+    current.status = SigningKey.Status.RETIRED
+    current.retired_at = now
+    current.published_until = now + retention()
+    current.save(update_fields=["status", "retired_at", "published_until"])
+    successor.status = SigningKey.Status.ACTIVE
+    successor.activated_at = now
+    successor.save(update_fields=["status", "activated_at"])
+    _new_key(SigningKey.Status.NEXT)
+    transaction.on_commit(_forget_cached)
+    _forget_cached()
+    return successor
+
+
+def rotate_if_due() -> SigningKey:
+    """The periodic task's body: rotate once the active key reaches its configured age."""
+    active = ensure_keys()
+    if active.activated_at and active.activated_at <= timezone.now() - settings.IDP_KEY_ROTATION_INTERVAL:
+        active = rotate()
+    SigningKey.objects.filter(
+        status=SigningKey.Status.RETIRED, published_until__lt=timezone.now() - timedelta(days=30)
+    ).delete()  # long unpublished: nothing can still need them
+    return active
+
+
+def published_keys() -> list[SigningKey]:
+    now = timezone.now()
+    return [
+        key
+        for key in SigningKey.objects.order_by("created_at")
+        if key.status != SigningKey.Status.RETIRED or (key.published_until and key.published_until > now)
+    ]
+
+
+def jwks() -> dict[str, Any]:
+    ensure_keys()  # a fresh installation publishes its first keys on the first request
+    return {"keys": [key.public_jwk for key in published_keys()]}
+
+
+def active_signing_jwk() -> jwk.JWK:
+    """The private JWK that signs now (cached per process for a few seconds)."""
+    global _active
+    cached = _active
+    if cached and cached[0] > time.monotonic():
+        return cached[1]
+    key = _decrypt(ensure_keys())
+    key.update(kid=key.thumbprint(), alg="RS256", use="sig")
+    with _lock:
+        _active = (time.monotonic() + _CACHE_SECONDS, key)
+    return key
+
+
+def verification_key(kid: str) -> jwk.JWK | None:
+    """The public key for a token's `kid`, if that key is still published."""
+    global _public
+    cached = _public
+    if not cached or cached[0] <= time.monotonic() or kid not in cached[1]:
+        # An unknown kid re-reads the table (a key created by another replica), at most
+        # once per call; the cache keeps the hot path off the database.
+        keys = {key.kid: jwk.JWK(**key.public_jwk) for key in published_keys()}
+        cached = (time.monotonic() + _CACHE_SECONDS, keys)
+        with _lock:
+            _public = cached
+    return cached[1].get(kid)

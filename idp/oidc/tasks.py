@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from celery import shared_task
+from oauth2_provider.models import clear_expired
+
+from idp.oidc import blacklist, services
+
+
+@shared_task(name="oidc.rotate_keys_if_due")
+def rotate_keys_if_due() -> str:
+    return services.rotate_keys_if_due().kid
+
+
+@shared_task(name="oidc.clear_expired")
+def clear_expired_tokens() -> int:
+    """DOT's expired-token clean-up plus blacklist rows of tokens that expired anyway."""
+    clear_expired()
+    return blacklist.prune()

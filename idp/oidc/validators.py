@@ -1,0 +1,291 @@
+"""Our extension of django-oauth-toolkit's validator: the one seam where DOT is customised."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+from oauth2_provider.models import revoke_access_token
+from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauthlib.common import Request as OAuthlibRequest
+
+from accounts import sessions
+from audit import services as audit
+from audit.registry import AuditAction
+from idp.oidc import claims as claim_rules
+from idp.oidc import context
+from idp.oidc.models import AccessToken, Application, Consent, Grant, RefreshToken
+from idp.oidc.tokens import TokenError, verify_access_token
+
+
+def _django_request(request: OAuthlibRequest) -> Any:
+    return context.http_request()
+
+
+class Validator(OAuth2Validator):
+    oidc_claim_scope = claim_rules.CLAIM_SCOPES
+
+    # --- Authorization codes: single use, kept after use, replay revokes what they issued ----
+
+    def validate_code(
+        self,
+        client_id: str,
+        code: str,
+        client: Application,
+        request: OAuthlibRequest,
+        *args: Any,
+        **kwargs: Any,
+    ) -> bool:
+        # The token view runs in a transaction: this row lock makes parallel exchanges of one
+        # code queue up, and the loser sees `used_at` set (oauthlib issue 618).
+        grant = Grant.objects.select_for_update().filter(code=code, application=client).first()
+        if grant is None:
+            return False
+        if grant.used_at is not None:
+            self._revoke_tokens_of_replayed_code(grant)
+            return False
+        if grant.is_expired():
+            return False
+        request.scopes = grant.scope.split(" ")
+        request.user = grant.user
+        request.idp_grant = grant
+        if grant.nonce:
+            request.nonce = grant.nonce
+        if grant.claims:
+            request.claims = json.loads(grant.claims)
+        return True
+
+    def _revoke_tokens_of_replayed_code(self, grant: Grant) -> None:
+        """RFC 6749 §4.1.2 / ASVS 10.4.2: a second use of a code revokes the tokens it issued."""
+        revoked = 0
+        for token in AccessToken.objects.filter(authorization_code=grant):
+            revoke_access_token(token)
+            revoked += 1
+        families = RefreshToken.objects.filter(access_token__authorization_code=grant).values_list(
+            "token_family", flat=True
+        )
+        for family in set(families):
+            RefreshToken.revoke_family(family)
+        audit.record(
+            AuditAction.CODE_REPLAYED,
+            actor=None,
+            target=grant.application,
+            details={"userId": str(grant.user_id), "revokedAccessTokens": revoked},
+        )
+
+    def invalidate_authorization_code(
+        self, client_id: str, code: str, request: OAuthlibRequest, *args: Any, **kwargs: Any
+    ) -> None:
+        from oauthlib.oauth2.rfc6749 import errors
+
+        marked = Grant.objects.filter(code=code, application=request.client, used_at__isnull=True).update(
+            used_at=timezone.now()
+        )
+        if not marked:
+            raise errors.InvalidGrantError(request=request)
+
+    def _create_authorization_code(
+        self, request: OAuthlibRequest, code: dict[str, str], expires: datetime | None = None
+    ) -> Grant:
+        grant = super()._create_authorization_code(request, code, expires)
+        django_request = _django_request(request)
+        if django_request is not None and hasattr(django_request, "session"):
+            grant.sid = sessions.sid(django_request)
+            grant.auth_time = sessions.auth_time(django_request)
+            grant.amr = " ".join(sessions.amr(django_request))
+            grant.save(update_fields=["sid", "auth_time", "amr"])
+        return grant
+
+    # --- Access tokens: remember the JWT's jti, sid and the code it descends from -------------
+
+    def _create_access_token(
+        self,
+        expires: datetime,
+        request: OAuthlibRequest,
+        token: dict[str, Any],
+        source_refresh_token: RefreshToken | None = None,
+    ) -> AccessToken:
+        access_token = super()._create_access_token(expires, request, token, source_refresh_token)
+        sid, grant = "", getattr(request, "idp_grant", None)
+        if grant is not None:
+            sid = grant.sid
+        elif source_refresh_token is not None:
+            previous = (
+                AccessToken.objects.filter(
+                    source_refresh_token__token_family=source_refresh_token.token_family
+                )
+                .exclude(pk=access_token.pk)
+                .order_by("-created")
+                .first()
+            )
+            if previous is not None:
+                sid, grant = previous.sid, previous.authorization_code
+        access_token.jti = getattr(request, "idp_access_jti", "")
+        access_token.sid = sid
+        access_token.authorization_code = grant
+        access_token.save(update_fields=["jti", "sid", "authorization_code"])
+        return access_token
+
+    def _save_bearer_token(
+        self, token: dict[str, Any], request: OAuthlibRequest, *args: Any, **kwargs: Any
+    ) -> None:
+        super()._save_bearer_token(token, request, *args, **kwargs)
+        user = request.user if request.grant_type != "client_credentials" else None
+        action = (
+            AuditAction.TOKEN_REFRESHED if request.grant_type == "refresh_token" else AuditAction.TOKEN_ISSUED
+        )
+        audit.record(
+            action,
+            actor=user,
+            target=request.client,
+            client_id=getattr(user, "client_id", None),
+            details={
+                "grantType": request.grant_type,
+                "scope": token.get("scope", ""),
+                "jti": getattr(request, "idp_access_jti", ""),
+            },
+        )
+
+    def validate_refresh_token(
+        self, refresh_token: str, client: Application, request: OAuthlibRequest, *args: Any, **kwargs: Any
+    ) -> bool:
+        if super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
+            return True
+        checksum = hashlib.sha256(refresh_token.encode("utf-8")).hexdigest()
+        replayed = RefreshToken.objects.filter(token_checksum=checksum, revoked__isnull=False).first()
+        if replayed is not None:
+            # DOT has just revoked the whole family (REFRESH_TOKEN_REUSE_PROTECTION).
+            audit.record(
+                AuditAction.REFRESH_TOKEN_REUSED,
+                actor=None,
+                target=replayed.application,
+                details={"userId": str(replayed.user_id), "family": str(replayed.token_family)},
+            )
+        return False
+
+    def revoke_token(
+        self, token: str, token_type_hint: str | None, request: OAuthlibRequest, *args: Any, **kwargs: Any
+    ) -> None:
+        super().revoke_token(token, token_type_hint, request, *args, **kwargs)
+        audit.record(
+            AuditAction.TOKEN_REVOKED,
+            actor=None,
+            target=request.client,
+            details={"tokenTypeHint": token_type_hint or ""},
+        )
+
+    def _load_access_token(self, token: str) -> AccessToken | None:
+        # A token that does not verify offline (signature, expiry, blacklist) is never looked up.
+        try:
+            verify_access_token(token)
+        except TokenError:
+            return None
+        return super()._load_access_token(token)
+
+    # --- Redirect URIs: exact string match (RFC 9700 §2.1) ------------------------------------
+
+    def validate_redirect_uri(
+        self, client_id: str, redirect_uri: str, request: OAuthlibRequest, *args: Any, **kwargs: Any
+    ) -> bool:
+        return request.client.redirect_uri_allowed(redirect_uri)
+
+    # --- ID token and userinfo claims ---------------------------------------------------------
+
+    def get_additional_claims(self, request: OAuthlibRequest) -> dict[str, Any]:
+        return {k: v for k, v in claim_rules.user_claims(request.user).items() if v is not None}
+
+    def get_id_token_dictionary(
+        self, token: dict[str, Any], token_handler: Any, request: OAuthlibRequest
+    ) -> tuple[dict[str, Any], datetime]:
+        claims, expiration_time = super().get_id_token_dictionary(token, token_handler, request)
+        grant = getattr(request, "idp_grant", None)
+        if grant is None and getattr(request, "refresh_token_instance", None) is not None:
+            previous = (
+                AccessToken.objects.filter(
+                    source_refresh_token__token_family=request.refresh_token_instance.token_family
+                )
+                .exclude(authorization_code=None)
+                .select_related("authorization_code")
+                .first()
+            )
+            grant = previous.authorization_code if previous else None
+        if grant is not None:
+            # auth_time is when the user really authenticated, not `last_login` (DOT's default).
+            if grant.auth_time:
+                claims["auth_time"] = int(grant.auth_time.timestamp())
+            if grant.amr:
+                claims["amr"] = grant.amr.split()
+            if grant.sid:
+                claims["sid"] = grant.sid
+        return claims, expiration_time
+
+    # --- prompt=none (OIDC Core §3.1.2.1): answer, never fail with a 500 ----------------------
+
+    def validate_silent_login(self, request: OAuthlibRequest) -> bool:
+        django_request = _django_request(request)
+        return bool(django_request and django_request.user.is_authenticated)
+
+    def validate_silent_authorization(self, request: OAuthlibRequest) -> bool:
+        django_request = _django_request(request)
+        if not (django_request and django_request.user.is_authenticated):
+            return False
+        return Consent.covers(user=django_request.user, application=request.client, scopes=request.scopes)
+
+    def validate_user_match(
+        self, id_token_hint: str | None, scopes: list[str], claims: dict[str, Any], request: OAuthlibRequest
+    ) -> bool:
+        if not id_token_hint:
+            return True
+        from idp.oidc.id_tokens import subject_of_id_token_hint
+
+        django_request = _django_request(request)
+        subject = subject_of_id_token_hint(id_token_hint)
+        return bool(django_request and subject and subject == str(django_request.user.pk))
+
+    # --- Introspection (RFC 7662) --------------------------------------------------------------
+
+    def introspect_token(
+        self, token: str, token_type_hint: str | None, request: OAuthlibRequest, *args: Any, **kwargs: Any
+    ) -> dict[str, Any] | None:
+        if token_type_hint != "refresh_token":
+            try:
+                verified = verify_access_token(token)
+            except TokenError:
+                verified = None
+            if verified is not None and AccessToken.objects.filter(jti=verified.jti).exists():
+                raw = verified.raw
+                return {
+                    k: raw[k]
+                    for k in (
+                        "scope",
+                        "client_id",
+                        "sub",
+                        "exp",
+                        "iat",
+                        "nbf",
+                        "iss",
+                        "aud",
+                        "jti",
+                        "role",
+                        "clientId",
+                        "sid",
+                    )
+                    if k in raw
+                } | {"token_type": "Bearer"}
+        checksum = hashlib.sha256(token.encode("utf-8")).hexdigest()
+        refresh = (
+            RefreshToken.objects.select_related("application", "user", "access_token")
+            .filter(token_checksum=checksum, revoked__isnull=True)
+            .first()
+        )
+        if refresh is None or refresh.access_token is None:
+            return None
+        return {
+            "token_type": "refresh_token",
+            "scope": refresh.access_token.scope,
+            "client_id": refresh.application.client_id,
+            "sub": str(refresh.user_id),
+        }

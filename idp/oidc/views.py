@@ -1,0 +1,328 @@
+"""Thin subclasses of DOT's views: they bind the browser request for the validator, enforce what
+DOT leaves loose (prompt, max_age, PKCE S256, consent memory), and audit."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib.auth import logout
+from django.contrib.auth.views import redirect_to_login
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.views import View
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from oauth2_provider import views as dot
+from oauth2_provider.exceptions import OAuthToolkitError
+from oauth2_provider.oauth2_backends import get_oauthlib_core
+from oauth2_provider.views.mixins import OAuthLibMixin
+from oauthlib.oauth2.rfc6749 import errors as oauth_errors
+
+from accounts import sessions
+from audit import services as audit
+from audit.registry import AuditAction
+from idp.oidc import context, keys
+from idp.oidc.claims import CLAIM_SCOPES
+from idp.oidc.id_tokens import verify_id_token_hint
+from idp.oidc.models import AccessToken, Application, Consent, IDToken
+
+CODE_VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")  # RFC 7636 §4.1
+
+
+def _json_error(error: str, description: str, status: int = 400) -> JsonResponse:
+    response = JsonResponse({"error": error, "error_description": description}, status=status)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+class AuthorizationView(dot.AuthorizationView):
+    template_name = "oidc/authorize.html"
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        with context.bind(request):
+            return super().dispatch(request, *args, **kwargs)
+
+    def validate_authorization_request(self, request: HttpRequest) -> tuple[list[str], dict[str, Any]]:
+        scopes, credentials = super().validate_authorization_request(request)
+        # oauthlib reads a missing method as `plain`; RFC 9700 §2.1.1: S256 only.
+        if credentials.get("code_challenge") and credentials.get("code_challenge_method") != "S256":
+            raise OAuthToolkitError(
+                error=oauth_errors.InvalidRequestError(
+                    description="code_challenge_method must be S256",
+                    state=credentials.get("state"),
+                    redirect_uri=credentials.get("redirect_uri"),
+                ),
+                redirect_uri=credentials.get("redirect_uri"),
+            )
+        return scopes, credentials
+
+    def _needs_fresh_login(self, request: HttpRequest) -> bool:
+        """`max_age` (OIDC Core §3.1.2.1): the last authentication must be recent enough."""
+        raw = request.GET.get("max_age")
+        if raw is None or not request.user.is_authenticated:
+            return False
+        try:
+            max_age = int(raw)
+        except ValueError:
+            return False  # oauthlib answers invalid_request for a non-integer max_age
+        authenticated = sessions.auth_time(request)
+        return authenticated is None or (timezone.now() - authenticated).total_seconds() > max_age
+
+    def _login_redirect(self, request: HttpRequest) -> HttpResponse:
+        params = request.GET.copy()
+        params.pop("prompt", None)
+        next_url = f"{request.path}?{params.urlencode()}"
+        login_url = f"{reverse('accounts:login')}?{urlencode({'prompt': 'login'})}"
+        return redirect_to_login(next_url, login_url)
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        prompt = set(request.GET.get("prompt", "").split())
+        if request.user.is_authenticated and ("login" in prompt or self._needs_fresh_login(request)):
+            if "none" in prompt:
+                return self._silent_error(request, "login_required")
+            # Validate first, so a bad client or redirect URI is never sent through the login page.
+            try:
+                self.validate_authorization_request(request)
+            except OAuthToolkitError as error:
+                return self.error_response(error, application=None)
+            return self._login_redirect(request)
+        try:
+            scopes, credentials = self.validate_authorization_request(request)
+        except OAuthToolkitError as error:
+            return self.error_response(error, application=None)
+        application = Application.objects.get(client_id=credentials["client_id"])
+        if "consent" not in prompt and Consent.covers(
+            user=request.user, application=application, scopes=scopes
+        ):
+            try:
+                uri, _headers, _body, _status = self.create_authorization_response(
+                    request=request, scopes=" ".join(scopes), credentials=credentials, allow=True
+                )
+            except OAuthToolkitError as error:
+                return self.error_response(error, application)
+            return self.redirect(uri, application)
+        return super().get(request, *args, **kwargs)
+
+    def _silent_error(self, request: HttpRequest, error: str) -> HttpResponse:
+        try:
+            _scopes, credentials = self.validate_authorization_request(request)
+        except OAuthToolkitError as exc:
+            return self.error_response(exc, application=None)
+        uri = credentials["redirect_uri"]
+        params = {"error": error}
+        if credentials.get("state"):
+            params["state"] = credentials["state"]
+        params["iss"] = settings.IDP_ISSUER
+        application = Application.objects.get(client_id=credentials["client_id"])
+        return self.redirect(f"{uri}{'&' if '?' in uri else '?'}{urlencode(params)}", application)
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        response = super().form_valid(form)
+        application = Application.objects.filter(client_id=form.cleaned_data.get("client_id")).first()
+        if application is None:
+            return response
+        allowed = bool(form.cleaned_data.get("allow"))
+        scope = form.cleaned_data.get("scope", "")
+        if allowed and response.status_code in (301, 302) and "code=" in response.get("Location", ""):
+            Consent.objects.update_or_create(
+                user=self.request.user,
+                application=application,
+                defaults={"scope": scope, "granted_at": timezone.now()},
+            )
+        audit.record(
+            AuditAction.CONSENT_GRANTED if allowed else AuditAction.CONSENT_DENIED,
+            actor=self.request.user,
+            target=application,
+            client_id=self.request.user.client_id,
+            details={"scope": scope},
+        )
+        return response
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+class TokenView(dot.TokenView):
+    @method_decorator(never_cache)
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        verifier = request.POST.get("code_verifier")
+        if verifier is not None and not CODE_VERIFIER.match(verifier):
+            return _json_error(
+                "invalid_request", "code_verifier must be 43-128 characters of [A-Za-z0-9-._~]"
+            )
+        # One transaction: the code's row lock serialises parallel exchanges of one code.
+        with context.bind(request), transaction.atomic():
+            return super().post(request, *args, **kwargs)
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+class RevokeTokenView(dot.RevokeTokenView):
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        with context.bind(request), transaction.atomic():
+            return super().post(request, *args, **kwargs)
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+class IntrospectTokenView(OAuthLibMixin, View):
+    """RFC 7662, for confidential clients: access tokens (verified offline + blacklist) and
+    refresh tokens, with `sub`; anything else is `{"active": false}`."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if "HTTP_AUTHORIZATION" not in request.META and "client_secret" not in request.POST:
+            response = _json_error("invalid_client", "client authentication is required", status=401)
+            response["WWW-Authenticate"] = 'Basic realm="introspection"'
+            return response
+        core = get_oauthlib_core()
+        uri, http_method, body, headers = core._extract_params(request)
+        with context.bind(request):
+            headers_out, body_out, status = core.server.create_introspect_response(
+                uri, http_method, body, headers
+            )
+        response = HttpResponse(body_out, status=status, content_type="application/json")
+        for name, value in headers_out.items():
+            response[name] = value
+        return response
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        # Tokens in URLs end up in logs (RFC 7662 §2.1 lets us refuse GET).
+        return _json_error("invalid_request", "use POST", status=405)
+
+
+class UserInfoView(dot.UserInfoView):
+    pass
+
+
+class JwksView(View):
+    def get(self, request: HttpRequest) -> JsonResponse:
+        response = JsonResponse(keys.jwks())
+        max_age = settings.OAUTH2_PROVIDER["OIDC_JWKS_MAX_AGE_SECONDS"]
+        response["Cache-Control"] = f"public, max-age={max_age}"
+        response["Access-Control-Allow-Origin"] = "*"
+        return response
+
+
+class DiscoveryView(View):
+    """OpenID Provider Metadata: everything listed here works (each is tested)."""
+
+    def get(self, request: HttpRequest) -> JsonResponse:
+        issuer = settings.IDP_ISSUER
+
+        def url(name: str) -> str:
+            return issuer + reverse(name)
+
+        data = {
+            "issuer": issuer,
+            "authorization_endpoint": url("oidc:authorize"),
+            "token_endpoint": url("oidc:token"),
+            "userinfo_endpoint": url("oidc:user-info"),
+            "jwks_uri": url("oidc:jwks-info"),
+            "end_session_endpoint": url("oidc:rp-initiated-logout"),
+            "revocation_endpoint": url("oidc:revoke-token"),
+            "introspection_endpoint": url("oidc:introspect"),
+            "scopes_supported": list(settings.OAUTH2_PROVIDER["SCOPES"]),
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "revocation_endpoint_auth_methods_supported": [
+                "client_secret_basic",
+                "client_secret_post",
+                "none",
+            ],
+            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "code_challenge_methods_supported": ["S256"],
+            "claims_supported": sorted(
+                {"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "sid", *CLAIM_SCOPES}
+            ),
+            "prompt_values_supported": ["none", "login", "consent"],
+            "claims_parameter_supported": False,
+            "request_parameter_supported": False,
+            "request_uri_parameter_supported": False,
+            "authorization_response_iss_parameter_supported": True,
+            "ui_locales_supported": [code for code, _ in settings.LANGUAGES],
+        }
+        response = JsonResponse(data)
+        response["Access-Control-Allow-Origin"] = "*"
+        response["Cache-Control"] = "public, max-age=300"
+        return response
+
+
+class LogoutView(dot.RPInitiatedLogoutView):
+    """RP-initiated logout: ends the browser session, revokes (and blacklists) its tokens."""
+
+    template_name = "oidc/logout_confirm.html"
+
+    def validate_logout_request_user(
+        self, id_token_hint: str | None, client_id: str | None
+    ) -> IDToken | None:
+        from oauth2_provider.exceptions import ClientIdMissmatch, InvalidIDTokenError
+
+        if not id_token_hint:
+            return None
+        # Any published key, not only the active one: a hint signed before a rotation still works.
+        claims = verify_id_token_hint(id_token_hint)
+        token = (
+            IDToken.objects.select_related("application", "user").filter(jti=claims.get("jti")).first()
+            if claims
+            else None
+        )
+        if token is None:
+            raise InvalidIDTokenError()
+        if client_id and token.application.client_id != client_id:
+            raise ClientIdMissmatch()
+        self.hint_sid = claims.get("sid", "")
+        return token
+
+    def do_logout(
+        self,
+        application: Application | None = None,
+        post_logout_redirect_uri: str | None = None,
+        state: str | None = None,
+        token_user: Any = None,
+    ) -> HttpResponse:
+        request = self.request
+        sid = sessions.sid(request) or getattr(self, "hint_sid", "")
+        user = request.user if request.user.is_authenticated else token_user
+        revoked = 0
+        with transaction.atomic():
+            if sid:
+                for token in AccessToken.objects.filter(sid=sid):
+                    from oauth2_provider.models import revoke_access_token
+
+                    revoke_access_token(token)
+                    revoked += 1
+            if user is not None:
+                audit.record(
+                    AuditAction.LOGOUT,
+                    actor=user,
+                    target=user,
+                    client_id=user.client_id,
+                    details={
+                        "sid": sid,
+                        "revokedAccessTokens": revoked,
+                        "clientId": application.client_id if application else None,
+                    },
+                )
+        logout(request)
+        return self._redirect_after_logout(application, post_logout_redirect_uri, state)
+
+    def _redirect_after_logout(
+        self, application: Application | None, uri: str | None, state: str | None
+    ) -> HttpResponse:
+        from oauth2_provider.http import OAuth2ResponseRedirect
+        from oauthlib.common import add_params_to_uri
+
+        if uri and application is not None:
+            target = add_params_to_uri(uri, [("state", state)]) if state else uri
+            return OAuth2ResponseRedirect(target, application.get_allowed_schemes())
+        return OAuth2ResponseRedirect(request_root(self.request), ["http", "https"])
+
+
+def request_root(request: HttpRequest) -> str:
+    return request.build_absolute_uri(reverse("accounts:logged-out"))
