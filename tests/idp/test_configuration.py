@@ -11,6 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 STRONG_KEY = "k" * 20 + "0123456789abcdefghijklmnopqrstuvwxyz"
+FERNET_KEY = "0" * 43 + "="  # 32 zero bytes, base64: valid in form, for start-up checks only
 
 
 def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -25,6 +26,7 @@ def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
             "DATABASE_URL",
             "REDIS_URL",
             "KAFKA_BOOTSTRAP_SERVERS",
+            "IDP_KEY_ENCRYPTION_KEY",
         }
     }
     return subprocess.run(
@@ -51,6 +53,10 @@ def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         ({"DEBUG": "maybe"}, "configuration error: DEBUG='maybe' is not a boolean"),
         ({"DATABASE_URL": "nosuchdb://x"}, "configuration error: DATABASE_URL is not a database URL"),
         ({"DB_CONN_MAX_AGE": "soon"}, "configuration error: DB_CONN_MAX_AGE='soon' is not a whole number"),
+        (
+            {"DEBUG": "0", "SECRET_KEY": STRONG_KEY, "ALLOWED_HOSTS": "idp.example.com"},
+            "configuration error: IDP_KEY_ENCRYPTION_KEY must be set when DEBUG=0",
+        ),
     ],
 )
 def test_bad_configuration_is_one_clear_line(env, message):
@@ -75,6 +81,7 @@ def test_deploy_check_is_clean_for_a_production_like_setting(tmp_path):
         "SECRET_KEY": STRONG_KEY,
         "ALLOWED_HOSTS": "idp.example.com",
         "IDP_HSTS_PRELOAD": "1",
+        "IDP_KEY_ENCRYPTION_KEY": FERNET_KEY,
         "IDP_DATA_DIR": str(tmp_path),
     }
     result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
