@@ -46,20 +46,25 @@ class AuthorizationView(dot.AuthorizationView):
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         with context.bind(request):
+            if request.method == "GET" and not request.user.is_authenticated:
+                # Check the client and redirect URI before sending anyone to the login page, so
+                # our login page never fronts a request that could not succeed.
+                self.oauth2_data = {}
+                try:
+                    self.validate_authorization_request(request)
+                except OAuthToolkitError as error:
+                    return self.error_response(error, application=None)
             return super().dispatch(request, *args, **kwargs)
 
     def validate_authorization_request(self, request: HttpRequest) -> tuple[list[str], dict[str, Any]]:
         scopes, credentials = super().validate_authorization_request(request)
         # oauthlib reads a missing method as `plain`; RFC 9700 §2.1.1: S256 only.
         if credentials.get("code_challenge") and credentials.get("code_challenge_method") != "S256":
-            raise OAuthToolkitError(
-                error=oauth_errors.InvalidRequestError(
-                    description="code_challenge_method must be S256",
-                    state=credentials.get("state"),
-                    redirect_uri=credentials.get("redirect_uri"),
-                ),
-                redirect_uri=credentials.get("redirect_uri"),
+            error = oauth_errors.InvalidRequestError(
+                description="code_challenge_method must be S256", state=credentials.get("state")
             )
+            error.redirect_uri = credentials["redirect_uri"]  # already checked against the client
+            raise OAuthToolkitError(error=error, redirect_uri=credentials["redirect_uri"])
         return scopes, credentials
 
     def _needs_fresh_login(self, request: HttpRequest) -> bool:
@@ -193,7 +198,11 @@ class IntrospectTokenView(OAuthLibMixin, View):
 
 
 class UserInfoView(dot.UserInfoView):
-    pass
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        # RFC 9700 §4.3: tokens in URLs leak into logs and Referer headers; header only.
+        if "access_token" in request.GET:
+            return _json_error("invalid_request", "send the access token in the Authorization header")
+        return super().dispatch(request, *args, **kwargs)
 
 
 class JwksView(View):

@@ -52,3 +52,23 @@ def test_seed_demo_is_repeatable(db):
     assert "admin / " in out.getvalue()
     assert User.objects.count() == 3
     assert Application.objects.count() == 1
+
+
+def test_logins_are_audited_with_their_session_facts(client, acme):
+    from accounts import services, sessions
+    from audit.models import AuditLog
+    from audit.registry import AuditAction
+
+    user = services.create_user(actor=None, username="ivan", password="acme-password-1", client=acme)
+    client.post("/accounts/login/", {"username": "ivan", "password": "wrong-password-1"})
+    response = client.post("/accounts/login/", {"username": "ivan", "password": "acme-password-1"})
+
+    assert response.status_code == 302
+    failed = AuditLog.objects.get(action=AuditAction.LOGIN_FAILED)
+    assert failed.details == {"login": "ivan"}
+    succeeded = AuditLog.objects.get(action=AuditAction.LOGIN_SUCCEEDED)
+    assert succeeded.target_id == str(user.id)
+    session = client.session
+    assert succeeded.details == {"methods": ["pwd"], "sid": session[sessions.SID]}
+    assert session[sessions.AMR] == ["pwd"]
+    assert isinstance(session[sessions.AUTH_TIME], int)
