@@ -60,10 +60,9 @@ class LoginBackend(ModelBackend):
         password: str | None = None,
         **kwargs: Any,
     ) -> User | None:
-        user = find_user_by_credentials(username or "", password or "")
-        if user is None or not self.user_can_authenticate(user):
-            return None
-        return user
+        from accounts.login import password_login
+
+        return password_login(login=username or "", password=password or "", channel="web").user
 
     def get_user(self, user_id: Any) -> User | None:
         try:

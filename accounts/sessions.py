@@ -7,13 +7,11 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from django.contrib.auth.signals import user_logged_in, user_login_failed
+from django.contrib.auth.signals import user_logged_in
 from django.dispatch import receiver
 from django.http import HttpRequest
 
 from accounts.models import User
-from audit import services as audit
-from audit.registry import AuditAction
 
 AUTH_TIME = "idp_auth_time"
 AMR = "idp_amr"
@@ -40,24 +38,9 @@ def set_methods(request: HttpRequest, methods: list[str]) -> None:
 
 @receiver(user_logged_in, dispatch_uid="accounts.sessions.on_login")
 def _on_login(sender: Any, request: HttpRequest | None, user: User, **kwargs: Any) -> None:
+    # The login itself was audited by accounts.login.password_login; this records the session.
     if request is None or not hasattr(request, "session"):
         return
     request.session[AUTH_TIME] = int(datetime.now(tz=UTC).timestamp())
     request.session[SID] = secrets.token_urlsafe(24)
     request.session[AMR] = ["pwd"]  # a second factor adds to this after login
-    audit.record(
-        AuditAction.LOGIN_SUCCEEDED,
-        actor=user,
-        target=user,
-        client_id=user.client_id,
-        details={"methods": request.session[AMR], "sid": request.session[SID]},
-    )
-
-
-@receiver(user_login_failed, dispatch_uid="accounts.sessions.on_login_failed")
-def _on_login_failed(
-    sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
-) -> None:
-    # Django passes the credentials with the password already masked.
-    login = str(credentials.get("username") or "")[:150]
-    audit.record(AuditAction.LOGIN_FAILED, actor=None, details={"login": login})

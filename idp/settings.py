@@ -75,6 +75,12 @@ IDP_KEY_ROTATION_INTERVAL = timedelta(days=env_int("IDP_KEY_ROTATION_DAYS", 30, 
 IDP_KEY_RETIRED_GRACE = timedelta(hours=env_int("IDP_KEY_RETIRED_GRACE_HOURS", 24, minimum=0))
 # The `aud` of access tokens: the platform's APIs that accept them (RFC 9068 §2.2).
 IDP_ACCESS_TOKEN_AUDIENCE = env_str("IDP_ACCESS_TOKEN_AUDIENCE", "parcel-platform")
+# The public first-party client that gRPC `Login` and REST `auth/login` issue tokens to.
+IDP_DIRECT_LOGIN_CLIENT_ID = env_str("IDP_DIRECT_LOGIN_CLIENT_ID", "direct-login")
+GRPC_BIND = env_str("GRPC_BIND", "127.0.0.1:50051")
+GRPC_MAX_WORKERS = env_int("GRPC_MAX_WORKERS", 16, minimum=1)
+GRPC_TLS_CERT = env_str("GRPC_TLS_CERT")
+GRPC_TLS_KEY = env_str("GRPC_TLS_KEY")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -93,6 +99,7 @@ INSTALLED_APPS = [
     "clients",
     "accounts",
     "idp.oidc",
+    "idp.api",
 ]
 
 MIDDLEWARE = [
@@ -296,6 +303,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "idp.api.errors.exception_handler",
 }
 
 # --- Web security -----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ urlpatterns = [
     path(".well-known/openid-configuration", oidc_views.DiscoveryView.as_view(), name="oidc-discovery"),
     path(".well-known/jwks.json", oidc_views.JwksView.as_view(), name="jwks"),
     path("o/", include("idp.oidc.urls")),
+    path("api/v1/", include("idp.api.urls")),
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -1,0 +1,117 @@
+"""REST doors for the broker / gateway: `POST /api/v1/auth/login` and `POST /api/v1/auth/validate`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.login import MAX_LOGIN_LENGTH, MAX_PASSWORD_LENGTH
+from idp.api import auth
+from idp.api.grpc_service import MAX_TOKEN_LENGTH
+
+LOGIN_ERROR_STATUS = {
+    "account_blocked": status.HTTP_403_FORBIDDEN,
+    "invalid_request": status.HTTP_400_BAD_REQUEST,
+}
+
+
+def _error(code: str, description: str, http_status: int) -> Response:
+    return Response(
+        {"error": code, "error_description": description},
+        status=http_status,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+class LoginView(APIView):
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    class Input(serializers.Serializer):
+        login = serializers.CharField(max_length=MAX_LOGIN_LENGTH, trim_whitespace=False)
+        password = serializers.CharField(max_length=MAX_PASSWORD_LENGTH, trim_whitespace=False)
+
+    def post(self, request: Request) -> Response:
+        data = self.Input(data=request.data)
+        if not data.is_valid():
+            return _error("invalid_request", "login and password are required", status.HTTP_400_BAD_REQUEST)
+        outcome = auth.login(
+            login=data.validated_data["login"], password=data.validated_data["password"], channel="rest"
+        )
+        if outcome.tokens is None:
+            return _error(
+                outcome.error or "invalid_credentials",
+                "login refused",
+                LOGIN_ERROR_STATUS.get(outcome.error or "", status.HTTP_401_UNAUTHORIZED),
+            )
+        tokens = outcome.tokens
+        return Response(
+            {
+                "access_token": tokens.access_token,
+                "token_type": "Bearer",
+                "expires_in": tokens.expires_in,
+                "refresh_token": tokens.refresh_token,
+                "scope": tokens.scope,
+            },
+            headers={"Cache-Control": "no-store"},
+        )
+
+
+class ValidateView(APIView):
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    class Input(serializers.Serializer):
+        token = serializers.CharField(max_length=MAX_TOKEN_LENGTH)
+
+    def post(self, request: Request) -> Response:
+        data = self.Input(data=request.data)
+        if not data.is_valid():
+            return _error("invalid_request", "token is required", status.HTTP_400_BAD_REQUEST)
+        outcome = auth.validate(data.validated_data["token"])
+        if outcome.claims is None:
+            return _error(outcome.error or "invalid_token", outcome.message, status.HTTP_401_UNAUTHORIZED)
+        claims = outcome.claims
+        return Response(
+            {
+                "active": True,
+                "userId": claims.sub,
+                "role": claims.role,
+                "clientId": claims.client_org_id,
+                "scope": claims.scope,
+                "exp": claims.exp,
+                "client_id": claims.client_id,
+            }
+        )
+
+
+class LogoutView(APIView):
+    """Ends an API login: revokes the refresh token (its family's access token with it) and the
+    access token presented as a Bearer header; their ids go on the blacklist."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    class Input(serializers.Serializer):
+        refresh_token = serializers.CharField(max_length=MAX_TOKEN_LENGTH, required=False)
+
+    def post(self, request: Request) -> Response:
+        data = self.Input(data=request.data)
+        header = request.headers.get("Authorization", "")
+        access = header[7:].strip() if header[:7].lower() == "bearer " else ""
+        if not data.is_valid() or not (access or data.validated_data.get("refresh_token")):
+            return _error(
+                "invalid_request",
+                "send the access token (Bearer) and/or refresh_token",
+                status.HTTP_400_BAD_REQUEST,
+            )
+        auth.logout(
+            access_token=access, refresh_token=data.validated_data.get("refresh_token", ""), channel="rest"
+        )
+        # RFC 7009 §2.2 spirit: the same answer whether or not the tokens were known.
+        return Response(status=status.HTTP_204_NO_CONTENT)

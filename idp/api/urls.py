@@ -1,0 +1,11 @@
+from django.urls import path
+
+from idp.api import rest
+
+app_name = "api"
+
+urlpatterns = [
+    path("auth/login", rest.LoginView.as_view(), name="auth-login"),
+    path("auth/validate", rest.ValidateView.as_view(), name="auth-validate"),
+    path("auth/logout", rest.LogoutView.as_view(), name="auth-logout"),
+]

@@ -1,0 +1,85 @@
+"""Tokens for the direct login doors (gRPC `Login`, REST `auth/login`), minted the same way as at
+the token endpoint: a JWT access token with its row (so revocation and logout reach it) and a
+rotating refresh token, issued to one first-party public client."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from oauth2_provider.models import set_token_value
+from oauthlib.common import Request as OAuthlibRequest
+from oauthlib.oauth2.rfc6749.tokens import random_token_generator
+
+from accounts.models import User
+from audit import services as audit
+from audit.registry import AuditAction
+from idp.oidc.models import AccessToken, Application, RefreshToken
+from idp.oidc.tokens import generate_access_token
+
+DIRECT_LOGIN_SCOPE = "openid profile"
+
+
+@dataclass(frozen=True)
+class IssuedTokens:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    scope: str
+
+
+def direct_login_application() -> Application:
+    """The public first-party client the direct logins issue to; its refresh tokens are rotated
+    at `/o/token/` with just `client_id` (a public client has no secret to keep)."""
+    app, _ = Application.objects.get_or_create(
+        client_id=settings.IDP_DIRECT_LOGIN_CLIENT_ID,
+        defaults={
+            "name": "Direct login (gRPC and REST)",
+            "client_type": Application.CLIENT_PUBLIC,
+            "authorization_grant_type": Application.GRANT_PASSWORD,
+            "algorithm": Application.RS256_ALGORITHM,
+            "first_party": True,
+            "client_secret": "",
+        },
+    )
+    return app
+
+
+@transaction.atomic
+def issue_tokens(*, user: User, channel: str, scope: str = DIRECT_LOGIN_SCOPE) -> IssuedTokens:
+    application = direct_login_application()
+    request = OAuthlibRequest("")
+    request.client = application
+    request.client_id = application.client_id
+    request.user = user
+    request.scopes = scope.split()
+    request.grant_type = "password"
+    ttl = settings.OAUTH2_PROVIDER["ACCESS_TOKEN_EXPIRE_SECONDS"]
+    access = generate_access_token(request)
+    access_row = AccessToken(
+        user=user,
+        application=application,
+        scope=scope,
+        jti=request.idp_access_jti,
+        expires=timezone.now() + timedelta(seconds=ttl),
+    )
+    set_token_value(access_row, access)
+    access_row.save()
+    refresh = random_token_generator(request)
+    refresh_row = RefreshToken(
+        user=user, application=application, access_token=access_row, token_family=uuid.uuid4()
+    )
+    set_token_value(refresh_row, refresh)
+    refresh_row.save()
+    audit.record(
+        AuditAction.TOKEN_ISSUED,
+        actor=user,
+        target=application,
+        client_id=user.client_id,
+        details={"grantType": "direct_login", "channel": channel, "scope": scope, "jti": access_row.jti},
+    )
+    return IssuedTokens(access_token=access, refresh_token=refresh, expires_in=ttl, scope=scope)
