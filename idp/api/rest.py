@@ -115,3 +115,39 @@ class LogoutView(APIView):
         )
         # RFC 7009 §2.2 spirit: the same answer whether or not the tokens were known.
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CheckView(APIView):
+    """For a gateway's sub-request (nginx `auth_request`, Envoy `ext_authz`): the Bearer token of
+    the original request is checked offline; 200 with X-User-Id / X-User-Role / X-Client-Id, or
+    401 with the reason in `WWW-Authenticate` (RFC 6750 §3)."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    def get(self, request: Request) -> Response:
+        header = request.headers.get("Authorization", "")
+        token = header[7:].strip() if header[:7].lower() == "bearer " else ""
+        outcome = auth.validate(token) if token else auth.ValidationOutcome(error="missing_token")
+        if outcome.claims is None:
+            response = _error(
+                outcome.error or "invalid_token",
+                outcome.message or "bearer token required",
+                status.HTTP_401_UNAUTHORIZED,
+            )
+            response["WWW-Authenticate"] = (
+                f'Bearer error="invalid_token", error_description="{outcome.error}"'
+            )
+            return response
+        claims = outcome.claims
+        return Response(
+            status=status.HTTP_200_OK,
+            headers={
+                "X-User-Id": claims.sub,
+                "X-User-Role": claims.role or "",
+                "X-Client-Id": claims.client_org_id or "",
+                "Cache-Control": "no-store",
+            },
+        )
+
+    head = get

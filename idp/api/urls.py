@@ -8,4 +8,5 @@ urlpatterns = [
     path("auth/login", rest.LoginView.as_view(), name="auth-login"),
     path("auth/validate", rest.ValidateView.as_view(), name="auth-validate"),
     path("auth/logout", rest.LogoutView.as_view(), name="auth-logout"),
+    path("auth/check", rest.CheckView.as_view(), name="auth-check"),
 ]
