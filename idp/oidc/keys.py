@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -156,6 +157,12 @@ def active_signing_jwk() -> jwk.JWK:
     with _lock:
         _active = (time.monotonic() + _CACHE_SECONDS, key)
     return key
+
+
+def verification_public_key(kid: str) -> rsa.RSAPublicKey | None:
+    """The `cryptography` public key for a `kid` (the fast path of access-token verification)."""
+    key = verification_key(kid)
+    return key.get_op_key("verify") if key is not None else None
 
 
 def verification_key(kid: str) -> jwk.JWK | None:

@@ -6,15 +6,19 @@ revocation is a Redis lookup (idp.oidc.blacklist).
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
+from cryptography.hazmat.primitives.hashes import SHA256
 from django.conf import settings
-from jwcrypto import jws, jwt
-from jwcrypto.common import JWException
+from jwcrypto import jwt
 from oauthlib.common import Request as OAuthlibRequest
 
 from idp.oidc import blacklist, keys
@@ -96,34 +100,50 @@ def generate_access_token(request: OAuthlibRequest) -> str:
     return token.serialize()
 
 
+def _b64decode(part: str) -> bytes:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
 def unverified_header(token: str) -> dict[str, Any]:
     try:
-        parsed = jws.JWS()
-        parsed.deserialize(token)
-        return parsed.jose_header
-    except (JWException, ValueError, TypeError):
+        header = json.loads(_b64decode(token.split(".", 1)[0]))
+    except (ValueError, TypeError, UnicodeDecodeError):
         raise TokenError("malformed", "not a JWS compact token") from None
+    if not isinstance(header, dict):
+        raise TokenError("malformed", "the JOSE header is not a JSON object")
+    return header
+
+
+@lru_cache(maxsize=4096)
+def _verified_claims(token: str) -> dict[str, Any]:
+    """Signature check and parse, cached per token string: services validate the same token on
+    every call, and RSA is most of the cost. Time-dependent checks are never cached."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise TokenError("malformed", "not a JWS compact token")
+    header = unverified_header(token)
+    if header.get("alg") != "RS256":
+        raise TokenError("invalid_signature", "only RS256 is accepted")
+    if str(header.get("typ", "")).lower() not in {"at+jwt", "application/at+jwt"}:
+        raise TokenError("wrong_type", "not an access token (typ must be at+jwt)")
+    key = keys.verification_public_key(str(header.get("kid", "")))
+    if key is None:
+        raise TokenError("unknown_key", "signed by a key this issuer does not publish")
+    try:
+        key.verify(_b64decode(parts[2]), f"{parts[0]}.{parts[1]}".encode("ascii"), PKCS1v15(), SHA256())
+        claims = json.loads(_b64decode(parts[1]))
+    except (InvalidSignature, ValueError, TypeError, UnicodeError):
+        raise TokenError("invalid_signature", "signature does not verify") from None
+    if not isinstance(claims, dict):
+        raise TokenError("malformed", "claims are not a JSON object")
+    return claims
 
 
 def verify_access_token(token: str, *, check_revocation: bool = True) -> AccessTokenClaims:
     """Check signature, type, expiry, issuer, audience and revocation; raise TokenError if any fails."""
     if not token or len(token) > 8192:
         raise TokenError("malformed", "token missing or too long")
-    header = unverified_header(token)
-    if header.get("alg") != "RS256":
-        raise TokenError("invalid_signature", "only RS256 is accepted")
-    if header.get("typ", "").lower() not in {"at+jwt", "application/at+jwt"}:
-        raise TokenError("wrong_type", "not an access token (typ must be at+jwt)")
-    key = keys.verification_key(str(header.get("kid", "")))
-    if key is None:
-        raise TokenError("unknown_key", "signed by a key this issuer does not publish")
-    try:
-        parsed = jwt.JWT(jwt=token, key=key, algs=["RS256"], check_claims=False)
-        claims = json.loads(parsed.claims)
-    except (JWException, ValueError, TypeError):
-        raise TokenError("invalid_signature", "signature does not verify") from None
-    if not isinstance(claims, dict):
-        raise TokenError("malformed", "claims are not a JSON object")
+    claims = _verified_claims(token)
     now = time.time()
     exp, nbf = claims.get("exp"), claims.get("nbf", 0)
     if not isinstance(exp, int | float) or exp <= now - CLOCK_SKEW_SECONDS:
