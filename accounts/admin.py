@@ -8,8 +8,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from accounts import services
-from accounts.models import Role, User
+from accounts import lockout, services
+from accounts.models import LoginFailures, Role, User
 
 
 class UserCreationForm(forms.ModelForm):
@@ -31,7 +31,7 @@ class UserAdmin(admin.ModelAdmin):
     search_fields = ["username", "email", "phone", "id"]
     ordering = ["username"]
     list_select_related = ["client"]
-    actions = ["block", "unblock"]
+    actions = ["block", "unblock", "unlock"]
     # Role, status and password change only through the services, so every change is audited.
     readonly_fields = ["id", "role", "status", "client", "last_login", "created_at", "updated_at"]
     fields = [
@@ -136,6 +136,48 @@ class UserAdmin(admin.ModelAdmin):
     def block(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         self._change_status(request, queryset, blocking=True)
 
+    @admin.action(description="Unlock selected users (clear failed-login locks)")
+    def unlock(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        done = 0
+        for user in queryset:
+            try:
+                done += lockout.unlock_user(actor=request.user, user=user, reason="unlocked in the admin")
+            except PermissionDenied as exc:
+                self.message_user(request, f"{user}: {exc}", messages.ERROR)
+        self.message_user(request, f"{done} user(s) unlocked.")
+
     @admin.action(description="Unblock selected users")
     def unblock(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         self._change_status(request, queryset, blocking=False)
+
+
+class LockedFilter(admin.SimpleListFilter):
+    title = "locked"
+    parameter_name = "locked"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Locked now")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[LoginFailures]) -> QuerySet[LoginFailures]:
+        if self.value() == "yes":
+            from django.db.models import Q
+            from django.utils import timezone
+
+            return queryset.filter(Q(permanent=True) | Q(locked_until__gt=timezone.now()))
+        return queryset
+
+
+@admin.register(LoginFailures)
+class LoginFailuresAdmin(admin.ModelAdmin):
+    """Who is locked out, and why; unlocking goes through the user list's action (audited)."""
+
+    list_display = ["user", "failed_count", "lock_count", "locked_until", "permanent", "last_failure_at"]
+    list_filter = [LockedFilter, "permanent"]
+    search_fields = ["user__username", "user__email"]
+    list_select_related = ["user"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,4 +1,4 @@
-"""Checking a login and password (seed 004): every user with that login is tried in turn."""
+"""Finding the users behind a login (seed 004: several users may share one) and Django's backend."""
 
 from __future__ import annotations
 
@@ -22,31 +22,33 @@ def _dummy_hash() -> str:
     return make_password("not the password of anybody")
 
 
-def find_user_by_credentials(login: str, password: str) -> User | None:
-    """The user whose login (or e-mail) and password match, or None.
+def burn_a_hash(password: str) -> None:
+    """Spend one password check on nobody, so an unknown login costs what a wrong password does."""
+    check_password(password, _dummy_hash())
 
-    Unknown logins cost one hash check, like a wrong password, so timing does not reveal
-    whether a login exists. The status is not checked here: callers decide what a blocked
-    user with the right password is told.
-    """
-    login = (login or "").strip()
-    if not login or not password:
-        check_password(password or "", _dummy_hash())
-        return None
-    candidates = list(
+
+def candidates_for(login: str) -> list[User]:
+    """Every user whose login or e-mail is `login` (case-insensitive), oldest first."""
+    return list(
         User.objects.filter(Q(username__iexact=login) | Q(email__iexact=login))
-        .select_related("client")
+        .select_related("client", "login_failures")
         .order_by("created_at")[:MAX_CANDIDATES]
     )
-    checked = 0
-    for user in candidates:
-        if not user.has_usable_password():
-            continue
-        checked += 1
+
+
+def find_user_by_credentials(login: str, password: str) -> User | None:
+    """The first user sharing `login` whose password matches, or None; status and locks are the
+    caller's business (accounts.login.password_login)."""
+    login = (login or "").strip()
+    if not login or not password:
+        burn_a_hash(password or "")
+        return None
+    usable = [user for user in candidates_for(login) if user.has_usable_password()]
+    for user in usable:
         if user.check_password(password):  # also upgrades an older hash format
             return user
-    if not checked:
-        check_password(password, _dummy_hash())
+    if not usable:
+        burn_a_hash(password)
     return None
 
 
@@ -62,7 +64,10 @@ class LoginBackend(ModelBackend):
     ) -> User | None:
         from accounts.login import password_login
 
-        return password_login(login=username or "", password=password or "", channel="web").user
+        result = password_login(login=username or "", password=password or "", channel="web")
+        if request is not None:
+            request.login_result = result  # the login form shows a rate-limit wait from it
+        return result.user
 
     def get_user(self, user_id: Any) -> User | None:
         try:

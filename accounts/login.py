@@ -1,14 +1,15 @@
-"""The one password-login path: web form, REST `auth/login` and gRPC `Login` all come here, so
-they share the seed's rule for shared logins, the audit trail and (with the security work) the
-lockout and rate limits."""
+"""The one password-login path: the web form, REST `auth/login` and gRPC `Login` all come here,
+so they share the seed's rule for shared logins, rate limits, lockout and the audit trail."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
 
-from accounts.authentication import find_user_by_credentials
-from accounts.models import User
+from accounts import lockout, ratelimit
+from accounts.authentication import burn_a_hash, candidates_for
+from accounts.models import LoginFailures, User
+from audit import context
 from audit import services as audit
 from audit.registry import AuditAction
 
@@ -16,8 +17,11 @@ from audit.registry import AuditAction
 class LoginError(StrEnum):
     """Machine-readable refusals (gRPC `LoginResponse.error`, REST `error`)."""
 
-    INVALID_CREDENTIALS = "invalid_credentials"  # unknown login or wrong password: never said which
-    ACCOUNT_BLOCKED = "account_blocked"  # only after the right password, so it reveals nothing new
+    # Unknown login, wrong password, or a locked account: never said which (no enumeration,
+    # and a right password during a lock must not be confirmed).
+    INVALID_CREDENTIALS = "invalid_credentials"
+    ACCOUNT_BLOCKED = "account_blocked"  # only after the right password: it reveals nothing new
+    RATE_LIMITED = "rate_limited"
     INVALID_REQUEST = "invalid_request"
 
 
@@ -29,43 +33,64 @@ MAX_PASSWORD_LENGTH = 4096  # bcrypt_sha256 hashes it first; the bound only stop
 class LoginResult:
     user: User | None
     error: LoginError | None = None
+    retry_after: int = 0
 
     @property
     def ok(self) -> bool:
         return self.user is not None
 
 
+def _locked(user: User) -> bool:
+    try:
+        return user.login_failures.is_locked()
+    except LoginFailures.DoesNotExist:
+        return False
+
+
+def _refuse(
+    error: LoginError, *, login: str, channel: str, user: User | None = None, retry_after: int = 0
+) -> LoginResult:
+    audit.record(
+        AuditAction.LOGIN_FAILED,
+        actor=None,
+        target=user,
+        client_id=getattr(user, "client_id", None),
+        details={"login": login[:150], "channel": channel, "reason": error},
+    )
+    return LoginResult(None, error, retry_after)
+
+
 def password_login(*, login: str, password: str, channel: str) -> LoginResult:
     """Check a login and password; audit the outcome. `channel` says which door (web, rest, grpc)."""
+    login = (login or "").strip()
     if not login or not password or len(login) > MAX_LOGIN_LENGTH or len(password) > MAX_PASSWORD_LENGTH:
-        audit.record(
-            AuditAction.LOGIN_FAILED,
-            actor=None,
-            details={"login": login[:150], "channel": channel, "reason": LoginError.INVALID_REQUEST},
-        )
-        return LoginResult(None, LoginError.INVALID_REQUEST)
-    user = find_user_by_credentials(login, password)
-    if user is None:
-        audit.record(
-            AuditAction.LOGIN_FAILED,
-            actor=None,
-            details={"login": login[:150], "channel": channel, "reason": LoginError.INVALID_CREDENTIALS},
-        )
-        return LoginResult(None, LoginError.INVALID_CREDENTIALS)
-    if not user.is_active:
-        audit.record(
-            AuditAction.LOGIN_FAILED,
-            actor=None,
-            target=user,
-            client_id=user.client_id,
-            details={"login": login[:150], "channel": channel, "reason": LoginError.ACCOUNT_BLOCKED},
-        )
-        return LoginResult(None, LoginError.ACCOUNT_BLOCKED)
+        return _refuse(LoginError.INVALID_REQUEST, login=login, channel=channel)
+    ip = context.current().ip or "unknown"
+    for limit, subject in (("login-ip", ip), ("login-account", login.casefold())):
+        decision = ratelimit.hit(ratelimit.configured(limit), subject)
+        if not decision.allowed:  # refused before any hashing: a flood costs us nothing
+            return _refuse(
+                LoginError.RATE_LIMITED, login=login, channel=channel, retry_after=decision.retry_after
+            )
+
+    usable = [user for user in candidates_for(login) if user.has_usable_password()]
+    match = next((user for user in usable if user.check_password(password)), None)
+    if not usable:
+        burn_a_hash(password)
+    if match is None:
+        for user in usable:
+            lockout.record_failure(user)
+        return _refuse(LoginError.INVALID_CREDENTIALS, login=login, channel=channel)
+    if _locked(match):
+        return _refuse(LoginError.INVALID_CREDENTIALS, login=login, channel=channel, user=match)
+    if not match.is_active:
+        return _refuse(LoginError.ACCOUNT_BLOCKED, login=login, channel=channel, user=match)
+    lockout.record_success(match)
     audit.record(
         AuditAction.LOGIN_SUCCEEDED,
-        actor=user,
-        target=user,
-        client_id=user.client_id,
+        actor=match,
+        target=match,
+        client_id=match.client_id,
         details={"methods": ["pwd"], "channel": channel},
     )
-    return LoginResult(user)
+    return LoginResult(match)

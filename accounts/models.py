@@ -92,3 +92,29 @@ class User(AbstractBaseUser, PermissionsMixin):
     @property
     def is_internal(self) -> bool:
         return self.client_id is None
+
+
+class LoginFailures(models.Model):
+    """Consecutive failed logins of one user and the lock they led to (Keycloak-style)."""
+
+    user = models.OneToOneField(
+        User, primary_key=True, on_delete=models.CASCADE, related_name="login_failures"
+    )
+    failed_count = models.PositiveIntegerField(default=0, help_text="Failures since the last success or lock")
+    lock_count = models.PositiveIntegerField(default=0, help_text="Locks since the last successful login")
+    locked_until = models.DateTimeField(null=True, blank=True)
+    permanent = models.BooleanField(default=False, help_text="Locked until an operator unlocks")
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "login_failures"
+        verbose_name_plural = "login failures"
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.failed_count} failures"
+
+    def is_locked(self, now: Any = None) -> bool:
+        from django.utils import timezone
+
+        now = now or timezone.now()
+        return self.permanent or (self.locked_until is not None and self.locked_until > now)

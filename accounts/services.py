@@ -143,10 +143,10 @@ def _set_status(
 
 @transaction.atomic
 def block_user(*, actor: User | None, user: User, reason: str) -> User:
-    """Block a user: they can no longer sign in (sessions and tokens end with the OIDC work)."""
+    """Block a user: no more sign-ins; their sessions end and their tokens are revoked."""
     if actor is not None and actor.pk == user.pk:
         raise ValidationError("you cannot block yourself", code="self_block")
-    return _set_status(
+    blocked = _set_status(
         actor=actor,
         user=user,
         status=User.Status.BLOCKED,
@@ -154,6 +154,12 @@ def block_user(*, actor: User | None, user: User, reason: str) -> User:
         action=AuditAction.USER_BLOCKED,
         event=EventType.USER_BLOCKED,
     )
+    # Tokens die at once: refresh fails and offline validators see the blacklist. (The browser
+    # session ends by itself: the login backend refuses inactive users on every request.)
+    from idp.oidc.revocation import revoke_user_tokens
+
+    revoke_user_tokens(blocked)
+    return blocked
 
 
 @transaction.atomic

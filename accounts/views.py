@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
+
+from accounts.login import LoginError
 
 
 class LoginForm(AuthenticationForm):
@@ -13,6 +18,19 @@ class LoginForm(AuthenticationForm):
         "invalid_login": _("The login or password is incorrect."),
         "inactive": _("The login or password is incorrect."),
     }
+
+    def clean(self) -> dict[str, Any]:
+        try:
+            return super().clean()
+        except ValidationError:
+            result = getattr(self.request, "login_result", None)
+            if result is not None and result.error == LoginError.RATE_LIMITED:
+                raise ValidationError(
+                    _("Too many sign-in attempts. Try again in %(seconds)s seconds."),
+                    code="rate_limited",
+                    params={"seconds": result.retry_after},
+                ) from None
+            raise
 
 
 class LoginView(auth_views.LoginView):
@@ -23,6 +41,14 @@ class LoginView(auth_views.LoginView):
     def redirect_authenticated_user(self) -> bool:  # type: ignore[override]
         # prompt=login / max_age: an authorization request asked for a fresh authentication.
         return self.request.GET.get("prompt") != "login"
+
+    def form_invalid(self, form: LoginForm) -> HttpResponse:
+        response = super().form_invalid(form)
+        rate_limited = form.non_field_errors().as_data()
+        if rate_limited and rate_limited[0].code == "rate_limited":
+            response.status_code = 429
+            response["Retry-After"] = str(self.request.login_result.retry_after)
+        return response
 
     def get_initial(self) -> dict[str, str]:
         initial = super().get_initial()

@@ -85,7 +85,79 @@ class OutboxEvent(models.Model):
                 name="outbox_unsent_idx",
                 condition=models.Q(published_at__isnull=True),
             ),
+            # The relay's per-key order check: is an earlier row of this key still unsent?
+            models.Index(
+                fields=["topic", "key", "created_at"],
+                name="outbox_unsent_key_idx",
+                condition=models.Q(published_at__isnull=True),
+            ),
+            # Pruning of old sent rows.
+            models.Index(
+                fields=["published_at"],
+                name="outbox_sent_idx",
+                condition=models.Q(published_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.type} {self.key} ({'sent' if self.published_at else 'pending'})"
+
+
+class ProcessedMessage(models.Model):
+    """A Kafka message a consumer has handled: written in the handler's own transaction.
+
+    Kafka delivers at least once (a redelivery after a crash, a relay that re-sends), so every
+    consumer de-duplicates on the message's event id through this table.
+    """
+
+    consumer = models.CharField(max_length=64)
+    message_id = models.CharField(max_length=255)
+    processed_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # What came of it (ids and codes only, never message content): shown when it is redelivered.
+    outcome = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        db_table = "processed_messages"
+        ordering = ["-processed_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["consumer", "message_id"], name="processed_messages_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.consumer}: {self.message_id}"
+
+
+class DeadLetter(models.Model):
+    """A consumed message that could not be handled; a copy also goes to the dead-letter topic.
+
+    `value` is the message as the handler could redact it (secrets such as passwords removed);
+    a value the handler could not parse, and so not redact, is not kept (`value_kept=False`):
+    the source topic, partition and offset point at the original. `value_digest` is an
+    HMAC-SHA256 of the original under SECRET_KEY: it matches copies without revealing content.
+    """
+
+    consumer = models.CharField(max_length=64)
+    topic = models.CharField(max_length=255)
+    partition = models.IntegerField()
+    offset = models.BigIntegerField()
+    key = models.CharField(max_length=255, blank=True)
+    reason = models.CharField(max_length=64, db_index=True)
+    detail = models.TextField(blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+    value = models.TextField(blank=True)
+    value_kept = models.BooleanField(default=False)
+    value_size = models.PositiveIntegerField(default=0)
+    value_digest = models.CharField(max_length=64, blank=True)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        db_table = "dead_letters"
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["consumer", "topic", "partition", "offset"], name="dead_letters_unique_source"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.topic}[{self.partition}]@{self.offset}: {self.reason}"

@@ -11,6 +11,8 @@ class AuditAction(models.TextChoices):
     USER_ROLE_CHANGED = "user.roleChanged", "User role changed"
     USER_DELETED = "user.deleted", "User deleted"
     USER_PASSWORD_CHANGED = "user.passwordChanged", "Password changed"
+    USER_LOCKED = "user.locked", "Account locked after failed logins"
+    USER_UNLOCKED = "user.unlocked", "Account unlocked"
     LOGIN_SUCCEEDED = "login.succeeded", "Login succeeded"
     LOGIN_FAILED = "login.failed", "Login failed"
     LOGOUT = "logout", "Logout"

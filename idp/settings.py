@@ -244,6 +244,25 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# Brute-force defence (accounts.ratelimit, accounts.lockout). A limit is (requests, seconds).
+IDP_RATE_LIMITS_ENABLED = env_bool("IDP_RATE_LIMITS_ENABLED", True)
+IDP_RATE_LIMITS = {
+    "login-ip": (env_int("IDP_RL_LOGIN_PER_IP", 30, minimum=1), 60),
+    "login-account": (env_int("IDP_RL_LOGIN_PER_ACCOUNT", 10, minimum=1), 60),
+    "token-client": (env_int("IDP_RL_TOKEN_PER_CLIENT", 6000, minimum=1), 60),
+    "token-ip": (env_int("IDP_RL_TOKEN_PER_IP", 6000, minimum=1), 60),
+    "password-reset-ip": (env_int("IDP_RL_RESET_PER_IP", 10, minimum=1), 900),
+    "password-reset-account": (env_int("IDP_RL_RESET_PER_ACCOUNT", 3, minimum=1), 3600),
+    "otp-verify": (env_int("IDP_RL_OTP_PER_USER", 5, minimum=1), 300),
+    "registration-ip": (env_int("IDP_RL_REGISTRATION_PER_IP", 20, minimum=1), 3600),
+}
+# Lockout after this many failed logins in a row; the lock doubles with each repeat, up to the max.
+IDP_LOCKOUT_THRESHOLD = env_int("IDP_LOCKOUT_THRESHOLD", 5, minimum=1)
+IDP_LOCKOUT_BASE_SECONDS = env_int("IDP_LOCKOUT_BASE_SECONDS", 60, minimum=1)
+IDP_LOCKOUT_MAX_SECONDS = env_int("IDP_LOCKOUT_MAX_SECONDS", 24 * 3600, minimum=1)
+# After this many locks (0 = never) the account stays locked until an operator unlocks it.
+IDP_LOCKOUT_PERMANENT_AFTER = env_int("IDP_LOCKOUT_PERMANENT_AFTER", 0, minimum=0)
+
 # A login name may repeat across B2B clients (seed 004), so it is unique per client, not globally;
 # the login backend handles the search.
 SILENCED_SYSTEM_CHECKS = ["auth.W004"]

@@ -13,12 +13,15 @@ from idp.oidc.tokens import AccessTokenClaims, TokenError, verify_access_token
 class LoginOutcome:
     tokens: IssuedTokens | None = None
     error: str | None = None
+    retry_after: int = 0
 
 
 def login(*, login: str, password: str, channel: str) -> LoginOutcome:
     result = password_login(login=login, password=password, channel=channel)
     if not result.ok:
-        return LoginOutcome(error=str(result.error or LoginError.INVALID_CREDENTIALS))
+        return LoginOutcome(
+            error=str(result.error or LoginError.INVALID_CREDENTIALS), retry_after=result.retry_after
+        )
     return LoginOutcome(tokens=issue_tokens(user=result.user, channel=channel))
 
 

@@ -25,6 +25,11 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         if len(request.login) > MAX_LOGIN_LENGTH or len(request.password) > MAX_PASSWORD_LENGTH:
             ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, "login or password too long")
         outcome = auth.login(login=request.login, password=request.password, channel="grpc")
+        if outcome.error == "rate_limited":
+            ctx.set_trailing_metadata((("retry-after", str(outcome.retry_after)),))
+            ctx.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED, f"too many attempts; retry in {outcome.retry_after}s"
+            )
         if outcome.tokens is None:
             return auth_pb2.LoginResponse(error=outcome.error)
         return auth_pb2.LoginResponse(

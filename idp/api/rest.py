@@ -17,6 +17,7 @@ from idp.api.grpc_service import MAX_TOKEN_LENGTH
 LOGIN_ERROR_STATUS = {
     "account_blocked": status.HTTP_403_FORBIDDEN,
     "invalid_request": status.HTTP_400_BAD_REQUEST,
+    "rate_limited": status.HTTP_429_TOO_MANY_REQUESTS,
 }
 
 
@@ -44,11 +45,14 @@ class LoginView(APIView):
             login=data.validated_data["login"], password=data.validated_data["password"], channel="rest"
         )
         if outcome.tokens is None:
-            return _error(
+            response = _error(
                 outcome.error or "invalid_credentials",
                 "login refused",
                 LOGIN_ERROR_STATUS.get(outcome.error or "", status.HTTP_401_UNAUTHORIZED),
             )
+            if outcome.retry_after:
+                response["Retry-After"] = str(outcome.retry_after)
+            return response
         tokens = outcome.tokens
         return Response(
             {

@@ -47,7 +47,7 @@ class Validator(OAuth2Validator):
         if grant.used_at is not None:
             self._revoke_tokens_of_replayed_code(grant)
             return False
-        if grant.is_expired():
+        if grant.is_expired() or not grant.user.is_active:
             return False
         request.scopes = grant.scope.split(" ")
         request.user = grant.user
@@ -153,7 +153,7 @@ class Validator(OAuth2Validator):
         self, refresh_token: str, client: Application, request: OAuthlibRequest, *args: Any, **kwargs: Any
     ) -> bool:
         if super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
-            return True
+            return request.user.is_active  # a blocked user's refresh tokens are revoked anyway
         checksum = hashlib.sha256(refresh_token.encode("utf-8")).hexdigest()
         replayed = RefreshToken.objects.filter(token_checksum=checksum, revoked__isnull=False).first()
         if replayed is not None:
