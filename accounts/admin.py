@@ -8,7 +8,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from accounts import lockout, services
+from accounts import lockout, mfa, services
 from accounts.models import LoginFailures, Role, User
 
 
@@ -31,7 +31,7 @@ class UserAdmin(admin.ModelAdmin):
     search_fields = ["username", "email", "phone", "id"]
     ordering = ["username"]
     list_select_related = ["client"]
-    actions = ["block", "unblock", "unlock"]
+    actions = ["block", "unblock", "unlock", "reset_2fa"]
     # Role, status and password change only through the services, so every change is audited.
     readonly_fields = ["id", "role", "status", "client", "last_login", "created_at", "updated_at"]
     fields = [
@@ -145,6 +145,17 @@ class UserAdmin(admin.ModelAdmin):
             except PermissionDenied as exc:
                 self.message_user(request, f"{user}: {exc}", messages.ERROR)
         self.message_user(request, f"{done} user(s) unlocked.")
+
+    @admin.action(description="Reset two-factor authentication of selected users")
+    def reset_2fa(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        done = 0
+        for user in queryset:
+            try:
+                mfa.reset_devices(actor=request.user, user=user)
+                done += 1
+            except PermissionDenied as exc:
+                self.message_user(request, f"{user}: {exc}", messages.ERROR)
+        self.message_user(request, f"Two-factor devices removed for {done} user(s).")
 
     @admin.action(description="Unblock selected users")
     def unblock(self, request: HttpRequest, queryset: QuerySet[User]) -> None:

@@ -7,6 +7,7 @@ from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models
 from django.db.models.functions import Lower
+from django_otp.models import CooldownMixin, SideChannelDevice, ThrottlingMixin, TimestampMixin
 
 
 class Role(models.TextChoices):
@@ -118,3 +119,46 @@ class LoginFailures(models.Model):
 
         now = now or timezone.now()
         return self.permanent or (self.locked_until is not None and self.locked_until > now)
+
+
+class SMSDevice(TimestampMixin, CooldownMixin, ThrottlingMixin, SideChannelDevice):
+    """A one-time code sent by SMS (django-otp has e-mail and TOTP devices, not this one)."""
+
+    number = models.CharField(max_length=32, help_text="E.164, e.g. +79990001122")
+
+    class Meta(SideChannelDevice.Meta):
+        db_table = "otp_sms_devices"
+        verbose_name = "SMS device"
+
+    def generate_challenge(self, extra_context: dict[str, Any] | None = None) -> str:
+        from django.conf import settings
+        from django.utils.translation import gettext
+
+        from accounts import sms
+
+        allowed, _ = self.generate_is_allowed()
+        if not allowed:
+            return gettext("A code was sent a moment ago; wait before asking for another.")
+        self.cooldown_set(commit=False)
+        self.generate_token(valid_secs=settings.IDP_OTP_CODE_VALIDITY, commit=True)
+        sms.send_sms(self.number, gettext("Your sign-in code: %(code)s") % {"code": self.token})
+        return gettext("sent by SMS")
+
+    def verify_token(self, token: str) -> bool:
+        allowed, _ = self.verify_is_allowed()
+        if not allowed:
+            return False
+        verified = super().verify_token(token)
+        if verified:
+            self.throttle_reset(commit=False)
+            self.set_last_used_timestamp(commit=False)
+            self.save()
+        else:
+            self.throttle_increment()
+        return verified
+
+    def get_cooldown_duration(self) -> int:
+        return 30
+
+    def get_throttle_factor(self) -> int:
+        return 1

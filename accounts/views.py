@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 
+from accounts import mfa, mfa_views
 from accounts.login import LoginError
 
 
@@ -41,6 +42,13 @@ class LoginView(auth_views.LoginView):
     def redirect_authenticated_user(self) -> bool:  # type: ignore[override]
         # prompt=login / max_age: an authorization request asked for a fresh authentication.
         return self.request.GET.get("prompt") != "login"
+
+    def form_valid(self, form: LoginForm) -> HttpResponse:
+        user = form.get_user()
+        if mfa.needs_second_factor(user) or mfa.needs_enrolment(user):
+            # The password was right; the session is not logged in until the second factor is.
+            return mfa_views.start(self.request, user, self.get_redirect_url())
+        return super().form_valid(form)
 
     def form_invalid(self, form: LoginForm) -> HttpResponse:
         response = super().form_invalid(form)
@@ -76,3 +84,12 @@ def logged_out(request: HttpRequest) -> HttpResponse:
 
 def home(request: HttpRequest) -> HttpResponse:
     return render(request, "home.html")
+
+
+def admin_login(request: HttpRequest) -> HttpResponse:
+    """The admin signs in through our login page, so its second factor and lockout apply too."""
+    from django.shortcuts import redirect
+    from django.urls import reverse
+    from django.utils.http import urlencode
+
+    return redirect(f"{reverse('accounts:login')}?{urlencode({'next': request.GET.get('next', '/admin/')})}")

@@ -29,7 +29,9 @@ class AuditLog(models.Model):
     """
 
     occurred_at = models.DateTimeField(default=timezone.now, db_index=True)
-    action = models.CharField(max_length=64, choices=AuditAction.choices, db_index=True)
+    # Names come from audit.registry.AuditAction; not `choices`, so that a new action needs no
+    # migration of this (append-only, ever-growing) table.
+    action = models.CharField(max_length=64, db_index=True)
     actor_id = models.CharField(max_length=64, blank=True, db_index=True)
     actor_label = models.CharField(max_length=255, blank=True)
     target_type = models.CharField(max_length=64, blank=True)
@@ -58,6 +60,13 @@ class AuditLog(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise AppendOnlyError("the audit log is append-only")
+
+    @property
+    def action_label(self) -> str:
+        try:
+            return str(AuditAction(self.action).label)
+        except ValueError:
+            return self.action
 
 
 class OutboxEvent(models.Model):

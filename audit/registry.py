@@ -24,6 +24,11 @@ class AuditAction(models.TextChoices):
     CONSENT_GRANTED = "consent.granted", "Consent granted"
     CONSENT_DENIED = "consent.denied", "Consent denied"
     SIGNING_KEY_ROTATED = "key.rotated", "Signing key rotated"
+    MFA_VERIFIED = "mfa.verified", "Second factor passed"
+    MFA_FAILED = "mfa.failed", "Second factor failed"
+    MFA_DEVICE_ADDED = "mfa.deviceAdded", "Second-factor device added"
+    MFA_DEVICE_REMOVED = "mfa.deviceRemoved", "Second-factor device removed"
+    DELIVERY_FAILED = "delivery.failed", "E-mail or SMS could not be delivered"
     CLIENT_CREATED = "client.created", "B2B client created"
     CLIENT_UPDATED = "client.updated", "B2B client updated"
 

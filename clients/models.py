@@ -17,6 +17,9 @@ class Client(models.Model):
     slug = models.SlugField(max_length=64, unique=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     contact_email = models.EmailField(blank=True)
+    require_mfa = models.BooleanField(
+        default=False, help_text="Every user of this client must pass a second factor at sign-in."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

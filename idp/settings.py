@@ -263,6 +263,19 @@ IDP_LOCKOUT_MAX_SECONDS = env_int("IDP_LOCKOUT_MAX_SECONDS", 24 * 3600, minimum=
 # After this many locks (0 = never) the account stays locked until an operator unlocks it.
 IDP_LOCKOUT_PERMANENT_AFTER = env_int("IDP_LOCKOUT_PERMANENT_AFTER", 0, minimum=0)
 
+# Two-factor authentication (accounts.mfa): roles that must always pass a second factor (B2B
+# clients can require it for all their users), code lifetime, and how SMS are sent.
+IDP_MFA_REQUIRED_ROLES = env_list("IDP_MFA_REQUIRED_ROLES", ["internal_admin", "operator"])
+IDP_MFA_PENDING_SECONDS = env_int("IDP_MFA_PENDING_SECONDS", 300, minimum=30)
+IDP_OTP_CODE_VALIDITY = env_int("IDP_OTP_CODE_VALIDITY", 300, minimum=30)
+OTP_EMAIL_TOKEN_VALIDITY = IDP_OTP_CODE_VALIDITY
+OTP_EMAIL_SUBJECT = env_str("IDP_OTP_EMAIL_SUBJECT", "Your sign-in code")
+OTP_TOTP_ISSUER = env_str("IDP_OTP_TOTP_ISSUER", "Auth & User Service")
+IDP_SMS_BACKEND = env_str("IDP_SMS_BACKEND", "accounts.sms.ConsoleGateway")
+IDP_SMS_HTTP_URL = env_str("IDP_SMS_HTTP_URL")
+IDP_SMS_HTTP_TOKEN = env_str("IDP_SMS_HTTP_TOKEN")
+IDP_SMS_SENDER = env_str("IDP_SMS_SENDER", "IDP")
+
 # A login name may repeat across B2B clients (seed 004), so it is unique per client, not globally;
 # the login backend handles the search.
 SILENCED_SYSTEM_CHECKS = ["auth.W004"]
@@ -364,7 +377,11 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
-EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# Mail is queued to Celery (accounts.mail); the delivery backend is what really sends it.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "accounts.mail.CeleryEmailBackend")
+IDP_EMAIL_DELIVERY_BACKEND = env_str(
+    "IDP_EMAIL_DELIVERY_BACKEND", "django.core.mail.backends.console.EmailBackend"
+)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "no-reply@idp.localhost")
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from accounts.views import home
+from accounts.views import admin_login, home
 from idp import health
 from idp.oidc import views as oidc_views
 
@@ -15,6 +15,7 @@ urlpatterns = [
     path(".well-known/jwks.json", oidc_views.JwksView.as_view(), name="jwks"),
     path("o/", include("idp.oidc.urls")),
     path("api/v1/", include("idp.api.urls")),
+    path("admin/login/", admin_login, name="admin-login"),
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
     path("i18n/", include("django.conf.urls.i18n")),

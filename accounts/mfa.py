@@ -1,0 +1,234 @@
+"""Two-factor authentication: who needs it, which devices a user has, and the step between a
+correct password and a signed-in session.
+
+After the password, the user is *pending*: the session holds who they are and since when, but
+they are not logged in. Only a verified code (TOTP, an e-mailed or SMS code, or a backup code)
+logs them in, and the session's `amr` then says which factors were used (RFC 8176).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import django_otp
+from django.conf import settings
+from django.contrib.auth import login as auth_login
+from django.db import transaction
+from django.http import HttpRequest
+from django_otp.models import Device
+from django_otp.plugins.otp_email.models import EmailDevice
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts import ratelimit, sessions
+from accounts.models import SMSDevice, User
+from audit import services as audit
+from audit.registry import AuditAction
+
+PENDING = "idp_mfa_pending"
+BACKUP_CODES = 10
+
+# RFC 8176 method for each device type.
+METHODS: dict[type[Device], str] = {
+    TOTPDevice: "otp",
+    EmailDevice: "otp",
+    StaticDevice: "otp",
+    SMSDevice: "sms",
+}
+
+
+def required_for(user: User) -> bool:
+    if user.role in settings.IDP_MFA_REQUIRED_ROLES:
+        return True
+    return bool(user.client_id and user.client.require_mfa)
+
+
+def devices(user: User) -> list[Device]:
+    """Confirmed devices the user can sign in with, most convenient first."""
+    found: list[Device] = []
+    for model in (TOTPDevice, SMSDevice, EmailDevice, StaticDevice):
+        found.extend(model.objects.devices_for_user(user, confirmed=True))
+    return found
+
+
+def ensure_email_device(user: User) -> EmailDevice | None:
+    """A user who must use 2FA and has no device yet gets e-mail codes, if they have an e-mail."""
+    if not user.email:
+        return None
+    device, _ = EmailDevice.objects.get_or_create(user=user, name="E-mail", defaults={"confirmed": True})
+    return device
+
+
+def needs_second_factor(user: User) -> bool:
+    if devices(user):
+        return True
+    return required_for(user) and ensure_email_device(user) is not None
+
+
+def needs_enrolment(user: User) -> bool:
+    """Policy says 2FA, but there is nothing to send a code to: set up an authenticator first."""
+    return required_for(user) and not devices(user) and not user.email
+
+
+# --- the pending step ------------------------------------------------------------------------
+
+
+def begin(request: HttpRequest, user: User) -> None:
+    request.session[PENDING] = {"user": str(user.pk), "since": int(time.time())}
+
+
+def pending_user(request: HttpRequest) -> User | None:
+    state = request.session.get(PENDING)
+    if not isinstance(state, dict) or time.time() - state.get("since", 0) > settings.IDP_MFA_PENDING_SECONDS:
+        request.session.pop(PENDING, None)
+        return None
+    user = User.objects.filter(pk=state.get("user")).select_related("client").first()
+    return user if user is not None and user.is_active else None
+
+
+@dataclass(frozen=True)
+class Verification:
+    ok: bool
+    rate_limited: bool = False
+    retry_after: int = 0
+
+
+def verify(request: HttpRequest, user: User, device: Device, token: str) -> Verification:
+    """Check a code for `device`; on success log the user in with the right `amr`."""
+    decision = ratelimit.hit(ratelimit.configured("otp-verify"), str(user.pk))
+    if not decision.allowed:
+        audit.record(
+            AuditAction.MFA_FAILED,
+            actor=None,
+            target=user,
+            client_id=user.client_id,
+            details={"reason": "rate_limited"},
+        )
+        return Verification(False, rate_limited=True, retry_after=decision.retry_after)
+    token = "".join(token.split())[:32]
+    # django_otp.verify_token locks the device row, so parallel guesses cannot race the throttle.
+    verified = django_otp.verify_token(user, device.persistent_id, token) if token else None
+    method = METHODS.get(type(device), "otp")
+    if verified is None:
+        audit.record(
+            AuditAction.MFA_FAILED,
+            actor=None,
+            target=user,
+            client_id=user.client_id,
+            details={"device": type(device).__name__, "reason": "wrong_code"},
+        )
+        return Verification(False)
+    request.session.pop(PENDING, None)
+    auth_login(request, user, backend="accounts.authentication.LoginBackend")
+    django_otp.login(request, verified)
+    sessions.set_methods(request, ["pwd", method, "mfa"])
+    audit.record(
+        AuditAction.MFA_VERIFIED,
+        actor=user,
+        target=user,
+        client_id=user.client_id,
+        details={"device": type(device).__name__, "methods": ["pwd", method, "mfa"]},
+    )
+    return Verification(True)
+
+
+def device_of(user: User, persistent_id: str) -> Device | None:
+    device = Device.from_persistent_id(persistent_id)
+    return device if device is not None and device.user_id == user.pk and device.confirmed else None
+
+
+# --- enrolment ------------------------------------------------------------------------------
+
+
+def start_totp(user: User) -> TOTPDevice:
+    """A new, unconfirmed authenticator (one pending at a time); confirmed by its first code."""
+    TOTPDevice.objects.filter(user=user, confirmed=False).delete()
+    return TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
+
+
+@transaction.atomic
+def confirm_totp(user: User, device_id: int, token: str) -> bool:
+    device = TOTPDevice.objects.select_for_update().filter(user=user, pk=device_id, confirmed=False).first()
+    if device is None or not device.verify_token("".join(token.split())):
+        return False
+    device.confirmed = True
+    device.save(update_fields=["confirmed"])
+    _added(user, device)
+    return True
+
+
+@transaction.atomic
+def new_backup_codes(user: User) -> list[str]:
+    """Replace the user's backup codes; the plain codes are shown once, here."""
+    device, _ = StaticDevice.objects.get_or_create(
+        user=user, name="Backup codes", defaults={"confirmed": True}
+    )
+    device.token_set.all().delete()
+    codes = [StaticToken.random_token() for _ in range(BACKUP_CODES)]
+    StaticToken.objects.bulk_create([StaticToken(device=device, token=code) for code in codes])
+    _added(user, device)
+    return codes
+
+
+@transaction.atomic
+def enable_sms(user: User) -> SMSDevice | None:
+    if not user.phone:
+        return None
+    device, created = SMSDevice.objects.get_or_create(
+        user=user, defaults={"number": user.phone, "name": "SMS", "confirmed": True}
+    )
+    if created:
+        _added(user, device)
+    return device
+
+
+@transaction.atomic
+def enable_email(user: User) -> EmailDevice | None:
+    existed = EmailDevice.objects.filter(user=user).exists()
+    device = ensure_email_device(user)
+    if device is not None and not existed:
+        _added(user, device)
+    return device
+
+
+@transaction.atomic
+def remove_device(*, actor: User | None, user: User, device: Device) -> None:
+    device.delete()
+    audit.record(
+        AuditAction.MFA_DEVICE_REMOVED,
+        actor=actor,
+        target=user,
+        client_id=user.client_id,
+        details={"device": type(device).__name__},
+    )
+
+
+@transaction.atomic
+def reset_devices(*, actor: User | None, user: User) -> int:
+    """An operator's "reset 2FA": every device goes; the next sign-in starts over."""
+    from accounts.policy import require
+
+    require(actor, "accounts.user.update", client_id=user.client_id)
+    removed = 0
+    for model in (TOTPDevice, SMSDevice, EmailDevice, StaticDevice):
+        removed += model.objects.filter(user=user).delete()[0]
+    audit.record(
+        AuditAction.MFA_DEVICE_REMOVED,
+        actor=actor,
+        target=user,
+        client_id=user.client_id,
+        details={"reset": True, "removed": removed},
+    )
+    return removed
+
+
+def _added(user: User, device: Any) -> None:
+    audit.record(
+        AuditAction.MFA_DEVICE_ADDED,
+        actor=user,
+        target=user,
+        client_id=user.client_id,
+        details={"device": type(device).__name__},
+    )

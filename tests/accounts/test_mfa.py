@@ -1,0 +1,170 @@
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts import mfa, sms
+from accounts import services as accounts
+from accounts.models import Role
+from audit.models import AuditLog
+from audit.registry import AuditAction
+
+pytestmark = pytest.mark.django_db
+PASSWORD = "mfa-user-password-1"
+
+
+@pytest.fixture
+def staff(db):
+    return accounts.create_user(
+        actor=None,
+        username="oksana",
+        password=PASSWORD,
+        email="oksana@idp.example",
+        phone="+79990001122",
+        role=Role.OPERATOR,
+        is_staff=True,
+    )
+
+
+@pytest.fixture
+def plain(acme):
+    return accounts.create_user(
+        actor=None,
+        username="ivan",
+        password=PASSWORD,
+        email="ivan@acme.example",
+        phone="+79990003344",
+        client=acme,
+    )
+
+
+def _password(client, login="oksana", next_url="/"):
+    return client.post(f"/accounts/login/?next={next_url}", {"username": login, "password": PASSWORD})
+
+
+def _code_from(text: str) -> str:
+    return re.search(r"\b(\d{6})\b", text).group(1)
+
+
+def test_operators_need_a_second_factor_and_get_email_codes(client, staff, mailoutbox):
+    response = _password(client)
+    assert response.headers["Location"] == "/accounts/2fa/verify/"
+    assert "_auth_user_id" not in client.session  # not signed in between the two steps
+
+    client.post("/accounts/2fa/verify/", {"action": "send"})
+    assert mailoutbox[-1].to == ["oksana@idp.example"]
+    response = client.post("/accounts/2fa/verify/", {"token": _code_from(mailoutbox[-1].body)})
+
+    assert response.headers["Location"] == "/"
+    assert client.session["idp_amr"] == ["pwd", "otp", "mfa"]
+    assert AuditLog.objects.filter(action=AuditAction.MFA_VERIFIED, target_id=str(staff.id)).exists()
+
+
+def test_a_client_can_require_2fa_for_all_its_users(client, plain, acme, mailoutbox):
+    assert _password(client, "ivan").headers["Location"] == "/"  # not required: straight in
+    client.logout()
+    acme.require_mfa = True
+    acme.save()
+    assert _password(client, "ivan").headers["Location"] == "/accounts/2fa/verify/"
+
+
+def test_totp_enrolment_then_login_with_the_app(client, plain):
+    client.post("/accounts/login/", {"username": "ivan", "password": PASSWORD})
+    page = client.get("/accounts/2fa/enrol/")
+    assert b"<svg" in page.content
+    device = TOTPDevice.objects.get(user=plain, confirmed=False)
+    assert client.post("/accounts/2fa/enrol/", {"device": device.pk, "token": "000000"}).status_code == 200
+    assert not TOTPDevice.objects.get(pk=device.pk).confirmed
+    # django-otp throttles a device after a wrong code (1 s, doubling): wait that out.
+    time.sleep(1.1)
+    client.post("/accounts/2fa/enrol/", {"device": device.pk, "token": f"{totp(device.bin_key):06d}"})
+    assert TOTPDevice.objects.get(pk=device.pk).confirmed
+    client.logout()
+
+    assert _password(client, "ivan").headers["Location"] == "/accounts/2fa/verify/"
+    TOTPDevice.objects.filter(pk=device.pk).update(last_t=-1)  # the enrolment code may be reused in-step
+    response = client.post("/accounts/2fa/verify/", {"token": f"{totp(device.bin_key):06d}"})
+    assert response.headers["Location"] == "/"
+    assert client.session["idp_amr"] == ["pwd", "otp", "mfa"]
+
+
+def test_sms_codes_through_the_console_gateway(client, plain, django_capture_on_commit_callbacks):
+    client.post("/accounts/login/", {"username": "ivan", "password": PASSWORD})
+    client.post("/accounts/2fa/", {"action": "sms"})
+    client.logout()
+    _password(client, "ivan")
+    device = mfa.devices(plain)[0]
+    with django_capture_on_commit_callbacks(execute=True):  # the SMS task is queued after commit
+        client.post("/accounts/2fa/verify/", {"action": "send", "device": device.persistent_id})
+    to, text = sms.sent[-1]
+    assert to == "+79990003344"
+    response = client.post(
+        "/accounts/2fa/verify/", {"device": device.persistent_id, "token": _code_from(text)}
+    )
+    assert response.headers["Location"] == "/"
+    assert client.session["idp_amr"] == ["pwd", "sms", "mfa"]
+
+
+def test_backup_codes_work_once(client, staff):
+    codes = mfa.new_backup_codes(staff)
+    device = next(d for d in mfa.devices(staff) if d.name == "Backup codes")
+    _password(client)
+    assert (
+        client.post("/accounts/2fa/verify/", {"device": device.persistent_id, "token": codes[0]}).status_code
+        == 302
+    )
+    client.logout()
+    _password(client)
+    again = client.post("/accounts/2fa/verify/", {"device": device.persistent_id, "token": codes[0]})
+    assert again.status_code == 200
+    assert b"That code is not valid." in again.content
+
+
+def test_wrong_codes_are_refused_then_rate_limited(client, staff, settings):
+    settings.IDP_RATE_LIMITS = {**settings.IDP_RATE_LIMITS, "otp-verify": (3, 300)}
+    _password(client)
+    client.post("/accounts/2fa/verify/", {"action": "send"})
+    answers = [client.post("/accounts/2fa/verify/", {"token": "000000"}).status_code for _ in range(4)]
+    assert answers == [200, 200, 200, 429]
+    assert "_auth_user_id" not in client.session
+    assert AuditLog.objects.filter(action=AuditAction.MFA_FAILED).count() == 4
+
+
+def test_the_pending_step_expires(client, staff, settings, mailoutbox):
+    _password(client)
+    session = client.session
+    session[mfa.PENDING]["since"] = int(time.time()) - settings.IDP_MFA_PENDING_SECONDS - 1
+    session.save()
+    assert client.get("/accounts/2fa/verify/").headers["Location"] == "/accounts/login/"
+
+
+def test_the_second_factor_sits_inside_the_oidc_login_and_amr_says_so(client, staff, mailoutbox):
+    from tests.oidc.conftest import REDIRECT_URI, make_app, pkce_pair
+
+    app, _secret = make_app(first_party=True)
+    _, challenge = pkce_pair()
+    authorize = (
+        f"/o/authorize/?response_type=code&client_id={app.client_id}&redirect_uri={REDIRECT_URI}"
+        f"&scope=openid&code_challenge={challenge}&code_challenge_method=S256"
+    )
+    login_url = client.get(authorize).headers["Location"]
+    response = client.post(login_url, {"username": "oksana", "password": PASSWORD})
+    assert response.headers["Location"] == "/accounts/2fa/verify/"
+    client.post("/accounts/2fa/verify/", {"action": "send"})
+    back = client.post("/accounts/2fa/verify/", {"token": _code_from(mailoutbox[-1].body)})
+    assert back.headers["Location"].startswith("/o/authorize/")
+    landed = client.get(back.headers["Location"])
+    assert landed.headers["Location"].startswith(REDIRECT_URI)
+    from idp.oidc.models import Grant
+
+    assert Grant.objects.get().amr == "pwd otp mfa"
+
+
+def test_operator_resets_a_users_devices(staff, operator):
+    mfa.new_backup_codes(staff)
+    assert mfa.reset_devices(actor=operator, user=staff) >= 1
+    assert mfa.devices(staff) == []
