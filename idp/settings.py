@@ -104,6 +104,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "idp.security_headers.SecurityHeadersMiddleware",  # CSP and no-store on every HTML page
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "audit.context.RequestContextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -112,6 +113,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    "accounts.session_registry.SessionActivityMiddleware",  # the sessions page's "last active"
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -180,8 +182,16 @@ KAFKA_TOPIC_DEAD_LETTER = env_str("KAFKA_TOPIC_DEAD_LETTER", "auth.dead-letter")
 # CloudEvents `source` of every event this service publishes.
 EVENT_SOURCE = env_str("IDP_EVENT_SOURCE", "urn:idp:auth-service")
 
+
 # Celery: Redis is the broker; without one, tasks run in-process right away.
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL
+def _redis_database(url: str, number: int) -> str:
+    """The same Redis server, another database: cache flushes and evictions must not eat tasks."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    return urlunsplit(urlsplit(url)._replace(path=f"/{number}")) if url else ""
+
+
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or _redis_database(REDIS_URL, 1)
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
@@ -243,6 +253,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Seconds a password reset link works (accounts.passwords); it also dies once used.
+PASSWORD_RESET_TIMEOUT = env_int("IDP_PASSWORD_RESET_TIMEOUT", 3600, minimum=60)
 
 # Brute-force defence (accounts.ratelimit, accounts.lockout). A limit is (requests, seconds).
 IDP_RATE_LIMITS_ENABLED = env_bool("IDP_RATE_LIMITS_ENABLED", True)
@@ -372,6 +384,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("IDP_STATIC_ROOT") or DATA_DIR / "static")
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on every start without it
+STATICFILES_DIRS = [BASE_DIR / "static"]  # the pages' stylesheet (no inline styles: see the CSP)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -383,6 +396,12 @@ IDP_EMAIL_DELIVERY_BACKEND = env_str(
     "IDP_EMAIL_DELIVERY_BACKEND", "django.core.mail.backends.console.EmailBackend"
 )
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "no-reply@idp.localhost")
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH") or None  # for the file-based delivery backend
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {

@@ -3,8 +3,11 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
+import requests
 from django.conf import settings
 from pytest_django.fixtures import Settings
 
@@ -56,8 +59,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(autouse=True)
-def _fast_password_hashing(settings: Settings) -> None:
+def _fast_password_hashing(settings: Settings) -> Iterator[None]:
+    from accounts.authentication import _dummy_hash
+
     settings.PASSWORD_HASHERS = ["tests.hashers.FastBCryptSHA256PasswordHasher", *settings.PASSWORD_HASHERS]
+    _dummy_hash.cache_clear()  # the dummy hash follows the hasher in force
+    yield
+    _dummy_hash.cache_clear()
 
 
 @pytest.fixture(autouse=True)
@@ -103,3 +111,31 @@ def operator(db: None) -> User:
 @pytest.fixture
 def admin_user(db: None) -> User:
     return User.objects.create_superuser("root", "admin-pass-12345", email="root@example.com")
+
+
+@pytest.fixture
+def celery_eager() -> Iterator[None]:
+    """Run Celery tasks in-process (under `make test` the broker is a real Redis with no worker)."""
+    from idp.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
+
+
+@dataclass
+class Provider:
+    """The identity provider on a real HTTP server (pytest-django's live server), issuer set to it."""
+
+    url: str
+
+    def metadata(self) -> dict[str, Any]:
+        return requests.get(f"{self.url}/.well-known/openid-configuration", timeout=10).json()
+
+
+@pytest.fixture
+def provider(live_server: Any, settings: Any) -> Provider:
+    settings.IDP_ISSUER = live_server.url
+    settings.OAUTH2_PROVIDER = {**settings.OAUTH2_PROVIDER, "OIDC_ISS_ENDPOINT": live_server.url}
+    return Provider(live_server.url)

@@ -7,7 +7,6 @@ import base64
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
@@ -18,25 +17,11 @@ from authlib.integrations.requests_client import OAuth2Session
 from accounts import services as accounts
 from accounts.models import Role, User
 from idp.oidc.models import Application
+from tests.conftest import Provider
 
 REDIRECT_URI = "https://rp.example.com/callback"
 LOGOUT_REDIRECT_URI = "https://rp.example.com/signed-out"
 PASSWORD = "rp-user-password-1"
-
-
-@dataclass
-class Provider:
-    url: str
-
-    def metadata(self) -> dict[str, Any]:
-        return requests.get(f"{self.url}/.well-known/openid-configuration", timeout=10).json()
-
-
-@pytest.fixture
-def provider(live_server: Any, settings: Any) -> Provider:
-    settings.IDP_ISSUER = live_server.url
-    settings.OAUTH2_PROVIDER = {**settings.OAUTH2_PROVIDER, "OIDC_ISS_ENDPOINT": live_server.url}
-    return Provider(live_server.url)
 
 
 def make_app(
