@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from accounts import lockout, mfa, services
-from accounts.models import LoginFailures, Role, User
+from accounts.models import LoginFailures, Role, User, UserSession
 
 
 class UserCreationForm(forms.ModelForm):
@@ -31,7 +31,7 @@ class UserAdmin(admin.ModelAdmin):
     search_fields = ["username", "email", "phone", "id"]
     ordering = ["username"]
     list_select_related = ["client"]
-    actions = ["block", "unblock", "unlock", "reset_2fa"]
+    actions = ["block", "unblock", "unlock", "reset_2fa", "end_all_sessions"]
     # Role, status and password change only through the services, so every change is audited.
     readonly_fields = ["id", "role", "status", "client", "last_login", "created_at", "updated_at"]
     fields = [
@@ -161,6 +161,20 @@ class UserAdmin(admin.ModelAdmin):
     def unblock(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         self._change_status(request, queryset, blocking=False)
 
+    @admin.action(description="End all sessions of selected users (and revoke their tokens)")
+    def end_all_sessions(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        from accounts import session_registry, sessions
+
+        done = 0
+        for user in queryset:
+            # An operator ending their own sessions keeps the one they are clicking in.
+            keep_sid = sessions.sid(request) if user.pk == request.user.pk else ""
+            try:
+                done += session_registry.end_all_sessions(actor=request.user, user=user, keep_sid=keep_sid)
+            except PermissionDenied as exc:
+                self.message_user(request, f"{user}: {exc}", messages.ERROR)
+        self.message_user(request, f"{done} session(s) ended.")
+
 
 class LockedFilter(admin.SimpleListFilter):
     title = "locked"
@@ -192,3 +206,43 @@ class LoginFailuresAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(UserSession)
+class UserSessionAdmin(admin.ModelAdmin):
+    """Signed-in browser sessions, read-only; ending one goes through the service (audited)."""
+
+    list_display = ["user", "created_at", "last_seen_at", "ip", "short_user_agent"]
+    list_filter = ["created_at"]
+    search_fields = ["user__username", "user__email", "ip"]
+    list_select_related = ["user"]
+    readonly_fields = ["id", "user", "sid", "created_at", "last_seen_at", "ip", "user_agent"]
+    exclude = ["session_key"]  # a live session key is a bearer credential: never shown
+    actions = ["end_sessions"]
+
+    @admin.display(description="user agent")
+    def short_user_agent(self, obj: UserSession) -> str:
+        return obj.user_agent[:80]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # deleting the row alone would leave the session and its tokens alive
+
+    @admin.action(description="End selected sessions (and revoke their tokens)", permissions=["view"])
+    def end_sessions(self, request: HttpRequest, queryset: QuerySet[UserSession]) -> None:
+        from accounts import session_registry
+
+        done = 0
+        for row in queryset.select_related("user"):
+            try:
+                session_registry.end_session(actor=request.user, user=row.user, session_id=row.pk)
+                done += 1
+            except (PermissionDenied, ValidationError) as exc:
+                reason = "; ".join(getattr(exc, "messages", [str(exc)]))
+                self.message_user(request, f"{row}: {reason}", messages.ERROR)
+        self.message_user(request, f"{done} session(s) ended.")

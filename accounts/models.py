@@ -162,3 +162,28 @@ class SMSDevice(TimestampMixin, CooldownMixin, ThrottlingMixin, SideChannelDevic
 
     def get_throttle_factor(self) -> int:
         return 1
+
+
+class UserSession(models.Model):
+    """One signed-in browser session, so that its user (or an operator) can list and end it.
+
+    Django's session table cannot be searched by user; this row links a session key to its user
+    and to the OIDC `sid` its tokens carry (accounts.session_registry writes and deletes it).
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="browser_sessions")
+    session_key = models.CharField(max_length=40, unique=True)
+    sid = models.CharField(max_length=64, db_index=True, help_text="The OIDC `sid` of its tokens")
+    created_at = models.DateTimeField(help_text="When the user signed in")
+    last_seen_at = models.DateTimeField(help_text="Last request, to within a minute")
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+
+    class Meta:
+        db_table = "user_sessions"
+        ordering = ["-last_seen_at"]
+        indexes = [models.Index(fields=["user", "-last_seen_at"], name="user_sessions_user_seen_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} since {self.created_at:%Y-%m-%d %H:%M}"

@@ -7,7 +7,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from django.contrib.auth.signals import user_logged_in
+from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.dispatch import receiver
 from django.http import HttpRequest
 
@@ -42,5 +42,20 @@ def _on_login(sender: Any, request: HttpRequest | None, user: User, **kwargs: An
     if request is None or not hasattr(request, "session"):
         return
     request.session[AUTH_TIME] = int(datetime.now(tz=UTC).timestamp())
-    request.session[SID] = secrets.token_urlsafe(24)
+    # A sid still here means the same user signed in again in the same session (Django flushes
+    # the session when another user signs in): it keeps its sid, and its tokens stay tied to it.
+    request.session[SID] = request.session.get(SID) or secrets.token_urlsafe(24)
     request.session[AMR] = ["pwd"]  # a second factor adds to this after login
+    from accounts import session_registry  # it imports this module
+
+    session_registry.register(request, user)
+
+
+@receiver(user_logged_out, dispatch_uid="accounts.sessions.on_logout")
+def _on_logout(sender: Any, request: HttpRequest | None, user: User | None, **kwargs: Any) -> None:
+    # Every logout (ours, the OIDC RP-initiated one, the admin's) drops the session's registry row.
+    if request is None or not hasattr(request, "session"):
+        return
+    from accounts import session_registry
+
+    session_registry.forget(request)

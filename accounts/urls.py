@@ -1,6 +1,6 @@
 from django.urls import path
 
-from accounts import mfa_views, views
+from accounts import mfa_views, password_views, session_views, views
 
 app_name = "accounts"
 
@@ -11,4 +11,18 @@ urlpatterns = [
     path("2fa/verify/", mfa_views.verify, name="mfa-verify"),
     path("2fa/enrol/", mfa_views.enrol, name="mfa-enrol"),
     path("2fa/", mfa_views.manage, name="mfa-manage"),
+    # Account security: passwords and sessions (accounts.passwords, accounts.session_registry).
+    path("password/change/", password_views.password_change, name="password-change"),
+    path("password/change/done/", password_views.password_change_done, name="password-change-done"),
+    path("password/reset/", password_views.password_reset, name="password-reset"),
+    path("password/reset/done/", password_views.password_reset_done, name="password-reset-done"),
+    path(
+        "password/reset/<uidb64>/<token>/",
+        password_views.PasswordResetConfirmView.as_view(),
+        name="password-reset-confirm",
+    ),
+    path("password/reset/complete/", password_views.password_reset_complete, name="password-reset-complete"),
+    path("sessions/", session_views.session_list, name="sessions"),
+    path("sessions/<uuid:session_id>/end/", session_views.session_end, name="session-end"),
+    path("sessions/end-others/", session_views.session_end_others, name="sessions-end-others"),
 ]

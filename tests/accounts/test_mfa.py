@@ -92,7 +92,9 @@ def test_totp_enrolment_then_login_with_the_app(client, plain):
     assert client.session["idp_amr"] == ["pwd", "otp", "mfa"]
 
 
-def test_sms_codes_through_the_console_gateway(client, plain, django_capture_on_commit_callbacks):
+def test_sms_codes_through_the_console_gateway(
+    client, plain, django_capture_on_commit_callbacks, celery_eager
+):
     client.post("/accounts/login/", {"username": "ivan", "password": PASSWORD})
     client.post("/accounts/2fa/", {"action": "sms"})
     client.logout()

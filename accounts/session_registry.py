@@ -1,0 +1,249 @@
+"""Who is signed in where: the registry of browser sessions (accounts.models.UserSession).
+
+A row is written when Django logs a user in (accounts.sessions), touched at most once a minute by
+SessionActivityMiddleware, and deleted on logout. Ending a session deletes the Django session
+itself, deletes its row, and revokes the tokens issued in it (by their OIDC `sid`), so that
+relying parties lose their refresh tokens and offline validators see the access tokens
+blacklisted.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from importlib import import_module
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import logout
+from django.contrib.sessions.backends.base import SessionBase
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from accounts import sessions
+from accounts.models import User, UserSession
+from accounts.policy import require
+from audit import services as audit
+from audit.registry import AuditAction
+from idp.oidc.revocation import revoke_session_tokens, revoke_user_tokens
+
+log = logging.getLogger(__name__)
+
+# The session's own pointer to its row: a session that has one but whose row is gone was ended.
+ROW = "idp_session_row"
+TOUCH_INTERVAL = 60  # seconds; last_seen_at is only this precise, and costs one UPDATE per interval
+
+
+def _store_class() -> type[SessionBase]:
+    return import_module(settings.SESSION_ENGINE).SessionStore
+
+
+def _lifetime() -> timedelta:
+    # A session expires SESSION_COOKIE_AGE after its last save, which is never later than its
+    # last request; last_seen_at lags that by up to one touch interval.
+    return timedelta(seconds=settings.SESSION_COOKIE_AGE + TOUCH_INTERVAL)
+
+
+def _touch_key(row_id: str, session_key: str) -> str:
+    # The key is part of it, so a cycled session key reaches its row on the very next request.
+    return f"idp:seen:{row_id}:{session_key}"
+
+
+def _client_facts(request: HttpRequest) -> dict[str, Any]:
+    return {
+        "ip": request.META.get("REMOTE_ADDR") or None,
+        "user_agent": request.headers.get("User-Agent", "")[:512],
+    }
+
+
+def register(request: HttpRequest, user: User) -> UserSession:
+    """Record the session `request` is signed in with; called from the `user_logged_in` receiver."""
+    session = request.session
+    if session.session_key is None:
+        session.save()  # after a flush (another user was signed in) the key is only made on save
+    now = timezone.now()
+    row, _created = UserSession.objects.update_or_create(
+        session_key=session.session_key,
+        defaults={
+            "user": user,
+            "sid": sessions.sid(request),
+            "created_at": sessions.auth_time(request) or now,
+            "last_seen_at": now,
+            **_client_facts(request),
+        },
+    )
+    session[ROW] = str(row.pk)
+    # Rows of sessions that must have expired by now go here, so they never pile up.
+    UserSession.objects.filter(user=user, last_seen_at__lt=now - _lifetime()).delete()
+    return row
+
+
+def forget(request: HttpRequest) -> None:
+    """Logout: the session ends by itself (Django flushes it); its row goes with it."""
+    session = request.session
+    row_id = session.get(ROW)
+    if row_id:
+        UserSession.objects.filter(pk=row_id).delete()
+    elif session.session_key:
+        UserSession.objects.filter(session_key=session.session_key).delete()
+
+
+def rekey(request: HttpRequest) -> None:
+    """After `update_session_auth_hash` (which cycles the session key), follow the new key."""
+    row_id = request.session.get(ROW)
+    if row_id and request.session.session_key:
+        UserSession.objects.filter(pk=row_id).update(session_key=request.session.session_key)
+
+
+def touch(request: HttpRequest) -> None:
+    """Note that the signed-in session of `request` is in use: at most one UPDATE a minute."""
+    session = getattr(request, "session", None)
+    if session is None or not session.session_key or not session.get(sessions.SID):
+        return  # no session cookie, or not a signed-in session: nothing to load or write
+    row_id = session.get(ROW)
+    try:
+        if not cache.add(_touch_key(row_id or "-", session.session_key), 1, timeout=TOUCH_INTERVAL):
+            return
+    except Exception:  # last-seen is best effort: a cache outage must not fail every page
+        log.debug("session touch skipped: cache unavailable", exc_info=True)
+        return
+    user = request.user
+    if not user.is_authenticated:
+        return
+    if not row_id:
+        register(request, user)  # a session from before the registry: adopt it
+        return
+    try:
+        with transaction.atomic():
+            updated = UserSession.objects.filter(pk=row_id, user_id=user.pk).update(
+                last_seen_at=timezone.now(), session_key=session.session_key
+            )
+    except IntegrityError:
+        return  # another row claims this key (a concurrent login): that login's row wins
+    if not updated:
+        # Its row is gone, so the session was ended: whatever kept it alive, it ends now.
+        logout(request)
+
+
+class SessionActivityMiddleware:
+    """Keeps `UserSession.last_seen_at` fresh; goes after AuthenticationMiddleware."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        touch(request)
+        return self.get_response(request)
+
+
+# --- Reading ----------------------------------------------------------------------------------
+
+
+def active_sessions(user: User) -> list[UserSession]:
+    """The user's live sessions, newest activity first.
+
+    Rows whose session is gone without a logout (expired, or replaced when someone else signed in
+    on that browser) are pruned on the way: listing is the moment they would mislead.
+    """
+    store = _store_class()()
+    cutoff = timezone.now() - _lifetime()
+    live: list[UserSession] = []
+    dead: list[uuid.UUID] = []
+    for row in UserSession.objects.filter(user=user).order_by("-last_seen_at"):
+        if row.last_seen_at >= cutoff and store.exists(row.session_key):
+            live.append(row)
+        else:
+            dead.append(row.pk)
+    if dead:
+        UserSession.objects.filter(pk__in=dead).delete()
+    return live
+
+
+# --- Ending -----------------------------------------------------------------------------------
+
+
+def _require_may_end(actor: User | None, user: User) -> None:
+    if actor is not None and actor.pk == user.pk:
+        return  # everyone may end their own sessions
+    require(actor, "accounts.user.block", client_id=user.client_id)
+
+
+def _end(row: UserSession) -> int:
+    """Delete the Django session, revoke its tokens and drop its row; returns tokens revoked."""
+    store = _store_class()
+    key = row.session_key
+    store(session_key=key).delete()
+    # Again after commit: with cached_db, a request may re-read the database copy into the
+    # cache between the delete above and the commit.
+    transaction.on_commit(lambda: store(session_key=key).delete())
+    revoked = revoke_session_tokens(row.sid)
+    row.delete()
+    return revoked
+
+
+def _not_found() -> ValidationError:
+    return ValidationError(_("This session does not exist or has ended."), code="session_not_found")
+
+
+def _session_uuid(session_id: str | uuid.UUID) -> uuid.UUID:
+    try:
+        return session_id if isinstance(session_id, uuid.UUID) else uuid.UUID(str(session_id))
+    except ValueError:
+        raise _not_found() from None
+
+
+@transaction.atomic
+def end_session(*, actor: User | None, user: User, session_id: str | uuid.UUID) -> UserSession:
+    """End one browser session of `user`: its user, or someone who may block them, may do it."""
+    _require_may_end(actor, user)
+    row = UserSession.objects.select_for_update().filter(pk=_session_uuid(session_id), user=user).first()
+    if row is None:
+        raise _not_found()
+    row_id = str(row.pk)  # delete() clears it
+    revoked = _end(row)
+    audit.record(
+        AuditAction.SESSION_ENDED,
+        actor=actor,
+        target=user,
+        client_id=user.client_id,
+        details={"sessionId": row_id, "sid": row.sid, "revokedAccessTokens": revoked},
+    )
+    return row
+
+
+def terminate_sessions(*, user: User, keep_sid: str = "") -> tuple[int, int]:
+    """End every session of `user` (but the one with `keep_sid`) and revoke their tokens, those of
+    sessionless logins (REST, gRPC) included; returns (sessions, tokens). No audit record of its
+    own: callers inside a transaction record why (a password change, an operator's action)."""
+    rows = UserSession.objects.select_for_update().filter(user=user)
+    if keep_sid:
+        rows = rows.exclude(sid=keep_sid)
+    ended = revoked = 0
+    for row in rows:
+        revoked += _end(row)
+        ended += 1
+    return ended, revoked + revoke_user_tokens(user, keep_sid=keep_sid)
+
+
+@transaction.atomic
+def end_all_sessions(*, actor: User | None, user: User, keep_sid: str = "") -> int:
+    """End all browser sessions of `user` and revoke their tokens; returns how many sessions.
+
+    `keep_sid` spares the caller's own current session ("sign out everywhere else").
+    """
+    _require_may_end(actor, user)
+    ended, revoked = terminate_sessions(user=user, keep_sid=keep_sid)
+    audit.record(
+        AuditAction.SESSIONS_ENDED,
+        actor=actor,
+        target=user,
+        client_id=user.client_id,
+        details={"sessions": ended, "revokedTokens": revoked, "keptCurrent": bool(keep_sid)},
+    )
+    return ended
