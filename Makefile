@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 ADDR   ?= 127.0.0.1:8000
 
-.PHONY: run test lint format services-up services-down services-status demo migrate clean
+.PHONY: run test lint format proto services-up services-down services-status demo migrate clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,13 @@ lint: $(VENV)/.dev
 format: $(VENV)/.dev
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# Python modules for proto/*.proto, into the package `authproto/` (committed; a test checks
+# they are current). -Iauthproto=proto makes generated imports read `from authproto import ...`.
+# gRPC stubs only for the files that declare a service.
+proto: $(VENV)/.dev
+	$(PY) -m grpc_tools.protoc -Iauthproto=proto --python_out=. --pyi_out=. proto/*.proto
+	$(PY) -m grpc_tools.protoc -Iauthproto=proto --grpc_python_out=. $$(grep -l '^service ' proto/*.proto)
 
 test: lint
 	scripts/test $(PYTEST_ARGS)

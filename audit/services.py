@@ -12,7 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models, transaction
 
-from audit import context
+from audit import context, relay
 from audit.models import AuditLog, OutboxEvent
 from audit.registry import AuditAction, EventType
 
@@ -77,12 +77,19 @@ def publish(
     payload: dict[str, Any],
     subject: str = "",
     topic: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> OutboxEvent:
-    """Queue an event in the outbox; the relay sends it to Kafka after the transaction commits."""
-    return OutboxEvent.objects.create(
+    """Queue an event in the outbox; the relay sends it to Kafka after the transaction commits.
+
+    `headers` are extra Kafka headers beside the CloudEvents ones (e.g. `correlation_id`).
+    """
+    event = OutboxEvent.objects.create(
         type=event_type,
         topic=topic or settings.KAFKA_TOPIC_USER_EVENTS,
         key=key,
         subject=subject or key,
         payload=payload,
+        headers=headers or {},
     )
+    relay.relay_after_commit()
+    return event

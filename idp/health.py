@@ -12,6 +12,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from audit.relay import outbox_lag
+
 TIMEOUT_SECONDS = 2.0
 
 
@@ -70,4 +72,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
         results[name]["ms"] = round((time.perf_counter() - started) * 1000, 1)
     failing = [name for name, result in results.items() if not result["ok"]]
     body = {"status": "fail" if failing else "ok", "failing": failing, "checks": results}
+    if "database" not in failing:
+        # Reported, never failing readiness: logins still work while events wait in the outbox.
+        body["outbox"] = outbox_lag().as_dict()
     return JsonResponse(body, status=503 if failing else 200)

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from accounts.views import admin_login, home
-from idp import health
+from idp import health, metrics
 from idp.oidc import views as oidc_views
 
 admin.site.site_header = "Auth & User Service"
@@ -11,6 +11,7 @@ admin.site.site_title = "Auth & User Service"
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics, name="metrics"),
     path(".well-known/openid-configuration", oidc_views.DiscoveryView.as_view(), name="oidc-discovery"),
     path(".well-known/jwks.json", oidc_views.JwksView.as_view(), name="jwks"),
     path("o/", include("idp.oidc.urls")),

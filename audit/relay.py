@@ -1,0 +1,430 @@
+"""The outbox relay: sends committed outbox rows to Kafka, marks them sent on the delivery report.
+
+One pass (`relay_batch`) in one database transaction:
+
+1. lock the oldest unsent rows with `SELECT … FOR UPDATE SKIP LOCKED`, so relays running at the
+   same time (Celery workers, the sweep, the consumer, the command) never take the same row;
+2. hold back any row whose key has an earlier row still unsent and not in this batch (another
+   relay is sending it), so one key's events reach Kafka in the order they were written;
+3. produce the rest with the idempotent producer (acks=all; per partition in order), wait for
+   every delivery report, and mark sent only the rows Kafka acknowledged.
+
+A relay killed between 3's produce and its commit leaves the rows unsent: they are sent again,
+under the same event id (`ce_id`), and consumers de-duplicate on it. Kafka unreachable: nothing
+is marked, the rows record the error, and every relay backs off (state shared in the cache)
+until a later pass gets through and catches up.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import Count, F, Min, Q
+from django.utils import timezone
+
+from audit import envelope, kafka
+from audit.models import OutboxEvent, ProcessedMessage
+
+log = logging.getLogger(__name__)
+
+_STATE_KEY = "audit:outbox-relay:state"
+_PRUNE_CHUNK = 5000
+# Refusals that concern one message, not the broker: the row keeps its error and waits for an
+# operator, and the other rows go on (no back-off). Everything else counts as "Kafka unavailable".
+_MESSAGE_ERRORS = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.INVALID_MSG,
+        KafkaError.INVALID_RECORD,
+        KafkaError._INVALID_ARG,
+    }
+)
+
+
+@dataclass
+class RelayResult:
+    published: int = 0
+    failed: int = 0
+    deferred: int = 0  # held back for a key's order; sent by a later pass
+    skipped: str = ""  # why nothing was tried (no Kafka, backing off)
+    error: str = ""
+    kafka_unavailable: bool = False  # the error is the broker's, not one message's: back off
+    published_ids: list[str] = field(default_factory=list, repr=False)
+    failed_ids: list[Any] = field(default_factory=list, repr=False)
+
+    def add(self, other: RelayResult) -> None:
+        self.published += other.published
+        self.failed += other.failed
+        self.deferred += other.deferred
+        self.published_ids += other.published_ids
+        self.failed_ids += other.failed_ids
+        self.error = other.error or self.error
+        self.skipped = other.skipped or self.skipped
+        self.kafka_unavailable = self.kafka_unavailable or other.kafka_unavailable
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "published": self.published,
+            "failed": self.failed,
+            "deferred": self.deferred,
+            "skipped": self.skipped,
+            "error": self.error,
+        }
+
+
+# --- back-off, shared by every relay through the cache ---------------------------------------
+
+
+@dataclass(frozen=True)
+class RelayState:
+    failures: int = 0
+    retry_at: float = 0.0  # epoch seconds
+    error: str = ""
+    failing_since: float = 0.0
+    last_success: float = 0.0
+
+    @property
+    def backing_off(self) -> bool:
+        return self.failures > 0 and time.time() < self.retry_at
+
+
+def relay_state() -> RelayState:
+    try:
+        raw = cache.get(_STATE_KEY)
+    except Exception:  # the cache (Redis) is down: no shared back-off, the relay still works
+        log.debug("outbox relay: cache unavailable", exc_info=True)
+        return RelayState()
+    return RelayState(**raw) if isinstance(raw, dict) else RelayState()
+
+
+def _save_state(state: RelayState) -> None:
+    try:
+        cache.set(_STATE_KEY, state.__dict__, timeout=None)
+    except Exception:
+        log.debug("outbox relay: cache unavailable", exc_info=True)
+
+
+def backoff_seconds(failures: int) -> float:
+    """1, 2, 4 … seconds, capped: a down broker is asked again soon, but not hammered."""
+    return float(min(settings.OUTBOX_BACKOFF_MAX_SECONDS, 2 ** max(0, failures - 1)))
+
+
+def _record_failure(error: str) -> RelayState:
+    previous = relay_state()
+    failures = previous.failures + 1
+    state = RelayState(
+        failures=failures,
+        retry_at=time.time() + backoff_seconds(failures),
+        error=error,
+        failing_since=previous.failing_since or time.time(),
+        last_success=previous.last_success,
+    )
+    _save_state(state)
+    return state
+
+
+def _record_success() -> None:
+    previous = relay_state()
+    if previous.failures:
+        log.info("outbox relay: Kafka reachable again after %d failed pass(es)", previous.failures)
+    _save_state(RelayState(last_success=time.time()))
+
+
+# --- one pass -------------------------------------------------------------------------------
+
+
+def _kafka_key(event: OutboxEvent) -> bytes | None:
+    # No key: Kafka spreads the rows over partitions; such events have no order to keep.
+    return event.key.encode() if event.key else None
+
+
+def _hold_back_for_order(batch: list[OutboxEvent]) -> tuple[list[OutboxEvent], list[OutboxEvent]]:
+    """Split the batch into rows that may go now and rows whose key has an earlier unsent row
+    outside the batch (locked by another relay): sending those now would overtake it."""
+    keyed = {event.key for event in batch if event.key}
+    if not keyed:
+        return batch, []
+    earliest = {
+        (row["topic"], row["key"]): row["first"]
+        for row in OutboxEvent.objects.filter(published_at__isnull=True, key__in=keyed)
+        .exclude(id__in=[event.id for event in batch])
+        .values("topic", "key")
+        .annotate(first=Min("created_at"))
+    }
+    ready, held = [], []
+    for event in batch:
+        first = earliest.get((event.topic, event.key)) if event.key else None
+        (held if first is not None and first <= event.created_at else ready).append(event)
+    return ready, held
+
+
+def _produce(producer: Producer, events: list[OutboxEvent]) -> dict[Any, KafkaError | None]:
+    """Produce the rows in order and wait for every delivery report: id -> error (None: stored)."""
+    reports: dict[Any, KafkaError | None] = {}
+
+    def delivered(event_id: Any, error: KafkaError | None, message: Any) -> None:
+        reports[event_id] = error
+
+    for event in events:
+        kwargs = {
+            "key": _kafka_key(event),
+            "value": envelope.encode_data(event.payload),
+            "headers": envelope.headers_for(
+                event_id=str(event.id),
+                event_type=event.type,
+                time=event.created_at,
+                subject=event.subject,
+                extra=event.headers,
+            ),
+            "on_delivery": functools.partial(delivered, event.id),
+        }
+        try:
+            try:
+                producer.produce(event.topic, **kwargs)
+            except BufferError:  # the local queue is full: let it drain, then try once more
+                producer.flush(settings.KAFKA_DELIVERY_TIMEOUT)
+                producer.produce(event.topic, **kwargs)
+        except (KafkaException, BufferError) as exc:
+            error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+            reports[event.id] = error or KafkaError(KafkaError._FAIL, str(exc))
+    # message.timeout.ms bounds every report; the margin covers the last in-flight request.
+    producer.flush(settings.KAFKA_DELIVERY_TIMEOUT + 5)
+    return reports
+
+
+def _mark_results(events: list[OutboxEvent], reports: dict[Any, KafkaError | None]) -> RelayResult:
+    """Record the delivery reports on the rows (the crash tests cut in just before this)."""
+    result = RelayResult()
+    now = timezone.now()
+    sent = [event.id for event in events if event.id in reports and reports[event.id] is None]
+    if sent:
+        OutboxEvent.objects.filter(id__in=sent).update(
+            published_at=now, attempts=F("attempts") + 1, last_error=""
+        )
+    failures: dict[str, list[Any]] = {}
+    for event in events:
+        if event.id in reports and reports[event.id] is None:
+            continue
+        error = reports.get(event.id)
+        if error is None or error.code() not in _MESSAGE_ERRORS:
+            result.kafka_unavailable = True
+        text = (
+            f"{error.name()}: {error.str()}"
+            if error is not None
+            else f"no delivery report within {settings.KAFKA_DELIVERY_TIMEOUT + 5}s"
+        )
+        failures.setdefault(text[:1000], []).append(event.id)
+    for text, ids in failures.items():
+        OutboxEvent.objects.filter(id__in=ids).update(attempts=F("attempts") + 1, last_error=text)
+    result.published = len(sent)
+    result.published_ids = [str(event_id) for event_id in sent]
+    result.failed_ids = [event_id for ids in failures.values() for event_id in ids]
+    result.failed = len(result.failed_ids)
+    result.error = next(iter(failures), "")
+    return result
+
+
+def relay_batch(*, producer: Producer, limit: int | None = None, skip: Iterable[Any] = ()) -> RelayResult:
+    """One pass over at most `limit` unsent rows, in one transaction (see the module docstring).
+
+    `skip`: rows Kafka refused earlier in the same drain, not to be tried twice in a row.
+    """
+    limit = limit or settings.OUTBOX_BATCH_SIZE
+    with transaction.atomic():
+        batch = list(
+            OutboxEvent.objects.select_for_update(skip_locked=True)
+            .filter(published_at__isnull=True)
+            .exclude(id__in=list(skip))
+            .order_by("created_at", "id")[:limit]
+        )
+        if not batch:
+            return RelayResult()
+        ready, held = _hold_back_for_order(batch)
+        if not ready:
+            return RelayResult(deferred=len(held))
+        kafka.ensure_topics(sorted({event.topic for event in ready}))
+        reports = _produce(producer, ready)
+        result = _mark_results(ready, reports)
+        result.deferred = len(held)
+        return result
+
+
+def _broker_reachable(producer: Producer) -> str:
+    """'' when a broker answers a metadata request, else the error."""
+    try:
+        producer.list_topics(timeout=min(5, settings.KAFKA_DELIVERY_TIMEOUT))
+    except KafkaException as exc:
+        error = exc.args[0]
+        return f"{error.name()}: {error.str()}" if isinstance(error, KafkaError) else str(exc)
+    return ""
+
+
+def relay_pending(
+    *, producer: Producer | None = None, time_budget: float = 30.0, ignore_backoff: bool = False
+) -> RelayResult:
+    """Send what is waiting, batch after batch, within about `time_budget` seconds.
+
+    Does nothing without Kafka, or while an earlier failure's back-off lasts (shared by every
+    relay), unless `ignore_backoff`.
+    """
+    total = RelayResult()
+    if not kafka.is_configured():
+        total.skipped = "kafka is not configured"
+        return total
+    state = relay_state()
+    if state.backing_off and not ignore_backoff:
+        total.skipped = f"backing off after {state.failures} failure(s): {state.error}"
+        total.error = state.error
+        return total
+    if not OutboxEvent.objects.filter(published_at__isnull=True).exists():
+        return total
+    producer = producer or kafka.get_producer()
+    error = _broker_reachable(producer)
+    if not error:
+        deadline = time.monotonic() + time_budget
+        while True:
+            try:
+                result = relay_batch(producer=producer, skip=total.failed_ids)
+            except KafkaException as exc:  # topic creation or metadata failed mid-way
+                result = RelayResult(error=str(exc.args[0] if exc.args else exc), kafka_unavailable=True)
+            total.add(result)
+            if result.kafka_unavailable or result.published == 0 or time.monotonic() >= deadline:
+                break
+        error = total.error if total.kafka_unavailable else ""
+        if total.error and not error:
+            log.error("outbox relay: Kafka refused %d event(s): %s", total.failed, total.error)
+    if error:
+        total.kafka_unavailable = True
+        state = _record_failure(error)
+        waiting = OutboxEvent.objects.filter(published_at__isnull=True).count()
+        log.warning(
+            "outbox relay: Kafka unavailable or refusing (%s); %d event(s) waiting, next try in %.0fs",
+            error,
+            waiting,
+            max(0.0, state.retry_at - time.time()),
+        )
+        total.error = error
+    else:
+        _record_success()
+    return total
+
+
+# --- after-commit trigger -----------------------------------------------------------------------
+
+_kicks_suppressed: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "outbox_kicks_suppressed", default=False
+)
+
+
+@contextmanager
+def relaying_inline() -> Iterator[None]:
+    """For a process that runs the relay itself after each commit (the consumer): no Celery kick."""
+    token = _kicks_suppressed.set(True)
+    try:
+        yield
+    finally:
+        _kicks_suppressed.reset(token)
+
+
+def _kick() -> None:
+    from audit.tasks import relay_outbox
+
+    # retry=False: a Redis outage must not hold up the request that committed; the sweep
+    # (Celery beat) sends the rows anyway. An old kick is pointless once a sweep has run.
+    relay_outbox.apply_async(retry=False, expires=settings.OUTBOX_SWEEP_SECONDS * 6)
+
+
+def relay_after_commit() -> None:
+    """Ask a worker to relay as soon as the current transaction commits (once per transaction)."""
+    if not kafka.is_configured() or _kicks_suppressed.get():
+        return
+    connection = transaction.get_connection()
+    if connection.in_atomic_block and any(entry[1] is _kick for entry in connection.run_on_commit):
+        return
+    transaction.on_commit(_kick, robust=True)
+
+
+# --- lag and retention --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutboxLag:
+    unsent: int
+    failing: int  # unsent rows that failed at least once
+    oldest_created_at: datetime | None
+    last_error: str
+
+    @property
+    def oldest_age_seconds(self) -> float:
+        if self.oldest_created_at is None:
+            return 0.0
+        return max(0.0, (timezone.now() - self.oldest_created_at).total_seconds())
+
+    @property
+    def lagging(self) -> bool:
+        return self.oldest_age_seconds > settings.OUTBOX_LAG_WARNING_SECONDS
+
+    def as_dict(self) -> dict[str, Any]:
+        state = relay_state()
+        return {
+            "unsent": self.unsent,
+            "failing": self.failing,
+            "oldestAgeSeconds": round(self.oldest_age_seconds, 1),
+            "lagging": self.lagging,
+            "relay": "off (no Kafka)" if not kafka.is_configured() else "on",
+            "lastError": state.error or self.last_error or None,
+            "backingOff": state.backing_off,
+        }
+
+
+def outbox_lag() -> OutboxLag:
+    unsent = OutboxEvent.objects.filter(published_at__isnull=True)
+    summary = unsent.aggregate(
+        unsent=Count("id"), failing=Count("id", filter=Q(attempts__gt=0)), oldest=Min("created_at")
+    )
+    last_error = ""
+    if summary["failing"]:
+        last_error = (
+            unsent.filter(attempts__gt=0).order_by("created_at").values_list("last_error", flat=True).first()
+            or ""
+        )
+    return OutboxLag(
+        unsent=summary["unsent"],
+        failing=summary["failing"],
+        oldest_created_at=summary["oldest"],
+        last_error=last_error,
+    )
+
+
+def _delete_in_chunks(queryset: Any) -> int:
+    deleted = 0
+    while True:
+        ids = list(queryset.values_list("pk", flat=True)[:_PRUNE_CHUNK])
+        if not ids:
+            return deleted
+        deleted += queryset.model.objects.filter(pk__in=ids).delete()[0]
+
+
+def prune(*, now: datetime | None = None) -> dict[str, int]:
+    """Delete sent outbox rows and de-duplication records past their retention."""
+    now = now or timezone.now()
+    outbox_cutoff = now - timedelta(days=settings.OUTBOX_RETENTION_DAYS)
+    processed_cutoff = now - timedelta(days=settings.PROCESSED_MESSAGES_RETENTION_DAYS)
+    return {
+        # Never an unsent row, however old: it still has to reach Kafka.
+        "outbox": _delete_in_chunks(OutboxEvent.objects.filter(published_at__lt=outbox_cutoff)),
+        "processed": _delete_in_chunks(ProcessedMessage.objects.filter(processed_at__lt=processed_cutoff)),
+    }

@@ -1,0 +1,97 @@
+"""Prometheus metrics at /metrics: the outbox relay's lag and the dead letters.
+
+They are read from the database at scrape time, not counted in memory: the relay runs in
+Celery workers and the consumer, other processes than the one Prometheus scrapes, and every
+replica must report the same numbers.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Iterator
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from audit import relay
+from audit.models import DeadLetter
+
+log = logging.getLogger(__name__)
+
+
+class OutboxCollector:
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("idp_events_metrics_up", "1 if the outbox figures below could be read")
+        try:
+            lag = relay.outbox_lag()
+            dead = list(DeadLetter.objects.values("consumer", "reason").annotate(n=Count("id")))
+        except DatabaseError as exc:
+            log.warning("metrics: database unavailable: %s", exc)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        state = relay.relay_state()
+        yield GaugeMetricFamily(
+            "idp_outbox_unsent_events", "Outbox events not yet acknowledged by Kafka", value=lag.unsent
+        )
+        yield GaugeMetricFamily(
+            "idp_outbox_oldest_unsent_age_seconds",
+            "Age of the oldest outbox event not yet acknowledged by Kafka (0 when none)",
+            value=lag.oldest_age_seconds,
+        )
+        yield GaugeMetricFamily(
+            "idp_outbox_failing_events", "Unsent outbox events that failed at least once", value=lag.failing
+        )
+        yield GaugeMetricFamily(
+            "idp_outbox_relay_consecutive_failures",
+            "Relay passes in a row that could not reach Kafka (0 when healthy)",
+            value=state.failures,
+        )
+        yield GaugeMetricFamily(
+            "idp_outbox_relay_last_success_timestamp_seconds",
+            "When a relay pass last reached Kafka (Unix time; 0 if never since the cache was emptied)",
+            value=state.last_success,
+        )
+        dead_letters = CounterMetricFamily(
+            "idp_dead_letters",
+            "Consumed messages sent to the dead-letter topic",
+            labels=["consumer", "reason"],
+        )
+        for row in dead:
+            dead_letters.add_metric([row["consumer"], row["reason"]], row["n"])
+        yield dead_letters
+
+
+registry = CollectorRegistry(auto_describe=False)
+registry.register(OutboxCollector())
+ProcessCollector(registry=registry)
+PlatformCollector(registry=registry)
+
+
+def _authorized(request: HttpRequest) -> bool:
+    token = settings.METRICS_TOKEN
+    if not token:
+        return True
+    given = request.headers.get("Authorization", "")
+    return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+
+
+@never_cache
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    if not _authorized(request):
+        response = HttpResponse("unauthorized\n", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

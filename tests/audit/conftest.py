@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests import events
+
+
+@pytest.fixture
+def topics(settings) -> events.Topics:
+    return events.fresh_topics(settings)
+
+
+@pytest.fixture
+def private_broker() -> Iterator[events.PrivateBroker]:
+    yield from events.private_broker()

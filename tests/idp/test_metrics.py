@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from audit import services as audit
+from audit.models import DeadLetter, OutboxEvent
+from audit.registry import EventType
+
+pytestmark = pytest.mark.django_db
+
+
+def _sample(body: str, name: str) -> float:
+    (line,) = [
+        line for line in body.splitlines() if line.startswith(name + " ") or line.startswith(name + "{")
+    ]
+    return float(line.rsplit(" ", 1)[1])
+
+
+def test_metrics_expose_the_outbox_lag_and_dead_letters(client):
+    event = audit.publish(EventType.USER_UPDATED, key="k", payload={})
+    OutboxEvent.objects.filter(id=event.id).update(created_at=timezone.now() - timedelta(seconds=42))
+    DeadLetter.objects.create(consumer="registration", topic="t", partition=0, offset=1, reason="not_json")
+
+    response = client.get("/metrics")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain")
+    body = response.content.decode()
+    assert _sample(body, "idp_outbox_unsent_events") == 1
+    assert 41 < _sample(body, "idp_outbox_oldest_unsent_age_seconds") < 100
+    assert 'idp_dead_letters_total{consumer="registration",reason="not_json"} 1.0' in body
+    assert _sample(body, "idp_events_metrics_up") == 1
+
+
+def test_metrics_may_require_a_bearer_token(client, settings):
+    settings.METRICS_TOKEN = "scrape-me"
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-me").status_code == 200
+
+
+def test_readyz_reports_the_outbox_lag_without_failing_on_it(client, settings):
+    settings.OUTBOX_LAG_WARNING_SECONDS = 60
+    event = audit.publish(EventType.USER_UPDATED, key="k", payload={})
+    OutboxEvent.objects.filter(id=event.id).update(created_at=timezone.now() - timedelta(seconds=120))
+
+    response = client.get("/readyz")
+
+    body = response.json()
+    assert response.status_code == 200, body
+    assert body["outbox"]["unsent"] == 1
+    assert body["outbox"]["lagging"] is True
+    assert body["outbox"]["oldestAgeSeconds"] >= 120
