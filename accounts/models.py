@@ -5,6 +5,7 @@ from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django_otp.models import CooldownMixin, SideChannelDevice, ThrottlingMixin, TimestampMixin
@@ -187,3 +188,94 @@ class UserSession(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} since {self.created_at:%Y-%m-%d %H:%M}"
+
+
+# --- Roles and permissions as data (accounts.rbac computes and caches what a user may do) -----
+
+PERMISSION_NAME = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
+
+
+class Scope(models.TextChoices):
+    OWN_CLIENT = "own", "Own B2B client only"
+    ALL_CLIENTS = "all", "All clients"
+
+
+class AccessPermission(models.Model):
+    """A permission named `service.resource.action`, e.g. `parcels.parcel.read`."""
+
+    name = models.CharField(
+        max_length=150,
+        unique=True,
+        validators=[RegexValidator(PERMISSION_NAME, "use service.resource.action, lower case")],
+    )
+    description = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        db_table = "permissions"
+        ordering = ["name"]
+        verbose_name = "permission"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AccessRole(models.Model):
+    """A named set of permissions, each with a scope. The built-in ones are the seed's roles."""
+
+    code = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=150)
+    description = models.CharField(max_length=255, blank=True)
+    builtin = models.BooleanField(default=False, editable=False)
+    permissions = models.ManyToManyField(AccessPermission, through="RoleGrant", related_name="roles")
+
+    class Meta:
+        db_table = "roles"
+        ordering = ["code"]
+        verbose_name = "role"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RoleGrant(models.Model):
+    role = models.ForeignKey(AccessRole, on_delete=models.CASCADE, related_name="grants")
+    permission = models.ForeignKey(AccessPermission, on_delete=models.CASCADE, related_name="role_grants")
+    scope = models.CharField(max_length=8, choices=Scope.choices, default=Scope.OWN_CLIENT)
+
+    class Meta:
+        db_table = "role_permissions"
+        constraints = [models.UniqueConstraint(fields=["role", "permission"], name="one_grant_per_role")]
+
+    def __str__(self) -> str:
+        return f"{self.role.code}: {self.permission.name} ({self.scope})"
+
+
+class UserRole(models.Model):
+    """An extra role held beside the user's primary `role`."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="extra_roles")
+    role = models.ForeignKey(AccessRole, on_delete=models.CASCADE, related_name="holders")
+    assigned_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "user_roles"
+        constraints = [models.UniqueConstraint(fields=["user", "role"], name="one_assignment_per_role")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.role.code}"
+
+
+class UserGrant(models.Model):
+    """A permission granted to one user directly."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="direct_grants")
+    permission = models.ForeignKey(AccessPermission, on_delete=models.CASCADE, related_name="user_grants")
+    scope = models.CharField(max_length=8, choices=Scope.choices, default=Scope.OWN_CLIENT)
+    granted_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "user_permissions_granted"
+        constraints = [models.UniqueConstraint(fields=["user", "permission"], name="one_grant_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.permission.name} ({self.scope})"

@@ -45,3 +45,21 @@ class TokenValidateResponse(_message.Message):
     scope: str
     expires_at: int
     def __init__(self, error: _Optional[str] = ..., userId: _Optional[str] = ..., role: _Optional[str] = ..., client_id: _Optional[str] = ..., scope: _Optional[str] = ..., expires_at: _Optional[int] = ...) -> None: ...
+
+class CheckPermissionRequest(_message.Message):
+    __slots__ = ("user_id", "permission", "client_id")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    PERMISSION_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    permission: str
+    client_id: str
+    def __init__(self, user_id: _Optional[str] = ..., permission: _Optional[str] = ..., client_id: _Optional[str] = ...) -> None: ...
+
+class CheckPermissionResponse(_message.Message):
+    __slots__ = ("allowed", "reason")
+    ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    allowed: bool
+    reason: str
+    def __init__(self, allowed: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...

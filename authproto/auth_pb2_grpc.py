@@ -44,6 +44,11 @@ class AuthServiceStub:
                 request_serializer=authproto_dot_auth__pb2.TokenValidateRequest.SerializeToString,
                 response_deserializer=authproto_dot_auth__pb2.TokenValidateResponse.FromString,
                 _registered_method=True)
+        self.CheckPermission = channel.unary_unary(
+                '/AuthService/CheckPermission',
+                request_serializer=authproto_dot_auth__pb2.CheckPermissionRequest.SerializeToString,
+                response_deserializer=authproto_dot_auth__pb2.CheckPermissionResponse.FromString,
+                _registered_method=True)
 
 
 class AuthServiceServicer:
@@ -61,6 +66,13 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckPermission(self, request, context):
+        """Addition: may a user do an action on a resource of a B2B client? (roles and permissions)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -73,6 +85,11 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.TokenValidate,
                     request_deserializer=authproto_dot_auth__pb2.TokenValidateRequest.FromString,
                     response_serializer=authproto_dot_auth__pb2.TokenValidateResponse.SerializeToString,
+            ),
+            'CheckPermission': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckPermission,
+                    request_deserializer=authproto_dot_auth__pb2.CheckPermissionRequest.FromString,
+                    response_serializer=authproto_dot_auth__pb2.CheckPermissionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -129,6 +146,33 @@ class AuthService:
             '/AuthService/TokenValidate',
             authproto_dot_auth__pb2.TokenValidateRequest.SerializeToString,
             authproto_dot_auth__pb2.TokenValidateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckPermission(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/AuthService/CheckPermission',
+            authproto_dot_auth__pb2.CheckPermissionRequest.SerializeToString,
+            authproto_dot_auth__pb2.CheckPermissionResponse.FromString,
             options,
             channel_credentials,
             insecure,

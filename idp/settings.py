@@ -288,6 +288,10 @@ IDP_SMS_HTTP_URL = env_str("IDP_SMS_HTTP_URL")
 IDP_SMS_HTTP_TOKEN = env_str("IDP_SMS_HTTP_TOKEN")
 IDP_SMS_SENDER = env_str("IDP_SMS_SENDER", "IDP")
 
+# Corporate SSO (clients.sso): a client's upstream identity provider must be reached over https;
+# plain http is allowed for loopback addresses only, and only when this is on (development, tests).
+IDP_SSO_ALLOW_HTTP_LOOPBACK = env_bool("IDP_SSO_ALLOW_HTTP_LOOPBACK", DEBUG)
+
 # A login name may repeat across B2B clients (seed 004), so it is unique per client, not globally;
 # the login backend handles the search.
 SILENCED_SYSTEM_CHECKS = ["auth.W004"]
@@ -337,6 +341,7 @@ OAUTH2_PROVIDER = {
         "email": "Your e-mail address",
         "phone": "Your phone number",
         "offline_access": "Stay signed in",
+        "permissions": "What you are allowed to do",
     },
     "DEFAULT_SCOPES": ["openid"],
 }

@@ -77,3 +77,29 @@ def logout(*, access_token: str, refresh_token: str, channel: str) -> int:
                 details={"channel": channel, "revokedTokens": revoked},
             )
     return revoked
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str
+
+
+def check_permission(*, user_id: str, permission: str, client_id: str | None) -> Decision:
+    """May user `user_id` do `permission` on a resource of B2B client `client_id` (None: not a
+    client's resource)? Services ask this instead of re-implementing "a client sees only its own"."""
+    import uuid
+
+    from accounts import rbac
+    from accounts.models import User
+
+    try:
+        user_uuid = uuid.UUID(user_id)
+        client_uuid = uuid.UUID(client_id) if client_id else None
+    except ValueError:
+        return Decision(False, "userId and clientId must be UUIDs")
+    user = User.objects.select_related("client").filter(pk=user_uuid).first()
+    if user is None:
+        return Decision(False, "unknown user")
+    allowed, reason = rbac.decide(user, permission, client_id=client_uuid)
+    return Decision(allowed, reason)

@@ -57,6 +57,16 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             expires_at=claims.exp,
         )
 
+    def CheckPermission(  # noqa: N802 - the method name is the proto's
+        self, request: auth_pb2.CheckPermissionRequest, ctx: grpc.ServicerContext
+    ) -> auth_pb2.CheckPermissionResponse:
+        if not request.user_id or not request.permission or len(request.permission) > 150:
+            ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, "user_id and permission are required")
+        decision = auth.check_permission(
+            user_id=request.user_id, permission=request.permission, client_id=request.client_id or None
+        )
+        return auth_pb2.CheckPermissionResponse(allowed=decision.allowed, reason=decision.reason)
+
 
 class DjangoInterceptor(grpc.ServerInterceptor):
     """What Django's request cycle would do: fresh DB connections per call (thread-pool workers

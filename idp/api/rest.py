@@ -155,3 +155,37 @@ class CheckView(APIView):
         )
 
     head = get
+
+
+class AuthzCheckView(APIView):
+    """`POST /api/v1/authz/check` {userId, permission, clientId?} -> {allowed, reason}, for services
+    (any valid access token of ours, e.g. a client_credentials one)."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    class Input(serializers.Serializer):
+        userId = serializers.CharField(max_length=64)  # noqa: N815 - the JSON field name
+        permission = serializers.RegexField(
+            r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$", max_length=150
+        )
+        clientId = serializers.CharField(max_length=64, required=False, allow_null=True, allow_blank=True)  # noqa: N815
+
+    def post(self, request: Request) -> Response:
+        header = request.headers.get("Authorization", "")
+        token = header[7:].strip() if header[:7].lower() == "bearer " else ""
+        caller = auth.validate(token) if token else auth.ValidationOutcome(error="missing_token")
+        if caller.claims is None:
+            response = _error(
+                "unauthorized", "a valid bearer token is required", status.HTTP_401_UNAUTHORIZED
+            )
+            response["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+            return response
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        decision = auth.check_permission(
+            user_id=data.validated_data["userId"],
+            permission=data.validated_data["permission"],
+            client_id=data.validated_data.get("clientId") or None,
+        )
+        return Response({"allowed": decision.allowed, "reason": decision.reason})

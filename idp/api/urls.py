@@ -9,4 +9,5 @@ urlpatterns = [
     path("auth/validate", rest.ValidateView.as_view(), name="auth-validate"),
     path("auth/logout", rest.LogoutView.as_view(), name="auth-logout"),
     path("auth/check", rest.CheckView.as_view(), name="auth-check"),
+    path("authz/check", rest.AuthzCheckView.as_view(), name="authz-check"),
 ]

@@ -7,8 +7,8 @@ from typing import Any
 
 from oauth2_provider.oauth2_validators import OAuth2Validator
 
+from accounts import rbac
 from accounts.models import User
-from accounts.policy import effective_permissions
 
 # claim -> the scope that releases it. `openid` claims go to every relying party: other
 # services authorize on `role` and `clientId` (seed 003).
@@ -34,8 +34,20 @@ def user_claims(user: User) -> dict[str, Any]:
         "email_verified": False,
         "phone_number": user.phone or None,
         "phone_number_verified": False,
-        "permissions": sorted(effective_permissions(user)),
+        "permissions": permissions_claim(user),
     }
+
+
+# The `permissions` claim is bounded: past this many, services ask the authorization API instead.
+MAX_PERMISSIONS_IN_CLAIM = 64
+
+
+def permissions_claim(user: User) -> dict[str, str] | None:
+    """`{permission: scope}` (scope `own` or `all`), or None when too many to carry in a token."""
+    held = rbac.effective_permissions(user)
+    if len(held) > MAX_PERMISSIONS_IN_CLAIM:
+        return None
+    return dict(sorted(held.items()))
 
 
 def released(claims: dict[str, Any], scopes: list[str] | set[str]) -> dict[str, Any]:

@@ -83,12 +83,13 @@ def generate_access_token(request: OAuthlibRequest) -> str:
     if user is not None:
         facts = user_claims(user)
         sid, _ = _session_facts(request)
-        claims.update(
-            sub=str(user.pk),
-            role=facts["role"],
-            clientId=facts["clientId"],
-            permissions=facts["permissions"],
-        )
+        claims.update(sub=str(user.pk), role=facts["role"], clientId=facts["clientId"])
+        if "permissions" in (request.scopes or []):
+            # Only when asked for (the claim can be large); None: too many, use the authz API.
+            if facts["permissions"] is None:
+                claims["permissions_truncated"] = True
+            else:
+                claims["permissions"] = facts["permissions"]
         if sid:
             claims["sid"] = sid
     else:
