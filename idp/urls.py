@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts.views import admin_login, home
 from idp import health, metrics
@@ -16,6 +17,10 @@ urlpatterns = [
     path(".well-known/jwks.json", oidc_views.JwksView.as_view(), name="jwks"),
     path("o/", include("idp.oidc.urls")),
     path("api/v1/", include("idp.api.urls")),
+    path("api/v1/", include("accounts.api_urls")),
+    path("api/v1/schema", SpectacularAPIView.as_view(), name="api-schema"),
+    # The split view serves Swagger UI's start-up code as a script file, so the CSP needs no inline.
+    path("api/v1/docs", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/login/", admin_login, name="admin-login"),
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),

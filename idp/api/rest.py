@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -21,6 +22,34 @@ LOGIN_ERROR_STATUS = {
 }
 
 
+class ErrorOut(serializers.Serializer):
+    error = serializers.CharField()
+    error_description = serializers.CharField()
+
+
+class TokensOut(serializers.Serializer):
+    access_token = serializers.CharField()
+    token_type = serializers.CharField()
+    expires_in = serializers.IntegerField()
+    refresh_token = serializers.CharField()
+    scope = serializers.CharField()
+
+
+class ValidatedOut(serializers.Serializer):
+    active = serializers.BooleanField()
+    userId = serializers.CharField()  # noqa: N815
+    role = serializers.CharField(allow_null=True)
+    clientId = serializers.CharField(allow_null=True)  # noqa: N815
+    scope = serializers.CharField()
+    exp = serializers.IntegerField()
+    client_id = serializers.CharField()
+
+
+class DecisionOut(serializers.Serializer):
+    allowed = serializers.BooleanField()
+    reason = serializers.CharField()
+
+
 def _error(code: str, description: str, http_status: int) -> Response:
     return Response(
         {"error": code, "error_description": description},
@@ -33,12 +62,16 @@ class LoginView(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
 
-    class Input(serializers.Serializer):
+    class LoginInput(serializers.Serializer):
         login = serializers.CharField(max_length=MAX_LOGIN_LENGTH, trim_whitespace=False)
         password = serializers.CharField(max_length=MAX_PASSWORD_LENGTH, trim_whitespace=False)
 
+    @extend_schema(
+        request=LoginInput,
+        responses={200: TokensOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 429: ErrorOut},
+    )
     def post(self, request: Request) -> Response:
-        data = self.Input(data=request.data)
+        data = self.LoginInput(data=request.data)
         if not data.is_valid():
             return _error("invalid_request", "login and password are required", status.HTTP_400_BAD_REQUEST)
         outcome = auth.login(
@@ -70,11 +103,12 @@ class ValidateView(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
 
-    class Input(serializers.Serializer):
+    class ValidateInput(serializers.Serializer):
         token = serializers.CharField(max_length=MAX_TOKEN_LENGTH)
 
+    @extend_schema(request=ValidateInput, responses={200: ValidatedOut, 400: ErrorOut, 401: ErrorOut})
     def post(self, request: Request) -> Response:
-        data = self.Input(data=request.data)
+        data = self.ValidateInput(data=request.data)
         if not data.is_valid():
             return _error("invalid_request", "token is required", status.HTTP_400_BAD_REQUEST)
         outcome = auth.validate(data.validated_data["token"])
@@ -101,11 +135,12 @@ class LogoutView(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
 
-    class Input(serializers.Serializer):
+    class LogoutInput(serializers.Serializer):
         refresh_token = serializers.CharField(max_length=MAX_TOKEN_LENGTH, required=False)
 
+    @extend_schema(request=LogoutInput, responses={204: None, 400: ErrorOut})
     def post(self, request: Request) -> Response:
-        data = self.Input(data=request.data)
+        data = self.LogoutInput(data=request.data)
         header = request.headers.get("Authorization", "")
         access = header[7:].strip() if header[:7].lower() == "bearer " else ""
         if not data.is_valid() or not (access or data.validated_data.get("refresh_token")):
@@ -129,6 +164,7 @@ class CheckView(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
 
+    @extend_schema(responses={200: None, 401: ErrorOut})
     def get(self, request: Request) -> Response:
         header = request.headers.get("Authorization", "")
         token = header[7:].strip() if header[:7].lower() == "bearer " else ""
@@ -164,13 +200,14 @@ class AuthzCheckView(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
 
-    class Input(serializers.Serializer):
+    class AuthzInput(serializers.Serializer):
         userId = serializers.CharField(max_length=64)  # noqa: N815 - the JSON field name
         permission = serializers.RegexField(
             r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$", max_length=150
         )
         clientId = serializers.CharField(max_length=64, required=False, allow_null=True, allow_blank=True)  # noqa: N815
 
+    @extend_schema(request=AuthzInput, responses={200: DecisionOut, 400: ErrorOut, 401: ErrorOut})
     def post(self, request: Request) -> Response:
         header = request.headers.get("Authorization", "")
         token = header[7:].strip() if header[:7].lower() == "bearer " else ""
@@ -181,7 +218,7 @@ class AuthzCheckView(APIView):
             )
             response["WWW-Authenticate"] = 'Bearer error="invalid_token"'
             return response
-        data = self.Input(data=request.data)
+        data = self.AuthzInput(data=request.data)
         data.is_valid(raise_exception=True)
         decision = auth.check_permission(
             user_id=data.validated_data["userId"],

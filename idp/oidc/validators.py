@@ -177,6 +177,12 @@ class Validator(OAuth2Validator):
             details={"tokenTypeHint": token_type_hint or ""},
         )
 
+    def validate_jwt_bearer_token(self, token: str, scopes: list[str], request: OAuthlibRequest) -> bool:
+        # oauthlib's OIDC server sends JWT-shaped bearer tokens here, and DOT would check them as
+        # ID tokens. Our JWTs in an Authorization header are access tokens; an ID token is never
+        # a credential for an API.
+        return self.validate_bearer_token(token, scopes, request)
+
     def _load_access_token(self, token: str) -> AccessToken | None:
         # A token that does not verify offline (signature, expiry, blacklist) is never looked up.
         try:

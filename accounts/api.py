@@ -1,0 +1,347 @@
+"""REST API for people and B2B client administrators (DRF, `/api/v1/`), authenticated by our own
+bearer tokens. Each endpoint parses, calls one service, and shapes the answer; tenant isolation
+comes from accounts.selectors (another client's users are 404, never 403)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import rbac, selectors, services, session_registry
+from accounts.models import AccessPermission, Role, Scope, User
+from clients.models import Client
+
+
+class Pagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class UserOut(serializers.ModelSerializer):
+    clientId = serializers.UUIDField(source="client_id", read_only=True, allow_null=True)  # noqa: N815
+    createdAt = serializers.DateTimeField(source="created_at", read_only=True)  # noqa: N815
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "email", "phone", "role", "status", "clientId", "createdAt"]
+
+
+def _user(request: Request, user_id: Any) -> User:
+    return get_object_or_404(selectors.visible_users(request.user), pk=user_id)
+
+
+class MeView(APIView):
+    class MeUpdate(serializers.Serializer):
+        email = serializers.EmailField(required=False, allow_blank=True)
+        phone = serializers.RegexField(r"^\+?[0-9 ()-]{5,32}$", required=False, allow_blank=True)
+
+    @extend_schema(responses=UserOut)
+    def get(self, request: Request) -> Response:
+        data = UserOut(request.user).data
+        data["permissions"] = rbac.effective_permissions(request.user)
+        return Response(data)
+
+    @extend_schema(request=MeUpdate, responses=UserOut)
+    def patch(self, request: Request) -> Response:
+        body = self.MeUpdate(data=request.data)
+        body.is_valid(raise_exception=True)
+        # Users change their own contact details; the service audits it (system actor: the
+        # permission to edit oneself is not a role grant).
+        user = services.update_user(actor=None, user=request.user, changes=dict(body.validated_data))
+        return Response(UserOut(user).data)
+
+
+class UsersView(APIView):
+    class UserCreate(serializers.Serializer):
+        username = serializers.CharField(max_length=150)
+        password = serializers.CharField(max_length=4096, required=False, allow_null=True, write_only=True)
+        email = serializers.EmailField(required=False, allow_blank=True, default="")
+        phone = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
+        role = serializers.ChoiceField(choices=Role.choices, default=Role.CLIENT_USER)
+        clientId = serializers.UUIDField(required=False, allow_null=True)  # noqa: N815
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("client", str),
+            OpenApiParameter("role", str),
+            OpenApiParameter("status", str),
+            OpenApiParameter("search", str),
+        ],
+        responses=UserOut(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        users = selectors.visible_users(request.user)
+        for field in ("role", "status"):
+            if request.query_params.get(field):
+                users = users.filter(**{field: request.query_params[field]})
+        if request.query_params.get("client"):
+            users = users.filter(client_id=_uuid_or_404(request.query_params["client"]))
+        if request.query_params.get("search"):
+            term = request.query_params["search"][:100]
+            users = users.filter(username__icontains=term) | users.filter(email__icontains=term)
+        page = Pagination()
+        return page.get_paginated_response(
+            UserOut(page.paginate_queryset(users, request, self), many=True).data
+        )
+
+    @extend_schema(request=UserCreate, responses={201: UserOut})
+    def post(self, request: Request) -> Response:
+        body = self.UserCreate(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        client = None
+        if data.get("clientId"):
+            client = get_object_or_404(selectors.visible_clients(request.user), pk=data["clientId"])
+        user = services.create_user(
+            actor=request.user,
+            username=data["username"],
+            password=data.get("password"),
+            email=data["email"],
+            phone=data["phone"],
+            role=data["role"],
+            client=client,
+        )
+        return Response(UserOut(user).data, status=status.HTTP_201_CREATED)
+
+
+class UserView(APIView):
+    class UserUpdate(serializers.Serializer):
+        username = serializers.CharField(max_length=150, required=False)
+        email = serializers.EmailField(required=False, allow_blank=True)
+        phone = serializers.CharField(max_length=32, required=False, allow_blank=True)
+
+    @extend_schema(responses=UserOut)
+    def get(self, request: Request, user_id: str) -> Response:
+        return Response(UserOut(_user(request, user_id)).data)
+
+    @extend_schema(request=UserUpdate, responses=UserOut)
+    def patch(self, request: Request, user_id: str) -> Response:
+        user = _user(request, user_id)
+        body = self.UserUpdate(data=request.data)
+        body.is_valid(raise_exception=True)
+        return Response(
+            UserOut(
+                services.update_user(actor=request.user, user=user, changes=dict(body.validated_data))
+            ).data
+        )
+
+
+class Reason(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class UserRoleView(APIView):
+    class RoleChange(Reason):
+        role = serializers.ChoiceField(choices=Role.choices)
+
+    @extend_schema(request=RoleChange, responses=UserOut)
+    def post(self, request: Request, user_id: str) -> Response:
+        user = _user(request, user_id)
+        body = self.RoleChange(data=request.data)
+        body.is_valid(raise_exception=True)
+        user = services.change_role(
+            actor=request.user,
+            user=user,
+            role=body.validated_data["role"],
+            reason=body.validated_data["reason"],
+        )
+        return Response(UserOut(user).data)
+
+
+class UserBlockView(APIView):
+    blocking = True
+
+    @extend_schema(request=Reason, responses=UserOut)
+    def post(self, request: Request, user_id: str) -> Response:
+        user = _user(request, user_id)
+        body = Reason(data=request.data)
+        body.is_valid(raise_exception=True)
+        act = services.block_user if self.blocking else services.unblock_user
+        return Response(
+            UserOut(act(actor=request.user, user=user, reason=body.validated_data["reason"])).data
+        )
+
+
+class UserUnblockView(UserBlockView):
+    blocking = False
+
+
+class PermissionsOut(serializers.Serializer):
+    """`{permission name: scope}`"""
+
+    permissions = serializers.DictField(child=serializers.ChoiceField(choices=Scope.choices))
+
+
+class UserGrantsView(APIView):
+    class GrantInput(serializers.Serializer):
+        permission = serializers.CharField(max_length=150)
+        scope = serializers.ChoiceField(choices=Scope.choices, default=Scope.OWN_CLIENT)
+
+    @extend_schema(responses=PermissionsOut)
+    def get(self, request: Request, user_id: str) -> Response:
+        return Response({"permissions": rbac.effective_permissions(_user(request, user_id))})
+
+    @extend_schema(request=GrantInput, responses={201: PermissionsOut})
+    def post(self, request: Request, user_id: str) -> Response:
+        user = _user(request, user_id)
+        body = self.GrantInput(data=request.data)
+        body.is_valid(raise_exception=True)
+        permission = get_object_or_404(AccessPermission, name=body.validated_data["permission"])
+        rbac.grant_permission(
+            actor=request.user, user=user, permission=permission, scope=body.validated_data["scope"]
+        )
+        return Response({"permissions": rbac.effective_permissions(user)}, status=status.HTTP_201_CREATED)
+
+
+class UserGrantView(APIView):
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, user_id: str, permission: str) -> Response:
+        user = _user(request, user_id)
+        if not rbac.revoke_permission(
+            actor=request.user, user=user, permission=get_object_or_404(AccessPermission, name=permission)
+        ):
+            return Response(
+                {"error": "not_found", "error_description": "no such direct grant"},
+                status=status.HTTP_404_NOT_FOUND,
+            )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class SessionOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    createdAt = serializers.DateTimeField(source="created_at")  # noqa: N815
+    lastSeenAt = serializers.DateTimeField(source="last_seen_at")  # noqa: N815
+    ip = serializers.IPAddressField(allow_null=True)
+    userAgent = serializers.CharField(source="user_agent")  # noqa: N815
+
+
+class UserSessionsView(APIView):
+    @extend_schema(responses=SessionOut(many=True))
+    def get(self, request: Request, user_id: str) -> Response:
+        user = _user(request, user_id)
+        if (
+            not rbac.decide(request.user, "accounts.session.end", client_id=user.client_id)[0]
+            and user != request.user
+        ):
+            raise PermissionDenied("not allowed: accounts.session.end")
+        return Response(SessionOut(session_registry.active_sessions(user), many=True).data)
+
+    @extend_schema(
+        request=None,
+        responses={200: inline_serializer("SessionsEnded", {"ended": serializers.IntegerField()})},
+    )
+    def delete(self, request: Request, user_id: str) -> Response:
+        user = _user(request, user_id)
+        ended = session_registry.end_all_sessions(actor=request.user, user=user)
+        return Response({"ended": ended})
+
+
+class ClientOut(serializers.ModelSerializer):
+    createdAt = serializers.DateTimeField(source="created_at", read_only=True)  # noqa: N815
+
+    class Meta:
+        model = Client
+        fields = ["id", "name", "slug", "status", "contact_email", "require_mfa", "createdAt"]
+
+
+class ClientsView(APIView):
+    class ClientCreate(serializers.Serializer):
+        name = serializers.CharField(max_length=200)
+        slug = serializers.SlugField(max_length=64)
+        contact_email = serializers.EmailField(required=False, allow_blank=True, default="")
+
+    @extend_schema(responses=ClientOut(many=True))
+    def get(self, request: Request) -> Response:
+        page = Pagination()
+        clients = selectors.visible_clients(request.user)
+        return page.get_paginated_response(
+            ClientOut(page.paginate_queryset(clients, request, self), many=True).data
+        )
+
+    @extend_schema(request=ClientCreate, responses={201: ClientOut})
+    def post(self, request: Request) -> Response:
+        from clients.services import create_client
+
+        body = self.ClientCreate(data=request.data)
+        body.is_valid(raise_exception=True)
+        client = create_client(actor=request.user, **body.validated_data)
+        return Response(ClientOut(client).data, status=status.HTTP_201_CREATED)
+
+
+def _uuid_or_404(value: str) -> str:
+    import uuid
+
+    from django.http import Http404
+
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise Http404 from None
+
+
+class AuditOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    occurredAt = serializers.DateTimeField(source="occurred_at")  # noqa: N815
+    action = serializers.CharField()
+    actorId = serializers.CharField(source="actor_id")  # noqa: N815
+    actorLabel = serializers.CharField(source="actor_label")  # noqa: N815
+    targetType = serializers.CharField(source="target_type")  # noqa: N815
+    targetId = serializers.CharField(source="target_id")  # noqa: N815
+    clientId = serializers.UUIDField(source="client_id", allow_null=True)  # noqa: N815
+    ip = serializers.IPAddressField(allow_null=True)
+    requestId = serializers.CharField(source="request_id")  # noqa: N815
+    details = serializers.JSONField()
+
+
+class AuditView(APIView):
+    """Audit search: operators see every record, a client's auditors their client's."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("action", str),
+            OpenApiParameter("actor", str),
+            OpenApiParameter("target", str),
+            OpenApiParameter("client", str),
+            OpenApiParameter("since", str),
+            OpenApiParameter("until", str),
+        ],
+        responses=AuditOut(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        from django.utils.dateparse import parse_datetime
+
+        from audit.models import AuditLog
+
+        scope = rbac.effective_permissions(request.user).get("audit.log.read")
+        if scope is None:
+            raise PermissionDenied("not allowed: audit.log.read")
+        records = AuditLog.objects.all()
+        if scope != rbac.ALL:
+            records = (
+                records.filter(client_id=request.user.client_id) if request.user.client_id else records.none()
+            )
+        params = request.query_params
+        for param, field in (("action", "action"), ("actor", "actor_id"), ("target", "target_id")):
+            if params.get(param):
+                records = records.filter(**{field: params[param][:64]})
+        if params.get("client"):
+            records = records.filter(client_id=_uuid_or_404(params["client"]))
+        for param, lookup in (("since", "occurred_at__gte"), ("until", "occurred_at__lt")):
+            if params.get(param):
+                moment = parse_datetime(params[param])
+                if moment is None:
+                    raise serializers.ValidationError({param: "an ISO 8601 date-time"})
+                records = records.filter(**{lookup: moment})
+        page = Pagination()
+        return page.get_paginated_response(
+            AuditOut(page.paginate_queryset(records, request, self), many=True).data
+        )
