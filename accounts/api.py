@@ -345,3 +345,34 @@ class AuditView(APIView):
         return page.get_paginated_response(
             AuditOut(page.paginate_queryset(records, request, self), many=True).data
         )
+
+
+class InvitationsView(APIView):
+    """Invite someone: a pending user and an e-mail with a single-use link to choose a password."""
+
+    class InvitationInput(serializers.Serializer):
+        email = serializers.EmailField()
+        role = serializers.ChoiceField(choices=Role.choices, default=Role.CLIENT_USER)
+        clientId = serializers.UUIDField(required=False, allow_null=True)  # noqa: N815
+        username = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
+
+    @extend_schema(request=InvitationInput, responses={201: UserOut})
+    def post(self, request: Request) -> Response:
+        from accounts.invitations import invite_user
+
+        body = self.InvitationInput(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        client = None
+        if data.get("clientId"):
+            client = get_object_or_404(selectors.visible_clients(request.user), pk=data["clientId"])
+        elif request.user.client_id is not None:
+            client = request.user.client  # a client's admin invites into their own client
+        user = invite_user(
+            actor=request.user,
+            email=data["email"],
+            role=data["role"],
+            client=client,
+            username=data["username"],
+        )
+        return Response(UserOut(user).data, status=status.HTTP_201_CREATED)

@@ -12,6 +12,7 @@ def user_payload(user: User) -> dict[str, Any]:
         "userId": str(user.id),
         "username": user.username,
         "email": user.email or None,
+        "emailVerified": user.email_verified,
         "role": user.role,
         "clientId": str(user.client_id) if user.client_id else None,
         "status": user.status,

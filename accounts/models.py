@@ -53,6 +53,7 @@ class User(AbstractBaseUser, PermissionsMixin):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     username = models.CharField(max_length=150)
     email = models.EmailField(blank=True, db_index=True)
+    email_verified = models.BooleanField(default=False, help_text="The user proved they receive mail there.")
     phone = models.CharField(max_length=32, blank=True)
     role = models.CharField(max_length=32, choices=Role.choices, default=Role.CLIENT_USER)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)

@@ -104,8 +104,12 @@ def update_user(*, actor: User | None, user: User, changes: dict[str, Any]) -> U
         return locked
     for name in changed:
         setattr(locked, name, changes[name])
+    saved = list(changed)
+    if "email" in changed:
+        locked.email_verified = False  # a new address is unproven until its link is followed
+        saved.append("email_verified")
     locked.full_clean(exclude=["password"])
-    locked.save(update_fields=[*changed, "updated_at"])
+    locked.save(update_fields=[*saved, "updated_at"])
     audit.record(
         AuditAction.USER_UPDATED,
         actor=actor,
@@ -116,6 +120,10 @@ def update_user(*, actor: User | None, user: User, changes: dict[str, Any]) -> U
     audit.publish(
         EventType.USER_UPDATED, key=str(locked.id), payload={**user_payload(locked), "changedFields": changed}
     )
+    if "email" in changed:
+        from accounts.invitations import send_verification
+
+        send_verification(locked)
     return locked
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from accounts import mfa_views, password_views, session_views, views
+from accounts import invitation_views, mfa_views, password_views, session_views, views
 
 app_name = "accounts"
 
@@ -8,6 +8,8 @@ urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", views.LogoutView.as_view(), name="logout"),
     path("logged-out/", views.logged_out, name="logged-out"),
+    path("invitation/<str:token>/", invitation_views.accept, name="invitation"),
+    path("verify-email/<str:token>/", invitation_views.verify_email, name="verify-email"),
     path("2fa/verify/", mfa_views.verify, name="mfa-verify"),
     path("2fa/enrol/", mfa_views.enrol, name="mfa-enrol"),
     path("2fa/", mfa_views.manage, name="mfa-manage"),

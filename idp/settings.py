@@ -277,6 +277,10 @@ IDP_LOCKOUT_MAX_SECONDS = env_int("IDP_LOCKOUT_MAX_SECONDS", 24 * 3600, minimum=
 # After this many locks (0 = never) the account stays locked until an operator unlocks it.
 IDP_LOCKOUT_PERMANENT_AFTER = env_int("IDP_LOCKOUT_PERMANENT_AFTER", 0, minimum=0)
 
+IDP_INVITATION_TTL = env_int(
+    "IDP_INVITATION_TTL", 7 * 24 * 3600, minimum=3600
+)  # invitation/verification links
+
 # Two-factor authentication (accounts.mfa): roles that must always pass a second factor (B2B
 # clients can require it for all their users), code lifetime, and how SMS are sent.
 IDP_MFA_REQUIRED_ROLES = env_list("IDP_MFA_REQUIRED_ROLES", ["internal_admin", "operator"])

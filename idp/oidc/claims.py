@@ -31,7 +31,7 @@ def user_claims(user: User) -> dict[str, Any]:
         "clientId": str(user.client_id) if user.client_id else None,
         "preferred_username": user.username,
         "email": user.email or None,
-        "email_verified": False,
+        "email_verified": user.email_verified,
         "phone_number": user.phone or None,
         "phone_number_verified": False,
         "permissions": permissions_claim(user),

@@ -39,6 +39,7 @@ def test_create_user_writes_user_audit_record_and_events(operator, acme):
         "userId": str(user.id),
         "username": "Ivan",
         "email": "ivan@acme.example",
+        "emailVerified": False,
         "role": "client_user",
         "clientId": str(acme.id),
         "status": "active",
