@@ -63,6 +63,7 @@ def test_a_transaction_kicks_the_relay_once_after_commit(
     settings.KAFKA_BOOTSTRAP_SERVERS = "127.0.0.1:1"
     kicks = []
     monkeypatch.setattr("audit.tasks.relay_outbox.apply_async", lambda **kw: kicks.append(kw))
+    monkeypatch.setattr(relay, "_next_kick_runs_at", 0.0)
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         services.create_user(actor=None, username="ivan", password="a-long-enough-pass")  # 2 events
@@ -70,6 +71,12 @@ def test_a_transaction_kicks_the_relay_once_after_commit(
     assert len(callbacks) == 1
     assert len(kicks) == 1
     assert kicks[0]["retry"] is False
+    assert kicks[0]["countdown"] == relay.KICK_WINDOW_SECONDS
+
+    # Another commit inside the window rides on the relay already scheduled.
+    with django_capture_on_commit_callbacks(execute=True):
+        services.create_user(actor=None, username="petr", password="a-long-enough-pass")
+    assert len(kicks) == 1
 
 
 @pytest.mark.django_db
