@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import schemathesis
+from django.test.client import ClientHandler
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from schemathesis.checks import not_a_server_error
 
 from accounts import services as accounts
 from accounts.models import Role
-from idp.wsgi import application
+
+
+def application(environ: dict, start_response: Callable) -> list[bytes]:
+    """The Django app as WSGI, through the test client's handler: it keeps the test's database
+    connection open (the bare WSGI app would close it at each request, ending the test's
+    transaction on PostgreSQL)."""
+    response = ClientHandler(enforce_csrf_checks=False)(environ)
+    headers = [*response.items(), *(("Set-Cookie", c.output(header="")) for c in response.cookies.values())]
+    start_response(f"{response.status_code} {response.reason_phrase}", headers)
+    return [response.content]
+
 
 schema = schemathesis.openapi.from_wsgi("/api/v1/schema", application)
 PW = "fuzz-operator-password-1"
