@@ -73,12 +73,13 @@ def _clear_cache() -> Iterator[None]:
     from django.core.cache import cache
 
     from accounts import ratelimit
-    from idp.oidc import keys, tokens
+    from idp.oidc import blacklist, keys, tokens
 
     # Each test's database starts without keys: forget the process's cached copies.
     keys._forget_cached()
     tokens._verified_claims.cache_clear()
     ratelimit.reset_local()
+    blacklist.reset_client()
     cache.clear()  # with Redis: rate-limit buckets and the blacklist too
     yield
     cache.clear()

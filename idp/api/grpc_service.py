@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextvars
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -68,6 +70,25 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         return auth_pb2.CheckPermissionResponse(allowed=decision.allowed, reason=decision.reason)
 
 
+_local = threading.local()
+
+
+def _thread_context() -> contextvars.Context:
+    """One context per worker thread, reused across calls. gRPC starts each call in an empty
+    context, and Django keeps per-context objects (cache clients above all) there: without this
+    they were rebuilt on every call."""
+    if not hasattr(_local, "context"):
+        _local.context = contextvars.copy_context()
+    return _local.context
+
+
+def _bound_call(
+    bound: context.RequestContext, inner: Callable[..., Any], request: Any, ctx: grpc.ServicerContext
+) -> Any:
+    with context.bind(bound):
+        return inner(request, ctx)
+
+
 class DjangoInterceptor(grpc.ServerInterceptor):
     """What Django's request cycle would do: fresh DB connections per call (thread-pool workers
     get no request signals), an audit context, and UNAVAILABLE instead of a crash when a store
@@ -90,8 +111,7 @@ class DjangoInterceptor(grpc.ServerInterceptor):
                 user_agent=str(metadata.get("user-agent", ""))[:512],
             )
             try:
-                with context.bind(bound):
-                    return inner(request, ctx)
+                return _thread_context().run(_bound_call, bound, inner, request, ctx)
             except DatabaseError:
                 ctx.abort(grpc.StatusCode.UNAVAILABLE, "database unavailable")
             finally:

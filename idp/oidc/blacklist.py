@@ -18,12 +18,28 @@ PREFIX = "idp:bl:"
 LOADED = "idp:bl:__loaded__"
 
 
+_client = None
+
+
 def _redis():
+    """One client per process (redis-py's pool is thread-safe and re-made after a fork).
+
+    Django keeps cache objects per context and gRPC runs each call in a fresh one, so asking
+    Django for the client on every call rebuilt it every time (measured: 80-170 us of ~700)."""
+    global _client
     if not settings.REDIS_URL:
         return None
-    from django_redis import get_redis_connection
+    if _client is None:
+        from django_redis import get_redis_connection
 
-    return get_redis_connection("default")
+        _client = get_redis_connection("default")
+    return _client
+
+
+def reset_client() -> None:
+    """Forget the process's client (tests that point REDIS_URL elsewhere)."""
+    global _client
+    _client = None
 
 
 def _ttl(expires_at: datetime) -> int:
