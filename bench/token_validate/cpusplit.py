@@ -1,0 +1,102 @@
+"""CPU used per process group over a window, in cores (1.0 = one core busy), from /proc.
+
+    cpusplit.py --delay 3 --window 14 --group server=PID[,PID...] --group generator=PID \
+                --group redis=PID [--json FILE]
+
+Each group counts the given processes and all their descendants (the set is re-read at both
+ends of the window). `other` is whatever else ran on the machine (other users' tests, Kafka,
+PostgreSQL, the kernel), from /proc/stat. Prints one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            tree.setdefault(ppid, []).append(int(name))
+    return tree
+
+
+def descendants(roots: list[int]) -> set[int]:
+    tree, seen, todo = children(), set(), list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid not in seen:
+            seen.add(pid)
+            todo.extend(tree.get(pid, []))
+    return seen
+
+
+def ticks(pids: set[int]) -> dict[int, int]:
+    out = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out[pid] = int(fields[11]) + int(fields[12])  # utime + stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
+
+
+def machine() -> tuple[int, int]:
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values[:8]) - idle, sum(values[:8])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--delay", type=float, default=3)
+    parser.add_argument("--window", type=float, default=10)
+    parser.add_argument("--group", action="append", default=[], help="name=pid[,pid]")
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    groups = {}
+    for spec in args.group:
+        name, _, pids = spec.partition("=")
+        groups[name] = [int(p) for p in pids.split(",") if p.strip()]
+    time.sleep(args.delay)
+    sets = {name: descendants(roots) for name, roots in groups.items()}
+    start = {name: ticks(s) for name, s in sets.items()}
+    busy0, _ = machine()
+    t0 = time.monotonic()
+    time.sleep(args.window)
+    elapsed = time.monotonic() - t0
+    busy1, _ = machine()
+    result = {}
+    for name, roots in groups.items():
+        end = ticks(descendants(roots) | sets[name])
+        used = sum(v - start[name].get(pid, 0) for pid, v in end.items())
+        result[name] = used / HZ / elapsed
+    result["machine"] = (busy1 - busy0) / HZ / elapsed
+    result["other"] = max(0.0, result["machine"] - sum(v for k, v in result.items() if k != "machine"))
+    result["window_s"] = elapsed
+    line = (
+        f"CPU (cores, of {os.cpu_count()}): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in result.items() if k != "window_s")
+        + f" (over {elapsed:.0f}s)"
+    )
+    print(line)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f)
+
+
+if __name__ == "__main__":
+    main()
