@@ -76,6 +76,9 @@ IDP_KEY_RETIRED_GRACE = timedelta(hours=env_int("IDP_KEY_RETIRED_GRACE_HOURS", 2
 # The `aud` of access tokens: the platform's APIs that accept them (RFC 9068 §2.2).
 IDP_ACCESS_TOKEN_AUDIENCE = env_str("IDP_ACCESS_TOKEN_AUDIENCE", "parcel-platform")
 # The public first-party client that gRPC `Login` and REST `auth/login` issue tokens to.
+# Each process keeps its own copy of the revocation blacklist, fed by Redis pub/sub, so token
+# validation needs no Redis round trip (off: one Redis lookup per validation).
+IDP_BLACKLIST_LOCAL_COPY = env_bool("IDP_BLACKLIST_LOCAL_COPY", True)
 IDP_DIRECT_LOGIN_CLIENT_ID = env_str("IDP_DIRECT_LOGIN_CLIENT_ID", "direct-login")
 GRPC_BIND = env_str("GRPC_BIND", "127.0.0.1:50051")
 GRPC_MAX_WORKERS = env_int("GRPC_MAX_WORKERS", 16, minimum=1)

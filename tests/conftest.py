@@ -69,6 +69,13 @@ def _fast_password_hashing(settings: Settings) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _blacklist_in_redis(settings: Settings) -> None:
+    # The per-process copy's listener thread outlives single tests and their databases; tests
+    # use the Redis lookup, and tests/oidc/test_blacklist.py checks the copy on its own.
+    settings.IDP_BLACKLIST_LOCAL_COPY = False
+
+
+@pytest.fixture(autouse=True)
 def _clear_cache() -> Iterator[None]:
     from django.core.cache import cache
 

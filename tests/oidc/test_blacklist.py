@@ -38,3 +38,30 @@ def test_expired_tokens_are_not_blacklisted_and_old_rows_are_pruned():
     assert not RevokedToken.objects.filter(jti="old").exists()
     RevokedToken.objects.create(jti="stale", expires_at=timezone.now() - timedelta(seconds=1))
     assert blacklist.prune() == 1
+
+
+@pytest.mark.needs("redis")
+@pytest.mark.django_db(transaction=True)
+def test_the_local_copy_learns_revocations_from_other_processes(settings):
+    """Another process's revocation arrives through Redis pub/sub; lookups then skip Redis."""
+    import time
+
+    settings.IDP_BLACKLIST_LOCAL_COPY = True
+    copy = blacklist.LocalCopy()
+    RevokedToken.objects.create(jti="before", expires_at=timezone.now() + timedelta(minutes=5))
+    deadline = time.monotonic() + 10
+    while copy.lookup("before") is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # the listener subscribes, then loads the database
+    assert copy.lookup("before") is True
+    assert copy.lookup("never") is False
+
+    # "Another process": announce on the channel without touching this copy directly.
+    later = (timezone.now() + timedelta(minutes=5)).timestamp()
+    blacklist._redis().publish(blacklist.CHANNEL, f"elsewhere {later:.0f}")
+    while copy.lookup("elsewhere") is not True and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert copy.lookup("elsewhere") is True
+    expired = (timezone.now() - timedelta(seconds=1)).timestamp()
+    blacklist._redis().publish(blacklist.CHANNEL, f"gone {expired:.0f}")
+    time.sleep(0.2)
+    assert copy.lookup("gone") is False  # expired tokens fail elsewhere anyway
