@@ -1,15 +1,40 @@
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.db.models import Count, Q, QuerySet
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
-from accounts import lockout, mfa, services
-from accounts.models import LoginFailures, Role, User, UserSession
+from accounts import lockout, mfa, passwords, rbac, services
+from accounts.admin_base import ServiceModelAdmin, calling, refusal_text, visible_clients
+from accounts.builtin_roles import PERMISSIONS as BUILTIN_PERMISSIONS
+from accounts.models import (
+    AccessPermission,
+    AccessRole,
+    LoginFailures,
+    Role,
+    RoleGrant,
+    User,
+    UserGrant,
+    UserRole,
+    UserSession,
+)
+from accounts.policy import ASSIGNABLE_ROLES
+
+
+def assignable_roles(actor: User) -> list[tuple[str, str]]:
+    """The primary roles `actor` may hand out (accounts.policy; the service checks again)."""
+    allowed = set(Role.values) if actor.is_superuser else ASSIGNABLE_ROLES.get(actor.role, frozenset())
+    return [(value, label) for value, label in Role.choices if value in allowed]
 
 
 class UserCreationForm(forms.ModelForm):
@@ -24,14 +49,82 @@ class UserCreationForm(forms.ModelForm):
         fields = ["username", "email", "phone", "role", "client", "is_staff"]
 
 
+class ChangeRoleForm(forms.Form):
+    role = forms.ChoiceField(label=_("New role"))
+    reason = forms.CharField(
+        label=_("Reason"),
+        max_length=200,
+        required=False,
+        help_text=_("Kept in the audit record and the user.roleChanged event."),
+    )
+
+    def __init__(self, *args: Any, actor: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["role"].choices = assignable_roles(actor)
+
+
+class UserLockedFilter(admin.SimpleListFilter):
+    title = "locked"
+    parameter_name = "locked"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Locked now"), ("no", "Not locked")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> QuerySet[User]:
+        locked = Q(login_failures__permanent=True) | Q(login_failures__locked_until__gt=timezone.now())
+        if self.value() == "yes":
+            return queryset.filter(locked)
+        if self.value() == "no":
+            return queryset.exclude(pk__in=User.objects.filter(locked).values("pk"))
+        return queryset
+
+
+class ExtraRoleInline(admin.TabularInline):
+    """Roles held beside the primary one; saved through accounts.rbac (UserAdmin.save_formset)."""
+
+    model = UserRole
+    extra = 1
+    fields = ["role", "assigned_at"]
+    readonly_fields = ["assigned_at"]
+    verbose_name = "extra role"
+    verbose_name_plural = "extra roles (beside the primary role)"
+
+
+class DirectGrantInline(admin.TabularInline):
+    """Permissions granted to this user alone; saved through accounts.rbac."""
+
+    model = UserGrant
+    extra = 1
+    fields = ["permission", "scope", "granted_at"]
+    readonly_fields = ["granted_at"]
+    verbose_name = "direct permission"
+    verbose_name_plural = "direct permissions"
+
+
 @admin.register(User)
-class UserAdmin(admin.ModelAdmin):
-    list_display = ["username", "email", "role", "client", "status", "is_staff", "created_at"]
-    list_filter = ["status", "role", "client", "is_staff"]
+class UserAdmin(ServiceModelAdmin):
+    list_display = ["username", "email", "role", "client", "status", "locked", "is_staff", "created_at"]
+    list_filter = [
+        "status",
+        "role",
+        ("extra_roles__role", admin.RelatedOnlyFieldListFilter),
+        # Only clients with users in the (scoped) list: no other client's name leaks to a client admin.
+        ("client", admin.RelatedOnlyFieldListFilter),
+        UserLockedFilter,
+        "is_staff",
+    ]
     search_fields = ["username", "email", "phone", "id"]
     ordering = ["username"]
-    list_select_related = ["client"]
-    actions = ["block", "unblock", "unlock", "reset_2fa", "end_all_sessions"]
+    list_select_related = ["client", "login_failures"]
+    actions = [
+        "change_role",
+        "block",
+        "unblock",
+        "unlock",
+        "reset_2fa",
+        "end_all_sessions",
+        "force_password_reset",
+    ]
     # Role, status and password change only through the services, so every change is audited.
     readonly_fields = ["id", "role", "status", "client", "last_login", "created_at", "updated_at"]
     fields = [
@@ -52,16 +145,28 @@ class UserAdmin(admin.ModelAdmin):
     ]
     filter_horizontal = ["groups", "user_permissions"]
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
+        # A client's administrator with staff access sees their own client's users only.
+        users = super().get_queryset(request)
+        clients = visible_clients(request.user, "accounts.user.read")
+        return users if clients is None else users.filter(client__in=clients)
+
     def get_form(self, request: HttpRequest, obj: User | None = None, **kwargs: Any) -> type[forms.ModelForm]:
         if obj is None:
             kwargs["form"] = UserCreationForm
-            kwargs["fields"] = None
+            # Exactly the fields shown: a field left out must not be settable by a forged POST.
+            kwargs["fields"] = self.get_fields(request)
         return super().get_form(request, obj, **kwargs)
 
     def get_fields(self, request: HttpRequest, obj: User | None = None) -> list[str]:
         if obj is None:
-            return ["username", "password", "email", "phone", "role", "client", "is_staff"]
+            # Admin access is granted by superusers only, at creation too.
+            staff = ["is_staff"] if request.user.is_superuser else []
+            return ["username", "password", "email", "phone", "role", "client", *staff]
         return self.fields
+
+    def get_inlines(self, request: HttpRequest, obj: User | None) -> list[type[admin.TabularInline]]:
+        return [] if obj is None else [ExtraRoleInline, DirectGrantInline]
 
     def get_readonly_fields(self, request: HttpRequest, obj: User | None = None) -> list[str]:
         if obj is None:
@@ -70,6 +175,26 @@ class UserAdmin(admin.ModelAdmin):
             return self.readonly_fields
         # Admin access is granted by superusers only: no operator promotes themselves.
         return [*self.readonly_fields, "is_staff", "is_superuser", "groups", "user_permissions"]
+
+    def formfield_for_choice_field(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "role":
+            kwargs["choices"] = assignable_roles(request.user)
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "client" and field is not None:
+            clients = visible_clients(request.user, "accounts.user.create")
+            if clients is not None:
+                field.queryset = field.queryset.filter(pk__in=clients)
+        return field
+
+    @admin.display(boolean=True, description="locked")
+    def locked(self, obj: User) -> bool:
+        try:
+            return obj.login_failures.is_locked()
+        except LoginFailures.DoesNotExist:
+            return False
 
     def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool) -> None:
         # Group and permission changes (superusers only) are audited like any other change.
@@ -97,14 +222,12 @@ class UserAdmin(admin.ModelAdmin):
                 for name in form.changed_data
                 if name in services.UPDATABLE_FIELDS
             }
-            try:
-                services.update_user(actor=request.user, user=obj, changes=changes)
-            except ValidationError as exc:
-                raise PermissionDenied("; ".join(exc.messages)) from exc
+            calling(partial(services.update_user, actor=request.user, user=obj, changes=changes))
             return
         data = form.cleaned_data
-        try:
-            created = services.create_user(
+        created = calling(
+            partial(
+                services.create_user,
                 actor=request.user,
                 username=data["username"],
                 password=data["password"] or None,
@@ -114,54 +237,126 @@ class UserAdmin(admin.ModelAdmin):
                 client=data.get("client"),
                 is_staff=data.get("is_staff", False),
             )
-        except ValidationError as exc:
-            raise PermissionDenied("; ".join(exc.messages)) from exc
+        )
         obj.pk = created.pk
         obj._state.adding = False
 
-    def _change_status(self, request: HttpRequest, queryset: QuerySet[User], blocking: bool) -> None:
-        done = 0
-        for user in queryset:
-            try:
-                if blocking:
-                    services.block_user(actor=request.user, user=user, reason="blocked in the admin")
-                else:
-                    services.unblock_user(actor=request.user, user=user, reason="unblocked in the admin")
-                done += 1
-            except (PermissionDenied, ValidationError) as exc:
-                self.message_user(request, f"{user}: {exc}", messages.ERROR)
-        self.message_user(request, f"{done} user(s) {'blocked' if blocking else 'unblocked'}.")
+    def save_formset(
+        self, request: HttpRequest, form: forms.ModelForm, formset: BaseInlineFormSet, change: bool
+    ) -> None:
+        if formset.model is UserRole:
+            self._save_extra_roles(request, form.instance, formset)
+        elif formset.model is UserGrant:
+            self._save_direct_grants(request, form.instance, formset)
+        else:
+            super().save_formset(request, form, formset, change)
+            return
+        # Django's change message reads these; the rows themselves were written by accounts.rbac.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
 
-    @admin.action(description="Block selected users")
+    # Rows are read from each form's instance: Django has put the submitted values on it, or, in a
+    # formset the operator may only view, left the stored ones (whose `changed_data` is unreliable).
+
+    def _save_extra_roles(self, request: HttpRequest, user: User, formset: BaseInlineFormSet) -> None:
+        assign = partial(rbac.assign_role, actor=request.user, user=user)
+        unassign = partial(rbac.unassign_role, actor=request.user, user=user)
+        deleted = formset.deleted_forms
+        for row in formset.initial_forms:
+            old = AccessRole.objects.get(pk=row.initial["role"])
+            if row in deleted:
+                calling(partial(unassign, role=old))
+            elif row.instance.role_id != old.pk:
+                calling(partial(unassign, role=old))
+                calling(partial(assign, role=row.instance.role))
+        for row in formset.extra_forms:
+            if row.has_changed() and row not in deleted:
+                calling(partial(assign, role=row.cleaned_data["role"]))
+
+    def _save_direct_grants(self, request: HttpRequest, user: User, formset: BaseInlineFormSet) -> None:
+        grant = partial(rbac.grant_permission, actor=request.user, user=user)
+        revoke = partial(rbac.revoke_permission, actor=request.user, user=user)
+        deleted = formset.deleted_forms
+        for row in formset.initial_forms:
+            old = AccessPermission.objects.get(pk=row.initial["permission"])
+            new, scope = row.instance.permission, row.instance.scope
+            if row in deleted:
+                calling(partial(revoke, permission=old))
+            elif (new.pk, scope) != (old.pk, row.initial["scope"]):
+                if new.pk != old.pk:
+                    calling(partial(revoke, permission=old))
+                calling(partial(grant, permission=new, scope=scope))
+        for row in formset.extra_forms:
+            if row.has_changed() and row not in deleted:
+                data = row.cleaned_data
+                calling(partial(grant, permission=data["permission"], scope=data["scope"]))
+
+    # --- actions: each calls one service per user; a refusal is a message, the rest go on ----------
+
+    @admin.action(description="Change the role of selected users…", permissions=["change"])
+    def change_role(self, request: HttpRequest, queryset: QuerySet[User]) -> HttpResponse | None:
+        form = ChangeRoleForm(request.POST if "apply" in request.POST else None, actor=request.user)
+        if form.is_valid():
+            role, reason = form.cleaned_data["role"], form.cleaned_data["reason"]
+            self.for_each(
+                request,
+                queryset,
+                lambda user: services.change_role(actor=request.user, user=user, role=role, reason=reason),
+                "Role changed for {count} user(s).",
+            )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Change role"),
+            "opts": self.opts,
+            "form": form,
+            "users": queryset,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "media": self.media,
+        }
+        return TemplateResponse(request, "admin/accounts/user/change_role.html", context)
+
+    @admin.action(description="Block selected users", permissions=["change"])
     def block(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        self._change_status(request, queryset, blocking=True)
+        self.for_each(
+            request,
+            queryset,
+            lambda user: services.block_user(actor=request.user, user=user, reason="blocked in the admin"),
+            "{count} user(s) blocked.",
+        )
 
-    @admin.action(description="Unlock selected users (clear failed-login locks)")
+    @admin.action(description="Unblock selected users", permissions=["change"])
+    def unblock(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        self.for_each(
+            request,
+            queryset,
+            lambda user: services.unblock_user(
+                actor=request.user, user=user, reason="unblocked in the admin"
+            ),
+            "{count} user(s) unblocked.",
+        )
+
+    @admin.action(description="Unlock selected users (clear failed-login locks)", permissions=["change"])
     def unlock(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         done = 0
         for user in queryset:
             try:
                 done += lockout.unlock_user(actor=request.user, user=user, reason="unlocked in the admin")
-            except PermissionDenied as exc:
-                self.message_user(request, f"{user}: {exc}", messages.ERROR)
+            except (PermissionDenied, ValidationError) as exc:
+                self.message_user(request, f"{user}: {refusal_text(exc)}", messages.ERROR)
         self.message_user(request, f"{done} user(s) unlocked.")
 
-    @admin.action(description="Reset two-factor authentication of selected users")
+    @admin.action(description="Reset two-factor authentication of selected users", permissions=["change"])
     def reset_2fa(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        done = 0
-        for user in queryset:
-            try:
-                mfa.reset_devices(actor=request.user, user=user)
-                done += 1
-            except PermissionDenied as exc:
-                self.message_user(request, f"{user}: {exc}", messages.ERROR)
-        self.message_user(request, f"Two-factor devices removed for {done} user(s).")
+        self.for_each(
+            request,
+            queryset,
+            lambda user: mfa.reset_devices(actor=request.user, user=user),
+            "Two-factor devices removed for {count} user(s).",
+        )
 
-    @admin.action(description="Unblock selected users")
-    def unblock(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        self._change_status(request, queryset, blocking=False)
-
-    @admin.action(description="End all sessions of selected users (and revoke their tokens)")
+    @admin.action(
+        description="End all sessions of selected users (and revoke their tokens)", permissions=["change"]
+    )
     def end_all_sessions(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         from accounts import session_registry, sessions
 
@@ -171,9 +366,24 @@ class UserAdmin(admin.ModelAdmin):
             keep_sid = sessions.sid(request) if user.pk == request.user.pk else ""
             try:
                 done += session_registry.end_all_sessions(actor=request.user, user=user, keep_sid=keep_sid)
-            except PermissionDenied as exc:
-                self.message_user(request, f"{user}: {exc}", messages.ERROR)
+            except (PermissionDenied, ValidationError) as exc:
+                self.message_user(request, f"{user}: {refusal_text(exc)}", messages.ERROR)
         self.message_user(request, f"{done} session(s) ended.")
+
+    @admin.action(
+        description="Force a password reset of selected users (e-mail a link, end their sessions)",
+        permissions=["change"],
+    )
+    def force_password_reset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        self.for_each(
+            request,
+            queryset,
+            lambda user: passwords.force_password_reset(
+                actor=request.user, user=user, reason="forced in the admin"
+            ),
+            "Password reset forced for {count} user(s): the old password no longer works and a "
+            "reset link was e-mailed.",
+        )
 
 
 class LockedFilter(admin.SimpleListFilter):
@@ -185,9 +395,6 @@ class LockedFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[LoginFailures]) -> QuerySet[LoginFailures]:
         if self.value() == "yes":
-            from django.db.models import Q
-            from django.utils import timezone
-
             return queryset.filter(Q(permanent=True) | Q(locked_until__gt=timezone.now()))
         return queryset
 
@@ -246,3 +453,133 @@ class UserSessionAdmin(admin.ModelAdmin):
                 reason = "; ".join(getattr(exc, "messages", [str(exc)]))
                 self.message_user(request, f"{row}: {reason}", messages.ERROR)
         self.message_user(request, f"{done} session(s) ended.")
+
+
+# --- Roles and permissions: defined here, saved by accounts.rbac (audited, caches invalidated) ----
+
+
+@admin.register(AccessPermission)
+class AccessPermissionAdmin(ServiceModelAdmin):
+    list_display = ["name", "description", "builtin"]
+    search_fields = ["name", "description"]
+    fields = ["name", "description"]
+
+    @admin.display(boolean=True, description="built-in")
+    def builtin(self, obj: AccessPermission) -> bool:
+        return obj.name in BUILTIN_PERMISSIONS
+
+    def get_readonly_fields(self, request: HttpRequest, obj: AccessPermission | None = None) -> list[str]:
+        return ["name"] if obj is not None else []  # tokens and services refer to it by name
+
+    def save_model(
+        self, request: HttpRequest, obj: AccessPermission, form: forms.ModelForm, change: bool
+    ) -> None:
+        saved = calling(
+            partial(
+                rbac.save_permission,
+                actor=request.user,
+                permission=obj if change else None,
+                name=obj.name,
+                description=obj.description,
+            )
+        )
+        obj.pk = saved.pk
+        obj._state.adding = False
+
+    def delete_model(self, request: HttpRequest, obj: AccessPermission) -> None:
+        calling(partial(rbac.delete_permission, actor=request.user, permission=obj))
+
+    def has_delete_permission(self, request: HttpRequest, obj: AccessPermission | None = None) -> bool:
+        if obj is not None and obj.name in BUILTIN_PERMISSIONS:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        found = super().get_actions(request)
+        found.pop("delete_selected", None)  # one at a time, through the service
+        return found
+
+
+class RoleGrantInline(admin.TabularInline):
+    """The role's permissions; saved with the role in one call of accounts.rbac.save_role."""
+
+    model = RoleGrant
+    extra = 1
+    fields = ["permission", "scope"]
+    verbose_name = "permission"
+    verbose_name_plural = "permissions of this role"
+
+
+@admin.register(AccessRole)
+class AccessRoleAdmin(ServiceModelAdmin):
+    list_display = ["code", "name", "builtin", "permission_count", "holder_count"]
+    list_filter = ["builtin"]
+    search_fields = ["code", "name", "description"]
+    fields = ["code", "name", "description", "builtin"]
+    inlines = [RoleGrantInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AccessRole]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                permission_count=Count("grants", distinct=True), holder_count=Count("holders", distinct=True)
+            )
+        )
+
+    @admin.display(description="permissions", ordering="permission_count")
+    def permission_count(self, obj: AccessRole) -> int:
+        return obj.permission_count
+
+    @admin.display(description="extra holders", ordering="holder_count")
+    def holder_count(self, obj: AccessRole) -> int:
+        return obj.holder_count
+
+    def get_readonly_fields(self, request: HttpRequest, obj: AccessRole | None = None) -> list[str]:
+        # The code never changes: User.role and the `role` claim name the built-in roles by it.
+        return ["code", "builtin"] if obj is not None else ["builtin"]
+
+    def save_model(self, request: HttpRequest, obj: AccessRole, form: forms.ModelForm, change: bool) -> None:
+        pass  # saved with its permissions in save_related: one service call, one audit record
+
+    def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool) -> None:
+        grants: dict[str, str] = {}
+        for formset in formsets:
+            deleted = formset.deleted_forms
+            # Stored rows from their instance (the submitted values, or the stored ones where the
+            # formset is view-only); new rows from what was typed.
+            for row in formset.initial_forms:
+                if row not in deleted:
+                    grants[row.instance.permission.name] = row.instance.scope
+            for row in formset.extra_forms:
+                data = getattr(row, "cleaned_data", None) or {}
+                if row.has_changed() and data.get("permission") and row not in deleted:
+                    grants[data["permission"].name] = data["scope"]
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        role = form.instance
+        saved = calling(
+            partial(
+                rbac.save_role,
+                actor=request.user,
+                role=role if change else None,
+                code=role.code,
+                name=role.name,
+                description=role.description,
+                grants=grants,
+            )
+        )
+        role.pk = saved.pk
+        role._state.adding = False
+
+    def delete_model(self, request: HttpRequest, obj: AccessRole) -> None:
+        calling(partial(rbac.delete_role, actor=request.user, role=obj))
+
+    def has_delete_permission(self, request: HttpRequest, obj: AccessRole | None = None) -> bool:
+        if obj is not None and obj.builtin:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        found = super().get_actions(request)
+        found.pop("delete_selected", None)
+        return found

@@ -16,6 +16,7 @@ PERMISSIONS = {
     "accounts.user.block": "Block, unblock and unlock users",
     "accounts.user.delete": "Delete users",
     "accounts.role.assign": "Assign roles and grant permissions",
+    "accounts.role.manage": "Define roles and permissions",
     "accounts.session.end": "End users' sessions",
     "clients.client.read": "See B2B clients",
     "clients.client.create": "Create B2B clients",

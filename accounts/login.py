@@ -12,6 +12,7 @@ from accounts.models import LoginFailures, User
 from audit import context
 from audit import services as audit
 from audit.registry import AuditAction
+from clients import domains
 
 
 class LoginError(StrEnum):
@@ -34,6 +35,9 @@ class LoginResult:
     user: User | None
     error: LoginError | None = None
     retry_after: int = 0
+    # Refused because the client's corporate SSO is enforced: REST and gRPC still just say
+    # invalid_credentials; the web form tells the person to use their company account.
+    sso_required: bool = False
 
     @property
     def ok(self) -> bool:
@@ -48,16 +52,26 @@ def _locked(user: User) -> bool:
 
 
 def _refuse(
-    error: LoginError, *, login: str, channel: str, user: User | None = None, retry_after: int = 0
+    error: LoginError,
+    *,
+    login: str,
+    channel: str,
+    user: User | None = None,
+    retry_after: int = 0,
+    sso_required: bool = False,
 ) -> LoginResult:
     audit.record(
         AuditAction.LOGIN_FAILED,
         actor=None,
         target=user,
         client_id=getattr(user, "client_id", None),
-        details={"login": login[:150], "channel": channel, "reason": error},
+        details={
+            "login": login[:150],
+            "channel": channel,
+            "reason": "sso_required" if sso_required else error,
+        },
     )
-    return LoginResult(None, error, retry_after)
+    return LoginResult(None, error, retry_after, sso_required)
 
 
 def password_login(*, login: str, password: str, channel: str) -> LoginResult:
@@ -73,6 +87,11 @@ def password_login(*, login: str, password: str, channel: str) -> LoginResult:
                 LoginError.RATE_LIMITED, login=login, channel=channel, retry_after=decision.retry_after
             )
 
+    # Corporate SSO: an e-mail on the domain of a client that enforces its own identity provider
+    # has no password here. Checked before any hashing; the domain's rule is public anyway.
+    if domains.password_login_forbidden(login=login):
+        return _refuse(LoginError.INVALID_CREDENTIALS, login=login, channel=channel, sso_required=True)
+
     usable = [user for user in candidates_for(login) if user.has_usable_password()]
     match = next((user for user in usable if user.check_password(password)), None)
     if not usable:
@@ -83,6 +102,10 @@ def password_login(*, login: str, password: str, channel: str) -> LoginResult:
         return _refuse(LoginError.INVALID_CREDENTIALS, login=login, channel=channel)
     if _locked(match):
         return _refuse(LoginError.INVALID_CREDENTIALS, login=login, channel=channel, user=match)
+    if domains.password_login_forbidden(user=match):  # signed in by login name, not by e-mail
+        return _refuse(
+            LoginError.INVALID_CREDENTIALS, login=login, channel=channel, user=match, sso_required=True
+        )
     if not match.is_active:
         return _refuse(LoginError.ACCOUNT_BLOCKED, login=login, channel=channel, user=match)
     lockout.record_success(match)

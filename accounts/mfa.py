@@ -9,6 +9,7 @@ logs them in, and the session's `amr` then says which factors were used (RFC 817
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,8 +76,15 @@ def needs_enrolment(user: User) -> bool:
 # --- the pending step ------------------------------------------------------------------------
 
 
-def begin(request: HttpRequest, user: User) -> None:
-    request.session[PENDING] = {"user": str(user.pk), "since": int(time.time())}
+def begin(request: HttpRequest, user: User, first_factor: Sequence[str] = ("pwd",)) -> None:
+    """`first_factor`: the `amr` of the step before (a password, or a corporate SSO sign-in)."""
+    request.session[PENDING] = {"user": str(user.pk), "since": int(time.time()), "first": list(first_factor)}
+
+
+def _first_factor(request: HttpRequest) -> list[str]:
+    state = request.session.get(PENDING)
+    first = state.get("first") if isinstance(state, dict) else None
+    return [str(method) for method in first] if isinstance(first, list) and first else ["pwd"]
 
 
 def pending_user(request: HttpRequest) -> User | None:
@@ -120,16 +128,17 @@ def verify(request: HttpRequest, user: User, device: Device, token: str) -> Veri
             details={"device": type(device).__name__, "reason": "wrong_code"},
         )
         return Verification(False)
+    methods = list(dict.fromkeys([*_first_factor(request), method, "mfa"]))
     request.session.pop(PENDING, None)
     auth_login(request, user, backend="accounts.authentication.LoginBackend")
     django_otp.login(request, verified)
-    sessions.set_methods(request, ["pwd", method, "mfa"])
+    sessions.set_methods(request, methods)
     audit.record(
         AuditAction.MFA_VERIFIED,
         actor=user,
         target=user,
         client_id=user.client_id,
-        details={"device": type(device).__name__, "methods": ["pwd", method, "mfa"]},
+        details={"device": type(device).__name__, "methods": methods},
     )
     return Verification(True)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 
 import qrcode
 import qrcode.image.svg
@@ -30,9 +31,11 @@ def _safe_next(request: HttpRequest, url: str | None) -> str:
     return reverse("home")
 
 
-def start(request: HttpRequest, user: mfa.User, next_url: str | None) -> HttpResponse:
-    """Called by the login view after a correct password: the second step begins."""
-    mfa.begin(request, user)
+def start(
+    request: HttpRequest, user: mfa.User, next_url: str | None, first_factor: Sequence[str] = ("pwd",)
+) -> HttpResponse:
+    """Called after a correct password (or a corporate SSO sign-in): the second step begins."""
+    mfa.begin(request, user, first_factor)
     request.session[NEXT] = _safe_next(request, next_url)
     if mfa.needs_enrolment(user):
         return redirect("accounts:mfa-enrol")

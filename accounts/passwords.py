@@ -8,6 +8,7 @@ sessions and tokens. The password is only ever hashed: never logged, audited or 
 from __future__ import annotations
 
 import logging
+import secrets
 
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
@@ -27,6 +28,7 @@ from accounts.authentication import MAX_CANDIDATES
 from accounts.events import user_payload
 from accounts.login import MAX_PASSWORD_LENGTH
 from accounts.models import User
+from accounts.policy import require
 from audit import context
 from audit import services as audit
 from audit.registry import AuditAction, EventType
@@ -64,20 +66,26 @@ def _check_new_password(password: str, user: User) -> None:
 
 
 def _set_password(
-    *, actor: User | None, user: User, password: str, how: str, keep_sid: str = ""
+    *, actor: User | None, user: User, password: str, how: str, keep_sid: str = "", reason: str = ""
 ) -> tuple[int, int]:
     user.set_password(password)
     user.save(update_fields=["password", "updated_at"])
     # Whoever held the old password (or a session or token obtained with it) loses it now.
     ended, revoked = session_registry.terminate_sessions(user=user, keep_sid=keep_sid)
+    details = {"how": how, "sessionsEnded": ended, "tokensRevoked": revoked}
     audit.record(
         AuditAction.USER_PASSWORD_CHANGED,
         actor=actor,
         target=user,
         client_id=user.client_id,
-        details={"how": how, "sessionsEnded": ended, "tokensRevoked": revoked},
+        details={**details, "reason": reason} if reason else details,
     )
-    audit.publish(EventType.USER_PASSWORD_CHANGED, key=str(user.id), payload=user_payload(user))
+    payload = user_payload(user)
+    audit.publish(
+        EventType.USER_PASSWORD_CHANGED,
+        key=str(user.id),
+        payload={**payload, "reason": reason} if reason else payload,
+    )
     return ended, revoked
 
 
@@ -130,6 +138,34 @@ def reset_password(*, user: User, new_password: str) -> User:
         raise ValidationError(_("This account cannot reset its password."), code="inactive")
     _check_new_password(new_password, locked)
     _set_password(actor=locked, user=locked, password=new_password, how="reset")
+    user.password = locked.password
+    return locked
+
+
+@transaction.atomic
+def force_password_reset(*, actor: User | None, user: User, reason: str = "") -> User:
+    """An operator's "force password reset": the old password stops working at once, every
+    session and token of the user ends, and a reset link goes to the user's address.
+
+    The password is replaced by a long random one that nobody knows, not made unusable: an
+    unusable password marks accounts that have none (SSO, invitations), which may not ask for a
+    reset link themselves, and this user must still be able to ask for a new link if the mail is
+    lost.
+    """
+    require(actor, "accounts.user.block", client_id=user.client_id)
+    if actor is not None and actor.pk == user.pk:
+        raise ValidationError(_("Change your own password on the password page."), code="self_reset")
+    locked = User.objects.select_for_update().get(pk=user.pk)  # no join: FOR UPDATE refuses an outer one
+    if not locked.is_active:
+        raise ValidationError(_("This account is not active."), code="inactive")
+    if not locked.has_usable_password():
+        raise ValidationError(_("This account signs in without a password."), code="no_password")
+    if not locked.email:
+        raise ValidationError(_("This account has no e-mail address to send the link to."), code="no_email")
+    _set_password(
+        actor=actor, user=locked, password=secrets.token_urlsafe(48), how="forcedReset", reason=reason
+    )
+    _send_reset_mail(locked)  # queued; leaves after the commit
     user.password = locked.password
     return locked
 

@@ -15,10 +15,11 @@ import uuid
 
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from accounts.events import user_payload
 from accounts.models import AccessPermission, AccessRole, Role, RoleGrant, Scope, User, UserGrant, UserRole
+from accounts.policy import require
 from audit import services as audit
 from audit.registry import AuditAction, EventType
 
@@ -160,3 +161,179 @@ def revoke_permission(*, actor: User | None, user: User, permission: AccessPermi
     if deleted:
         _record_change(actor, user, {"revoked": permission.name})
     return bool(deleted)
+
+
+# --- Defining roles and permissions (the admin's role pages) ------------------------------------
+
+
+def _require_held(actor: User | None, permission: str, scope: str) -> None:
+    """Whoever edits a role may only put in it what they hold themselves, as widely: otherwise
+    editing a role they hold would be a way to give themselves anything."""
+    if actor is None:
+        return
+    held = effective_permissions(actor).get(permission)
+    if held is None or (scope == ALL and held != ALL):
+        raise PermissionDenied(f"not allowed to put {permission} ({scope}) in a role")
+
+
+def _builtin_permission_names() -> frozenset[str]:
+    from accounts.builtin_roles import PERMISSIONS
+
+    return frozenset(PERMISSIONS)
+
+
+@transaction.atomic
+def save_permission(
+    *, actor: User | None, permission: AccessPermission | None, name: str, description: str
+) -> AccessPermission:
+    """Create a permission (`permission=None`) or change its description.
+
+    A name never changes once created: tokens, services and grants refer to it.
+    """
+    require(actor, "accounts.role.manage")
+    description = description.strip()
+    if permission is None:
+        permission = AccessPermission(name=name.strip(), description=description)
+        permission.full_clean()
+        try:
+            with transaction.atomic():  # a concurrent duplicate becomes a clean error
+                permission.save()
+        except IntegrityError:
+            raise ValidationError({"name": "this permission exists already"}) from None
+        action, details = AuditAction.PERMISSION_CREATED, {"name": permission.name}
+    else:
+        permission = AccessPermission.objects.select_for_update().get(pk=permission.pk)
+        if name.strip() != permission.name:
+            raise ValidationError({"name": "a permission's name cannot change"}, code="immutable")
+        if permission.description == description:
+            return permission
+        permission.description = description
+        permission.full_clean()
+        permission.save(update_fields=["description"])
+        action, details = AuditAction.PERMISSION_CHANGED, {"name": permission.name}
+    audit.record(action, actor=actor, target=permission, details={**details, "description": description})
+    invalidate()  # internal administrators hold every permission, a new one included
+    return permission
+
+
+@transaction.atomic
+def delete_permission(*, actor: User | None, permission: AccessPermission) -> None:
+    """Delete an unused permission; built-in ones stay (the platform's own code checks them)."""
+    require(actor, "accounts.role.manage")
+    permission = AccessPermission.objects.select_for_update().get(pk=permission.pk)
+    if permission.name in _builtin_permission_names():
+        raise ValidationError("a built-in permission cannot be deleted", code="builtin")
+    roles = list(permission.role_grants.values_list("role__code", flat=True))
+    users = permission.user_grants.count()
+    if roles or users:
+        # Deleting it would silently change what those roles and users may do: take it away first.
+        raise ValidationError(
+            f"{permission.name} is still granted ({len(roles)} role(s), {users} user(s)): revoke it first",
+            code="in_use",
+        )
+    audit.record(
+        AuditAction.PERMISSION_DELETED, actor=actor, target=permission, details={"name": permission.name}
+    )
+    permission.delete()
+    invalidate()
+
+
+ROLE_FIELDS = ("name", "description")
+
+
+@transaction.atomic
+def save_role(
+    *,
+    actor: User | None,
+    role: AccessRole | None,
+    code: str,
+    name: str,
+    description: str = "",
+    grants: dict[str, str],
+) -> AccessRole:
+    """Create a role (`role=None`) or change it: its name, description and `{permission: scope}`.
+
+    One audit record says what changed. A role's code never changes (`User.role` and the `role`
+    claim name the built-in ones by it).
+    """
+    require(actor, "accounts.role.manage")
+    for permission, scope in grants.items():
+        if scope not in Scope.values:
+            raise ValidationError({"grants": f"unknown scope {scope!r} for {permission}"})
+    found = {p.name: p for p in AccessPermission.objects.filter(name__in=grants)}
+    if missing := sorted(set(grants) - set(found)):
+        raise ValidationError({"grants": f"unknown permissions: {', '.join(missing)}"})
+
+    created = role is None
+    values = {"name": name.strip(), "description": description.strip()}
+    if role is None:
+        role = AccessRole(code=code.strip(), **values)
+        changed = sorted(ROLE_FIELDS)
+    else:
+        role = AccessRole.objects.select_for_update().get(pk=role.pk)
+        if code.strip() != role.code:
+            raise ValidationError({"code": "a role's code cannot change"}, code="immutable")
+        changed = sorted(field for field in ROLE_FIELDS if getattr(role, field) != values[field])
+    for field in changed:
+        setattr(role, field, values[field])
+
+    current = {} if created else dict(role.grants.values_list("permission__name", "scope"))
+    added = {p: s for p, s in grants.items() if p not in current}
+    rescoped = {p: s for p, s in grants.items() if p in current and current[p] != s}
+    removed = sorted(set(current) - set(grants))
+    for permission, scope in {**added, **rescoped}.items():
+        _require_held(actor, permission, scope)
+    if not created and not (changed or added or rescoped or removed):
+        return role
+
+    role.full_clean()
+    try:
+        with transaction.atomic():
+            role.save()
+    except IntegrityError:
+        raise ValidationError({"code": "a role with this code exists already"}) from None
+    if removed:
+        RoleGrant.objects.filter(role=role, permission__name__in=removed).delete()
+    for permission, scope in rescoped.items():
+        RoleGrant.objects.filter(role=role, permission=found[permission]).update(scope=scope)
+    RoleGrant.objects.bulk_create(
+        [
+            RoleGrant(role=role, permission=found[permission], scope=scope)
+            for permission, scope in added.items()
+        ]
+    )
+    audit.record(
+        AuditAction.ROLE_CREATED if created else AuditAction.ROLE_CHANGED,
+        actor=actor,
+        target=role,
+        details={
+            "code": role.code,
+            "fields": changed,
+            "added": dict(sorted(added.items())),
+            "rescoped": dict(sorted(rescoped.items())),
+            "removed": removed,
+        },
+    )
+    invalidate()  # every holder's permissions may have changed
+    return role
+
+
+@transaction.atomic
+def delete_role(*, actor: User | None, role: AccessRole) -> None:
+    """Delete a role nobody holds; the built-in ones stay."""
+    require(actor, "accounts.role.manage")
+    role = AccessRole.objects.select_for_update().get(pk=role.pk)
+    if role.builtin:
+        raise ValidationError("a built-in role cannot be deleted", code="builtin")
+    holders = role.holders.count()
+    if holders:
+        # Deleting it would quietly take permissions from its holders: unassign it (audited) first.
+        raise ValidationError(
+            f"{role.code} is still held by {holders} user(s): unassign it first", code="in_use"
+        )
+    grants = dict(role.grants.values_list("permission__name", "scope"))
+    audit.record(
+        AuditAction.ROLE_DELETED, actor=actor, target=role, details={"code": role.code, "grants": grants}
+    )
+    role.delete()
+    invalidate()

@@ -45,6 +45,8 @@ def create_user(
     """Create a user; `password=None` leaves it unusable (invited or SSO-only users)."""
     require(actor, "accounts.user.create", client_id=client.id if client else None)
     require_assignable(actor, role)
+    if is_staff and not (actor is None or actor.is_superuser):
+        raise PermissionDenied("only a superuser grants admin access")  # as in update_user
     _check_role_fits_client(role, client)
     if client is not None and not client.is_active:
         raise ValidationError("the B2B client is suspended", code="client_suspended")

@@ -6,11 +6,12 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils.translation import gettext_lazy as _
 
 from accounts import mfa, mfa_views
 from accounts.login import LoginError
+from clients import domains, sso_views
 
 
 class LoginForm(AuthenticationForm):
@@ -31,6 +32,14 @@ class LoginForm(AuthenticationForm):
                     code="rate_limited",
                     params={"seconds": result.retry_after},
                 ) from None
+            if result is not None and result.sso_required:
+                raise ValidationError(
+                    _(
+                        "Your organisation signs in with its company account: enter your work "
+                        "e-mail address and leave the password empty."
+                    ),
+                    code="sso_required",
+                ) from None
             raise
 
 
@@ -42,6 +51,20 @@ class LoginView(auth_views.LoginView):
     def redirect_authenticated_user(self) -> bool:  # type: ignore[override]
         # prompt=login / max_age: an authorization request asked for a fresh authentication.
         return self.request.GET.get("prompt") != "login"
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        # Identifier first (home-realm discovery): a work e-mail of a client with corporate SSO goes
+        # to the client's identity provider before any password is looked at (clients.domains).
+        login = request.POST.get("username", "").strip()
+        password = request.POST.get("password", "")
+        provider = domains.provider_for_login(login)
+        if provider is not None and (provider.enforced or not password):
+            return redirect(sso_views.start_url(provider, next_url=self.get_redirect_url(), login_hint=login))
+        if login and not password:
+            # No company sign-in for this address: the password step follows.
+            form = self.get_form_class()(request, initial={"username": login})
+            return self.render_to_response(self.get_context_data(form=form, identified=True))
+        return super().post(request, *args, **kwargs)
 
     def form_valid(self, form: LoginForm) -> HttpResponse:
         user = form.get_user()

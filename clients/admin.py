@@ -1,12 +1,313 @@
-from django.contrib import admin
+from __future__ import annotations
 
-from clients.models import Client
+from functools import partial
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+
+from accounts.admin_base import ServiceModelAdmin, calling, visible_clients
+from accounts.models import Role, User
+from clients import domains, services, sso
+from clients.models import Client, ClientDomain, IdentityProvider, UpstreamIdentity
+
+
+class ClientAdministratorsInline(admin.TabularInline):
+    """The client's administrators, read-only; roles change on the users' own pages (audited)."""
+
+    model = User
+    fk_name = "client"
+    fields = ["username", "email", "status", "last_login"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    verbose_name = "administrator"
+    verbose_name_plural = "administrators of this client"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
+        return super().get_queryset(request).filter(role=Role.CLIENT_ADMIN)
+
+    def has_add_permission(self, request: HttpRequest, obj: Client | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Client | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Client | None = None) -> bool:
+        return False
 
 
 @admin.register(Client)
-class ClientAdmin(admin.ModelAdmin):
+class ClientAdmin(ServiceModelAdmin):
     list_display = ["name", "slug", "status", "contact_email", "created_at"]
     list_filter = ["status"]
     search_fields = ["name", "slug", "contact_email", "id"]
     prepopulated_fields = {"slug": ["name"]}
     readonly_fields = ["id", "created_at", "updated_at"]
+    # Created by clients.services.create_client and changed by update_client, both audited.
+    inlines = [ClientAdministratorsInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Client]:
+        clients = super().get_queryset(request)
+        visible = visible_clients(request.user, "clients.client.read")
+        return clients if visible is None else clients.filter(pk__in=visible)
+
+    def get_fields(self, request: HttpRequest, obj: Client | None = None) -> list[str]:
+        if obj is None:
+            return ["name", "slug", "contact_email"]
+        return [
+            "id",
+            "name",
+            "slug",
+            "status",
+            "contact_email",
+            "require_mfa",
+            "users",
+            "created_at",
+            "updated_at",
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Client | None = None) -> list[str]:
+        # The slug is in the SSO callback URLs registered upstream: it never changes.
+        return [] if obj is None else [*self.readonly_fields, "slug", "users"]
+
+    def get_prepopulated_fields(self, request: HttpRequest, obj: Client | None = None) -> dict[str, Any]:
+        return self.prepopulated_fields if obj is None else {}
+
+    def get_inlines(self, request: HttpRequest, obj: Client | None) -> list[Any]:
+        return [] if obj is None else self.inlines
+
+    @admin.display(description="Users")
+    def users(self, obj: Client) -> str:
+        users = reverse("admin:accounts_user_changelist")
+        add = reverse("admin:accounts_user_add")
+        return format_html(
+            '<a href="{}?client__id__exact={}">All users of this client</a> &middot; '
+            '<a href="{}?client={}&amp;role=client_admin">Add an administrator</a>',
+            users,
+            obj.pk,
+            add,
+            obj.pk,
+        )
+
+    def save_model(self, request: HttpRequest, obj: Client, form: forms.ModelForm, change: bool) -> None:
+        if change:
+            changes = {
+                name: form.cleaned_data[name] for name in form.changed_data if name in services.CLIENT_FIELDS
+            }
+            calling(partial(services.update_client, actor=request.user, client=obj, changes=changes))
+            return
+        data = form.cleaned_data
+        created = calling(
+            partial(
+                services.create_client,
+                actor=request.user,
+                name=data["name"],
+                slug=data["slug"],
+                contact_email=data.get("contact_email", ""),
+            )
+        )
+        obj.pk = created.pk
+        obj._state.adding = False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Client | None = None) -> bool:
+        return False  # its users keep it (PROTECT): suspend it instead, which is audited
+
+
+# --- corporate SSO: every change goes through clients.services / clients.domains (audited) ---
+
+
+class IdentityProviderForm(forms.ModelForm):
+    issuer = forms.URLField(
+        max_length=500,
+        assume_scheme="https",
+        help_text=IdentityProvider._meta.get_field("issuer").help_text,
+    )
+    client_secret = forms.CharField(
+        widget=forms.PasswordInput(render_value=False),
+        required=False,
+        strip=True,
+        help_text="Write-only: never shown again. Leave empty to keep the stored secret.",
+    )
+
+    class Meta:
+        model = IdentityProvider
+        fields = [
+            "client",
+            "name",
+            "issuer",
+            "oidc_client_id",
+            *sorted(services.IDENTITY_PROVIDER_FIELDS - {"name", "issuer", "oidc_client_id"}),
+        ]
+
+    def _post_clean(self) -> None:
+        super()._post_clean()
+        try:
+            services.check_identity_provider(self.instance)
+        except ValidationError as exc:
+            self._update_errors(exc)
+
+
+@admin.register(IdentityProvider)
+class IdentityProviderAdmin(admin.ModelAdmin):
+    form = IdentityProviderForm
+    list_display = ["client", "name", "issuer", "enabled", "enforced", "trust_upstream_mfa", "secret_stored"]
+    list_filter = ["enabled", "enforced"]
+    search_fields = ["name", "issuer", "client__name", "client__slug"]
+    list_select_related = ["client"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: IdentityProvider | None = None) -> list[str]:
+        fixed = ["redirect_uri", "secret_stored", "created_at", "updated_at"]
+        return ["client", *fixed] if obj is not None else fixed
+
+    @admin.display(description="Redirect URI to register upstream")
+    def redirect_uri(self, obj: IdentityProvider) -> str:
+        return sso.callback_url(obj) if obj.pk else "(shown once saved)"
+
+    @admin.display(boolean=True, description="Secret stored")
+    def secret_stored(self, obj: IdentityProvider) -> bool:
+        return obj.has_secret
+
+    def save_model(
+        self, request: HttpRequest, obj: IdentityProvider, form: forms.ModelForm, change: bool
+    ) -> None:
+        names = (
+            [n for n in form.changed_data if n in services.IDENTITY_PROVIDER_FIELDS]
+            if change
+            else [n for n in services.IDENTITY_PROVIDER_FIELDS if n in form.cleaned_data]
+        )
+        try:
+            provider = services.configure_identity_provider(
+                actor=request.user,
+                client=obj.client,
+                changes={name: form.cleaned_data[name] for name in names},
+                client_secret=form.cleaned_data.get("client_secret") or None,
+            )
+        except ValidationError as exc:
+            raise PermissionDenied("; ".join(exc.messages)) from exc
+        obj.pk = provider.pk
+        obj._state.adding = False
+
+    def has_delete_permission(self, request: HttpRequest, obj: IdentityProvider | None = None) -> bool:
+        return False  # switch it off (`enabled`) instead: that is audited
+
+
+class ClientDomainForm(forms.ModelForm):
+    class Meta:
+        model = ClientDomain
+        fields = ["client", "domain"]
+
+    def clean_domain(self) -> str:
+        try:
+            return domains.normalize_domain(self.cleaned_data["domain"])
+        except ValidationError as exc:
+            raise ValidationError(exc.messages) from None  # on this field, not keyed by name
+
+
+@admin.register(ClientDomain)
+class ClientDomainAdmin(admin.ModelAdmin):
+    form = ClientDomainForm
+    list_display = ["domain", "client", "status", "verification_method", "verified_at"]
+    list_filter = ["status", "verification_method"]
+    search_fields = ["domain", "client__name", "client__slug"]
+    list_select_related = ["client"]
+    actions = ["approve", "check_dns", "remove"]
+
+    def get_fields(self, request: HttpRequest, obj: ClientDomain | None = None) -> list[str]:
+        if obj is None:
+            return ["client", "domain"]
+        return [
+            "client",
+            "domain",
+            "status",
+            "verification_method",
+            "verified_at",
+            "dns_record",
+            "created_at",
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ClientDomain | None = None) -> list[str]:
+        return [] if obj is None else self.get_fields(request, obj)
+
+    @admin.display(description="DNS record that proves the domain")
+    def dns_record(self, obj: ClientDomain) -> str:
+        return format_html(
+            "<code>{} TXT &quot;{}&quot;</code>", domains.record_name(obj), domains.record_value(obj)
+        )
+
+    def save_model(
+        self, request: HttpRequest, obj: ClientDomain, form: forms.ModelForm, change: bool
+    ) -> None:
+        if change:
+            return  # nothing is edited in place: add, verify or remove
+        try:
+            row = domains.add_domain(actor=request.user, client=obj.client, domain=obj.domain)
+        except ValidationError as exc:
+            raise PermissionDenied("; ".join(exc.messages)) from exc
+        obj.pk = row.pk
+        obj._state.adding = False
+
+    def _each(self, request: HttpRequest, queryset: QuerySet[ClientDomain], verb: str, call: Any) -> None:
+        done = 0
+        for domain in queryset.select_related("client"):
+            try:
+                call(domain)
+                done += 1
+            except (PermissionDenied, ValidationError) as exc:
+                text = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+                self.message_user(request, f"{domain}: {text}", messages.ERROR)
+        self.message_user(request, f"{done} domain(s) {verb}.")
+
+    @admin.action(description="Approve selected domains (verified by an operator)")
+    def approve(self, request: HttpRequest, queryset: QuerySet[ClientDomain]) -> None:
+        self._each(
+            request, queryset, "approved", lambda d: domains.approve_domain(actor=request.user, domain=d)
+        )
+
+    @admin.action(description="Check the DNS TXT record of selected domains")
+    def check_dns(self, request: HttpRequest, queryset: QuerySet[ClientDomain]) -> None:
+        self._each(
+            request,
+            queryset,
+            "verified",
+            lambda d: domains.verify_domain_by_dns(actor=request.user, domain=d),
+        )
+
+    @admin.action(description="Remove selected domains")
+    def remove(self, request: HttpRequest, queryset: QuerySet[ClientDomain]) -> None:
+        self._each(
+            request, queryset, "removed", lambda d: domains.remove_domain(actor=request.user, domain=d)
+        )
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        found = super().get_actions(request)
+        found.pop("delete_selected", None)  # "remove" goes through the service, audited
+        return found
+
+    def has_delete_permission(self, request: HttpRequest, obj: ClientDomain | None = None) -> bool:
+        return False
+
+
+@admin.register(UpstreamIdentity)
+class UpstreamIdentityAdmin(admin.ModelAdmin):
+    """Read-only: links are made by sign-ins (clients.sso) and end with their user."""
+
+    list_display = ["user", "client", "issuer", "subject", "created_at", "last_login_at"]
+    list_filter = ["client"]
+    search_fields = ["subject", "issuer", "user__username", "user__email"]
+    list_select_related = ["user", "client"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: UpstreamIdentity | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: UpstreamIdentity | None = None) -> bool:
+        return False

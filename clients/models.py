@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 
 
@@ -33,3 +34,124 @@ class Client(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status == self.Status.ACTIVE
+
+
+# --- Corporate SSO: the client's own identity provider upstream of us (clients.sso) -------------
+
+# The roles an upstream group may map to: only a client's own roles (accounts.models.Role values;
+# spelled out here because accounts.models itself points at clients.Client).
+CLIENT_ROLES = [("client_admin", "B2B client administrator"), ("client_user", "B2B client user")]
+
+
+class IdentityProvider(models.Model):
+    """A B2B client's own OpenID Connect provider (Entra ID, Google Workspace, Okta, Keycloak...):
+    its staff sign in there, and we log them in here (clients.sso)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    client = models.OneToOneField(Client, on_delete=models.CASCADE, related_name="identity_provider")
+    name = models.CharField(max_length=100, help_text="Shown to users, e.g. “Acme Entra ID”.")
+    issuer = models.URLField(
+        max_length=500,
+        help_text=(
+            "The upstream `iss`, exactly; discovery is read from <issuer>/.well-known/openid-configuration."
+        ),
+    )
+    # `oidc_` because `client_id` is the B2B client's foreign key.
+    oidc_client_id = models.CharField(max_length=255, help_text="Our client id at the upstream provider.")
+    # Fernet (IDP_KEY_ENCRYPTION_KEY), like the signing keys; written only by clients.services.
+    oidc_client_secret_encrypted = models.TextField(blank=True, editable=False)
+    scopes = models.CharField(max_length=500, default="openid email profile")
+    username_claim = models.CharField(max_length=100, default="preferred_username")
+    email_claim = models.CharField(max_length=100, default="email", blank=True)
+    phone_claim = models.CharField(max_length=100, default="phone_number", blank=True)
+    groups_claim = models.CharField(
+        max_length=100, default="groups", blank=True, help_text="Empty: roles are not taken from upstream."
+    )
+    role_mapping = models.JSONField(
+        default=dict, blank=True, help_text='Upstream group → role, e.g. {"idp-admins": "client_admin"}.'
+    )
+    default_role = models.CharField(max_length=32, choices=CLIENT_ROLES, default="client_user")
+    enabled = models.BooleanField(default=True)
+    enforced = models.BooleanField(
+        default=False,
+        help_text="SSO only: no password login for the client's users on its verified domains.",
+    )
+    trust_upstream_mfa = models.BooleanField(
+        default=False,
+        help_text="Skip our second factor when the upstream says it did one (amr: mfa, otp, hwk…).",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "client_identity_providers"
+        verbose_name = "identity provider (SSO)"
+
+    def __str__(self) -> str:
+        return self.name or self.issuer
+
+    @property
+    def has_secret(self) -> bool:
+        return bool(self.oidc_client_secret_encrypted)
+
+
+class ClientDomain(models.Model):
+    """An e-mail domain of a client, for home-realm discovery once it is verified (clients.domains)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending verification"
+        VERIFIED = "verified", "Verified"
+
+    class Method(models.TextChoices):
+        DNS = "dns", "DNS TXT record"
+        OPERATOR = "operator", "Approved by an operator"
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="domains")
+    domain = models.CharField(max_length=253, help_text="Lower case, IDNA (xn--…) for non-ASCII names.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    verification_token = models.CharField(max_length=64, editable=False)
+    verification_method = models.CharField(max_length=16, choices=Method.choices, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "client_domains"
+        ordering = ["domain"]
+        constraints = [
+            models.UniqueConstraint(fields=["client", "domain"], name="client_domains_unique_per_client"),
+            # Anyone may claim a domain; only one client can prove it.
+            models.UniqueConstraint(
+                fields=["domain"], condition=models.Q(status="verified"), name="client_domains_verified_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.domain
+
+    @property
+    def is_verified(self) -> bool:
+        return self.status == self.Status.VERIFIED
+
+
+class UpstreamIdentity(models.Model):
+    """Who a user is at their company's provider: (client, `iss`, `sub`), never the e-mail alone."""
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="upstream_identities")
+    issuer = models.CharField(max_length=500)
+    subject = models.CharField(max_length=255)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="upstream_identities"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_login_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "upstream_identities"
+        verbose_name_plural = "upstream identities"
+        constraints = [
+            models.UniqueConstraint(fields=["client", "issuer", "subject"], name="upstream_identity_unique"),
+            models.UniqueConstraint(fields=["user", "issuer"], name="upstream_identity_one_per_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.issuer} {self.subject}"

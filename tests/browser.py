@@ -31,3 +31,16 @@ def chromium_page() -> Iterator[object]:
             yield context.new_page()
         finally:
             browser.close()
+
+
+@contextmanager
+def chromium_browser() -> Iterator[object]:
+    """One browser for many tests (a module-scoped fixture): each opens its own context."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()

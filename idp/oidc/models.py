@@ -8,6 +8,7 @@ token came from) that revocation and logout need.
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 from oauth2_provider.models import (
@@ -17,6 +18,7 @@ from oauth2_provider.models import (
     AbstractIDToken,
     AbstractRefreshToken,
 )
+from oauth2_provider.validators import AllowedURIValidator
 
 
 class Application(AbstractApplication):
@@ -29,6 +31,51 @@ class Application(AbstractApplication):
 
     class Meta(AbstractApplication.Meta):
         db_table = "oauth_applications"
+
+    # What this provider implements: code + PKCE for people, client credentials for services
+    # (RFC 9700 §2.1.2 rules out implicit and the password grant); ID tokens signed with RS256.
+    SUPPORTED_GRANTS = (
+        AbstractApplication.GRANT_AUTHORIZATION_CODE,
+        AbstractApplication.GRANT_CLIENT_CREDENTIALS,
+    )
+    SUPPORTED_ALGORITHMS = (AbstractApplication.RS256_ALGORITHM, AbstractApplication.NO_ALGORITHM)
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+        # DOT demands its OIDC_RSA_PRIVATE_KEY setting for RS256; ours sign with the database-held
+        # keys (jwk_key below), so its checks run as if no algorithm were chosen.
+        algorithm = self.algorithm
+        if algorithm == self.RS256_ALGORITHM:
+            self.algorithm = self.NO_ALGORITHM
+        try:
+            super().clean()
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
+        finally:
+            self.algorithm = algorithm
+        if self.authorization_grant_type not in self.SUPPORTED_GRANTS:
+            errors.setdefault("authorization_grant_type", []).append(
+                "only the authorization code grant (with PKCE) and client credentials are supported"
+            )
+        if self.algorithm not in self.SUPPORTED_ALGORITHMS:
+            errors.setdefault("algorithm", []).append("ID tokens are signed with RS256")
+        if (
+            self.authorization_grant_type == self.GRANT_CLIENT_CREDENTIALS
+            and self.client_type == self.CLIENT_PUBLIC
+        ):
+            errors.setdefault("client_type", []).append("client credentials need a confidential client")
+        for uri in self.post_logout_redirect_uris.split():
+            try:
+                AllowedURIValidator(
+                    self.get_allowed_schemes(),
+                    name="post logout redirect uri",
+                    allow_path=True,
+                    allow_query=True,
+                )(uri)
+            except ValidationError as exc:
+                errors.setdefault("post_logout_redirect_uris", []).extend(exc.messages)
+        if errors:
+            raise ValidationError(errors)
 
     # Exact string comparison (RFC 9700 §2.1): DOT's matcher accepts extra query parameters,
     # userinfo, fragments and case changes, which open redirects through a registered URI.

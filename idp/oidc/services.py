@@ -1,15 +1,20 @@
-"""Audited operations on the OIDC machinery (keys); token changes go through DOT + the validator."""
+"""Audited operations on the OIDC machinery: signing keys and relying parties (token changes go
+through DOT + the validator)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from oauth2_provider.generators import generate_client_secret
 
 from accounts.models import User
 from accounts.policy import require
 from audit import services as audit
 from audit.registry import AuditAction
 from idp.oidc import keys
-from idp.oidc.models import SigningKey
+from idp.oidc.models import Application, SigningKey
 
 
 @transaction.atomic
@@ -39,3 +44,94 @@ def rotate_keys_if_due() -> SigningKey:
             details={"previousKid": before.kid, "kid": active.kid, "forced": False},
         )
     return active
+
+
+# --- Relying parties (the admin's Applications) ------------------------------------------------
+
+APPLICATION_FIELDS = frozenset(
+    {
+        "name",
+        "client_type",
+        "authorization_grant_type",
+        "redirect_uris",
+        "post_logout_redirect_uris",
+        "allowed_origins",
+        "first_party",
+        "algorithm",
+    }
+)
+_URI_LISTS = ("redirect_uris", "post_logout_redirect_uris", "allowed_origins")
+
+
+def _normalised(values: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(values) - APPLICATION_FIELDS
+    if unknown:
+        raise ValidationError(f"these fields cannot be set here: {', '.join(sorted(unknown))}")
+    # URI lists are compared as exact strings (RFC 9700 §2.1): one space between, nothing around.
+    return {k: " ".join(v.split()) if k in _URI_LISTS else v for k, v in values.items()}
+
+
+def _audit_details(app: Application, fields: list[str], *, created: bool) -> dict[str, Any]:
+    # Everything but the secret: a redirect URI slipped in is exactly what an auditor looks for.
+    details: dict[str, Any] = {"created": created, "clientId": app.client_id, "fields": fields}
+    details.update({name: getattr(app, name) for name in fields if name in APPLICATION_FIELDS})
+    return details
+
+
+@transaction.atomic
+def register_application(*, actor: User | None, values: dict[str, Any]) -> tuple[Application, str]:
+    """Register a relying party; returns it and its client secret, which is stored only hashed
+    (shown once to whoever registered it, never again)."""
+    require(actor, "oidc.application.manage")
+    secret = generate_client_secret()
+    app = Application(**_normalised(values), client_secret=secret, hash_client_secret=True)
+    app.full_clean()
+    app.save()
+    audit.record(
+        AuditAction.OIDC_APPLICATION_CHANGED,
+        actor=actor,
+        target=app,
+        details=_audit_details(app, sorted(values), created=True),
+    )
+    return app, secret
+
+
+@transaction.atomic
+def update_application(
+    *, actor: User | None, application: Application, changes: dict[str, Any]
+) -> Application:
+    require(actor, "oidc.application.manage")
+    changes = _normalised(changes)
+    locked = Application.objects.select_for_update().get(pk=application.pk)
+    changed = sorted(name for name, value in changes.items() if getattr(locked, name) != value)
+    if not changed:
+        return locked
+    for name in changed:
+        setattr(locked, name, changes[name])
+    locked.full_clean()
+    locked.save(update_fields=[*changed, "updated"])
+    audit.record(
+        AuditAction.OIDC_APPLICATION_CHANGED,
+        actor=actor,
+        target=locked,
+        details=_audit_details(locked, changed, created=False),
+    )
+    return locked
+
+
+@transaction.atomic
+def new_client_secret(*, actor: User | None, application: Application) -> str:
+    """Replace a relying party's secret (a leaked one stops working at once); returns the new one."""
+    require(actor, "oidc.application.manage")
+    locked = Application.objects.select_for_update().get(pk=application.pk)
+    secret = generate_client_secret()
+    locked.client_secret = secret  # hashed on save (ClientSecretField)
+    locked.hash_client_secret = True
+    locked.save(update_fields=["client_secret", "hash_client_secret", "updated"])
+    audit.record(
+        AuditAction.OIDC_APPLICATION_CHANGED,
+        actor=actor,
+        target=locked,
+        details={"created": False, "clientId": locked.client_id, "fields": ["client_secret"]},
+    )
+    return secret

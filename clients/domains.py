@@ -1,0 +1,236 @@
+"""A client's e-mail domains: proving them (a DNS TXT record, or an operator's approval) and
+finding, from an e-mail address, the client whose identity provider it signs in with
+(home-realm discovery).
+
+A domain only routes to a client once verified: anyone may claim `example.com`, but only the
+one who controls its DNS (or convinces an operator) gets its users. Verification is per client,
+and a domain is verified for one client at most.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable, Iterable
+
+import idna
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import User
+from accounts.policy import require
+from audit import services as audit
+from audit.registry import AuditAction
+from clients.models import Client, ClientDomain, IdentityProvider, UpstreamIdentity
+
+# The TXT record a client publishes: `_idp-verification.<domain>  TXT  "idp-verification=<token>"`.
+RECORD_PREFIX = "_idp-verification"
+VALUE_PREFIX = "idp-verification="
+
+# Resolves a name to the texts of its TXT records; [] when there are none. Pluggable for tests.
+TxtResolver = Callable[[str], Iterable[str]]
+
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+class DomainVerificationError(ValidationError):
+    """The DNS proof is missing, wrong, or DNS could not be asked."""
+
+
+def normalize_domain(value: str) -> str:
+    """`Example.COM.` → `example.com`; non-ASCII names in IDNA form. Raises ValidationError."""
+    raw = (value or "").strip().rstrip(".").lower()
+    if raw.startswith("*.") or "@" in raw or "/" in raw or ":" in raw:
+        raise ValidationError({"domain": "enter a bare domain name, e.g. example.com"}, code="invalid_domain")
+    try:
+        name = idna.encode(raw, uts46=True).decode("ascii") if raw else ""
+    except (idna.IDNAError, UnicodeError, ValueError):  # IDNAError is one; be safe on odd input
+        name = ""
+    labels = name.split(".")
+    if (
+        not name
+        or len(name) > 253
+        or len(labels) < 2
+        or not all(_LABEL.match(label) for label in labels)
+        or labels[-1].isdigit()
+    ):
+        raise ValidationError({"domain": f"{value!r} is not a domain name"}, code="invalid_domain")
+    return name
+
+
+def domain_of(address: str) -> str | None:
+    """The normalized domain of an e-mail address, or None if it is not one."""
+    local, at, domain = (address or "").strip().rpartition("@")
+    if not at or not local or not domain:
+        return None
+    try:
+        return normalize_domain(domain)
+    except ValidationError:
+        return None
+
+
+def record_name(domain: ClientDomain) -> str:
+    return f"{RECORD_PREFIX}.{domain.domain}"
+
+
+def record_value(domain: ClientDomain) -> str:
+    return f"{VALUE_PREFIX}{domain.verification_token}"
+
+
+def dns_txt_records(name: str) -> list[str]:
+    """The default resolver: the system's DNS, through dnspython."""
+    import dns.exception
+    import dns.resolver
+
+    try:
+        answer = dns.resolver.resolve(name, "TXT", lifetime=5.0)
+    except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+        return []
+    except dns.exception.DNSException as exc:
+        raise DomainVerificationError(
+            f"DNS could not be asked about {name} ({type(exc).__name__}); try again later",
+            code="dns_unavailable",
+        ) from None
+    # A TXT record is a list of strings of at most 255 bytes each, to be read joined.
+    return [b"".join(record.strings).decode("utf-8", "replace") for record in answer]
+
+
+# --- changes (permission, change, audit) ---------------------------------------------------
+
+
+@transaction.atomic
+def add_domain(*, actor: User | None, client: Client, domain: str) -> ClientDomain:
+    """Claim a domain for a client; it routes nothing until verified."""
+    require(actor, "clients.sso.manage", client_id=client.id)
+    name = normalize_domain(domain)
+    if ClientDomain.objects.filter(client=client, domain=name).exists():
+        raise ValidationError({"domain": f"{name} is already listed for this client"}, code="domain_exists")
+    row = ClientDomain(client=client, domain=name, verification_token=secrets.token_urlsafe(24))
+    try:
+        with transaction.atomic():
+            row.save()
+    except IntegrityError:
+        raise ValidationError(
+            {"domain": f"{name} is already listed for this client"}, code="domain_exists"
+        ) from None
+    audit.record(
+        AuditAction.SSO_DOMAIN_ADDED, actor=actor, target=row, client_id=client.id, details={"domain": name}
+    )
+    return row
+
+
+@transaction.atomic
+def approve_domain(*, actor: User | None, domain: ClientDomain) -> ClientDomain:
+    """An operator vouches for the domain (a contract, a call): no DNS proof."""
+    # Held for all clients, never only inside one: a client must not vouch for itself.
+    require(actor, "clients.domain.verify", client_id=None)
+    return _mark_verified(actor=actor, domain=domain, method=ClientDomain.Method.OPERATOR)
+
+
+def verify_domain_by_dns(
+    *, actor: User | None, domain: ClientDomain, resolver: TxtResolver | None = None
+) -> ClientDomain:
+    """Verify the domain if its TXT record carries our token; raises DomainVerificationError."""
+    require(actor, "clients.sso.manage", client_id=domain.client_id)
+    # DNS is asked outside any transaction: no row stays locked while the network answers.
+    found = [text.strip().strip('"') for text in (resolver or dns_txt_records)(record_name(domain))]
+    if record_value(domain) not in found:
+        raise DomainVerificationError(
+            f"no TXT record {record_name(domain)} with the value {record_value(domain)} was found "
+            "(DNS changes can take a while to appear)",
+            code="record_missing",
+        )
+    with transaction.atomic():
+        return _mark_verified(actor=actor, domain=domain, method=ClientDomain.Method.DNS)
+
+
+def _mark_verified(*, actor: User | None, domain: ClientDomain, method: str) -> ClientDomain:
+    locked = ClientDomain.objects.select_for_update().get(pk=domain.pk)
+    if locked.is_verified:
+        return locked
+    taken = ClientDomain.objects.filter(domain=locked.domain, status=ClientDomain.Status.VERIFIED).exclude(
+        pk=locked.pk
+    )
+    error = ValidationError(
+        {"domain": f"{locked.domain} is already verified for another client"}, code="domain_taken"
+    )
+    if taken.exists():
+        raise error
+    locked.status = ClientDomain.Status.VERIFIED
+    locked.verification_method = method
+    locked.verified_at = timezone.now()
+    try:
+        with transaction.atomic():  # the partial unique index settles a race between two clients
+            locked.save(update_fields=["status", "verification_method", "verified_at"])
+    except IntegrityError:
+        raise error from None
+    audit.record(
+        AuditAction.SSO_DOMAIN_VERIFIED,
+        actor=actor,
+        target=locked,
+        client_id=locked.client_id,
+        details={"domain": locked.domain, "method": method},
+    )
+    domain.status, domain.verification_method, domain.verified_at = (
+        locked.status,
+        locked.verification_method,
+        locked.verified_at,
+    )
+    return locked
+
+
+@transaction.atomic
+def remove_domain(*, actor: User | None, domain: ClientDomain) -> None:
+    require(actor, "clients.sso.manage", client_id=domain.client_id)
+    details = {"domain": domain.domain, "wasVerified": domain.is_verified}
+    client_id = domain.client_id
+    target = ClientDomain(pk=domain.pk, domain=domain.domain)  # for the audit label after deletion
+    ClientDomain.objects.filter(pk=domain.pk).delete()
+    audit.record(
+        AuditAction.SSO_DOMAIN_REMOVED, actor=actor, target=target, client_id=client_id, details=details
+    )
+
+
+# --- reading: home-realm discovery and password enforcement --------------------------------
+
+
+def provider_for_login(login: str) -> IdentityProvider | None:
+    """The enabled identity provider of the client that verified the domain of `login`, if any."""
+    domain = domain_of(login)
+    if domain is None:
+        return None
+    return (
+        IdentityProvider.objects.select_related("client")
+        .filter(
+            enabled=True,
+            client__domains__domain=domain,
+            client__domains__status=ClientDomain.Status.VERIFIED,
+        )
+        .first()
+    )
+
+
+def password_login_forbidden(*, login: str = "", user: User | None = None) -> bool:
+    """Whether a client's enforced SSO forbids a password login here.
+
+    With `login`: it is an e-mail address on a verified domain of an SSO-enforced client (a
+    domain-wide rule, public anyway through home-realm discovery). With `user`: they belong to an
+    SSO-enforced client and either came from its provider or have an e-mail on its domains.
+    """
+    if login:
+        provider = provider_for_login(login)
+        if provider is not None and provider.enforced:
+            return True
+    if user is None or user.client_id is None:
+        return False
+    if not IdentityProvider.objects.filter(client_id=user.client_id, enabled=True, enforced=True).exists():
+        return False
+    if UpstreamIdentity.objects.filter(user=user, client_id=user.client_id).exists():
+        return True
+    domain = domain_of(user.email)
+    return domain is not None and (
+        ClientDomain.objects.filter(
+            client_id=user.client_id, domain=domain, status=ClientDomain.Status.VERIFIED
+        ).exists()
+    )

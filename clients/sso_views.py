@@ -1,0 +1,105 @@
+"""Pages of corporate SSO: off to the client's identity provider, and back (clients.sso)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.contrib.auth import login as auth_login
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from accounts import mfa_views, sessions
+from clients import sso
+from clients.models import IdentityProvider
+from clients.sso import SSOError, SSOErrorCode
+
+# What the person is told, and the status of the page, for each way a sign-in can fail.
+MESSAGES: dict[SSOErrorCode, tuple[str, int]] = {
+    SSOErrorCode.NOT_CONFIGURED: (_("Company sign-in is not set up for this organisation."), 404),
+    SSOErrorCode.INVALID_STATE: (
+        _("This sign-in has expired or was already used. Please start again."),
+        400,
+    ),
+    SSOErrorCode.DENIED: (_("Your company's sign-in was cancelled or refused."), 403),
+    SSOErrorCode.UPSTREAM_ERROR: (_("Your company's identity provider reported an error."), 502),
+    SSOErrorCode.UNREACHABLE: (
+        _("Your company's identity provider cannot be reached right now. Please try again later."),
+        502,
+    ),
+    SSOErrorCode.BAD_RESPONSE: (_("Your company's identity provider gave an answer we cannot use."), 502),
+    SSOErrorCode.BAD_TOKEN: (
+        _("Your company's identity provider sent a sign-in we could not verify."),
+        400,
+    ),
+    SSOErrorCode.ACCOUNT_BLOCKED: (_("This account is blocked. Contact your administrator."), 403),
+    SSOErrorCode.PROVISIONING_FAILED: (
+        _("Your account could not be set up here. Contact your administrator."),
+        409,
+    ),
+}
+
+
+def start_url(provider: IdentityProvider, *, next_url: str, login_hint: str = "") -> str:
+    """Where the login page sends a person whose e-mail domain signs in with `provider`."""
+    query = {"next": next_url} | ({"login_hint": login_hint} if login_hint else {})
+    return f"{reverse('sso:start', args=[provider.client.slug])}?{urlencode(query)}"
+
+
+def _safe_next(request: HttpRequest, url: str | None) -> str:
+    if url and url_has_allowed_host_and_scheme(
+        url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return url
+    return reverse("home")
+
+
+def _provider(slug: str) -> IdentityProvider | None:
+    return IdentityProvider.objects.select_related("client").filter(client__slug=slug, enabled=True).first()
+
+
+def _failed(request: HttpRequest, error: SSOError, next_url: str = "") -> HttpResponse:
+    message, status = MESSAGES[error.code]
+    retry = reverse("accounts:login") + (f"?{urlencode({'next': next_url})}" if next_url else "")
+    return render(
+        request,
+        "sso/error.html",
+        {"message": message, "reason": error.code, "retry_url": retry},
+        status=status,
+    )
+
+
+@never_cache
+@require_GET
+def start(request: HttpRequest, slug: str) -> HttpResponse:
+    next_url = _safe_next(request, request.GET.get("next"))
+    provider = _provider(slug)
+    if provider is None:
+        return _failed(request, SSOError(SSOErrorCode.NOT_CONFIGURED), next_url)
+    try:
+        url = sso.begin(request, provider, next_url=next_url, login_hint=request.GET.get("login_hint", ""))
+    except SSOError as exc:
+        return _failed(request, exc, next_url)
+    return HttpResponseRedirect(url)
+
+
+@never_cache
+@require_GET
+def callback(request: HttpRequest, slug: str) -> HttpResponse:
+    provider = _provider(slug)
+    if provider is None:
+        return _failed(request, SSOError(SSOErrorCode.NOT_CONFIGURED))
+    try:
+        signed_in = sso.complete(request, provider, request.GET)
+    except SSOError as exc:
+        return _failed(request, exc)
+    if sso.second_factor_needed(provider, signed_in.user, signed_in.upstream_amr):
+        # Not logged in yet: our second factor comes first, and the session's `amr` keeps "fed".
+        return mfa_views.start(request, signed_in.user, signed_in.next_url, first_factor=signed_in.methods)
+    auth_login(request, signed_in.user, backend="accounts.authentication.LoginBackend")
+    sessions.set_methods(request, signed_in.methods)
+    return HttpResponseRedirect(signed_in.next_url)

@@ -1,0 +1,268 @@
+"""The operators' pages for relying parties and signing keys.
+
+DOT registers its own Application admin for our swapped model; ours replaces it: it saves
+through idp.oidc.services (audited), shows a new client secret once and never again, and hides
+DOT's `skip_authorization` (our `first_party` decides about consent) and the secret hash.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+import oauth2_provider.admin  # noqa: F401 - DOT registers first, so that we can replace it
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from accounts.admin_base import ServiceModelAdmin, calling, refusal_text
+from idp.oidc import keys, services
+from idp.oidc.models import Application, SigningKey
+
+FORM_FIELDS = [
+    "name",
+    "client_type",
+    "authorization_grant_type",
+    "redirect_uris",
+    "post_logout_redirect_uris",
+    "allowed_origins",
+    "first_party",
+    "algorithm",
+]
+
+
+class ApplicationForm(forms.ModelForm):
+    class Meta:
+        model = Application
+        fields = FORM_FIELDS
+        widgets = {
+            "redirect_uris": forms.Textarea(attrs={"rows": 3}),
+            "post_logout_redirect_uris": forms.Textarea(attrs={"rows": 2}),
+            "allowed_origins": forms.Textarea(attrs={"rows": 2}),
+        }
+        help_texts = {
+            "redirect_uris": "Space or line separated; matched as exact strings.",
+            "first_party": "An app of the platform itself: its users are not asked for consent.",
+            "algorithm": "RS256 for OpenID Connect (ID tokens); none for a service using client credentials.",
+        }
+
+
+if admin.site.is_registered(Application):
+    admin.site.unregister(Application)
+
+
+@admin.register(Application)
+class ApplicationAdmin(ServiceModelAdmin):
+    form = ApplicationForm
+    list_display = [
+        "name",
+        "client_id",
+        "client_type",
+        "authorization_grant_type",
+        "first_party",
+        "algorithm",
+        "created",
+    ]
+    list_filter = ["client_type", "authorization_grant_type", "first_party"]
+    search_fields = ["name", "client_id"]
+    radio_fields = {"client_type": admin.HORIZONTAL, "authorization_grant_type": admin.VERTICAL}
+    actions = ["new_secret"]
+
+    def get_fields(self, request: HttpRequest, obj: Application | None = None) -> list[str]:
+        # No client id on the add page: it is generated when the application is saved.
+        if obj is None:
+            return FORM_FIELDS
+        return ["client_id", *FORM_FIELDS, "registration_source", "created", "updated"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Application | None = None) -> list[str]:
+        return [] if obj is None else ["client_id", "registration_source", "created", "updated"]
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        return {
+            "client_type": Application.CLIENT_CONFIDENTIAL,
+            "authorization_grant_type": Application.GRANT_AUTHORIZATION_CODE,
+            "algorithm": Application.RS256_ALGORITHM,
+            **super().get_changeform_initial_data(request),
+        }
+
+    def formfield_for_choice_field(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        supported = {
+            "authorization_grant_type": Application.SUPPORTED_GRANTS,
+            "algorithm": Application.SUPPORTED_ALGORITHMS,
+        }.get(db_field.name)
+        if supported is not None:
+            kwargs["choices"] = [(value, label) for value, label in db_field.choices if value in supported]
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
+
+    def save_model(self, request: HttpRequest, obj: Application, form: forms.ModelForm, change: bool) -> None:
+        if change:
+            changes = {name: form.cleaned_data[name] for name in form.changed_data if name in FORM_FIELDS}
+            calling(
+                partial(services.update_application, actor=request.user, application=obj, changes=changes)
+            )
+            return
+        values = {name: form.cleaned_data[name] for name in FORM_FIELDS if name in form.cleaned_data}
+        app, secret = calling(partial(services.register_application, actor=request.user, values=values))
+        obj.pk, obj.client_id = app.pk, app.client_id
+        obj._state.adding = False
+        obj._new_secret = secret  # only in memory, for the page that shows it once
+
+    def response_add(
+        self, request: HttpRequest, obj: Application, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        secret = getattr(obj, "_new_secret", None)
+        if secret is None:
+            return super().response_add(request, obj, post_url_continue)
+        return self._secrets_page(request, [(obj, secret)])
+
+    def _secrets_page(self, request: HttpRequest, secrets: list[tuple[Application, str]]) -> HttpResponse:
+        # A page of its own, not a message: messages travel in a cookie or the session, and a
+        # secret must not be stored anywhere but, hashed, in the application's row.
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Client secret"),
+            "opts": self.opts,
+            "secrets": secrets,
+        }
+        return TemplateResponse(request, "admin/oidc/application/secret.html", context)
+
+    @admin.action(description="Issue a new client secret for selected applications", permissions=["change"])
+    def new_secret(self, request: HttpRequest, queryset: QuerySet[Application]) -> HttpResponse | None:
+        issued = []
+        for app in queryset:
+            try:
+                issued.append((app, services.new_client_secret(actor=request.user, application=app)))
+            except (PermissionDenied, ValidationError) as exc:
+                self.message_user(request, f"{app}: {refusal_text(exc)}", messages.ERROR)
+        return self._secrets_page(request, issued) if issued else None
+
+    def has_delete_permission(self, request: HttpRequest, obj: Application | None = None) -> bool:
+        # Deleting would drop its tokens' rows without blacklisting them: issue a new secret and
+        # remove its redirect URIs instead (both audited).
+        return False
+
+
+@admin.register(SigningKey)
+class SigningKeyAdmin(admin.ModelAdmin):
+    """Read-only: keys are made and retired by idp.oidc.keys; the private part is never shown."""
+
+    list_display = [
+        "kid",
+        "status",
+        "algorithm",
+        "created_at",
+        "activated_at",
+        "retired_at",
+        "published_until",
+        "published",
+    ]
+    list_filter = ["status"]
+    search_fields = ["kid"]
+    fields = [
+        "kid",
+        "status",
+        "algorithm",
+        "public_key",
+        "created_at",
+        "activated_at",
+        "retired_at",
+        "published_until",
+    ]
+    readonly_fields = fields
+
+    @admin.display(boolean=True, description="in the JWKS")
+    def published(self, obj: SigningKey) -> bool:
+        return obj.status != SigningKey.Status.RETIRED or bool(
+            obj.published_until and obj.published_until > timezone.now()
+        )
+
+    @admin.display(description="public key (JWK)")
+    def public_key(self, obj: SigningKey) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(obj.public_jwk, indent=2))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: SigningKey | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: SigningKey | None = None) -> bool:
+        return False
+
+    def _may_rotate(self, request: HttpRequest) -> bool:
+        # The Django permission shows the button; the service checks oidc.key.rotate again.
+        return request.user.has_perm("oidc.change_signingkey")
+
+    def get_urls(self) -> list[Any]:
+        rotate = path("rotate/", self.admin_site.admin_view(self.rotate_view), name="oidc_signingkey_rotate")
+        return [rotate, *super().get_urls()]
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        extra_context = {**(extra_context or {}), "may_rotate": self._may_rotate(request)}
+        return super().changelist_view(request, extra_context=extra_context)
+
+    def rotate_view(self, request: HttpRequest) -> HttpResponse:
+        if not self._may_rotate(request):
+            raise PermissionDenied
+        here = reverse("admin:oidc_signingkey_rotate")
+        if request.method == "POST":
+            force = request.POST.get("mode") == "force"
+            if force and request.POST.get("confirm") != "yes":
+                self.message_user(request, "Tick the box to confirm a forced rotation.", messages.ERROR)
+                return HttpResponseRedirect(here)
+            return self._rotate(request, force=force)
+        active = keys.ensure_keys()
+        successor = SigningKey.objects.filter(status=SigningKey.Status.NEXT).first()
+        lead = _jwks_lead()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Rotate signing keys"),
+            "opts": self.opts,
+            "active": active,
+            "successor": successor,
+            "lead_minutes": int(lead.total_seconds() // 60),
+            "ready_at": successor.created_at + lead if successor else None,
+            "ready": bool(successor and successor.created_at + lead <= timezone.now()),
+        }
+        return TemplateResponse(request, "admin/oidc/signingkey/rotate.html", context)
+
+    def _rotate(self, request: HttpRequest, *, force: bool) -> HttpResponse:
+        before = keys.ensure_keys()
+        try:
+            active = services.rotate_keys(actor=request.user, force=force)
+        except (PermissionDenied, ValidationError) as exc:
+            self.message_user(request, refusal_text(exc), messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:oidc_signingkey_rotate"))
+        if active.pk != before.pk:
+            self.message_user(
+                request,
+                f"Rotated{' (forced)' if force else ''}: key {active.kid} signs now; {before.kid} stays "
+                "published until the tokens it signed have expired.",
+                messages.SUCCESS,
+            )
+        else:
+            self.message_user(
+                request,
+                f"Not rotated: the next key has been published for less than the JWKS cache lifetime "
+                f"({int(_jwks_lead().total_seconds() // 60)} min), so verifiers may not know it yet. Try "
+                "again later, or force the rotation if the signing key is compromised.",
+                messages.WARNING,
+            )
+        return HttpResponseRedirect(reverse("admin:oidc_signingkey_changelist"))
+
+
+def _jwks_lead() -> timedelta:
+    """How long a `next` key is published before a normal rotation promotes it (idp.oidc.keys)."""
+    return timedelta(seconds=settings.OAUTH2_PROVIDER["OIDC_JWKS_MAX_AGE_SECONDS"])

@@ -1,0 +1,140 @@
+"""Relying parties registered in the admin: audited, the secret shown once and stored hashed."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth.hashers import check_password
+from django.core.exceptions import PermissionDenied
+
+from audit.models import AuditLog
+from audit.registry import AuditAction
+from idp.oidc import services
+from idp.oidc.models import Application
+from tests.admin.conftest import action, writes
+
+pytestmark = pytest.mark.django_db
+APPS = "/admin/oidc/application/"
+SERVICE = {
+    "name": "Svc",
+    "client_type": "confidential",
+    "authorization_grant_type": "client-credentials",
+    "algorithm": "",
+}
+
+
+def _form(**extra: str) -> dict:
+    return {
+        "name": "Parcel portal",
+        "client_type": "confidential",
+        "authorization_grant_type": "authorization-code",
+        "redirect_uris": "https://portal.example.com/callback\nhttps://portal.example.com/cb2",
+        "post_logout_redirect_uris": "https://portal.example.com/",
+        "allowed_origins": "",
+        "first_party": "on",
+        "algorithm": "RS256",
+        **extra,
+    }
+
+
+def _secret(page: str) -> str:
+    return re.search(r'<code class="client-secret">([^<]+)</code>', page).group(1)
+
+
+def test_registering_shows_the_secret_once_and_stores_only_its_hash(as_irina, irina):
+    response = as_irina.post(f"{APPS}add/", _form())
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    app = Application.objects.get(name="Parcel portal")
+    secret = _secret(page)
+    assert app.client_id in page
+    assert app.client_secret != secret
+    assert check_password(secret, app.client_secret)
+    assert app.first_party
+    assert not app.skip_authorization
+    assert app.algorithm == "RS256"
+    assert app.redirect_uris == "https://portal.example.com/callback https://portal.example.com/cb2"
+    entry = AuditLog.objects.get(action=AuditAction.OIDC_APPLICATION_CHANGED)
+    assert entry.actor_id == str(irina.pk)
+    assert entry.details["created"] is True
+    assert entry.details["redirect_uris"] == app.redirect_uris
+    assert secret not in str(entry.details)
+    assert secret not in as_irina.get(f"{APPS}{app.pk}/change/").content.decode()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("redirect_uris", "javascript:alert(1)"),
+        ("redirect_uris", "https://portal.example.com/cb#fragment"),
+        ("post_logout_redirect_uris", "ftp://portal.example.com/"),
+        ("authorization_grant_type", "implicit"),
+        ("algorithm", "HS256"),
+    ],
+)
+def test_a_bad_registration_is_shown_on_the_form_and_writes_nothing(as_irina, field, value):
+    before = writes()
+    response = as_irina.post(f"{APPS}add/", _form(**{field: value}))
+    assert response.status_code == 200
+    assert "errorlist" in response.content.decode()
+    assert not Application.objects.exists()
+    assert writes() == before
+
+
+def test_client_credentials_need_a_confidential_client(as_irina):
+    response = as_irina.post(
+        f"{APPS}add/",
+        _form(
+            client_type="public",
+            authorization_grant_type="client-credentials",
+            redirect_uris="",
+            algorithm="",
+        ),
+    )
+    assert response.status_code == 200
+    assert "client credentials need a confidential client" in response.content.decode()
+
+
+def test_a_change_is_audited_with_what_changed(as_irina):
+    values = {**_form(), "first_party": False, "redirect_uris": "https://portal.example.com/callback"}
+    app, _ = services.register_application(actor=None, values=values)
+    form = _form(redirect_uris="https://portal.example.com/callback https://evil.example.com/cb")
+    form.pop("first_party")
+
+    response = as_irina.post(f"{APPS}{app.pk}/change/", form)
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    entry = AuditLog.objects.filter(action=AuditAction.OIDC_APPLICATION_CHANGED).latest("id")
+    assert entry.details == {
+        "created": False,
+        "clientId": app.client_id,
+        "fields": ["redirect_uris"],
+        "redirect_uris": "https://portal.example.com/callback https://evil.example.com/cb",
+    }
+
+
+def test_a_new_secret_replaces_the_old_one(as_irina):
+    app, old = services.register_application(actor=None, values=SERVICE)
+    response = action(as_irina, APPS, "new_secret", app)
+    new = _secret(response.content.decode())
+    app.refresh_from_db()
+    assert check_password(new, app.client_secret)
+    assert not check_password(old, app.client_secret)
+    assert AuditLog.objects.filter(action=AuditAction.OIDC_APPLICATION_CHANGED).latest("id").details[
+        "fields"
+    ] == ["client_secret"]
+
+
+def test_an_operator_registers_no_relying_party(olga):
+    before = writes()
+    with pytest.raises(PermissionDenied):
+        services.register_application(actor=olga, values={"name": "x"})
+    assert writes() == before
+
+
+def test_applications_are_not_deleted_in_the_admin(as_root):
+    app, _ = services.register_application(actor=None, values=SERVICE)
+    assert as_root.post(f"{APPS}{app.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert Application.objects.filter(pk=app.pk).exists()

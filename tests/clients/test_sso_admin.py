@@ -1,0 +1,124 @@
+"""Operators set up a client's SSO in the admin: the secret is write-only, domains are approved by
+an action, and every change goes through the services (audited)."""
+
+from __future__ import annotations
+
+import pytest
+
+from audit.models import AuditLog
+from audit.registry import AuditAction
+from clients import domains, sso
+from clients.models import ClientDomain, IdentityProvider
+
+pytestmark = pytest.mark.django_db
+SECRET = "admin-typed-secret-987"
+
+
+def _form(acme, **extra) -> dict:
+    return {
+        "client": str(acme.pk),
+        "name": "Acme Entra ID",
+        "issuer": "https://login.acme.example/tenant/v2.0",
+        "oidc_client_id": "our-app-id",
+        "client_secret": SECRET,
+        "scopes": "openid email profile",
+        "username_claim": "preferred_username",
+        "email_claim": "email",
+        "phone_claim": "",
+        "groups_claim": "groups",
+        "role_mapping": '{"acme-admins": "client_admin"}',
+        "default_role": "client_user",
+        "enabled": "on",
+        **extra,
+    }
+
+
+def test_an_operator_adds_a_provider_and_the_secret_is_write_only(client, admin_user, acme):
+    client.force_login(admin_user)
+    response = client.post("/admin/clients/identityprovider/add/", _form(acme))
+    assert response.status_code == 302, response.content.decode()[:2000]
+
+    provider = IdentityProvider.objects.get()
+    assert provider.role_mapping == {"acme-admins": "client_admin"}
+    assert sso.decrypt_secret(provider) == SECRET
+    page = client.get(f"/admin/clients/identityprovider/{provider.pk}/change/").content.decode()
+    assert SECRET not in page
+    assert provider.oidc_client_secret_encrypted not in page
+    assert "/sso/acme/callback/" in page  # the redirect URI to register upstream
+    entry = AuditLog.objects.get(action=AuditAction.SSO_PROVIDER_CHANGED)
+    assert entry.actor_id == str(admin_user.pk)
+    assert SECRET not in str(entry.details)
+
+    # Saved again without a secret: the stored one stays.
+    form = _form(acme, client_secret="", name="Acme SSO")
+    form.pop("client")
+    assert client.post(f"/admin/clients/identityprovider/{provider.pk}/change/", form).status_code == 302
+    provider.refresh_from_db()
+    assert provider.name == "Acme SSO"
+    assert sso.decrypt_secret(provider) == SECRET
+
+
+def test_bad_settings_are_shown_on_the_form(client, admin_user, acme):
+    client.force_login(admin_user)
+    response = client.post(
+        "/admin/clients/identityprovider/add/",
+        _form(acme, issuer="http://login.acme.example", role_mapping='{"x": "internal_admin"}'),
+    )
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "must use https" in page
+    assert "role_mapping" in page or "JSON object of upstream group" in page
+    assert not IdentityProvider.objects.exists()
+    assert not AuditLog.objects.filter(action=AuditAction.SSO_PROVIDER_CHANGED).exists()
+
+
+def test_domains_are_added_then_approved_by_an_action(client, admin_user, acme):
+    client.force_login(admin_user)
+    assert (
+        client.post(
+            "/admin/clients/clientdomain/add/", {"client": str(acme.pk), "domain": "ACME.example"}
+        ).status_code
+        == 302
+    )
+    domain = ClientDomain.objects.get()
+    assert (domain.domain, domain.status) == ("acme.example", "pending")
+    page = client.get(f"/admin/clients/clientdomain/{domain.pk}/change/").content.decode()
+    assert f"idp-verification={domain.verification_token}" in page  # what to publish in DNS
+
+    response = client.post(
+        "/admin/clients/clientdomain/", {"action": "approve", "_selected_action": [str(domain.pk)]}
+    )
+    assert response.status_code == 302
+    domain.refresh_from_db()
+    assert domain.is_verified
+    assert AuditLog.objects.get(action=AuditAction.SSO_DOMAIN_VERIFIED).actor_id == str(admin_user.pk)
+
+
+def test_a_bad_domain_is_shown_on_the_form(client, admin_user, acme):
+    client.force_login(admin_user)
+    response = client.post(
+        "/admin/clients/clientdomain/add/", {"client": str(acme.pk), "domain": "*.acme.example"}
+    )
+    assert response.status_code == 200
+    assert "bare domain name" in response.content.decode()
+    assert not ClientDomain.objects.exists()
+
+
+def test_upstream_identities_are_read_only(client, admin_user, acme):
+    client.force_login(admin_user)
+    assert client.get("/admin/clients/upstreamidentity/").status_code == 200
+    assert client.get("/admin/clients/upstreamidentity/add/").status_code == 403
+
+
+def test_dns_check_action_reports_a_missing_record(client, admin_user, acme, monkeypatch):
+    domain = domains.add_domain(actor=None, client=acme, domain="acme.example")
+    monkeypatch.setattr(domains, "dns_txt_records", lambda name: [])
+    client.force_login(admin_user)
+    response = client.post(
+        "/admin/clients/clientdomain/",
+        {"action": "check_dns", "_selected_action": [str(domain.pk)]},
+        follow=True,
+    )
+    assert "no TXT record" in response.content.decode()
+    domain.refresh_from_db()
+    assert not domain.is_verified
