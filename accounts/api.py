@@ -358,8 +358,16 @@ class InvitationsView(APIView):
 
     @extend_schema(request=InvitationInput, responses={201: UserOut})
     def post(self, request: Request) -> Response:
+        from rest_framework.exceptions import Throttled
+
+        from accounts import ratelimit
         from accounts.invitations import invite_user
 
+        decision = ratelimit.hit(
+            ratelimit.configured("registration-ip"), request.META.get("REMOTE_ADDR") or "-"
+        )
+        if not decision.allowed:
+            raise Throttled(wait=decision.retry_after)
         body = self.InvitationInput(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data

@@ -3,6 +3,7 @@ DOT leaves loose (prompt, max_age, PKCE S256, consent memory), and audit."""
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 from urllib.parse import urlencode
@@ -39,6 +40,34 @@ def _json_error(error: str, description: str, status: int = 400) -> JsonResponse
     response = JsonResponse({"error": error, "error_description": description}, status=status)
     response["Cache-Control"] = "no-store"
     return response
+
+
+def _client_id_of(request: HttpRequest) -> str:
+    """The client a token request claims to be (Basic auth or the body), unverified: a rate-limit key."""
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if header[:6].lower() == "basic ":
+        try:
+            return base64.b64decode(header[6:]).decode().partition(":")[0][:100]
+        except (ValueError, UnicodeDecodeError):
+            return ""
+    return request.POST.get("client_id", "")[:100]
+
+
+def _token_rate_limit(request: HttpRequest) -> HttpResponse | None:
+    """Per IP and per client. RFC 6749 has no error code for this; `temporarily_unavailable`
+    with 429 and Retry-After is what clients and libraries handle (and RFC 6585 defines 429)."""
+    from accounts import ratelimit
+
+    for name, subject in (
+        ("token-ip", request.META.get("REMOTE_ADDR") or "unknown"),
+        ("token-client", _client_id_of(request) or "anonymous"),
+    ):
+        decision = ratelimit.hit(ratelimit.configured(name), subject)
+        if not decision.allowed:
+            response = _json_error("temporarily_unavailable", "too many token requests; retry later", 429)
+            response["Retry-After"] = str(decision.retry_after)
+            return response
+    return None
 
 
 class AuthorizationView(dot.AuthorizationView):
@@ -154,6 +183,9 @@ class AuthorizationView(dot.AuthorizationView):
 class TokenView(dot.TokenView):
     @method_decorator(never_cache)
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        limited = _token_rate_limit(request)
+        if limited is not None:
+            return limited
         verifier = request.POST.get("code_verifier")
         if verifier is not None and not CODE_VERIFIER.match(verifier):
             return _json_error(

@@ -332,3 +332,20 @@ def test_public_client_uses_pkce_without_a_secret(provider, rp_user):
     )
     assert response.status_code == 200, response.text
     assert Application.objects.get(pk=app.pk).client_type == "public"
+
+
+def test_token_endpoint_is_rate_limited_per_client(provider, settings):
+    settings.IDP_RATE_LIMITS = {**settings.IDP_RATE_LIMITS, "token-client": (2, 60)}
+    app, secret = make_app(name="Greedy service", grant=Application.GRANT_CLIENT_CREDENTIALS)
+    answers = [
+        requests.post(
+            f"{provider.url}/o/token/",
+            auth=(app.client_id, secret),
+            data={"grant_type": "client_credentials"},
+            timeout=10,
+        )
+        for _ in range(3)
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[2].json()["error"] == "temporarily_unavailable"
+    assert int(answers[2].headers["Retry-After"]) > 0
