@@ -69,10 +69,14 @@ def _fast_password_hashing(settings: Settings) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _blacklist_in_redis(settings: Settings) -> None:
+def _blacklist_in_redis() -> Iterator[None]:
     # The per-process copy's listener thread outlives single tests and their databases; tests
-    # use the Redis lookup, and tests/oidc/test_blacklist.py checks the copy on its own.
-    settings.IDP_BLACKLIST_LOCAL_COPY = False
+    # use the Redis lookup, and tests/oidc/test_blacklist.py checks the copy on its own. (Not
+    # the `settings` fixture: that would hold a test's own settings past _clear_cache's teardown.)
+    from django.test import override_settings
+
+    with override_settings(IDP_BLACKLIST_LOCAL_COPY=False):
+        yield
 
 
 @pytest.fixture(autouse=True)
