@@ -23,7 +23,7 @@ def _label(obj: models.Model | None) -> tuple[str, str, str]:
     return obj._meta.label_lower, str(obj.pk), str(obj)[:255]
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # inside the caller's transaction: no savepoint round trips
 def record(
     action: AuditAction,
     *,

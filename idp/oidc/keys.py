@@ -152,8 +152,12 @@ def active_signing_jwk() -> jwk.JWK:
     cached = _active
     if cached and cached[0] > time.monotonic():
         return cached[1]
-    key = _decrypt(ensure_keys())
-    key.update(kid=key.thumbprint(), alg="RS256", use="sig")
+    active = ensure_keys()
+    if cached and cached[1].kid == active.kid:
+        key = cached[1]  # still the active key: no need to decrypt and parse it again (~100 ms)
+    else:
+        key = _decrypt(active)
+        key.update(kid=key.thumbprint(), alg="RS256", use="sig")
     with _lock:
         _active = (time.monotonic() + _CACHE_SECONDS, key)
     return key
