@@ -112,6 +112,7 @@ MIDDLEWARE = [
     "idp.security_headers.SecurityHeadersMiddleware",  # CSP and no-store on every HTML page
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "audit.context.RequestContextMiddleware",
+    "idp.nul_bytes.RejectNulBytesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",

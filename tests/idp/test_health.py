@@ -47,3 +47,10 @@ def test_readyz_names_a_stopped_kafka(client, settings, free_port):
     response = client.get("/readyz")
     assert response.status_code == 503
     assert "kafka" in response.json()["failing"]
+
+
+def test_nul_characters_in_the_query_are_a_400_not_a_500(client):
+    response = client.get("/api/v1/users", {"search": "a\x00b"})
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+    assert client.get("/accounts/login/?next=%00").status_code == 400
