@@ -64,7 +64,7 @@ class Command(BaseCommand):
         self.stdout.write(f"  acme-admin (client admin): acme-admin / {password}")
         self.stdout.write(f"  acme-user (client user):   acme-user / {password}")
         self.stdout.write("  (admin is an internal administrator: after the password it asks for a second")
-        self.stdout.write("   factor: \"Send a code\", and the e-mailed code is printed in this terminal)")
+        self.stdout.write('   factor: "Send a code", and the e-mailed code is printed in this terminal)')
         self.stdout.write(f"  OAuth app: client_id={app.client_id} client_secret={secret}")
         self.stdout.write(f"             redirect_uri={DEMO_REDIRECT_URI}")
 
