@@ -50,6 +50,12 @@ class DecisionOut(serializers.Serializer):
     reason = serializers.CharField()
 
 
+def _bearer_token(request: Request) -> str:
+    """The token of an `Authorization: Bearer …` header, or ""."""
+    header = request.headers.get("Authorization", "")
+    return header[7:].strip() if header[:7].lower() == "bearer " else ""
+
+
 def _error(code: str, description: str, http_status: int) -> Response:
     return Response(
         {"error": code, "error_description": description},
@@ -141,8 +147,7 @@ class LogoutView(APIView):
     @extend_schema(request=LogoutInput, responses={204: None, 400: ErrorOut})
     def post(self, request: Request) -> Response:
         data = self.LogoutInput(data=request.data)
-        header = request.headers.get("Authorization", "")
-        access = header[7:].strip() if header[:7].lower() == "bearer " else ""
+        access = _bearer_token(request)
         if not data.is_valid() or not (access or data.validated_data.get("refresh_token")):
             return _error(
                 "invalid_request",
@@ -166,8 +171,7 @@ class CheckView(APIView):
 
     @extend_schema(responses={200: None, 401: ErrorOut})
     def get(self, request: Request) -> Response:
-        header = request.headers.get("Authorization", "")
-        token = header[7:].strip() if header[:7].lower() == "bearer " else ""
+        token = _bearer_token(request)
         outcome = auth.validate(token) if token else auth.ValidationOutcome(error="missing_token")
         if outcome.claims is None:
             response = _error(
@@ -209,8 +213,7 @@ class AuthzCheckView(APIView):
 
     @extend_schema(request=AuthzInput, responses={200: DecisionOut, 400: ErrorOut, 401: ErrorOut})
     def post(self, request: Request) -> Response:
-        header = request.headers.get("Authorization", "")
-        token = header[7:].strip() if header[:7].lower() == "bearer " else ""
+        token = _bearer_token(request)
         caller = auth.validate(token) if token else auth.ValidationOutcome(error="missing_token")
         if caller.claims is None:
             response = _error(
