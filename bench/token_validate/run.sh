@@ -13,7 +13,7 @@
 #    tokens (mint.py): a pool of 1,000 issued by the login code path (round-robin: the signature
 #    LRU hits, as when services re-validate the same users' tokens) and 24,000 distinct ones
 #    (cycled: more than the 4096-entry LRU of every server process, so every call verifies RSA);
-# 3. starts GRPC_PROCS `manage.py grpcserver` processes with GRPC_THREADS threads each on ONE
+# 3. starts `manage.py grpcserver --processes GRPC_PROCS`: that many processes with GRPC_THREADS threads each on ONE
 #    port (the server sets SO_REUSEPORT; the kernel spreads connections over the processes),
 #    and gunicorn as the Dockerfile runs it (WEB_WORKERS sync workers, access log on);
 # 4. smoke-checks both doors (gRPC Login, REST login, validation of samples, a tampered token),
@@ -182,25 +182,25 @@ print(s1.getsockname()[1], s2.getsockname()[1])')
 GTARGET=127.0.0.1:$GPORT
 WURL=http://127.0.0.1:$WPORT
 
-for i in $(seq "$GRPC_PROCS"); do
-    (cd "$REPO" && exec "$PY" manage.py grpcserver --bind "$GTARGET" --workers "$GRPC_THREADS") \
-        >"$WORK/grpc-$i.log" 2>&1 &
-    SERVER_PIDS+=($!)
-done
+(cd "$REPO" && exec "$PY" manage.py grpcserver --bind "$GTARGET" --processes "$GRPC_PROCS" \
+    --workers "$GRPC_THREADS") >"$WORK/grpc.log" 2>&1 &
+SERVER_PIDS+=($!)
 GUNICORN_ARGS=(idp.wsgi --bind "127.0.0.1:$WPORT" --workers "$WEB_WORKERS"
     --access-logfile "$WORK/access.log" --error-logfile "$WORK/gunicorn.log")
 (cd "$REPO" && exec "$GUNICORN" "${GUNICORN_ARGS[@]}") &
 GUNICORN_PID=$!
 for _ in $(seq 150); do
-    up=0
-    for i in $(seq "$GRPC_PROCS"); do grep -q listening "$WORK/grpc-$i.log" 2>/dev/null && up=$((up + 1)); done
+    up=$(grep -c listening "$WORK/grpc.log" 2>/dev/null || true)
     if [[ $up == "$GRPC_PROCS" ]] && curl -fsS -o /dev/null "$WURL/healthz" 2>/dev/null; then break; fi
     for pid in "${SERVER_PIDS[@]}" "$GUNICORN_PID"; do
-        kill -0 "$pid" 2>/dev/null || die "a server exited: $(tail -5 "$WORK"/grpc-*.log "$WORK/gunicorn.log" 2>/dev/null)"
+        kill -0 "$pid" 2>/dev/null || die "a server exited: $(tail -5 "$WORK/grpc.log" "$WORK/gunicorn.log" 2>/dev/null)"
     done
     sleep 0.2
 done
-say "gRPC: $GRPC_PROCS x manage.py grpcserver --bind $GTARGET --workers $GRPC_THREADS (pids ${SERVER_PIDS[*]})"
+# With --processes 1 the command serves itself; otherwise its children do.
+read -ra GRPC_CHILDREN < "/proc/${SERVER_PIDS[0]}/task/${SERVER_PIDS[0]}/children"
+[[ ${#GRPC_CHILDREN[@]} -gt 0 ]] || GRPC_CHILDREN=("${SERVER_PIDS[0]}")
+say "gRPC: manage.py grpcserver --bind $GTARGET --processes $GRPC_PROCS --workers $GRPC_THREADS (pid ${SERVER_PIDS[0]}, processes ${GRPC_CHILDREN[*]})"
 say "REST: gunicorn ${GUNICORN_ARGS[*]}"
 (cd "$REPO" && "$PY" "$HERE/smoke.py" --grpc "$GTARGET" --rest "$WURL" --tokens "$TOK" --login) \
     | tee "$OUT/smoke-before.txt" >&2
@@ -290,8 +290,8 @@ fi
 
 if [[ $PROFILE == 1 ]]; then
     if [[ -n $PYSPY ]]; then
-        say "py-spy (--gil --native) on gRPC server ${SERVER_PIDS[0]} under a ${DURATION}s closed-loop run"
-        "$PYSPY" record -p "${SERVER_PIDS[0]}" --gil --native -r 100 -d "$WINDOW" -f raw -o "$OUT/pyspy-grpc.txt" \
+        say "py-spy (--gil --native) on gRPC server process ${GRPC_CHILDREN[0]} under a ${DURATION}s closed-loop run"
+        "$PYSPY" record -p "${GRPC_CHILDREN[0]}" --gil --native -r 100 -d "$WINDOW" -f raw -o "$OUT/pyspy-grpc.txt" \
             >"$OUT/pyspy-grpc.log" 2>&1 &
         spy=$!
         "$GHZ" "${GHZ_BASE[@]}" --data-file "$TOK/pool.json" -c "$GHZ_C" --connections "$GHZ_CONNS" \
@@ -360,7 +360,7 @@ fi
 # --- 5. summary ------------------------------------------------------------------------------
 {
     echo "== TokenValidate benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
-    echo "gRPC: $GRPC_PROCS processes x $GRPC_THREADS threads on one port (SO_REUSEPORT): manage.py grpcserver --bind $GTARGET --workers $GRPC_THREADS"
+    echo "gRPC: $GRPC_PROCS processes x $GRPC_THREADS threads on one port (SO_REUSEPORT): manage.py grpcserver --bind $GTARGET --processes $GRPC_PROCS --workers $GRPC_THREADS"
     echo "REST: gunicorn ${GUNICORN_ARGS[*]}"
     echo "tokens: $(cat "$OUT/mint.txt")"
     echo "each run ${DURATION}s after a ${WARMUP}s warm-up; CPU over the middle ${WINDOW}s; ok/s = successful answers / wall time"

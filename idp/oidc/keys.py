@@ -172,12 +172,14 @@ def verification_public_key(kid: str) -> rsa.RSAPublicKey | None:
 def verification_key(kid: str) -> jwk.JWK | None:
     """The public key for a token's `kid`, if that key is still published."""
     global _public
-    cached = _public
-    if not cached or cached[0] <= time.monotonic() or kid not in cached[1]:
-        # An unknown kid re-reads the table (a key created by another replica), at most
-        # once per call; the cache keeps the hot path off the database.
+    cached, now = _public, time.monotonic()
+    stale = not cached or cached[0] <= now
+    # An unknown kid may be a key another replica has just created, so it re-reads the table,
+    # but at most once a second: tokens with made-up kids must not turn into database load.
+    unknown = cached is not None and kid not in cached[1] and cached[0] - _CACHE_SECONDS + 1.0 <= now
+    if stale or unknown:
         keys = {key.kid: jwk.JWK(**key.public_jwk) for key in published_keys()}
-        cached = (time.monotonic() + _CACHE_SECONDS, keys)
+        cached = (now + _CACHE_SECONDS, keys)
         with _lock:
             _public = cached
     return cached[1].get(kid)

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from io import StringIO
+from types import SimpleNamespace
 
 import pytest
 import requests
@@ -96,3 +98,23 @@ def test_rotate_if_due_rotates_an_old_key(transactional_db):
     from idp.oidc.tasks import rotate_keys_if_due
 
     assert rotate_keys_if_due() != key.kid
+
+
+def test_made_up_kids_do_not_turn_into_database_reads(django_assert_max_num_queries):
+    keys.ensure_keys()
+    keys._forget_cached()
+    keys.verification_key("warm-up")  # loads the published keys once
+    with django_assert_max_num_queries(0):
+        for n in range(50):
+            assert keys.verification_key(f"made-up-{n}") is None
+
+
+def test_a_key_created_elsewhere_is_found_on_demand(monkeypatch):
+    keys.ensure_keys()
+    keys._forget_cached()
+    keys.verification_key("warm-up")
+    other = keys.ensure_keys()  # stands in for a key another replica created
+    SigningKey.objects.filter(kid=other.kid).update(kid="created-elsewhere")
+    later = time.monotonic() + 1.5  # past the once-a-second limit on re-reads
+    monkeypatch.setattr(keys, "time", SimpleNamespace(monotonic=lambda: later))
+    assert keys.verification_key("created-elsewhere") is not None

@@ -1,0 +1,95 @@
+"""`manage.py grpcserver --processes N`: N servers on one port, started and stopped as a unit."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+
+from authproto import auth_pb2, auth_pb2_grpc
+from tests.api.conftest import mint
+from tests.events import database_env
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.needs("postgresql", "redis"), pytest.mark.django_db(transaction=True)]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _children(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(child) for child in text.split()]
+
+
+def _start(port: int, processes: int) -> subprocess.Popen[str]:
+    command = ["grpcserver", "--bind", f"127.0.0.1:{port}", "--processes", str(processes), "--workers", "2"]
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", *command],
+        cwd=ROOT,
+        env=database_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    for _ in range(processes):
+        assert "listening on 127.0.0.1" in process.stdout.readline()
+    return process
+
+
+def test_processes_share_one_port_and_stop_together():
+    token = mint(sub="svc-user")
+    port = _free_port()
+    process = _start(port, 2)
+    try:
+        children = _children(process.pid)
+        assert len(children) == 2
+        # A new connection each time: the kernel spreads them over both processes.
+        for _ in range(8):
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                answer = auth_pb2_grpc.AuthServiceStub(channel).TokenValidate(
+                    auth_pb2.TokenValidateRequest(token=token), timeout=10
+                )
+            assert answer.userId == "svc-user"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        assert not any(Path(f"/proc/{child}").exists() for child in children)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def test_one_process_dying_stops_the_unit_with_an_error():
+    process = _start(_free_port(), 2)
+    try:
+        first, second = _children(process.pid)
+        subprocess.run(["kill", "-KILL", str(first)], check=True)
+        assert process.wait(timeout=30) != 0
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{second}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not Path(f"/proc/{second}").exists()
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def test_several_processes_need_a_fixed_port():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "grpcserver", "--bind", "127.0.0.1:0", "--processes", "2"],
+        cwd=ROOT,
+        env=database_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "needs a fixed port" in result.stderr
