@@ -7,6 +7,7 @@ the change, its audit record and its event are committed (or rolled back) togeth
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -17,9 +18,20 @@ from audit.models import AuditLog, OutboxEvent
 from audit.registry import AuditAction, EventType
 
 
-def _label(obj: models.Model | None) -> tuple[str, str, str]:
+@dataclass(frozen=True)
+class Ref:
+    """An audit target given by type, id and label, for callers that hold no model instance."""
+
+    type: str
+    id: str
+    label: str
+
+
+def _label(obj: models.Model | Ref | None) -> tuple[str, str, str]:
     if obj is None:
         return "", "", ""
+    if isinstance(obj, Ref):
+        return obj.type, obj.id, obj.label
     return obj._meta.label_lower, str(obj.pk), str(obj)[:255]
 
 
@@ -28,7 +40,7 @@ def record(
     action: AuditAction,
     *,
     actor: models.Model | None,
-    target: models.Model | None = None,
+    target: models.Model | Ref | None = None,
     client_id: uuid.UUID | None = None,
     details: dict[str, Any] | None = None,
 ) -> AuditLog:

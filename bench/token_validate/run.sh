@@ -198,7 +198,7 @@ for _ in $(seq 150); do
     sleep 0.2
 done
 # With --processes 1 the command serves itself; otherwise its children do.
-read -ra GRPC_CHILDREN < "/proc/${SERVER_PIDS[0]}/task/${SERVER_PIDS[0]}/children"
+read -ra GRPC_CHILDREN < "/proc/${SERVER_PIDS[0]}/task/${SERVER_PIDS[0]}/children" || true  # no final newline
 [[ ${#GRPC_CHILDREN[@]} -gt 0 ]] || GRPC_CHILDREN=("${SERVER_PIDS[0]}")
 say "gRPC: manage.py grpcserver --bind $GTARGET --processes $GRPC_PROCS --workers $GRPC_THREADS (pid ${SERVER_PIDS[0]}, processes ${GRPC_CHILDREN[*]})"
 say "REST: gunicorn ${GUNICORN_ARGS[*]}"

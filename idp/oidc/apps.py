@@ -8,4 +8,4 @@ class OidcConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from idp.oidc import signals  # noqa: F401 - connects the blacklist hook
+        from idp.oidc import client_cache, signals  # noqa: F401 - connect the blacklist and cache hooks

@@ -26,7 +26,7 @@ RSA_BITS = 2048
 _CACHE_SECONDS = 30.0  # how long a process trusts its copy of the active key
 
 _lock = threading.Lock()
-_active: tuple[float, jwk.JWK] | None = None
+_active: tuple[float, jwk.JWK, rsa.RSAPrivateKey] | None = None
 _public: tuple[float, dict[str, jwk.JWK]] | None = None
 
 
@@ -148,19 +148,31 @@ def jwks() -> dict[str, Any]:
 
 def active_signing_jwk() -> jwk.JWK:
     """The private JWK that signs now (cached per process for a few seconds)."""
+    return _active_key()[1]
+
+
+def active_signer() -> tuple[str, rsa.RSAPrivateKey]:
+    """The active key's `kid` and its `cryptography` private key, for signing directly."""
+    _, key, private = _active_key()
+    return key.kid, private
+
+
+def _active_key() -> tuple[float, jwk.JWK, rsa.RSAPrivateKey]:
     global _active
     cached = _active
     if cached and cached[0] > time.monotonic():
-        return cached[1]
+        return cached
     active = ensure_keys()
     if cached and cached[1].kid == active.kid:
-        key = cached[1]  # still the active key: no need to decrypt and parse it again (~100 ms)
+        key, private = cached[1], cached[2]  # still the active key: no decrypting again (~100 ms)
     else:
         key = _decrypt(active)
         key.update(kid=key.thumbprint(), alg="RS256", use="sig")
+        private = key.get_op_key("sign")
+    entry = (time.monotonic() + _CACHE_SECONDS, key, private)
     with _lock:
-        _active = (time.monotonic() + _CACHE_SECONDS, key)
-    return key
+        _active = entry
+    return entry
 
 
 def verification_public_key(kid: str) -> rsa.RSAPublicKey | None:

@@ -29,7 +29,7 @@ from oauthlib.oauth2.rfc6749 import errors as oauth_errors
 from accounts import sessions
 from audit import services as audit
 from audit.registry import AuditAction
-from idp.oidc import context, keys
+from idp.oidc import client_credentials, context, keys
 from idp.oidc.claims import CLAIM_SCOPES
 from idp.oidc.id_tokens import verify_id_token_hint
 from idp.oidc.models import AccessToken, Application, Consent, IDToken
@@ -201,6 +201,8 @@ class TokenView(dot.TokenView):
         limited = _token_rate_limit(request)
         if limited is not None:
             return limited
+        if request.POST.get("grant_type") == client_credentials.GRANT_TYPE:
+            return client_credentials.token_response(request)
         verifier = request.POST.get("code_verifier")
         if verifier is not None and not CODE_VERIFIER.match(verifier):
             return _json_error(

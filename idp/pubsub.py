@@ -1,0 +1,93 @@
+"""Per-process copies kept fresh by a Redis channel (the revocation blacklist, the client cache).
+
+A daemon thread subscribes first and only then asks its owner to (re)load, so nothing announced
+in between is missed; from then on each message is handed over. While the subscription is down
+(Redis restarting) `live` is False and owners fall back to their source of truth.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+_client = None
+
+
+def redis_client() -> Any:
+    """One client per process (redis-py's pool is thread-safe and re-made after a fork); None
+    without REDIS_URL.
+
+    Django keeps cache objects per context and gRPC runs each call in a fresh one, so asking
+    Django for the client on every call rebuilt it every time (measured: 80-170 us of ~700)."""
+    global _client
+    if not settings.REDIS_URL:
+        return None
+    if _client is None:
+        from django_redis import get_redis_connection
+
+        _client = get_redis_connection("default")
+    return _client
+
+
+def reset_client() -> None:
+    """Forget the process's client (tests that point REDIS_URL elsewhere)."""
+    global _client
+    _client = None
+
+
+class ChannelFollower:
+    def __init__(
+        self,
+        channel: str,
+        *,
+        client: Callable[[], Any],
+        on_subscribed: Callable[[], None],
+        on_message: Callable[[str], None],
+    ) -> None:
+        self._channel = channel
+        self._client = client
+        self._on_subscribed = on_subscribed
+        self._on_message = on_message
+        self._lock = threading.Lock()
+        self._live = False
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    @property
+    def live(self) -> bool:
+        """Whether the copy is current; starts the thread in this process if needed."""
+        self._ensure_running()
+        return self._live
+
+    def _ensure_running(self) -> None:
+        # A fork (gunicorn, Celery) copies the object but not its thread: start one per process.
+        if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
+            return
+        with self._lock:
+            if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
+                return
+            self._live, self._pid = False, os.getpid()
+            self._thread = threading.Thread(target=self._run, name=f"follow {self._channel}", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                pubsub = self._client().pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(self._channel)
+                self._on_subscribed()
+                self._live = True
+                for message in pubsub.listen():
+                    self._on_message(message["data"].decode())
+            except Exception:
+                log.warning("lost the subscription to %s; retrying", self._channel, exc_info=True)
+            self._live = False
+            time.sleep(1)
