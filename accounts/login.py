@@ -80,12 +80,12 @@ def password_login(*, login: str, password: str, channel: str) -> LoginResult:
     if not login or not password or len(login) > MAX_LOGIN_LENGTH or len(password) > MAX_PASSWORD_LENGTH:
         return _refuse(LoginError.INVALID_REQUEST, login=login, channel=channel)
     ip = context.current().ip or "unknown"
-    for limit, subject in (("login-ip", ip), ("login-account", login.casefold())):
-        decision = ratelimit.hit(ratelimit.configured(limit), subject)
-        if not decision.allowed:  # refused before any hashing: a flood costs us nothing
-            return _refuse(
-                LoginError.RATE_LIMITED, login=login, channel=channel, retry_after=decision.retry_after
-            )
+    decision = ratelimit.hit_all(
+        (ratelimit.configured("login-ip"), ip), (ratelimit.configured("login-account"), login.casefold())
+    )
+    if not decision.allowed:  # refused before any hashing: a flood costs us nothing
+        wait = decision.retry_after
+        return _refuse(LoginError.RATE_LIMITED, login=login, channel=channel, retry_after=wait)
 
     # Corporate SSO: an e-mail on the domain of a client that enforces its own identity provider
     # has no password here. Checked before any hashing; the domain's rule is public anyway.

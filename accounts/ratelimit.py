@@ -13,20 +13,29 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-# KEYS[1] = bucket; ARGV = emission interval (us), burst tolerance (us). Returns {allowed, retry_us}.
+# KEYS = buckets; ARGV = emission interval and burst tolerance (us) for each, in turn.
+# All or nothing: a request refused by one bucket is charged to none. Returns {allowed, retry_us}.
 _GCRA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = tonumber(ARGV[1])
-local tolerance = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local new_tat = tat + interval
-local allow_at = new_tat - tolerance
-if allow_at > now then
-  return {0, allow_at - now}
+local updates, wait = {}, 0
+for i, key in ipairs(KEYS) do
+  local interval = tonumber(ARGV[2 * i - 1])
+  local tolerance = tonumber(ARGV[2 * i])
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  local new_tat = tat + interval
+  local allow_at = new_tat - tolerance
+  if allow_at > now then
+    if allow_at - now > wait then wait = allow_at - now end
+  else
+    updates[i] = new_tat
+  end
 end
-redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000) + 1)
+if wait > 0 then return {0, wait} end
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, updates[i], 'PX', math.ceil((updates[i] - now) / 1000) + 1)
+end
 return {1, 0}
 """
 
@@ -59,14 +68,20 @@ class _LocalBuckets:
         self._lock = threading.Lock()
         self._tat: dict[str, int] = {}
 
-    def hit(self, key: str, interval: int, tolerance: int) -> tuple[bool, int]:
+    def hit(self, buckets: list[tuple[str, int, int]]) -> tuple[bool, int]:
+        """The Lua script's rule for one process: (key, interval, tolerance) each, all or nothing."""
         now = time.monotonic_ns() // 1000
         with self._lock:
-            tat = max(self._tat.get(key, now), now)
-            new_tat = tat + interval
-            if new_tat - tolerance > now:
-                return False, new_tat - tolerance - now
-            self._tat[key] = new_tat
+            updates, wait = {}, 0
+            for key, interval, tolerance in buckets:
+                new_tat = max(self._tat.get(key, now), now) + interval
+                if new_tat - tolerance > now:
+                    wait = max(wait, new_tat - tolerance - now)
+                else:
+                    updates[key] = new_tat
+            if wait:
+                return False, wait
+            self._tat.update(updates)
             if len(self._tat) > 100_000:  # bound memory: forget buckets that are full again
                 self._tat = {k: v for k, v in self._tat.items() if v > now}
             return True, 0
@@ -91,15 +106,23 @@ def _redis_script():
 
 def hit(limit: Limit, subject: str) -> Decision:
     """Count one request by `subject` (an IP, a login, a client id) against `limit`."""
+    return hit_all((limit, subject))
+
+
+def hit_all(*checks: tuple[Limit, str]) -> Decision:
+    """Count one request against several limits in one Redis round trip; refused if any is
+    exhausted, and then charged to none."""
     if not settings.IDP_RATE_LIMITS_ENABLED:
         return Decision(True)
-    key = f"idp:rl:{limit.name}:{subject}"
-    interval = limit.interval_us
-    tolerance = interval * limit.limit
+    buckets = [
+        (f"idp:rl:{limit.name}:{subject}", limit.interval_us, limit.interval_us * limit.limit)
+        for limit, subject in checks
+    ]
     if settings.REDIS_URL:
-        allowed, retry_us = _redis_script()(keys=[key], args=[interval, tolerance])
+        args = [value for _key, interval, tolerance in buckets for value in (interval, tolerance)]
+        allowed, retry_us = _redis_script()(keys=[key for key, _, _ in buckets], args=args)
     else:
-        allowed, retry_us = _local.hit(key, interval, tolerance)
+        allowed, retry_us = _local.hit(buckets)
     return Decision(bool(allowed), 0 if allowed else max(1, -(-int(retry_us) // 1_000_000)))
 
 

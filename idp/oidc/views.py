@@ -59,15 +59,14 @@ def _token_rate_limit(request: HttpRequest) -> HttpResponse | None:
     with 429 and Retry-After is what clients and libraries handle (and RFC 6585 defines 429)."""
     from accounts import ratelimit
 
-    for name, subject in (
-        ("token-ip", request.META.get("REMOTE_ADDR") or "unknown"),
-        ("token-client", _client_id_of(request) or "anonymous"),
-    ):
-        decision = ratelimit.hit(ratelimit.configured(name), subject)
-        if not decision.allowed:
-            response = _json_error("temporarily_unavailable", "too many token requests; retry later", 429)
-            response["Retry-After"] = str(decision.retry_after)
-            return response
+    decision = ratelimit.hit_all(
+        (ratelimit.configured("token-ip"), request.META.get("REMOTE_ADDR") or "unknown"),
+        (ratelimit.configured("token-client"), _client_id_of(request) or "anonymous"),
+    )
+    if not decision.allowed:
+        response = _json_error("temporarily_unavailable", "too many token requests; retry later", 429)
+        response["Retry-After"] = str(decision.retry_after)
+        return response
     return None
 
 
