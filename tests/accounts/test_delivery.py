@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -10,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-from django.db import connection
 from django_otp.plugins.otp_email.models import EmailDevice
 
 from accounts import services as accounts
@@ -18,17 +16,14 @@ from accounts.mail import deliver_email
 from accounts.models import Role
 from audit.models import AuditLog
 from audit.registry import AuditAction
+from tests.events import database_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _worker_env(mail_dir: Path) -> dict[str, str]:
-    db = connection.settings_dict
-    url = f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
     return {
-        **os.environ,
-        "DATABASE_URL": url,
-        "DJANGO_SETTINGS_MODULE": "idp.settings",
+        **database_env(),
         "IDP_EMAIL_DELIVERY_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "EMAIL_FILE_PATH": str(mail_dir),
     }
