@@ -90,7 +90,8 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     @property
     def is_active(self) -> bool:  # Django's auth machinery reads this
-        return self.status == self.Status.ACTIVE
+        # A suspended B2B client suspends its users: no sign-in, refresh, session or grant.
+        return self.status == self.Status.ACTIVE and (self.client_id is None or self.client.is_active)
 
     @property
     def is_internal(self) -> bool:

@@ -51,13 +51,14 @@ def update_client(*, actor: User | None, client: Client, changes: dict[str, Any]
         setattr(locked, name, changes[name])
     locked.full_clean()
     locked.save(update_fields=[*changed, "updated_at"])
-    audit.record(
-        AuditAction.CLIENT_UPDATED,
-        actor=actor,
-        target=locked,
-        client_id=locked.id,
-        details={"fields": changed, "before": before, "after": {name: changes[name] for name in changed}},
-    )
+    details = {"fields": changed, "before": before, "after": {name: changes[name] for name in changed}}
+    if "status" in changed and not locked.is_active:
+        # Its users can no longer sign in (User.is_active); what they already hold ends now too.
+        from idp.oidc.revocation import revoke_user_tokens
+
+        users = User.objects.filter(client=locked)
+        details["revokedTokens"] = sum(revoke_user_tokens(user) for user in users)
+    audit.record(AuditAction.CLIENT_UPDATED, actor=actor, target=locked, client_id=locked.id, details=details)
     return locked
 
 

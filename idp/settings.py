@@ -7,6 +7,7 @@ strong SECRET_KEY, its ALLOWED_HOSTS and the key that encrypts signing keys.
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -45,6 +46,13 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if
 if not DEBUG and (not ALLOWED_HOSTS or "*" in ALLOWED_HOSTS):
     raise ConfigError("ALLOWED_HOSTS must list this service's host names when DEBUG=0 (not '*')")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+# Proxies (IPs or CIDRs) whose X-Forwarded-For names the client: the gateway's address only.
+IDP_TRUSTED_PROXIES = env_list("IDP_TRUSTED_PROXIES")
+for _proxy in IDP_TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError:
+        raise ConfigError(f"IDP_TRUSTED_PROXIES: {_proxy!r} is not an IP address or network") from None
 
 # Where this provider is reached from outside; the `iss` of every token it signs.
 IDP_ISSUER = env_str("IDP_ISSUER", "http://127.0.0.1:8000").rstrip("/")
@@ -109,6 +117,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "idp.client_ip.ClientIPMiddleware",  # first: everything after sees the client's address
     "django.middleware.security.SecurityMiddleware",
     "idp.security_headers.SecurityHeadersMiddleware",  # CSP and no-store on every HTML page
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -59,6 +59,7 @@ def test_suspending_a_client_is_audited_and_its_slug_stays(as_olga, acme):
         "fields": ["status"],
         "before": {"status": "active"},
         "after": {"status": "suspended"},
+        "revokedTokens": 0,
     }
 
 

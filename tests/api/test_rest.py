@@ -100,3 +100,23 @@ def test_refresh_of_a_direct_login_rotates_at_the_token_endpoint(client, api_use
     assert refreshed.status_code == 200, refreshed.content
     assert refreshed.json()["refresh_token"] != body["refresh_token"]
     assert _validate(client, refreshed.json()["access_token"]).json()["userId"] == str(api_user.id)
+
+
+def test_suspending_the_b2b_client_ends_its_users_tokens_and_sign_ins(client, api_user, acme):
+    from clients import services as clients
+
+    body = _login(client, "ivan", PASSWORD).json()
+    assert _validate(client, body["access_token"]).status_code == 200
+
+    clients.update_client(actor=None, client=acme, changes={"status": "suspended"})
+
+    assert _validate(client, body["access_token"]).json()["error"] == "revoked"
+    refreshed = client.post(
+        "/o/token/",
+        {"grant_type": "refresh_token", "refresh_token": body["refresh_token"], "client_id": "direct-login"},
+    )
+    assert refreshed.json()["error"] == "invalid_grant"
+    assert _login(client, "ivan", PASSWORD).json()["error"] == "account_blocked"
+
+    clients.update_client(actor=None, client=acme, changes={"status": "active"})
+    assert _login(client, "ivan", PASSWORD).status_code == 200

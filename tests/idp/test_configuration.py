@@ -54,6 +54,10 @@ def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         ({"DATABASE_URL": "nosuchdb://x"}, "configuration error: DATABASE_URL is not a database URL"),
         ({"DB_CONN_MAX_AGE": "soon"}, "configuration error: DB_CONN_MAX_AGE='soon' is not a whole number"),
         (
+            {"IDP_TRUSTED_PROXIES": "10.0.0.0/33"},
+            "configuration error: IDP_TRUSTED_PROXIES: '10.0.0.0/33' is not an IP address or network",
+        ),
+        (
             {"DEBUG": "0", "SECRET_KEY": STRONG_KEY, "ALLOWED_HOSTS": "idp.example.com"},
             "configuration error: IDP_KEY_ENCRYPTION_KEY must be set when DEBUG=0",
         ),
