@@ -143,6 +143,17 @@ def reset_password(*, user: User, new_password: str) -> User:
 
 
 @transaction.atomic
+def set_password_from_console(*, user: User, new_password: str) -> User:
+    """Someone with shell access to the server sets a password (`manage.py changepassword`):
+    validated like any other, every session and token of the user ends, audited as the system."""
+    locked = User.objects.select_for_update().get(pk=user.pk)
+    _check_new_password(new_password, locked)
+    _set_password(actor=None, user=locked, password=new_password, how="console")
+    user.password = locked.password
+    return locked
+
+
+@transaction.atomic
 def force_password_reset(*, actor: User | None, user: User, reason: str = "") -> User:
     """An operator's "force password reset": the old password stops working at once, every
     session and token of the user ends, and a reset link goes to the user's address.

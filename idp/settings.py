@@ -95,6 +95,7 @@ GRPC_TLS_CERT = env_str("GRPC_TLS_CERT")
 GRPC_TLS_KEY = env_str("GRPC_TLS_KEY")
 
 INSTALLED_APPS = [
+    "idp.console",  # first: its createsuperuser and changepassword replace Django's
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
