@@ -133,6 +133,7 @@ MIDDLEWARE = [
     "accounts.session_registry.SessionActivityMiddleware",  # the sessions page's "last active"
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "idp.outages.StoreOutageMiddleware",  # last: its process_exception sees the view's errors
 ]
 
 ROOT_URLCONF = "idp.urls"

@@ -10,12 +10,12 @@ from typing import Any
 
 import grpc
 from django.db import close_old_connections
-from django.db.utils import DatabaseError
 
 from accounts.login import MAX_LOGIN_LENGTH, MAX_PASSWORD_LENGTH
 from audit import context
 from authproto import auth_pb2, auth_pb2_grpc
 from idp.api import auth
+from idp.outages import STORE_OUTAGES, describe
 
 MAX_TOKEN_LENGTH = 8192
 
@@ -112,8 +112,8 @@ class DjangoInterceptor(grpc.ServerInterceptor):
             )
             try:
                 return _thread_context().run(_bound_call, bound, inner, request, ctx)
-            except DatabaseError:
-                ctx.abort(grpc.StatusCode.UNAVAILABLE, "database unavailable")
+            except STORE_OUTAGES as exc:
+                ctx.abort(grpc.StatusCode.UNAVAILABLE, describe(exc))
             finally:
                 close_old_connections()
 

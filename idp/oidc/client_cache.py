@@ -9,6 +9,7 @@ lookup reads the database.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -17,10 +18,13 @@ from typing import Any
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
+from redis.exceptions import RedisError
 
 from audit import services as audit
 from idp.oidc.models import Application
 from idp.pubsub import ChannelFollower, redis_client
+
+log = logging.getLogger(__name__)
 
 CHANNEL = "idp:clients:changed"
 _TTL_SECONDS = 300.0  # a backstop only; announcements do the real work
@@ -97,7 +101,13 @@ def _announce_change(sender: Any, instance: Application, **kwargs: Any) -> None:
     def announce() -> None:
         clients.clear()  # this process at once, the others through the channel
         client = redis_client()
-        if client is not None:
+        if client is None:
+            return
+        try:
             client.publish(CHANNEL, instance.client_id)
+        except RedisError:
+            # The change is committed. Followers that lost Redis too clear their caches when
+            # they subscribe again; one that did not keeps its copy for at most _TTL_SECONDS.
+            log.error("could not announce a change to client %s", instance.client_id, exc_info=True)
 
     transaction.on_commit(announce)

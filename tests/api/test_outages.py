@@ -1,0 +1,73 @@
+"""Redis down: 503 with Retry-After over HTTP, UNAVAILABLE over gRPC; never a 500, never a
+token declared valid without the blacklist."""
+
+from __future__ import annotations
+
+import base64
+import socket
+
+import grpc
+import pytest
+
+from accounts import ratelimit
+from authproto import auth_pb2
+from idp import pubsub
+from idp.oidc.models import Application
+from tests.api.conftest import mint
+from tests.oidc.conftest import make_app
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def redis_down(settings):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"redis://127.0.0.1:{sock.getsockname()[1]}/0"  # nothing listens once closed
+    settings.REDIS_URL = dead
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": dead,
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
+        }
+    }
+    settings.IDP_RATE_LIMITS_ENABLED = True
+    settings.IDP_BLACKLIST_LOCAL_COPY = False  # a live copy would answer; a real outage ends it
+    pubsub.reset_client()
+    ratelimit.reset_local()
+    yield
+    pubsub.reset_client()
+    ratelimit.reset_local()
+
+
+def test_token_endpoint_answers_503_json(client, redis_down):
+    app, secret = make_app(name="Billing", grant=Application.GRANT_CLIENT_CREDENTIALS)
+    basic = base64.b64encode(f"{app.client_id}:{secret}".encode()).decode()
+    response = client.post(
+        "/o/token/", {"grant_type": "client_credentials"}, HTTP_AUTHORIZATION=f"Basic {basic}"
+    )
+    assert response.status_code == 503
+    assert response.json()["error"] == "temporarily_unavailable"
+    assert response["Retry-After"] == "5"
+
+
+def test_rest_validate_fails_closed(client, redis_down):
+    response = client.post("/api/v1/auth/validate", {"token": mint()}, content_type="application/json")
+    assert response.status_code == 503
+    assert response.json()["error_description"] == "cache unavailable; retry later"
+
+
+def test_the_login_page_shows_a_503_page(client, redis_down):
+    response = client.post(
+        "/accounts/login/", {"username": "ivan", "password": "x" * 12}, HTTP_ACCEPT="text/html"
+    )
+    assert response.status_code == 503
+    assert "try again" in response.content.decode()
+
+
+def test_grpc_validate_is_unavailable(stub, redis_down):
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.TokenValidate(auth_pb2.TokenValidateRequest(token=mint()), timeout=10)
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert refused.value.details() == "cache unavailable"
