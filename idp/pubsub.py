@@ -51,8 +51,10 @@ class ChannelFollower:
         client: Callable[[], Any],
         on_subscribed: Callable[[], None],
         on_message: Callable[[str], None],
+        reload_seconds: float | None = None,
     ) -> None:
         self._channel = channel
+        self._reload_seconds = reload_seconds  # also reload this often: a backstop for lost messages
         self._client = client
         self._on_subscribed = on_subscribed
         self._on_message = on_message
@@ -84,9 +86,14 @@ class ChannelFollower:
                 pubsub = self._client().pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(self._channel)
                 self._on_subscribed()
-                self._live = True
-                for message in pubsub.listen():
-                    self._on_message(message["data"].decode())
+                self._live, reloaded = True, time.monotonic()
+                while True:
+                    message = pubsub.get_message(timeout=1.0)
+                    if message is not None:
+                        self._on_message(message["data"].decode())
+                    if self._reload_seconds and time.monotonic() - reloaded >= self._reload_seconds:
+                        self._on_subscribed()
+                        reloaded = time.monotonic()
             except Exception:
                 log.warning("lost the subscription to %s; retrying", self._channel, exc_info=True)
             self._live = False

@@ -222,6 +222,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "oidc-rotate-keys-if-due": {"task": "oidc.rotate_keys_if_due", "schedule": 3600.0},
     "oidc-clear-expired": {"task": "oidc.clear_expired", "schedule": 3600.0},
+    "oidc-resync-blacklist": {"task": "oidc.resync_blacklist", "schedule": 60.0},
 }
 
 # --- Events (Kafka): outbox relay, consumer, retention, metrics --------------------------------

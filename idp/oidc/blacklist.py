@@ -6,6 +6,7 @@ set was loaded; when it is missing, the set is rebuilt from `RevokedToken` rows 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from datetime import datetime
@@ -13,13 +14,17 @@ from datetime import datetime
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from idp.oidc.models import RevokedToken
 from idp.pubsub import ChannelFollower, redis_client, reset_client  # noqa: F401 - reset_client for tests
 
+log = logging.getLogger(__name__)
+
 PREFIX = "idp:bl:"
 LOADED = "idp:bl:__loaded__"
 CHANNEL = "idp:bl:revoked"  # every revocation is also announced here, for the local copies
+RESYNC_SECONDS = 60  # a lost announcement reaches Redis and every copy within this
 
 
 _redis = redis_client  # the process's one client; None without REDIS_URL
@@ -38,9 +43,14 @@ def revoke(jti: str, expires_at: datetime) -> None:
     if client is not None:
 
         def announce() -> None:
-            client.set(PREFIX + jti, 1, ex=_ttl(expires_at))
             _local_copy.add(jti, expires_at.timestamp())  # this process knows at once
-            client.publish(CHANNEL, f"{jti} {expires_at.timestamp():.0f}")
+            try:
+                client.set(PREFIX + jti, 1, ex=_ttl(expires_at))
+                client.publish(CHANNEL, f"{jti} {expires_at.timestamp():.0f}")
+            except RedisError:
+                # The revocation is committed; the resync task and every local copy's periodic
+                # reload bring it to Redis and to the other processes within RESYNC_SECONDS.
+                log.error("could not announce the revocation of %s; resync will", jti, exc_info=True)
 
         transaction.on_commit(announce)
 
@@ -68,7 +78,11 @@ class LocalCopy:
         self._lock = threading.Lock()
         self._revoked: dict[str, float] = {}
         self._follower = ChannelFollower(
-            CHANNEL, client=_redis, on_subscribed=self._reload, on_message=self._announced
+            CHANNEL,
+            client=_redis,
+            on_subscribed=self._reload,
+            on_message=self._announced,
+            reload_seconds=RESYNC_SECONDS,
         )
 
     def add(self, jti: str, expires: float) -> None:

@@ -16,3 +16,10 @@ def clear_expired_tokens() -> int:
     """DOT's expired-token clean-up plus blacklist rows of tokens that expired anyway."""
     clear_expired()
     return blacklist.prune()
+
+
+@shared_task(name="oidc.resync_blacklist")
+def resync_blacklist() -> int:
+    """Re-assert every unexpired revocation in Redis: a revocation whose announcement was lost
+    (Redis briefly unreachable) reaches it within a minute."""
+    return blacklist.rebuild()

@@ -65,3 +65,45 @@ def test_the_local_copy_learns_revocations_from_other_processes(settings):
     blacklist._redis().publish(blacklist.CHANNEL, f"gone {expired:.0f}")
     time.sleep(0.2)
     assert copy.lookup("gone") is False  # expired tokens fail elsewhere anyway
+
+
+class _Unreachable:
+    def set(self, *args: object, **kwargs: object) -> None:
+        from redis.exceptions import ConnectionError
+
+        raise ConnectionError("Redis is unreachable")
+
+    publish = set
+
+
+@pytest.mark.needs("redis")
+@pytest.mark.django_db(transaction=True)
+def test_a_lost_announcement_reaches_redis_with_the_resync(settings, monkeypatch):
+    from idp.oidc.tasks import resync_blacklist
+
+    settings.IDP_BLACKLIST_LOCAL_COPY = False  # ask Redis itself
+    blacklist.rebuild()  # the marker: Redis is trusted as loaded
+    monkeypatch.setattr(blacklist, "_redis", lambda: _Unreachable())
+    blacklist.revoke("lost", timezone.now() + timedelta(minutes=5))  # committed; announce fails quietly
+    monkeypatch.undo()
+    assert RevokedToken.objects.filter(jti="lost").exists()
+    assert not blacklist.is_revoked("lost")  # the gap the resync closes
+    assert resync_blacklist() >= 1
+    assert blacklist.is_revoked("lost")
+
+
+@pytest.mark.needs("redis")
+@pytest.mark.django_db(transaction=True)
+def test_local_copies_reload_periodically(settings):
+    import time
+
+    settings.IDP_BLACKLIST_LOCAL_COPY = True
+    copy = blacklist.LocalCopy()
+    copy._follower._reload_seconds = 0.3
+    deadline = time.monotonic() + 10
+    while copy.lookup("x") is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    RevokedToken.objects.create(jti="unannounced", expires_at=timezone.now() + timedelta(minutes=5))
+    while not copy.lookup("unannounced") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert copy.lookup("unannounced") is True
