@@ -58,6 +58,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason=f"needs {', '.join(absent)} (run `make test`)"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_sessions_left(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """Threads of servers started in-process (gRPC workers, live servers, listeners) keep their
+    database sessions; end them before pytest-django drops the test database."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings: Settings) -> Iterator[None]:
     from accounts.authentication import _dummy_hash

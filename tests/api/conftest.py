@@ -29,20 +29,6 @@ def grpc_server_address(transactional_db: None) -> Iterator[str]:
         yield f"127.0.0.1:{port}"
     finally:
         server.stop(0).wait()
-        _close_worker_connections()
-
-
-def _close_worker_connections() -> None:
-    """The stopped server's idle worker threads keep their database sessions (persistent
-    connections), which would stop the test database from being dropped at the end."""
-    from django.db import connection
-
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
 
 
 @pytest.fixture
