@@ -98,9 +98,9 @@ _script = None
 def _redis_script():
     global _script
     if _script is None:
-        from django_redis import get_redis_connection
+        from idp.pubsub import redis_client
 
-        _script = get_redis_connection("default").register_script(_GCRA)
+        _script = redis_client().register_script(_GCRA)  # the process's one client
     return _script
 
 

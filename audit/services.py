@@ -46,10 +46,7 @@ def record(
 ) -> AuditLog:
     """Append an audit record (and its copy on the audit stream); `actor=None` means the system."""
     entry = _entry(action, actor=actor, target=target, client_id=client_id, details=details)
-    entry.save(force_insert=True)
-    event = _event_of(entry)
-    event.payload["auditId"] = entry.pk
-    event.save(force_insert=True)
+    _save_with_event(entry)
     relay.relay_after_commit()
     return entry
 
@@ -70,14 +67,12 @@ def create_recorded(
     `row.pk` stays unset when the database makes it. Elsewhere: the same writes in a transaction.
     """
     entry = _entry(action, actor=actor, target=target, client_id=client_id, details=details)
-    event = _event_of(entry)
     if connection.vendor != "postgresql":
         with transaction.atomic(savepoint=False):
             row.save(force_insert=True)
-            entry.save(force_insert=True)
-            event.payload["auditId"] = entry.pk
-            event.save(force_insert=True)
+            _save_with_event(entry)
     else:
+        event = _event_of(entry)
         entry_sql, entry_params = _insert_sql(entry, returning="id")
         row_sql, row_params = _insert_sql(row)
         event_sql, event_params = _insert_sql(
@@ -138,6 +133,13 @@ def _event_of(entry: AuditLog) -> OutboxEvent:
         },
         headers={},
     )
+
+
+def _save_with_event(entry: AuditLog) -> None:
+    entry.save(force_insert=True)
+    event = _event_of(entry)
+    event.payload["auditId"] = entry.pk
+    event.save(force_insert=True)
 
 
 def _insert_sql(

@@ -20,22 +20,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 log = logging.getLogger(__name__)
 
 # django-redis wraps Redis errors met through Django's cache API in ConnectionInterrupted.
-STORE_OUTAGES = (
-    OperationalError,
-    InterfaceError,
-    RedisConnectionError,
-    RedisTimeoutError,
-    ConnectionInterrupted,
-)
+CACHE_OUTAGES = (RedisConnectionError, RedisTimeoutError, ConnectionInterrupted)
+STORE_OUTAGES = (OperationalError, InterfaceError, *CACHE_OUTAGES)
 RETRY_AFTER_SECONDS = 5
 
 
 def describe(exc: BaseException) -> str:
-    return (
-        "cache unavailable"
-        if isinstance(exc, RedisConnectionError | RedisTimeoutError)
-        else "database unavailable"
-    )
+    return "cache unavailable" if isinstance(exc, CACHE_OUTAGES) else "database unavailable"
 
 
 class StoreOutageMiddleware:

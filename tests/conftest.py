@@ -100,14 +100,15 @@ def _clear_cache() -> Iterator[None]:
     from django.core.cache import cache
 
     from accounts import ratelimit
-    from idp.oidc import blacklist, keys, tokens
+    from idp import pubsub
+    from idp.oidc import keys, tokens
     from idp.oidc.client_cache import clients
 
     # Each test's database starts without keys: forget the process's cached copies.
     keys._forget_cached()
     tokens._verified_claims.cache_clear()
     ratelimit.reset_local()
-    blacklist.reset_client()
+    pubsub.reset_client()
     clients.clear()  # a flush removes Applications without the signals that would announce it
     cache.clear()  # with Redis: rate-limit buckets and the blacklist too
     yield

@@ -17,7 +17,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from idp.oidc.models import RevokedToken
-from idp.pubsub import ChannelFollower, redis_client, reset_client  # noqa: F401 - reset_client for tests
+from idp.pubsub import ChannelFollower, redis_client
 
 log = logging.getLogger(__name__)
 

@@ -91,7 +91,7 @@ def _validate(request: HttpRequest) -> tuple[ClientRecord, list[str]]:
 def _authenticate(request: HttpRequest) -> ClientRecord | None:
     """HTTP Basic (RFC 6749 §2.3.1, form-encoded id and secret), else client_secret_post, like
     DOT's authenticate_client; only a confidential client can authenticate."""
-    credentials = _basic_credentials(request) or (
+    credentials = basic_credentials(request) or (
         request.POST.get("client_id", ""),
         request.POST.get("client_secret", ""),
     )
@@ -104,7 +104,8 @@ def _authenticate(request: HttpRequest) -> ClientRecord | None:
     return client if _check_secret(secret, client.client_secret) else None
 
 
-def _basic_credentials(request: HttpRequest) -> tuple[str, str] | None:
+def basic_credentials(request: HttpRequest) -> tuple[str, str] | None:
+    """The (client_id, client_secret) of an HTTP Basic header, or None."""
     auth_type, _, value = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
     if auth_type != "Basic" or not value:
         return None

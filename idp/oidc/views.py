@@ -3,7 +3,6 @@ DOT leaves loose (prompt, max_age, PKCE S256, consent memory), and audit."""
 
 from __future__ import annotations
 
-import base64
 import re
 from typing import Any
 from urllib.parse import urlencode
@@ -45,13 +44,8 @@ def _json_error(error: str, description: str, status: int = 400) -> JsonResponse
 
 def _client_id_of(request: HttpRequest) -> str:
     """The client a token request claims to be (Basic auth or the body), unverified: a rate-limit key."""
-    header = request.META.get("HTTP_AUTHORIZATION", "")
-    if header[:6].lower() == "basic ":
-        try:
-            return base64.b64decode(header[6:]).decode().partition(":")[0][:100]
-        except (ValueError, UnicodeDecodeError):
-            return ""
-    return request.POST.get("client_id", "")[:100]
+    credentials = client_credentials.basic_credentials(request)
+    return (credentials[0] if credentials else request.POST.get("client_id", ""))[:100]
 
 
 def _token_rate_limit(request: HttpRequest) -> HttpResponse | None:

@@ -71,3 +71,15 @@ def test_grpc_validate_is_unavailable(stub, redis_down):
         stub.TokenValidate(auth_pb2.TokenValidateRequest(token=mint()), timeout=10)
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
     assert refused.value.details() == "cache unavailable"
+
+
+def test_outages_are_named_by_store():
+    from django.db import OperationalError
+    from django_redis.exceptions import ConnectionInterrupted
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from idp.outages import describe
+
+    assert describe(ConnectionInterrupted(connection=None)) == "cache unavailable"
+    assert describe(RedisConnectionError()) == "cache unavailable"
+    assert describe(OperationalError()) == "database unavailable"

@@ -35,9 +35,7 @@ class Command(BaseCommand):
             try:
                 passwords.set_password_from_console(user=user, new_password=first)
             except ValidationError as exc:
-                self.stderr.write(
-                    " ".join(message for messages in exc.message_dict.values() for message in messages)
-                )
+                self.stderr.write(" ".join(exc.messages))
                 continue
             self.stdout.write(f"Password changed for {user}; their sessions and tokens have ended.")
             return
