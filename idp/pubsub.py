@@ -92,8 +92,13 @@ class ChannelFollower:
                     if message is not None:
                         self._on_message(message["data"].decode())
                     if self._reload_seconds and time.monotonic() - reloaded >= self._reload_seconds:
-                        self._on_subscribed()
                         reloaded = time.monotonic()
+                        try:
+                            self._on_subscribed()
+                        except Exception as exc:
+                            # The copy is still fed by messages; a failed backstop reload (the
+                            # database blinked) is retried next time, not a reason to resubscribe.
+                            log.warning("periodic reload for %s failed: %s", self._channel, exc)
             except Exception:
                 log.warning("lost the subscription to %s; retrying", self._channel, exc_info=True)
             self._live = False
