@@ -54,9 +54,8 @@ class MeView(APIView):
     def patch(self, request: Request) -> Response:
         body = self.MeUpdate(data=request.data)
         body.is_valid(raise_exception=True)
-        # Users change their own contact details; the service audits it (system actor: the
-        # permission to edit oneself is not a role grant).
-        user = services.update_user(actor=None, user=request.user, changes=dict(body.validated_data))
+        # Users change their own contact details (accounts.authority lets anyone edit their own).
+        user = services.update_user(actor=request.user, user=request.user, changes=dict(body.validated_data))
         return Response(UserOut(user).data)
 
 

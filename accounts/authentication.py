@@ -60,11 +60,19 @@ class LoginBackend(ModelBackend):
         request: HttpRequest | None,
         username: str | None = None,
         password: str | None = None,
+        second_factor_follows: bool = False,
         **kwargs: Any,
     ) -> User | None:
+        """`second_factor_follows`: only our login form says so (it goes on to the second factor);
+        any other caller of `authenticate()` gets no user whose account needs one."""
         from accounts.login import password_login
 
-        result = password_login(login=username or "", password=password or "", channel="web")
+        result = password_login(
+            login=username or "",
+            password=password or "",
+            channel="web",
+            second_factor_follows=second_factor_follows,
+        )
         if request is not None:
             request.login_result = result  # the login form shows a rate-limit wait from it
         return result.user

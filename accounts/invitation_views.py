@@ -10,13 +10,13 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from accounts import invitations
+from accounts import invitations, verification
 
 
 @never_cache
 @require_http_methods(["GET", "POST"])
 def accept(request: HttpRequest, token: str) -> HttpResponse:
-    user = invitations.user_for_token(token, invitations.INVITE_SALT, settings.IDP_INVITATION_TTL)
+    user = verification.user_for_token(token, verification.INVITE_SALT, settings.IDP_INVITATION_TTL)
     if user is None or user.status != user.Status.PENDING:
         return render(request, "accounts/invitation.html", {"invalid": True}, status=400)
     errors: list[str] = []
@@ -42,7 +42,7 @@ def accept(request: HttpRequest, token: str) -> HttpResponse:
 @never_cache
 def verify_email(request: HttpRequest, token: str) -> HttpResponse:
     try:
-        invitations.verify_email(token=token)
+        verification.verify_email(token=token)
     except ValidationError:
         return render(request, "accounts/email_verified.html", {"invalid": True}, status=400)
     return render(request, "accounts/email_verified.html", {})

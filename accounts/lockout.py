@@ -10,9 +10,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from accounts import authority
 from accounts.events import user_payload
 from accounts.models import LoginFailures, User
-from accounts.policy import require
 from audit import services as audit
 from audit.registry import AuditAction, EventType
 
@@ -66,7 +66,7 @@ def record_success(user: User) -> None:
 @transaction.atomic
 def unlock_user(*, actor: User | None, user: User, reason: str = "") -> bool:
     """An operator clears a lock (and the failure count); returns False if nothing was locked."""
-    require(actor, "accounts.user.block", client_id=user.client_id)
+    authority.require(actor, authority.UNLOCK, user)
     failures = LoginFailures.objects.select_for_update().filter(user=user).first()
     if failures is None or not failures.is_locked():
         return False

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from accounts import lockout, ratelimit
+from accounts import assurance, lockout, ratelimit
 from accounts.authentication import burn_a_hash, candidates_for
 from accounts.models import LoginFailures, User
 from audit import context
@@ -24,6 +24,9 @@ class LoginError(StrEnum):
     ACCOUNT_BLOCKED = "account_blocked"  # only after the right password: it reveals nothing new
     RATE_LIMITED = "rate_limited"
     INVALID_REQUEST = "invalid_request"
+    # The password was right, but the account needs a second factor, which this door cannot ask
+    # for (REST and gRPC): sign in through the browser (authorization code flow) instead.
+    MFA_REQUIRED = "mfa_required"
 
 
 MAX_LOGIN_LENGTH = 254
@@ -74,8 +77,13 @@ def _refuse(
     return LoginResult(None, error, retry_after, sso_required)
 
 
-def password_login(*, login: str, password: str, channel: str) -> LoginResult:
-    """Check a login and password; audit the outcome. `channel` says which door (web, rest, grpc)."""
+def password_login(
+    *, login: str, password: str, channel: str, second_factor_follows: bool = False
+) -> LoginResult:
+    """Check a login and password; audit the outcome. `channel` says which door (web, rest, grpc).
+
+    A door that cannot go on to a second factor (`second_factor_follows=False`, the default, so a
+    new door is safe) gets `mfa_required` for an account that needs one (accounts.assurance)."""
     login = (login or "").strip()
     if not login or not password or len(login) > MAX_LOGIN_LENGTH or len(password) > MAX_PASSWORD_LENGTH:
         return _refuse(LoginError.INVALID_REQUEST, login=login, channel=channel)
@@ -109,6 +117,8 @@ def password_login(*, login: str, password: str, channel: str) -> LoginResult:
     if not match.is_active:
         return _refuse(LoginError.ACCOUNT_BLOCKED, login=login, channel=channel, user=match)
     lockout.record_success(match)
+    if not second_factor_follows and not assurance.satisfied(match, ["pwd"]):
+        return _refuse(LoginError.MFA_REQUIRED, login=login, channel=channel, user=match)
     audit.record(
         AuditAction.LOGIN_SUCCEEDED,
         actor=match,

@@ -16,6 +16,7 @@ from typing import Any
 import django_otp
 from django.conf import settings
 from django.contrib.auth import login as auth_login
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest
 from django_otp.models import Device
@@ -23,7 +24,7 @@ from django_otp.plugins.otp_email.models import EmailDevice
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts import ratelimit, sessions
+from accounts import assurance, authority, ratelimit, sessions
 from accounts.models import SMSDevice, User
 from audit import services as audit
 from audit.registry import AuditAction
@@ -38,12 +39,6 @@ METHODS: dict[type[Device], str] = {
     StaticDevice: "otp",
     SMSDevice: "sms",
 }
-
-
-def required_for(user: User) -> bool:
-    if user.role in settings.IDP_MFA_REQUIRED_ROLES:
-        return True
-    return bool(user.client_id and user.client.require_mfa)
 
 
 def devices(user: User) -> list[Device]:
@@ -62,15 +57,13 @@ def ensure_email_device(user: User) -> EmailDevice | None:
     return device
 
 
-def needs_second_factor(user: User) -> bool:
-    if devices(user):
-        return True
-    return required_for(user) and ensure_email_device(user) is not None
-
-
-def needs_enrolment(user: User) -> bool:
-    """Policy says 2FA, but there is nothing to send a code to: set up an authenticator first."""
-    return required_for(user) and not devices(user) and not user.email
+def sign_in_devices(user: User) -> list[Device]:
+    """The devices to ask a code from after the password; empty: enrol one first. Someone whom
+    policy requires a second factor and who has none gets e-mail codes when they have an address."""
+    found = devices(user)
+    if not found and assurance.policy_requires_second_factor(user) and ensure_email_device(user):
+        found = devices(user)
+    return found
 
 
 # --- the pending step ------------------------------------------------------------------------
@@ -78,6 +71,9 @@ def needs_enrolment(user: User) -> bool:
 
 def begin(request: HttpRequest, user: User, first_factor: Sequence[str] = ("pwd",)) -> None:
     """`first_factor`: the `amr` of the step before (a password, or a corporate SSO sign-in)."""
+    # A new session key for the pending state: a key fixed by an attacker before the password was
+    # typed must not carry it (they could enrol a first factor of their own with it).
+    request.session.cycle_key()
     request.session[PENDING] = {"user": str(user.pk), "since": int(time.time()), "first": list(first_factor)}
 
 
@@ -143,6 +139,18 @@ def verify(request: HttpRequest, user: User, device: Device, token: str) -> Veri
     return Verification(True)
 
 
+def note_second_factor(request: HttpRequest, device: Device) -> None:
+    """A signed-in person proved a factor they just enrolled (its first code): this session has
+    now used two, and its `amr` says so."""
+    methods = [*sessions.amr(request), METHODS.get(type(device), "otp"), assurance.SECOND_FACTOR]
+    sessions.set_methods(request, list(dict.fromkeys(methods)))
+
+
+def pending_methods(request: HttpRequest) -> list[str]:
+    """What a pending (password-only, not yet signed-in) person has proven so far."""
+    return _first_factor(request)
+
+
 def device_of(user: User, persistent_id: str) -> Device | None:
     device = Device.from_persistent_id(persistent_id)
     return device if device is not None and device.user_id == user.pk and device.confirmed else None
@@ -151,14 +159,18 @@ def device_of(user: User, persistent_id: str) -> Device | None:
 # --- enrolment ------------------------------------------------------------------------------
 
 
-def start_totp(user: User) -> TOTPDevice:
-    """A new, unconfirmed authenticator (one pending at a time); confirmed by its first code."""
+def start_totp(user: User, *, methods: Sequence[str]) -> TOTPDevice:
+    """A new, unconfirmed authenticator (one pending at a time); confirmed by its first code.
+
+    `methods`: what the person proved in this session (accounts.assurance decides)."""
+    assurance.require_for_factor_change(user, methods)
     TOTPDevice.objects.filter(user=user, confirmed=False).delete()
     return TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
 
 
 @transaction.atomic
-def confirm_totp(user: User, device_id: int, token: str) -> bool:
+def confirm_totp(user: User, device_id: int, token: str, *, methods: Sequence[str]) -> bool:
+    assurance.require_for_factor_change(user, methods)
     device = TOTPDevice.objects.select_for_update().filter(user=user, pk=device_id, confirmed=False).first()
     if device is None or not device.verify_token("".join(token.split())):
         return False
@@ -169,8 +181,9 @@ def confirm_totp(user: User, device_id: int, token: str) -> bool:
 
 
 @transaction.atomic
-def new_backup_codes(user: User) -> list[str]:
+def new_backup_codes(user: User, *, methods: Sequence[str]) -> list[str]:
     """Replace the user's backup codes; the plain codes are shown once, here."""
+    assurance.require_for_factor_change(user, methods)
     device, _ = StaticDevice.objects.get_or_create(
         user=user, name="Backup codes", defaults={"confirmed": True}
     )
@@ -182,7 +195,8 @@ def new_backup_codes(user: User) -> list[str]:
 
 
 @transaction.atomic
-def enable_sms(user: User) -> SMSDevice | None:
+def enable_sms(user: User, *, methods: Sequence[str]) -> SMSDevice | None:
+    assurance.require_for_factor_change(user, methods)
     if not user.phone:
         return None
     device, created = SMSDevice.objects.get_or_create(
@@ -194,7 +208,8 @@ def enable_sms(user: User) -> SMSDevice | None:
 
 
 @transaction.atomic
-def enable_email(user: User) -> EmailDevice | None:
+def enable_email(user: User, *, methods: Sequence[str]) -> EmailDevice | None:
+    assurance.require_for_factor_change(user, methods)
     existed = EmailDevice.objects.filter(user=user).exists()
     device = ensure_email_device(user)
     if device is not None and not existed:
@@ -203,7 +218,14 @@ def enable_email(user: User) -> EmailDevice | None:
 
 
 @transaction.atomic
-def remove_device(*, actor: User | None, user: User, device: Device) -> None:
+def remove_device(*, actor: User | None, user: User, device: Device, methods: Sequence[str] = ()) -> None:
+    """Remove one device: its user (from a session that proved the existing factors), or an
+    operator who may act on the user (accounts.authority)."""
+    authority.require(actor, authority.REMOVE_DEVICE, user)
+    if actor is not None and actor.pk == user.pk:
+        assurance.require_for_factor_change(user, methods)
+    if device.user_id != user.pk:
+        raise PermissionDenied("the device belongs to another account")
     device.delete()
     audit.record(
         AuditAction.MFA_DEVICE_REMOVED,
@@ -217,9 +239,7 @@ def remove_device(*, actor: User | None, user: User, device: Device) -> None:
 @transaction.atomic
 def reset_devices(*, actor: User | None, user: User) -> int:
     """An operator's "reset 2FA": every device goes; the next sign-in starts over."""
-    from accounts.policy import require
-
-    require(actor, "accounts.user.update", client_id=user.client_id)
+    authority.require(actor, authority.RESET_SECOND_FACTOR, user)
     removed = 0
     for model in (TOTPDevice, SMSDevice, EmailDevice, StaticDevice):
         removed += model.objects.filter(user=user).delete()[0]

@@ -1,12 +1,14 @@
-"""Pages of the second factor: verifying a code after the password, and managing devices."""
+"""Pages of the second factor: verifying a code after the password, enrolling and managing
+devices, and the step-up of a session that no longer meets the policy."""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import qrcode
 import qrcode.image.svg
+from django.contrib.auth import SESSION_KEY, logout
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
@@ -18,7 +20,9 @@ from django.views.decorators.http import require_http_methods
 from django_otp.models import SideChannelDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts import mfa
+from accounts import assurance, mfa, sessions
+from audit import services as audit
+from audit.registry import AuditAction
 
 NEXT = "idp_mfa_next"
 
@@ -34,12 +38,23 @@ def _safe_next(request: HttpRequest, url: str | None) -> str:
 def start(
     request: HttpRequest, user: mfa.User, next_url: str | None, first_factor: Sequence[str] = ("pwd",)
 ) -> HttpResponse:
-    """Called after a correct password (or a corporate SSO sign-in): the second step begins."""
+    """Called after a correct password (or a corporate SSO sign-in) when accounts.assurance asks
+    for more: the second step begins, with a code or, for a first factor, enrolment."""
     mfa.begin(request, user, first_factor)
     request.session[NEXT] = _safe_next(request, next_url)
-    if mfa.needs_enrolment(user):
+    if not mfa.sign_in_devices(user):
         return redirect("accounts:mfa-enrol")
     return redirect("accounts:mfa-verify")
+
+
+def sign_in(
+    request: HttpRequest, user: mfa.User, next_url: str | None, methods: Sequence[str] = ("pwd",)
+) -> HttpResponse | None:
+    """After a first step that proved `methods`: None when that meets the policy (the caller logs
+    the user in), else the redirect into the second step."""
+    if assurance.satisfied(user, methods):
+        return None
+    return start(request, user, next_url, first_factor=methods)
 
 
 def _qr_svg(device: TOTPDevice) -> str:
@@ -55,7 +70,7 @@ def verify(request: HttpRequest) -> HttpResponse:
     user = mfa.pending_user(request)
     if user is None:
         return redirect("accounts:login")
-    devices = mfa.devices(user)
+    devices = mfa.sign_in_devices(user)
     if not devices:
         return redirect("accounts:mfa-enrol")
     chosen = mfa.device_of(user, request.POST.get("device") or request.GET.get("device") or "") or devices[0]
@@ -87,24 +102,31 @@ def verify(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_http_methods(["GET", "POST"])
 def enrol(request: HttpRequest) -> HttpResponse:
-    """Add an authenticator app: for a signed-in user, or a pending one whom policy requires 2FA."""
-    pending = mfa.pending_user(request)
-    user = request.user if request.user.is_authenticated else pending
+    """Add an authenticator app: a signed-in user, or a pending one with no factor yet whom policy
+    requires 2FA. A pending person whose account has factors proves one of them first (verify)."""
+    signed_in = request.user.is_authenticated
+    user = request.user if signed_in else mfa.pending_user(request)
     if user is None:
         return redirect("accounts:login")
+    methods = sessions.amr(request) if signed_in else mfa.pending_methods(request)
+    if not assurance.may_change_factors(user, methods):
+        return redirect("accounts:mfa-manage" if signed_in else "accounts:mfa-verify")
     error = ""
     if request.method == "POST":
         device_id = request.POST.get("device", "")
-        if device_id.isdigit() and mfa.confirm_totp(user, int(device_id), request.POST.get("token", "")):
-            if pending is not None and not request.user.is_authenticated:
-                device = TOTPDevice.objects.get(pk=request.POST["device"])
-                result = mfa.verify(request, user, device, request.POST.get("token", ""))
-                if result.ok:
-                    return HttpResponseRedirect(request.session.pop(NEXT, None) or reverse("home"))
-            return redirect("accounts:mfa-manage")
+        token = request.POST.get("token", "")
+        if device_id.isdigit() and mfa.confirm_totp(user, int(device_id), token, methods=methods):
+            device = TOTPDevice.objects.get(pk=int(device_id))
+            if signed_in:
+                mfa.note_second_factor(request, device)
+                return redirect("accounts:mfa-manage")
+            result = mfa.verify(request, user, device, token)
+            if result.ok:
+                return HttpResponseRedirect(request.session.pop(NEXT, None) or reverse("home"))
+            return redirect("accounts:mfa-verify")
         error = _("That code is not valid. Enter the six digits the app shows now.")
     posted = TOTPDevice.objects.filter(user=user, confirmed=False, pk=request.POST.get("device") or 0).first()
-    device = posted if request.method == "POST" and posted else mfa.start_totp(user)
+    device = posted if request.method == "POST" and posted else mfa.start_totp(user, methods=methods)
     return render(
         request,
         "mfa/enrol.html",
@@ -123,22 +145,62 @@ def _base32(device: TOTPDevice) -> str:
 @require_http_methods(["GET", "POST"])
 def manage(request: HttpRequest) -> HttpResponse:
     user = request.user
+    # The session proved the existing factors, or there are none (StepUpMiddleware saw to that);
+    # the services check again with the same methods.
+    methods = sessions.amr(request)
     codes: list[str] = []
     notice = ""
     if request.method == "POST":
         action = request.POST.get("action")
         if action == "backup-codes":
-            codes = mfa.new_backup_codes(user)
-        elif action == "email" and mfa.enable_email(user) is None:
+            codes = mfa.new_backup_codes(user, methods=methods)
+        elif action == "email" and mfa.enable_email(user, methods=methods) is None:
             notice = _("Add an e-mail address to your account first.")
-        elif action == "sms" and mfa.enable_sms(user) is None:
+        elif action == "sms" and mfa.enable_sms(user, methods=methods) is None:
             notice = _("Add a phone number to your account first.")
         elif action == "remove":
             device = mfa.device_of(user, request.POST.get("device", ""))
             if device is not None:
-                mfa.remove_device(actor=user, user=user, device=device)
+                mfa.remove_device(actor=user, user=user, device=device, methods=methods)
     return render(
         request,
         "mfa/manage.html",
-        {"devices": mfa.devices(user), "codes": codes, "notice": notice, "required": mfa.required_for(user)},
+        {
+            "devices": mfa.devices(user),
+            "codes": codes,
+            "notice": notice,
+            "required": assurance.policy_requires_second_factor(user),
+        },
     )
+
+
+class StepUpMiddleware:
+    """A signed-in session that does not meet the 2FA policy as it stands now (the user was
+    promoted, their client began to require 2FA, a factor was enrolled elsewhere, or some door
+    logged them in without the second step) is signed in no more: it becomes a pending sign-in
+    and the person is asked for the second factor, then sent back where they were going.
+
+    So the authorization endpoint, the admin, the account pages and any page added later only
+    ever see sessions that meet the policy. Goes right after AuthenticationMiddleware."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if SESSION_KEY in request.session and request.user.is_authenticated:
+            methods = sessions.amr(request)
+            if not assurance.satisfied(request.user, methods):
+                return self._step_up(request, request.user, methods)
+        return self.get_response(request)
+
+    def _step_up(self, request: HttpRequest, user: mfa.User, methods: list[str]) -> HttpResponse:
+        audit.record(
+            AuditAction.SESSION_STEP_UP,
+            actor=user,
+            target=user,
+            client_id=user.client_id,
+            details={"methods": methods, "path": request.path[:200]},
+        )
+        next_url = request.get_full_path() if request.method in ("GET", "HEAD") else None
+        logout(request)  # a new session key: nothing of the weaker session carries over
+        return start(request, user, next_url, first_factor=methods or ["pwd"])

@@ -23,12 +23,11 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.utils.translation import gettext_lazy as _
 
-from accounts import ratelimit, session_registry
+from accounts import authority, ratelimit, session_registry
 from accounts.authentication import MAX_CANDIDATES
 from accounts.events import user_payload
 from accounts.login import MAX_PASSWORD_LENGTH
 from accounts.models import User
-from accounts.policy import require
 from audit import context
 from audit import services as audit
 from audit.registry import AuditAction, EventType
@@ -163,16 +162,22 @@ def force_password_reset(*, actor: User | None, user: User, reason: str = "") ->
     reset link themselves, and this user must still be able to ask for a new link if the mail is
     lost.
     """
-    require(actor, "accounts.user.block", client_id=user.client_id)
     if actor is not None and actor.pk == user.pk:
         raise ValidationError(_("Change your own password on the password page."), code="self_reset")
     locked = User.objects.select_for_update().get(pk=user.pk)  # no join: FOR UPDATE refuses an outer one
+    authority.require(actor, authority.FORCE_PASSWORD_RESET, locked)
     if not locked.is_active:
         raise ValidationError(_("This account is not active."), code="inactive")
     if not locked.has_usable_password():
         raise ValidationError(_("This account signs in without a password."), code="no_password")
     if not locked.email:
         raise ValidationError(_("This account has no e-mail address to send the link to."), code="no_email")
+    if not locked.email_verified:
+        # Whoever changed the address last may not own it: recovery waits for its confirmation.
+        raise ValidationError(
+            _("This account's e-mail address is not confirmed yet: no reset link goes to it."),
+            code="email_unverified",
+        )
     _set_password(
         actor=actor, user=locked, password=secrets.token_urlsafe(48), how="forcedReset", reason=reason
     )
@@ -219,7 +224,10 @@ def _send_reset_mail(user: User) -> None:
 @transaction.atomic
 def request_password_reset(*, email: str) -> None:
     """Mail a reset link to every active user with this e-mail address (one per B2B client
-    account sharing it); say nothing about whether there was any.
+    account sharing it) whose address is confirmed; say nothing about whether there was any.
+
+    An unconfirmed address gets nothing: it may have been set by someone else (an administrator
+    above the user, or an attacker with a session), and a link there would hand the account over.
 
     The work is the same either way (rate limits, one lookup, one audit record for none or one
     match); only the mail differs, and it leaves through the queue after the commit.
@@ -233,7 +241,7 @@ def request_password_reset(*, email: str) -> None:
 
     users = [
         user
-        for user in User.objects.filter(email__iexact=email, status=User.Status.ACTIVE)
+        for user in User.objects.filter(email__iexact=email, email_verified=True, status=User.Status.ACTIVE)
         .select_related("client")
         .order_by("created_at")[:MAX_CANDIDATES]
         if user.has_usable_password()  # SSO-only and invited accounts have no password to reset

@@ -8,6 +8,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 
+from accounts import authority, verification
 from accounts.events import user_payload
 from accounts.models import Role, User
 from accounts.policy import CLIENT_SCOPED_ROLES, require, require_assignable
@@ -41,12 +42,18 @@ def create_user(
     client: Client | None = None,
     status: str = User.Status.ACTIVE,
     is_staff: bool = False,
+    email_verified: bool = False,
 ) -> User:
-    """Create a user; `password=None` leaves it unusable (invited or SSO-only users)."""
+    """Create a user; `password=None` leaves it unusable (invited or SSO-only users).
+
+    `email_verified` is for the system alone (demo data, imports): anyone else's word that an
+    address belongs to the user is not proof, so the user is mailed a confirmation link."""
     require(actor, "accounts.user.create", client_id=client.id if client else None)
     require_assignable(actor, role)
     if is_staff and not (actor is None or actor.is_superuser):
         raise PermissionDenied("only a superuser grants admin access")  # as in update_user
+    if email_verified and actor is not None:
+        raise PermissionDenied("only the system marks an address as confirmed")
     _check_role_fits_client(role, client)
     if client is not None and not client.is_active:
         raise ValidationError("the B2B client is suspended", code="client_suspended")
@@ -59,6 +66,7 @@ def create_user(
         client=client,
         status=status,
         is_staff=is_staff,
+        email_verified=email_verified and bool(email.strip()),
     )
     # The code sits on the field's error: Django drops `code=` given beside a dict of messages.
     if not user.username:
@@ -84,6 +92,9 @@ def create_user(
         details={"role": user.role, "status": user.status},
     )
     audit.publish(EventType.USER_CREATED, key=str(user.id), payload=user_payload(user))
+    if password is not None and user.status == User.Status.ACTIVE:
+        # A password can be recovered by e-mail, but only at a confirmed address: ask for it now.
+        verification.send_verification(user)
     return user
 
 
@@ -93,14 +104,17 @@ UPDATABLE_FIELDS = frozenset({"username", "email", "phone", "is_staff", "is_supe
 
 @transaction.atomic
 def update_user(*, actor: User | None, user: User, changes: dict[str, Any]) -> User:
-    """Change profile fields; audited with the names (not values) of what changed."""
-    require(actor, "accounts.user.update", client_id=user.client_id)
+    """Change profile fields; audited with the names (not values) of what changed.
+
+    A changed e-mail address is unverified until the link mailed to it is followed, and until
+    then it receives no password reset (accounts.passwords)."""
     unknown = set(changes) - UPDATABLE_FIELDS
     if unknown:
         raise ValidationError(f"these fields cannot be changed here: {', '.join(sorted(unknown))}")
+    locked = User.objects.select_for_update().get(pk=user.pk)
+    authority.require(actor, authority.UPDATE_PROFILE, locked)
     if {"is_staff", "is_superuser"} & set(changes) and not (actor is None or actor.is_superuser):
         raise PermissionDenied("only a superuser changes admin access")
-    locked = User.objects.select_for_update().get(pk=user.pk)
     changed = sorted(name for name, value in changes.items() if getattr(locked, name) != value)
     if not changed:
         return locked
@@ -123,17 +137,22 @@ def update_user(*, actor: User | None, user: User, changes: dict[str, Any]) -> U
         EventType.USER_UPDATED, key=str(locked.id), payload={**user_payload(locked), "changedFields": changed}
     )
     if "email" in changed:
-        from accounts.invitations import send_verification
-
-        send_verification(locked)
+        verification.send_verification(locked)
     return locked
 
 
 def _set_status(
-    *, actor: User | None, user: User, status: str, reason: str, action: AuditAction, event: EventType
+    *,
+    actor: User | None,
+    user: User,
+    status: str,
+    reason: str,
+    action: AuditAction,
+    event: EventType,
+    act: authority.Act,
 ) -> User:
-    require(actor, "accounts.user.block", client_id=user.client_id)
     locked = User.objects.select_for_update().get(pk=user.pk)
+    authority.require(actor, act, locked)
     if locked.status == status:
         return locked  # already there: nothing changed, nothing to report
     previous = locked.status
@@ -163,6 +182,7 @@ def block_user(*, actor: User | None, user: User, reason: str) -> User:
         reason=reason,
         action=AuditAction.USER_BLOCKED,
         event=EventType.USER_BLOCKED,
+        act=authority.BLOCK,
     )
     # Tokens die at once: refresh fails and offline validators see the blacklist. (The browser
     # session ends by itself: the login backend refuses inactive users on every request.)
@@ -181,16 +201,17 @@ def unblock_user(*, actor: User | None, user: User, reason: str = "") -> User:
         reason=reason,
         action=AuditAction.USER_UNBLOCKED,
         event=EventType.USER_UNBLOCKED,
+        act=authority.UNBLOCK,
     )
 
 
 @transaction.atomic
 def change_role(*, actor: User | None, user: User, role: str, reason: str = "") -> User:
     """Give a user another role; audited and published with the old and the new role."""
-    require(actor, "accounts.user.update", client_id=user.client_id)
     if actor is not None and actor.pk == user.pk:
         raise ValidationError("you cannot change your own role", code="self_role_change")
     locked = User.objects.select_for_update().get(pk=user.pk)
+    authority.require(actor, authority.CHANGE_ROLE, locked)
     if locked.role == role:
         return locked  # nothing changed, nothing to report
     _check_role_fits_client(role, locked.client)

@@ -26,9 +26,8 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from accounts import sessions
+from accounts import authority, sessions
 from accounts.models import User, UserSession
-from accounts.policy import require
 from audit import services as audit
 from audit.registry import AuditAction
 from idp.oidc.revocation import revoke_session_tokens, revoke_user_tokens
@@ -168,12 +167,6 @@ def active_sessions(user: User) -> list[UserSession]:
 # --- Ending -----------------------------------------------------------------------------------
 
 
-def _require_may_end(actor: User | None, user: User) -> None:
-    if actor is not None and actor.pk == user.pk:
-        return  # everyone may end their own sessions
-    require(actor, "accounts.user.block", client_id=user.client_id)
-
-
 def _end(row: UserSession) -> int:
     """Delete the Django session, revoke its tokens and drop its row; returns tokens revoked."""
     store = _store_class()
@@ -201,7 +194,7 @@ def _session_uuid(session_id: str | uuid.UUID) -> uuid.UUID:
 @transaction.atomic
 def end_session(*, actor: User | None, user: User, session_id: str | uuid.UUID) -> UserSession:
     """End one browser session of `user`: its user, or someone who may block them, may do it."""
-    _require_may_end(actor, user)
+    authority.require(actor, authority.END_SESSIONS, user)
     row = UserSession.objects.select_for_update().filter(pk=_session_uuid(session_id), user=user).first()
     if row is None:
         raise _not_found()
@@ -237,7 +230,7 @@ def end_all_sessions(*, actor: User | None, user: User, keep_sid: str = "") -> i
 
     `keep_sid` spares the caller's own current session ("sign out everywhere else").
     """
-    _require_may_end(actor, user)
+    authority.require(actor, authority.END_SESSIONS, user)
     ended, revoked = terminate_sessions(user=user, keep_sid=keep_sid)
     audit.record(
         AuditAction.SESSIONS_ENDED,

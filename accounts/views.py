@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth import authenticate
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
@@ -9,7 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext_lazy as _
 
-from accounts import mfa, mfa_views
+from accounts import mfa_views
 from accounts.login import LoginError
 from clients import domains, sso_views
 
@@ -23,7 +24,7 @@ class LoginForm(AuthenticationForm):
 
     def clean(self) -> dict[str, Any]:
         try:
-            return super().clean()
+            return self._authenticate()
         except ValidationError:
             result = getattr(self.request, "login_result", None)
             if result is not None and result.error == LoginError.RATE_LIMITED:
@@ -41,6 +42,20 @@ class LoginForm(AuthenticationForm):
                     code="sso_required",
                 ) from None
             raise
+
+
+    def _authenticate(self) -> dict[str, Any]:
+        # AuthenticationForm.clean, telling the backend that this door asks for the second
+        # factor next (accounts.views.LoginView.form_valid).
+        username, password = self.cleaned_data.get("username"), self.cleaned_data.get("password")
+        if username is not None and password:
+            self.user_cache = authenticate(
+                self.request, username=username, password=password, second_factor_follows=True
+            )
+            if self.user_cache is None:
+                raise self.get_invalid_login_error()
+            self.confirm_login_allowed(self.user_cache)
+        return self.cleaned_data
 
 
 class LoginView(auth_views.LoginView):
@@ -67,11 +82,10 @@ class LoginView(auth_views.LoginView):
         return super().post(request, *args, **kwargs)
 
     def form_valid(self, form: LoginForm) -> HttpResponse:
-        user = form.get_user()
-        if mfa.needs_second_factor(user) or mfa.needs_enrolment(user):
-            # The password was right; the session is not logged in until the second factor is.
-            return mfa_views.start(self.request, user, self.get_redirect_url())
-        return super().form_valid(form)
+        # The password was right; accounts.assurance decides whether that is enough. If not, the
+        # session is not logged in until the second factor is.
+        second_step = mfa_views.sign_in(self.request, form.get_user(), self.get_redirect_url(), ["pwd"])
+        return second_step or super().form_valid(form)
 
     def form_invalid(self, form: LoginForm) -> HttpResponse:
         response = super().form_invalid(form)

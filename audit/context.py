@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import re
 import uuid
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
 from django.http import HttpRequest, HttpResponse
+
+log = logging.getLogger(__name__)
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -31,18 +34,40 @@ _current: ContextVar[RequestContext] = ContextVar(
 )
 
 
+# Writes to run when the request (or gRPC call) ends, outside its transactions: a refusal's audit
+# record must outlive the rollback of the transaction that was refused.
+_at_end: ContextVar[list[Callable[[], None]] | None] = ContextVar("audit_at_request_end", default=None)
+
+
 def current() -> RequestContext:
     return _current.get()
 
 
+def run_at_end(write: Callable[[], None]) -> bool:
+    """Run `write` when the bound request ends; False when no request is bound (run it yourself)."""
+    pending = _at_end.get()
+    if pending is None:
+        return False
+    pending.append(write)
+    return True
+
+
 @contextmanager
 def bind(context: RequestContext) -> Iterator[None]:
-    """Use `context` for audit records written inside the block (gRPC calls, Kafka handlers)."""
+    """Use `context` for audit records written inside the block (requests, gRPC calls, Kafka
+    handlers); what was handed to `run_at_end` inside it runs when it ends."""
     token = _current.set(context)
+    pending_token = _at_end.set([])
     try:
         yield
     finally:
-        _current.reset(token)
+        pending = _at_end.get() or []
+        _at_end.reset(pending_token)
+        try:
+            for write in pending:
+                write()
+        finally:
+            _current.reset(token)
 
 
 def from_request(request: HttpRequest) -> RequestContext:

@@ -25,6 +25,7 @@ class AuditAction(models.TextChoices):
     TOKEN_ISSUED = "token.issued", "Token issued"
     TOKEN_REFRESHED = "token.refreshed", "Token refreshed"
     TOKEN_REVOKED = "token.revoked", "Token revoked"
+    TOKEN_REFUSED = "token.refused", "Token refused: the grant no longer meets the 2FA policy"
     REFRESH_TOKEN_REUSED = "token.refreshReused", "Rotated refresh token reused: family revoked"
     CODE_REPLAYED = "token.codeReplayed", "Authorization code replayed: its tokens revoked"
     CONSENT_GRANTED = "consent.granted", "Consent granted"
@@ -52,6 +53,8 @@ class AuditAction(models.TextChoices):
     PERMISSION_DELETED = "permission.deleted", "Permission deleted"
     OIDC_APPLICATION_CHANGED = "oidc.application.changed", "OAuth application registered or changed"
     AUDIT_EXPORTED = "audit.exported", "Audit log exported"
+    ACCESS_DENIED = "access.denied", "An action on an account was refused (permission or rank)"
+    SESSION_STEP_UP = "session.stepUpRequired", "Session no longer meets the 2FA policy: second factor asked again"
 
 
 class EventType(models.TextChoices):

@@ -6,16 +6,19 @@ the change, its audit record and its event are committed (or rolled back) togeth
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, models, transaction
+from django.db import DatabaseError, connection, models, transaction
 
 from audit import context, relay
 from audit.models import AuditLog, OutboxEvent
 from audit.registry import AuditAction, EventType
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,36 @@ def record(
     _save_with_event(entry)
     relay.relay_after_commit()
     return entry
+
+
+def record_refusal(
+    action: AuditAction,
+    *,
+    actor: models.Model | None,
+    target: models.Model | Ref | None = None,
+    client_id: uuid.UUID | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Record that something was refused. The refusal rolls back the transaction that asked, so
+    the record is written outside it: at once when no transaction is open, else when the request
+    (or gRPC call) ends (audit.context.run_at_end)."""
+    entry = _entry(action, actor=actor, target=target, client_id=client_id, details=details)
+
+    def write() -> None:
+        try:
+            with transaction.atomic():
+                _save_with_event(entry)
+            relay.relay_after_commit()
+        except DatabaseError:  # the answer to the caller stands; the store's outage is logged
+            log.exception("audit: a refusal could not be recorded", extra={"action": str(action)})
+
+    if not _in_transaction() or not context.run_at_end(write):
+        write()
+
+
+def _in_transaction() -> bool:
+    """Inside a transaction of ours (a test case's own wrapping transaction does not count)."""
+    return any(not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks)
 
 
 def create_recorded(

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from accounts import invitations
+from accounts import invitations, verification
 from accounts import services as accounts
 from accounts.models import Role, User
 from audit.models import AuditLog
@@ -64,7 +64,7 @@ def test_a_client_admin_invites_and_the_link_activates_once(client, boss, acme, 
 
 def test_tampered_or_foreign_tokens_are_refused(client, boss):
     assert client.get("/accounts/invitation/not-a-token/").status_code == 400
-    token = invitations.make_token(boss, invitations.VERIFY_SALT)  # a verification token
+    token = verification.make_token(boss, verification.VERIFY_SALT)  # a verification token
     assert client.get(f"/accounts/invitation/{token}/").status_code == 400  # is no invitation
 
 

@@ -112,7 +112,7 @@ def test_sms_codes_through_the_console_gateway(
 
 
 def test_backup_codes_work_once(client, staff):
-    codes = mfa.new_backup_codes(staff)
+    codes = mfa.new_backup_codes(staff, methods=["pwd"])  # a first factor: the password is enough
     device = next(d for d in mfa.devices(staff) if d.name == "Backup codes")
     _password(client)
     assert (
@@ -147,7 +147,7 @@ def test_the_pending_step_expires(client, staff, settings, mailoutbox):
 def test_the_second_factor_sits_inside_the_oidc_login_and_amr_says_so(client, staff, mailoutbox):
     from tests.oidc.conftest import REDIRECT_URI, make_app, pkce_pair
 
-    app, _secret = make_app(first_party=True)
+    app, _secret = make_app(skip_authorization=True)
     _, challenge = pkce_pair()
     authorize = (
         f"/o/authorize/?response_type=code&client_id={app.client_id}&redirect_uri={REDIRECT_URI}"
@@ -166,7 +166,17 @@ def test_the_second_factor_sits_inside_the_oidc_login_and_amr_says_so(client, st
     assert Grant.objects.get().amr == "pwd otp mfa"
 
 
-def test_operator_resets_a_users_devices(staff, operator):
-    mfa.new_backup_codes(staff)
-    assert mfa.reset_devices(actor=operator, user=staff) >= 1
+def test_an_administrator_resets_an_operators_devices(staff, admin_user):
+    mfa.new_backup_codes(staff, methods=["pwd"])
+    assert mfa.reset_devices(actor=admin_user, user=staff) >= 1
     assert mfa.devices(staff) == []
+
+
+def test_an_operator_cannot_reset_a_peers_devices(staff, operator):
+    # accounts.authority: operators act on the ranks below theirs only.
+    from django.core.exceptions import PermissionDenied
+
+    mfa.new_backup_codes(staff, methods=["pwd"])
+    with pytest.raises(PermissionDenied):
+        mfa.reset_devices(actor=operator, user=staff)
+    assert mfa.devices(staff) != []

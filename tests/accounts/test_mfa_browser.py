@@ -54,8 +54,8 @@ def _sign_in(page, provider, app, login: str) -> list[str]:
 
 def test_password_then_totp_then_consent(provider, acme):
     user = accounts.create_user(actor=None, username="ivan", password=PASSWORD, client=acme)
-    device = mfa.start_totp(user)
-    assert mfa.confirm_totp(user, device.pk, f"{totp(device.bin_key):06d}")
+    device = mfa.start_totp(user, methods=["pwd"])  # a first factor
+    assert mfa.confirm_totp(user, device.pk, f"{totp(device.bin_key):06d}", methods=["pwd"])
     device.refresh_from_db()
     type(device).objects.filter(pk=device.pk).update(last_t=-1)
     app, _ = make_app(name="Partner portal")  # third party: consent comes after the second factor
@@ -74,7 +74,7 @@ def test_password_then_emailed_code(provider):
     accounts.create_user(
         actor=None, username="olga", password=PASSWORD, email="olga@idp.example", role=Role.OPERATOR
     )
-    app, _ = make_app(first_party=True)
+    app, _ = make_app(skip_authorization=True)
     with chromium_page() as page:
         callbacks = _sign_in(page, provider, app, "olga")
         page.click("#send button")
@@ -89,8 +89,8 @@ def test_password_then_sms_code_through_the_console_gateway(provider, acme):
     user = accounts.create_user(
         actor=None, username="petr", password=PASSWORD, phone="+79990005566", client=acme
     )
-    mfa.enable_sms(user)
-    app, _ = make_app(first_party=True)
+    mfa.enable_sms(user, methods=["pwd"])  # a first factor
+    app, _ = make_app(skip_authorization=True)
     with chromium_page() as page:
         callbacks = _sign_in(page, provider, app, "petr")
         page.click("#send button")

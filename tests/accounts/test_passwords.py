@@ -33,8 +33,14 @@ NEW_PASSWORD = "brand-new-pass-2"
 
 @pytest.fixture
 def ivan(acme) -> User:
+    # A confirmed address: only those receive reset links (accounts.passwords).
     return services.create_user(
-        actor=None, username="ivan", password=PASSWORD, email="ivan@example.com", client=acme
+        actor=None,
+        username="ivan",
+        password=PASSWORD,
+        email="ivan@example.com",
+        client=acme,
+        email_verified=True,
     )
 
 
@@ -184,10 +190,23 @@ def test_the_change_page_in_russian(ivan):
 def test_a_reset_link_goes_to_every_active_account_with_the_address(ivan, acme, globex, mailoutbox):
     # Seed 004: logins and e-mails may repeat across B2B clients; each account gets its own link.
     twin = services.create_user(
-        actor=None, username="ivan", password=PASSWORD, email="IVAN@example.com", client=globex
+        actor=None,
+        username="ivan",
+        password=PASSWORD,
+        email="IVAN@example.com",
+        client=globex,
+        email_verified=True,
     )
     blocked = services.create_user(
-        actor=None, username="old-ivan", password=PASSWORD, email="ivan@example.com", client=acme
+        actor=None,
+        username="old-ivan",
+        password=PASSWORD,
+        email="ivan@example.com",
+        client=acme,
+        email_verified=True,
+    )
+    services.create_user(  # the address is not confirmed for this account: no link for it
+        actor=None, username="new-ivan", password=PASSWORD, email="ivan@example.com", client=globex
     )
     services.block_user(actor=None, user=blocked, reason="left")
     services.create_user(
@@ -210,6 +229,26 @@ def test_a_reset_link_goes_to_every_active_account_with_the_address(ivan, acme, 
     assert link_in(by_address["ivan@example.com"]).startswith("http://127.0.0.1:8000/")  # IDP_ISSUER
     audited = AuditLog.objects.filter(action=AuditAction.PASSWORD_RESET_REQUESTED)
     assert {entry.target_id for entry in audited} == {str(ivan.id), str(twin.id)}
+
+
+def test_an_unconfirmed_address_gets_no_reset_link(ivan, mailoutbox):
+    # Whoever set the address last may not own it (an operator, a stolen session): recovery waits
+    # until the link mailed to the new address has been followed.
+    services.update_user(actor=None, user=ivan, changes={"email": "ivan.new@example.com"})
+    confirmation = mailoutbox[-1]
+    assert confirmation.to == ["ivan.new@example.com"] and "verify-email" in confirmation.body
+    mailoutbox.clear()
+
+    response = Client().post("/accounts/password/reset/", {"email": "ivan.new@example.com"})
+    assert response["Location"] == "/accounts/password/reset/done/"  # the same answer as always
+    assert mailoutbox == []
+    with pytest.raises(ValidationError) as refused:
+        passwords.force_password_reset(actor=None, user=ivan)
+    assert refused.value.code == "email_unverified"
+
+    Client().get(path_of(confirmation.body.split()[-1]))  # the user follows the link
+    Client().post("/accounts/password/reset/", {"email": "ivan.new@example.com"})
+    assert [m.to for m in mailoutbox] == [["ivan.new@example.com"]]
 
 
 def test_a_link_from_a_forged_host_still_points_at_the_issuer(ivan, mailoutbox):

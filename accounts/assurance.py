@@ -1,0 +1,93 @@
+"""Authentication assurance: what a person has proven, and what the policy asks of them.
+
+Every door that creates a session or issues a token asks here, with the methods (RFC 8176 `amr`
+values) the person has proven at that door:
+- the web login and corporate SSO (a second factor follows when this says so),
+- REST and gRPC login (no second factor possible there: `mfa_required`),
+- the browser session on every request (accounts.mfa_views.StepUpMiddleware: a session that no
+  longer meets the policy, e.g. after a promotion, asks for the second factor again), which
+  covers the authorization endpoint, the admin and the account pages,
+- the refresh grant and the REST API (the methods recorded with the token),
+- enrolment and removal of factors (only a session that proved the existing factors).
+
+The policy: a second factor is required for the roles in IDP_MFA_REQUIRED_ROLES (internal
+administrators and operators by default), superusers, the users of B2B clients that require it,
+and anyone who has enrolled a factor. It is proven when `amr` holds "mfa", which only our own
+second-factor step adds (or a corporate SSO sign-in whose client trusts its provider's MFA).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django_otp.plugins.otp_email.models import EmailDevice
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts.models import SMSDevice, User
+
+SECOND_FACTOR = "mfa"  # RFC 8176: more than one factor was used
+FEDERATED = "fed"  # RFC 8176: signed in at a federated (corporate) identity provider
+# RFC 8176 methods that mean an upstream provider did more than a password.
+UPSTREAM_SECOND_FACTORS = frozenset({"mfa", "otp", "hwk", "sc", "sms", "swk"})
+FACTOR_MODELS = (TOTPDevice, SMSDevice, EmailDevice, StaticDevice)
+
+
+class SecondFactorRequired(PermissionDenied):
+    """The door's methods do not meet the policy; `code` is what API callers are told."""
+
+    code = "mfa_required"
+
+
+def policy_requires_second_factor(user: User) -> bool:
+    """The role, the superuser flag or the B2B client asks for 2FA (whether or not enrolled)."""
+    if user.is_superuser or user.role in settings.IDP_MFA_REQUIRED_ROLES:
+        return True
+    return bool(user.client_id and user.client.require_mfa)
+
+
+def has_factors(user: User) -> bool:
+    """The user has a confirmed second factor (one query)."""
+    queries = [model.objects.filter(user=user, confirmed=True).values("pk") for model in FACTOR_MODELS]
+    return queries[0].union(*queries[1:]).exists()
+
+
+def second_factor_required(user: User) -> bool:
+    return policy_requires_second_factor(user) or has_factors(user)
+
+
+def second_factor_proven(methods: Iterable[str]) -> bool:
+    return SECOND_FACTOR in methods
+
+
+def satisfied(user: User, methods: Iterable[str]) -> bool:
+    """Do `methods` meet the policy for `user` as it stands now?"""
+    return second_factor_proven(methods) or not second_factor_required(user)
+
+
+def require(user: User, methods: Iterable[str]) -> None:
+    if not satisfied(user, methods):
+        raise SecondFactorRequired("this account needs a second factor")
+
+
+def may_change_factors(user: User, methods: Iterable[str]) -> bool:
+    """Adding or removing a factor needs a session that proved the existing ones; the first
+    factor may be enrolled after the password alone (that is what policy asks of a new account)."""
+    return second_factor_proven(methods) or not has_factors(user)
+
+
+def require_for_factor_change(user: User, methods: Iterable[str]) -> None:
+    if not may_change_factors(user, methods):
+        raise SecondFactorRequired("prove your existing second factor before changing your factors")
+
+
+def federated_methods(upstream_amr: Iterable[str], *, upstream_mfa_trusted: bool) -> list[str]:
+    """Our `amr` after a corporate SSO sign-in. The upstream's second-factor claims count (and
+    make "mfa") only when its client trusts them; otherwise they are not repeated as ours."""
+    upstream = [method for method in upstream_amr if method != SECOND_FACTOR]
+    did_more = bool(UPSTREAM_SECOND_FACTORS & set(upstream_amr))
+    if upstream_mfa_trusted and did_more:
+        return list(dict.fromkeys([FEDERATED, *upstream, SECOND_FACTOR]))
+    return list(dict.fromkeys([FEDERATED, *(m for m in upstream if m not in UPSTREAM_SECOND_FACTORS)]))
