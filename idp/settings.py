@@ -340,6 +340,9 @@ OAUTH2_PROVIDER = {
     "OIDC_RP_INITIATED_LOGOUT_STRICT_REDIRECT_URIS": True,
     "OIDC_JWKS_MAX_AGE_SECONDS": env_int("IDP_JWKS_MAX_AGE", 3600, minimum=60),
     "PKCE_REQUIRED": True,
+    # DOT's non-standard approval_prompt=auto skips consent whenever a live token exists; consent
+    # is decided by idp.oidc.models.Consent.covers alone (the view also drops the parameter).
+    "REQUEST_APPROVAL_PROMPT": "force",
     "ACCESS_TOKEN_EXPIRE_SECONDS": env_int("IDP_ACCESS_TOKEN_TTL", 300, minimum=30),
     "REFRESH_TOKEN_EXPIRE_SECONDS": env_int("IDP_REFRESH_TOKEN_TTL", 30 * 24 * 3600, minimum=60),
     "ID_TOKEN_EXPIRE_SECONDS": env_int("IDP_ID_TOKEN_TTL", 300, minimum=30),

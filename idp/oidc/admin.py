@@ -1,8 +1,9 @@
 """The operators' pages for relying parties and signing keys.
 
 DOT registers its own Application admin for our swapped model; ours replaces it: it saves
-through idp.oidc.services (audited), shows a new client secret once and never again, and hides
-DOT's `skip_authorization` (our `first_party` decides about consent) and the secret hash.
+through idp.oidc.services (audited), shows a new client secret once and never again, hides the
+secret hash, and shows DOT's `skip_authorization` as "First party (no consent screen)": the one
+flag that decides about consent (DOT's own authorization view honours it too).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ FORM_FIELDS = [
     "redirect_uris",
     "post_logout_redirect_uris",
     "allowed_origins",
-    "first_party",
+    "skip_authorization",
+    "resource_server",
     "algorithm",
 ]
 
@@ -50,9 +52,17 @@ class ApplicationForm(forms.ModelForm):
             "post_logout_redirect_uris": forms.Textarea(attrs={"rows": 2}),
             "allowed_origins": forms.Textarea(attrs={"rows": 2}),
         }
+        labels = {
+            "skip_authorization": "First party (no consent screen)",
+            "resource_server": "Resource server",
+        }
         help_texts = {
             "redirect_uris": "Space or line separated; matched as exact strings.",
-            "first_party": "An app of the platform itself: its users are not asked for consent.",
+            "skip_authorization": "An app of the platform itself: its users are not asked for consent.",
+            "resource_server": (
+                "May introspect tokens issued to other clients (an API that accepts them); other "
+                "clients introspect only their own tokens."
+            ),
             "algorithm": "RS256 for OpenID Connect (ID tokens); none for a service using client credentials.",
         }
 
@@ -70,13 +80,18 @@ class ApplicationAdmin(ServiceModelAdmin):
         "client_type",
         "authorization_grant_type",
         "first_party",
+        "resource_server",
         "algorithm",
         "created",
     ]
-    list_filter = ["client_type", "authorization_grant_type", "first_party"]
+    list_filter = ["client_type", "authorization_grant_type", "skip_authorization", "resource_server"]
     search_fields = ["name", "client_id"]
     radio_fields = {"client_type": admin.HORIZONTAL, "authorization_grant_type": admin.VERTICAL}
     actions = ["new_secret"]
+
+    @admin.display(boolean=True, description="first party", ordering="skip_authorization")
+    def first_party(self, obj: Application) -> bool:
+        return obj.skip_authorization
 
     def get_fields(self, request: HttpRequest, obj: Application | None = None) -> list[str]:
         # No client id on the add page: it is generated when the application is saved.

@@ -35,6 +35,26 @@ from idp.oidc.models import AccessToken, Application
 GRANT_TYPE = "client_credentials"
 _HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
+# Scopes that speak about a person (OIDC Core §5.4, §11). A service token names no person, so it
+# never carries them: userinfo would have no one to describe.
+USER_SCOPES = frozenset({"openid", "profile", "email", "phone", "offline_access"})
+
+
+def refuse_user_scopes(scopes: list[str]) -> None:
+    """A service that asks for a user scope is refused (`invalid_scope`), not silently given less
+    (RFC 6749 §3.3 allows either): a dropped scope would hide the misconfiguration from the
+    service, and unknown scopes are refused the same way."""
+    asked = [scope for scope in scopes if scope in USER_SCOPES]
+    if asked:
+        raise errors.InvalidScopeError(
+            description=f"a service token carries no user scopes: {' '.join(asked)}"
+        )
+
+
+def default_service_scopes() -> list[str]:
+    """The default scopes (for a request without `scope`) a service may hold."""
+    return [scope for scope in settings.OAUTH2_PROVIDER["DEFAULT_SCOPES"] if scope not in USER_SCOPES]
+
 
 def token_response(request: HttpRequest) -> HttpResponse:
     """Answer a token request whose grant_type is client_credentials (inside no transaction)."""
@@ -82,9 +102,10 @@ def _validate(request: HttpRequest) -> tuple[ClientRecord, list[str]]:
         raise errors.InvalidClientError()
     if not client.allows_grant_type(Application.GRANT_CLIENT_CREDENTIALS):
         raise errors.UnauthorizedClientError()
-    scopes = request.POST.get("scope", "").split() or list(settings.OAUTH2_PROVIDER["DEFAULT_SCOPES"])
+    scopes = request.POST.get("scope", "").split() or default_service_scopes()
     if not set(scopes) <= set(settings.OAUTH2_PROVIDER["SCOPES"]):
         raise errors.InvalidScopeError()
+    refuse_user_scopes(scopes)
     return client, scopes
 
 

@@ -42,7 +42,7 @@ def direct_login_application() -> Application:
             "client_type": Application.CLIENT_PUBLIC,
             "authorization_grant_type": Application.GRANT_PASSWORD,
             "algorithm": Application.RS256_ALGORITHM,
-            "first_party": True,
+            "skip_authorization": True,
             "client_secret": "",
         },
     )

@@ -2,8 +2,10 @@
 signing keys, and the record of revoked access tokens.
 
 Swapping DOT's models later is a painful data migration, so they exist from day one; they add
-what DOT lacks: the first-party flag, codes kept as used, and the links (`jti`, `sid`, the code a
-token came from) that revocation and logout need.
+what DOT lacks: the resource-server flag, codes kept as used, and the links (`jti`, `sid`, the code
+a token came from) that revocation and logout need. Consent is decided by DOT's own
+`skip_authorization` (an app of the platform, "first party"), which DOT's authorization view also
+honours: one flag, so the interactive and the `prompt=none` paths cannot disagree.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from oauth2_provider.validators import AllowedURIValidator
 class Application(AbstractApplication):
     """A relying party registered by an operator."""
 
-    first_party = models.BooleanField(
+    resource_server = models.BooleanField(
         default=False,
-        help_text="An app of the platform itself: its users are not asked for consent.",
+        help_text="May introspect tokens issued to other clients (an API that accepts them).",
     )
 
     class Meta(AbstractApplication.Meta):
@@ -111,6 +113,13 @@ class Grant(AbstractGrant):
 class AccessToken(AbstractAccessToken):
     jti = models.CharField(max_length=64, blank=True, db_index=True)
     sid = models.CharField(max_length=64, blank=True, db_index=True)
+    amr = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text=(
+            "Space-separated methods (RFC 8176) the user proved for the grant this token descends from"
+        ),
+    )
     authorization_code = models.ForeignKey(
         Grant, null=True, blank=True, on_delete=models.SET_NULL, related_name="access_tokens"
     )
@@ -194,7 +203,9 @@ class Consent(models.Model):
 
     @classmethod
     def covers(cls, *, user: models.Model, application: Application, scopes: list[str] | None) -> bool:
-        if application.first_party:
+        """Whether the consent screen may be skipped: the app is first party (DOT's
+        `skip_authorization`) or the user approved these scopes before."""
+        if application.skip_authorization:
             return True
         approved = (
             cls.objects.filter(user=user, application=application).values_list("scope", flat=True).first()

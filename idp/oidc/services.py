@@ -56,7 +56,8 @@ APPLICATION_FIELDS = frozenset(
         "redirect_uris",
         "post_logout_redirect_uris",
         "allowed_origins",
-        "first_party",
+        "skip_authorization",  # "first party": no consent screen
+        "resource_server",  # may introspect other clients' tokens
         "algorithm",
     }
 )

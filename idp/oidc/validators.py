@@ -16,7 +16,7 @@ from accounts import sessions
 from audit import services as audit
 from audit.registry import AuditAction
 from idp.oidc import claims as claim_rules
-from idp.oidc import context
+from idp.oidc import client_credentials, context
 from idp.oidc.models import AccessToken, Application, Consent, Grant, RefreshToken
 from idp.oidc.tokens import TokenError, verify_access_token
 
@@ -198,10 +198,69 @@ class Validator(OAuth2Validator):
     ) -> bool:
         return request.client.redirect_uri_allowed(redirect_uri)
 
+    def confirm_redirect_uri(
+        self,
+        client_id: str,
+        code: str,
+        redirect_uri: str,
+        client: Application,
+        request: OAuthlibRequest,
+        *args: Any,
+        **kwargs: Any,
+    ) -> bool:
+        # RFC 6749 §4.1.3: the authorization request always carries redirect_uri (the view refuses
+        # one without, OIDC Core §3.1.2.1), so the exchange must name it, identical. oauthlib would
+        # put the client's default URI in its place and let the comparison pass.
+        if getattr(request, "using_default_redirect_uri", False):
+            from oauthlib.oauth2.rfc6749 import errors
+
+            raise errors.InvalidRequestError(
+                description="redirect_uri is required, identical to the authorization request's "
+                "(RFC 6749 §4.1.3)",
+                request=request,
+            )
+        return super().confirm_redirect_uri(client_id, code, redirect_uri, client, request, *args, **kwargs)
+
+    # --- Scopes: service tokens carry no user scopes --------------------------------------------
+
+    def validate_scopes(
+        self,
+        client_id: str,
+        scopes: list[str],
+        client: Application,
+        request: OAuthlibRequest,
+        *args: Any,
+        **kwargs: Any,
+    ) -> bool:
+        if not super().validate_scopes(client_id, scopes, client, request, *args, **kwargs):
+            return False
+        if request.grant_type == "client_credentials":
+            client_credentials.refuse_user_scopes(scopes)  # as the fast path does
+        return True
+
+    def get_default_scopes(
+        self, client_id: str, request: OAuthlibRequest, *args: Any, **kwargs: Any
+    ) -> list[str]:
+        if request.grant_type == "client_credentials":
+            return client_credentials.default_service_scopes()
+        return super().get_default_scopes(client_id, request, *args, **kwargs)
+
     # --- ID token and userinfo claims ---------------------------------------------------------
 
     def get_additional_claims(self, request: OAuthlibRequest) -> dict[str, Any]:
         return {k: v for k, v in claim_rules.user_claims(request.user).items() if v is not None}
+
+    def get_userinfo_claims(self, request: OAuthlibRequest) -> dict[str, Any]:
+        # OIDC Core §5.3: userinfo returns claims about a person. A client_credentials token
+        # names none (tokens issued before service tokens lost `openid` still say `openid`):
+        # RFC 6750 §3.1, the token is not valid for this resource.
+        if request.user is None:
+            from oauthlib.oauth2.rfc6749 import errors
+
+            raise errors.InvalidTokenError(
+                description="The access token names no user: it is a service token.", request=request
+            )
+        return super().get_userinfo_claims(request)
 
     def get_id_token_dictionary(
         self, token: dict[str, Any], token_handler: Any, request: OAuthlibRequest
@@ -256,12 +315,20 @@ class Validator(OAuth2Validator):
     def introspect_token(
         self, token: str, token_type_hint: str | None, request: OAuthlibRequest, *args: Any, **kwargs: Any
     ) -> dict[str, Any] | None:
+        # RFC 7662 §4: a client learns about its own tokens only; a resource server (an API that
+        # accepts other clients' tokens) about any access token. Anything else is `active: false`,
+        # the same answer as for a token that does not exist.
+        caller: Application = request.client
         if token_type_hint != "refresh_token":
             try:
                 verified = verify_access_token(token)
             except TokenError:
                 verified = None
-            if verified is not None and AccessToken.objects.filter(jti=verified.jti).exists():
+            if (
+                verified is not None
+                and (caller.resource_server or verified.client_id == caller.client_id)
+                and AccessToken.objects.filter(jti=verified.jti).exists()
+            ):
                 raw = verified.raw
                 return {
                     k: raw[k]
@@ -287,7 +354,8 @@ class Validator(OAuth2Validator):
             .filter(token_checksum=checksum, revoked__isnull=True)
             .first()
         )
-        if refresh is None or refresh.access_token is None:
+        # Refresh tokens go to their client only, never to a resource server: only their client asks.
+        if refresh is None or refresh.access_token is None or refresh.application_id != caller.pk:
             return None
         return {
             "token_type": "refresh_token",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from django.conf import settings
 from django.contrib.auth import logout
@@ -20,9 +20,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters
 from oauth2_provider import views as dot
-from oauth2_provider.exceptions import OAuthToolkitError
+from oauth2_provider.exceptions import FatalClientError, OAuthToolkitError
 from oauth2_provider.oauth2_backends import get_oauthlib_core
 from oauth2_provider.views.mixins import OAuthLibMixin
+from oauthlib.common import add_params_to_uri
 from oauthlib.oauth2.rfc6749 import errors as oauth_errors
 
 from accounts import sessions
@@ -31,9 +32,11 @@ from audit.registry import AuditAction
 from idp.oidc import client_credentials, context, keys
 from idp.oidc.claims import CLAIM_SCOPES
 from idp.oidc.id_tokens import verify_id_token_hint
-from idp.oidc.models import AccessToken, Application, Consent, IDToken
+from idp.oidc.models import Application, Consent, IDToken
+from idp.oidc.revocation import revoke_session_tokens
 
 CODE_VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")  # RFC 7636 §4.1
+MAX_AGE = re.compile(r"[0-9]+")  # OIDC Core §3.1.2.1: a number of seconds
 
 
 def _json_error(error: str, description: str, status: int = 400) -> JsonResponse:
@@ -64,10 +67,27 @@ def _token_rate_limit(request: HttpRequest) -> HttpResponse | None:
     return None
 
 
+class _ConsentScreenRequiredError(Exception):
+    """DOT's GET handler tried to approve by itself where our rules show the consent screen."""
+
+
+def _with_issuer(uri: str) -> str:
+    """RFC 9207 §2: `iss` on every authorization response, errors included."""
+    if "iss" in parse_qs(urlsplit(uri).query):
+        return uri
+    return add_params_to_uri(uri, [("iss", settings.IDP_ISSUER)])
+
+
 class AuthorizationView(dot.AuthorizationView):
     template_name = "oidc/authorize.html"
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if "approval_prompt" in request.GET:
+            # DOT's non-standard `approval_prompt=auto` approves whenever a live token exists, even
+            # under prompt=consent or after the user withdrew consent: Consent.covers is the only
+            # rule, so the request never gets to choose (REQUEST_APPROVAL_PROMPT is "force").
+            request.GET = request.GET.copy()
+            del request.GET["approval_prompt"]
         with context.bind(request):
             if request.method == "GET" and not request.user.is_authenticated:
                 # Check the client and redirect URI before sending anyone to the login page, so
@@ -80,25 +100,51 @@ class AuthorizationView(dot.AuthorizationView):
             return super().dispatch(request, *args, **kwargs)
 
     def validate_authorization_request(self, request: HttpRequest) -> tuple[list[str], dict[str, Any]]:
+        if not request.GET.get("redirect_uri"):
+            # OIDC Core §3.1.2.1: redirect_uri is REQUIRED. oauthlib would fall back to the client's
+            # registered URI, but an error cannot be sent to a URI the request never named: an
+            # error page (FatalClientError), never a redirect.
+            raise FatalClientError(
+                error=oauth_errors.MissingRedirectURIError(
+                    description="redirect_uri is required (OpenID Connect Core 1.0 §3.1.2.1)"
+                )
+            )
         scopes, credentials = super().validate_authorization_request(request)
+        # From here on the redirect URI is checked against the client: errors go back to it.
         # oauthlib reads a missing method as `plain`; RFC 9700 §2.1.1: S256 only.
         if credentials.get("code_challenge") and credentials.get("code_challenge_method") != "S256":
-            error = oauth_errors.InvalidRequestError(
-                description="code_challenge_method must be S256", state=credentials.get("state")
+            raise self._redirected_error("code_challenge_method must be S256", credentials)
+        max_age = request.GET.get("max_age")
+        if max_age is not None and not MAX_AGE.fullmatch(max_age):
+            raise self._redirected_error(
+                "max_age must be a non-negative integer (OpenID Connect Core 1.0 §3.1.2.1)", credentials
             )
-            error.redirect_uri = credentials["redirect_uri"]  # already checked against the client
-            raise OAuthToolkitError(error=error, redirect_uri=credentials["redirect_uri"])
         return scopes, credentials
+
+    @staticmethod
+    def _redirected_error(description: str, credentials: dict[str, Any]) -> OAuthToolkitError:
+        """An `invalid_request` for the (already validated) redirect URI (RFC 6749 §4.1.2.1)."""
+        error = oauth_errors.InvalidRequestError(description=description, state=credentials.get("state"))
+        return OAuthToolkitError(error=error, redirect_uri=credentials["redirect_uri"])
+
+    def error_response(self, error: OAuthToolkitError, application: Any, **kwargs: Any) -> HttpResponse:
+        response = super().error_response(error, application, **kwargs)
+        if response.has_header("Location"):
+            response["Location"] = _with_issuer(response["Location"])
+        return response
+
+    def handle_no_permission(self) -> HttpResponse:
+        # OIDC Core §3.1.2.6: prompt=none without a session answers login_required (with `iss`).
+        if "none" in self.request.GET.get("prompt", "").split():
+            return self._silent_error(self.request, "login_required")
+        return super().handle_no_permission()
 
     def _needs_fresh_login(self, request: HttpRequest) -> bool:
         """`max_age` (OIDC Core §3.1.2.1): the last authentication must be recent enough."""
         raw = request.GET.get("max_age")
-        if raw is None or not request.user.is_authenticated:
-            return False
-        try:
-            max_age = int(raw)
-        except ValueError:
-            return False  # oauthlib answers invalid_request for a non-integer max_age
+        if raw is None or not request.user.is_authenticated or not MAX_AGE.fullmatch(raw):
+            return False  # a malformed max_age is refused by validate_authorization_request
+        max_age = int(raw)
         authenticated = sessions.auth_time(request)
         return authenticated is None or (timezone.now() - authenticated).total_seconds() > max_age
 
@@ -135,7 +181,21 @@ class AuthorizationView(dot.AuthorizationView):
             except OAuthToolkitError as error:
                 return self.error_response(error, application)
             return self.redirect(uri, application)
-        return super().get(request, *args, **kwargs)
+        # The consent screen (prompt=consent, or nothing approved yet). DOT's GET handler renders
+        # it, but first approves by itself for a skip_authorization app: our rule above decided,
+        # so such an approval is stopped before it issues a code and the screen is shown.
+        self._consent_screen_required = True
+        try:
+            return super().get(request, *args, **kwargs)
+        except _ConsentScreenRequiredError:
+            return self.render_to_response(self.get_context_data(**self.oauth2_data))
+
+    def create_authorization_response(
+        self, request: HttpRequest, scopes: str, credentials: dict[str, Any], allow: bool
+    ) -> tuple[str, dict[str, str], str, int]:
+        if allow and getattr(self, "_consent_screen_required", False):
+            raise _ConsentScreenRequiredError
+        return super().create_authorization_response(request, scopes, credentials, allow)
 
     def _silent_error(self, request: HttpRequest, error: str) -> HttpResponse:
         try:
@@ -305,7 +365,9 @@ class DiscoveryView(View):
 
 
 class LogoutView(dot.RPInitiatedLogoutView):
-    """RP-initiated logout: ends the browser session, revokes (and blacklists) its tokens."""
+    """RP-initiated logout: ends the browser's own session and revokes (and blacklists) the tokens
+    issued in it. Nothing else: an ID token is no secret (it sits in RP logs and browser
+    history), so `id_token_hint` names who the RP expects, never what to revoke."""
 
     template_name = "oidc/logout_confirm.html"
 
@@ -327,7 +389,6 @@ class LogoutView(dot.RPInitiatedLogoutView):
             raise InvalidIDTokenError()
         if client_id and token.application.client_id != client_id:
             raise ClientIdMissmatch()
-        self.hint_sid = claims.get("sid", "")
         return token
 
     def do_logout(
@@ -338,28 +399,27 @@ class LogoutView(dot.RPInitiatedLogoutView):
         token_user: Any = None,
     ) -> HttpResponse:
         request = self.request
-        sid = sessions.sid(request) or getattr(self, "hint_sid", "")
-        user = request.user if request.user.is_authenticated else token_user
-        revoked = 0
+        if not request.user.is_authenticated:
+            # OIDC RP-Initiated Logout §2-3: no session here, so nothing to end; the browser is
+            # told it is signed out. The hint's session is not this browser's to end: an RP
+            # revokes its own tokens at the revocation endpoint (RFC 7009), with its credentials.
+            return self._redirect_after_logout(application, post_logout_redirect_uri, state)
+        # Only the browser's own session: DOT has asked for confirmation when the hint names
+        # someone else (or no one), and the hint's user or `sid` never widens what is revoked.
+        user, sid = request.user, sessions.sid(request)
         with transaction.atomic():
-            if sid:
-                for token in AccessToken.objects.filter(sid=sid):
-                    from oauth2_provider.models import revoke_access_token
-
-                    revoke_access_token(token)
-                    revoked += 1
-            if user is not None:
-                audit.record(
-                    AuditAction.LOGOUT,
-                    actor=user,
-                    target=user,
-                    client_id=user.client_id,
-                    details={
-                        "sid": sid,
-                        "revokedAccessTokens": revoked,
-                        "clientId": application.client_id if application else None,
-                    },
-                )
+            revoked = revoke_session_tokens(sid)
+            audit.record(
+                AuditAction.LOGOUT,
+                actor=user,
+                target=user,
+                client_id=user.client_id,
+                details={
+                    "sid": sid,
+                    "revokedAccessTokens": revoked,
+                    "clientId": application.client_id if application else None,
+                },
+            )
         logout(request)
         return self._redirect_after_logout(application, post_logout_redirect_uri, state)
 

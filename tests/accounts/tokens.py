@@ -21,7 +21,7 @@ def application() -> Application:
         authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
         redirect_uris="https://rp.example.com/callback",
         algorithm=Application.RS256_ALGORITHM,
-        first_party=True,
+        skip_authorization=True,  # first party
     )
 
 

@@ -32,7 +32,7 @@ def _form(**extra: str) -> dict:
         "redirect_uris": "https://portal.example.com/callback\nhttps://portal.example.com/cb2",
         "post_logout_redirect_uris": "https://portal.example.com/",
         "allowed_origins": "",
-        "first_party": "on",
+        "skip_authorization": "on",
         "algorithm": "RS256",
         **extra,
     }
@@ -52,8 +52,8 @@ def test_registering_shows_the_secret_once_and_stores_only_its_hash(as_irina, ir
     assert app.client_id in page
     assert app.client_secret != secret
     assert check_password(secret, app.client_secret)
-    assert app.first_party
-    assert not app.skip_authorization
+    assert app.skip_authorization  # "First party (no consent screen)": the one consent flag
+    assert not app.resource_server
     assert app.algorithm == "RS256"
     assert app.redirect_uris == "https://portal.example.com/callback https://portal.example.com/cb2"
     entry = AuditLog.objects.get(action=AuditAction.OIDC_APPLICATION_CHANGED)
@@ -98,10 +98,10 @@ def test_client_credentials_need_a_confidential_client(as_irina):
 
 
 def test_a_change_is_audited_with_what_changed(as_irina):
-    values = {**_form(), "first_party": False, "redirect_uris": "https://portal.example.com/callback"}
+    values = {**_form(), "skip_authorization": False, "redirect_uris": "https://portal.example.com/callback"}
     app, _ = services.register_application(actor=None, values=values)
     form = _form(redirect_uris="https://portal.example.com/callback https://evil.example.com/cb")
-    form.pop("first_party")
+    form.pop("skip_authorization")
 
     response = as_irina.post(f"{APPS}{app.pk}/change/", form)
 

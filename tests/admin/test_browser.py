@@ -351,15 +351,15 @@ def test_register_a_relying_party_and_use_its_secret_once_shown(page, sign_in, l
     page.fill("#id_name", "Billing service")
     page.check("input[name=authorization_grant_type][value=client-credentials]")
     assert page.locator("#id_algorithm").input_value() == "RS256"
-    assert page.locator("[name=skip_authorization]").count() == 0
-    page.check("#id_first_party")
+    expect(page.locator("label[for=id_skip_authorization]")).to_have_text("First party (no consent screen)")
+    page.check("#id_skip_authorization")
     page.click("input[name=_save]")
 
     page.wait_for_selector("#client-secrets")
     client_id = page.locator("code.client-id").inner_text()
     secret = page.locator("code.client-secret").inner_text()
     app = Application.objects.get(client_id=client_id)
-    assert app.first_party
+    assert app.skip_authorization
     assert AuditLog.objects.get(action=AuditAction.OIDC_APPLICATION_CHANGED).details["created"] is True
     token = requests.post(
         f"{live_server.url}/o/token/",

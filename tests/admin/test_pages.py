@@ -1,5 +1,5 @@
 """Every admin page this project shapes renders, for a superuser and for the staff groups, and
-shows only what it should (no private key, no client secret, no DOT `skip_authorization`)."""
+shows only what it should (no private key, no client secret)."""
 
 from __future__ import annotations
 
@@ -131,13 +131,16 @@ def test_the_key_page_never_shows_the_private_part(as_root, objects):
     assert "&quot;n&quot;" in page or '"n"' in page  # the public JWK is shown
 
 
-def test_the_application_page_hides_the_secret_and_skip_authorization(as_root, objects):
+def test_the_application_page_hides_the_secret_and_names_the_one_consent_flag(as_root, objects):
     app = Application.objects.get(pk=objects["app"].pk)
     page = as_root.get(f"/admin/oidc/application/{app.pk}/change/").content.decode()
     assert app.client_id in page
     assert app.client_secret not in page  # the stored hash
-    assert "skip_authorization" not in page
-    assert 'name="first_party"' in page
+    # DOT's skip_authorization is the one consent flag (DOT's own view honours it): shown by its meaning.
+    assert 'name="skip_authorization"' in page
+    assert "First party (no consent screen)" in page
+    assert 'name="first_party"' not in page
+    assert 'name="resource_server"' in page
     assert 'name="client_secret"' not in page
 
 

@@ -63,7 +63,7 @@ for name, first_party in (("first_party", True), ("third_party", False)):
     apps[name] = Application.objects.create(
         name=f"Our IdP ({name})", client_type=Application.CLIENT_CONFIDENTIAL,
         authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE, redirect_uris=callback,
-        algorithm=Application.RS256_ALGORITHM, client_secret=secret, first_party=first_party,
+        algorithm=Application.RS256_ALGORITHM, client_secret=secret, skip_authorization=first_party,
     ).client_id
 print("SEEDED " + json.dumps(apps))
 """
@@ -182,7 +182,7 @@ def _relying_party(page) -> list[str]:
 def test_work_email_signs_in_at_the_company_provider_and_the_rp_gets_our_tokens(
     provider, acme, acme_sso, upstream
 ):
-    app, secret = make_app(first_party=True)
+    app, secret = make_app(skip_authorization=True)
     verifier, challenge = pkce_pair()
 
     with chromium_page() as page:
@@ -235,7 +235,7 @@ def test_refusing_consent_upstream_shows_a_page_and_creates_nobody(provider, acm
     services.configure_identity_provider(
         actor=None, client=acme, changes={"oidc_client_id": upstream.client_ids["third_party"]}
     )
-    app, _ = make_app(first_party=True)
+    app, _ = make_app(skip_authorization=True)
     with chromium_page() as page:
         _relying_party(page)
         page.goto(_authorize(provider, app, pkce_pair()[1]))

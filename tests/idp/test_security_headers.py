@@ -46,7 +46,7 @@ def browser(ivan) -> Client:
 @pytest.fixture
 def consent_url(db) -> str:
     app = tokens.application()
-    app.first_party = False
+    app.skip_authorization = False  # a third party: the consent page
     app.save()
     return (
         f"/o/authorize/?client_id={app.client_id}&response_type=code&scope=openid"

@@ -27,7 +27,7 @@ PASSWORD = "rp-user-password-1"
 def make_app(
     *,
     name: str = "Parcel portal",
-    first_party: bool = False,
+    skip_authorization: bool = False,
     public: bool = False,
     grant: str = Application.GRANT_AUTHORIZATION_CODE,
 ) -> tuple[Application, str]:
@@ -40,14 +40,14 @@ def make_app(
         post_logout_redirect_uris=LOGOUT_REDIRECT_URI,
         algorithm=Application.RS256_ALGORITHM,
         client_secret=secret,
-        first_party=first_party,
+        skip_authorization=skip_authorization,  # first party: no consent screen
     )
     return app, secret
 
 
 @pytest.fixture
 def rp_app(transactional_db: None) -> tuple[Application, str]:
-    return make_app(first_party=True)
+    return make_app(skip_authorization=True)
 
 
 @pytest.fixture

@@ -42,7 +42,12 @@ def _cases(service: Application, secret: str, web: Application, web_secret: str)
     return {
         "basic": {"data": {"grant_type": "client_credentials"}, "auth": ok},
         "basic with scopes": {
-            "data": {"grant_type": "client_credentials", "scope": "openid email"},
+            "data": {"grant_type": "client_credentials", "scope": "permissions"},
+            "auth": ok,
+        },
+        # A service token names no person: user scopes are refused, not dropped.
+        "user scopes": {
+            "data": {"grant_type": "client_credentials", "scope": "permissions openid email"},
             "auth": ok,
         },
         "secret in the body": {
@@ -70,7 +75,7 @@ def _cases(service: Application, secret: str, web: Application, web_secret: str)
         "lower-case scheme": {"data": {"grant_type": "client_credentials"}, "auth": "basic " + ok[6:]},
         "unknown scope": {"data": {"grant_type": "client_credentials", "scope": "openid admin"}, "auth": ok},
         "duplicate scope": {
-            "data": {"grant_type": "client_credentials", "scope": ["openid", "email"]},
+            "data": {"grant_type": "client_credentials", "scope": ["permissions", "permissions"]},
             "auth": ok,
         },
         "a client of another grant": {
@@ -101,8 +106,16 @@ def test_the_fast_path_answers_like_dot(monkeypatch):
     assert dot.pop("duplicate scope")[0] == 200
     assert fast == dot
     assert fast["basic"][0] == 200
+    assert fast["basic"][1]["scope"] == ""  # the default scopes minus the user scopes
     assert fast["secret in the body"][0] == 200
-    assert fast["basic with scopes"][1]["scope"] == "openid email"
+    assert fast["basic with scopes"][1]["scope"] == "permissions"
+    assert fast["user scopes"][:2] == (
+        400,
+        {
+            "error": "invalid_scope",
+            "error_description": "a service token carries no user scopes: openid email",
+        },
+    )
     assert fast["wrong secret"][:2] == (401, {"error": "invalid_client"})
     assert fast["a client of another grant"][1] == {"error": "unauthorized_client"}
     assert fast["unknown scope"][1] == {"error": "invalid_scope"}
@@ -111,7 +124,7 @@ def test_the_fast_path_answers_like_dot(monkeypatch):
 def test_the_fast_path_writes_what_dot_wrote(monkeypatch):
     service, secret = make_app(name="Billing", grant=Application.GRANT_CLIENT_CREDENTIALS)
     request = {
-        "data": {"grant_type": "client_credentials", "scope": "openid"},
+        "data": {"grant_type": "client_credentials", "scope": "permissions"},
         "auth": _basic(service.client_id, secret),
     }
     fast_token = _post(request).json()["access_token"]

@@ -276,7 +276,7 @@ def test_logout_with_unregistered_post_logout_redirect_is_refused(provider, rp_a
 def test_client_credentials_for_services(provider):
     app, secret = make_app(name="Billing service", grant=Application.GRANT_CLIENT_CREDENTIALS)
     meta = provider.metadata()
-    session = OAuth2Session(app.client_id, secret, scope="openid")
+    session = OAuth2Session(app.client_id, secret, scope="permissions")  # no user scopes for services
     token = session.fetch_token(meta["token_endpoint"], grant_type="client_credentials")
     jwks = JsonWebKey.import_key_set(requests.get(meta["jwks_uri"], timeout=10).json())
     claims = jwt.decode(token["access_token"], jwks)

@@ -317,7 +317,7 @@ def test_third_party_app_asks_for_consent_once_and_denial_is_returned(provider, 
 
 
 def test_public_client_uses_pkce_without_a_secret(provider, rp_user):
-    app, _ = make_app(name="Mobile app", public=True, first_party=True)
+    app, _ = make_app(name="Mobile app", public=True, skip_authorization=True)
     code, verifier, _ = _code(provider, app)
     response = requests.post(
         f"{provider.url}/o/token/",

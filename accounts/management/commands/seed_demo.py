@@ -55,7 +55,7 @@ class Command(BaseCommand):
         app.redirect_uris = DEMO_REDIRECT_URI
         app.post_logout_redirect_uris = "http://127.0.0.1:8080/"
         app.algorithm = Application.RS256_ALGORITHM
-        app.first_party = True
+        app.skip_authorization = True  # first party: no consent screen
         app.client_secret = secret  # hashed on save; shown once below
         app.save()
 
