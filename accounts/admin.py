@@ -6,6 +6,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q, QuerySet
 from django.forms.models import BaseInlineFormSet
@@ -13,9 +14,18 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django_otp.plugins.otp_email.models import EmailDevice
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import lockout, mfa, passwords, rbac, services
-from accounts.admin_base import ServiceModelAdmin, calling, refusal_text, visible_clients
+from accounts.admin_base import (
+    ReadOnlyModelAdmin,
+    ServiceModelAdmin,
+    calling,
+    refusal_text,
+    visible_clients,
+)
 from accounts.builtin_roles import PERMISSIONS as BUILTIN_PERMISSIONS
 from accounts.models import (
     AccessPermission,
@@ -23,6 +33,7 @@ from accounts.models import (
     LoginFailures,
     Role,
     RoleGrant,
+    SMSDevice,
     User,
     UserGrant,
     UserRole,
@@ -400,19 +411,14 @@ class LockedFilter(admin.SimpleListFilter):
 
 
 @admin.register(LoginFailures)
-class LoginFailuresAdmin(admin.ModelAdmin):
-    """Who is locked out, and why; unlocking goes through the user list's action (audited)."""
+class LoginFailuresAdmin(ReadOnlyModelAdmin):
+    """Who is locked out, and why; unlocking goes through the user list's action (audited).
+    Read-only, delete included: deleting the row would unlock the account without a record."""
 
     list_display = ["user", "failed_count", "lock_count", "locked_until", "permanent", "last_failure_at"]
     list_filter = [LockedFilter, "permanent"]
     search_fields = ["user__username", "user__email"]
     list_select_related = ["user"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(UserSession)
@@ -583,3 +589,70 @@ class AccessRoleAdmin(ServiceModelAdmin):
         found = super().get_actions(request)
         found.pop("delete_selected", None)
         return found
+
+
+# --- Second-factor devices and staff groups: read-only (doors around the services otherwise) ----
+
+# django-otp's own pages add and edit devices with a key of the editor's choosing, for any account:
+# a second factor of the editor's on an administrator. Devices are enrolled by their owner and
+# reset by an operator's audited action on the user list (accounts.mfa); here they are only shown.
+for _device_model in (TOTPDevice, StaticDevice, EmailDevice):
+    if admin.site.is_registered(_device_model):
+        admin.site.unregister(_device_model)
+
+
+class DeviceAdmin(ReadOnlyModelAdmin):
+    """A user's second factors (search by login or e-mail); never a key, code or backup code."""
+
+    list_display = ["user", "name", "confirmed", "created_at", "last_used_at"]
+    list_filter = ["confirmed"]
+    search_fields = ["user__username", "user__email"]
+    list_select_related = ["user"]
+    fields = ["user", "name", "confirmed", "created_at", "last_used_at", "throttling_failure_count"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        # Whoever sees the devices sees only the users they may see (as on the user list).
+        devices = super().get_queryset(request)
+        clients = visible_clients(request.user, "accounts.user.read")
+        return devices if clients is None else devices.filter(user__client__in=clients)
+
+
+admin.site.register([TOTPDevice, StaticDevice], DeviceAdmin)
+
+
+@admin.register(EmailDevice)
+class EmailDeviceAdmin(DeviceAdmin):
+    list_display = [*DeviceAdmin.list_display, "email"]
+    fields = [*DeviceAdmin.fields, "email"]
+
+
+@admin.register(SMSDevice)
+class SMSDeviceAdmin(DeviceAdmin):
+    list_display = [*DeviceAdmin.list_display, "number"]
+    fields = [*DeviceAdmin.fields, "number"]
+
+
+# Group membership gives admin access (accounts.staff_groups). There is no service that edits a
+# group, so its page is read-only: groups are made by `migrate`, and granted to people on the user
+# page by superusers (audited with the user's change).
+if admin.site.is_registered(Group):
+    admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class StaffGroupAdmin(ReadOnlyModelAdmin):
+    list_display = ["name", "member_count"]
+    search_fields = ["name"]
+    fields = ["name", "permissions", "members"]
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Group]:
+        return super().get_queryset(request).annotate(members_count=Count("user", distinct=True))
+
+    @admin.display(description="members", ordering="members_count")
+    def member_count(self, obj: Group) -> int:
+        return obj.members_count
+
+    @admin.display(description="members")
+    def members(self, obj: Group) -> str:
+        return ", ".join(obj.user_set.order_by("username").values_list("username", flat=True)) or "-"

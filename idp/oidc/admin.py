@@ -26,9 +26,9 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from accounts.admin_base import ServiceModelAdmin, calling, refusal_text
+from accounts.admin_base import ReadOnlyModelAdmin, ServiceModelAdmin, calling, refusal_text
 from idp.oidc import keys, services
-from idp.oidc.models import Application, SigningKey
+from idp.oidc.models import AccessToken, Application, Grant, IDToken, RefreshToken, SigningKey
 
 FORM_FIELDS = [
     "name",
@@ -281,3 +281,58 @@ class SigningKeyAdmin(admin.ModelAdmin):
 def _jwks_lead() -> timedelta:
     """How long a `next` key is published before a normal rotation promotes it (idp.oidc.keys)."""
     return timedelta(seconds=settings.OAUTH2_PROVIDER["OIDC_JWKS_MAX_AGE_SECONDS"])
+
+
+# --- Tokens and codes: read-only (DOT's own pages add, edit and delete them by hand) -------------
+
+# An edited scope or expiry would be a token nobody issued; a deleted row would leave its JWT
+# valid (no blacklist entry). Tokens are revoked by the revocation endpoint, logout, blocking a
+# user or ending a session (idp.oidc.revocation, audited). Hashes and codes are never shown.
+for _model in (AccessToken, RefreshToken, IDToken, Grant):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+
+
+class TokenAdmin(ReadOnlyModelAdmin):
+    list_select_related = ["user", "application"]
+    search_fields = ["user__username", "user__email", "application__name", "application__client_id"]
+    list_filter = ["application"]
+
+
+@admin.register(AccessToken)
+class AccessTokenAdmin(TokenAdmin):
+    list_display = ["jti", "user", "application", "scope", "expires", "created"]
+    search_fields = [*TokenAdmin.search_fields, "jti", "sid"]
+    fields = ["jti", "user", "application", "scope", "amr", "sid", "expires", "created"]
+
+
+@admin.register(RefreshToken)
+class RefreshTokenAdmin(TokenAdmin):
+    list_display = ["pk", "user", "application", "token_family", "created", "revoked"]
+    search_fields = [*TokenAdmin.search_fields, "token_family"]
+    fields = ["user", "application", "token_family", "created", "revoked"]
+
+
+@admin.register(IDToken)
+class IDTokenAdmin(TokenAdmin):
+    list_display = ["jti", "user", "application", "scope", "expires", "created"]
+    search_fields = [*TokenAdmin.search_fields, "jti"]
+    fields = ["jti", "user", "application", "scope", "expires", "created"]
+
+
+@admin.register(Grant)
+class GrantAdmin(TokenAdmin):
+    """Authorization codes, kept after use; the code and its PKCE challenge are never shown."""
+
+    list_display = ["pk", "user", "application", "scope", "created", "expires", "used_at"]
+    fields = [
+        "user",
+        "application",
+        "redirect_uri",
+        "scope",
+        "amr",
+        "auth_time",
+        "created",
+        "expires",
+        "used_at",
+    ]
