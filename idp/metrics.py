@@ -79,19 +79,32 @@ ProcessCollector(registry=registry)
 PlatformCollector(registry=registry)
 
 
-def _authorized(request: HttpRequest) -> bool:
+def _refusal(request: HttpRequest) -> HttpResponse | None:
+    """None if this request may read the metrics. With IDP_METRICS_TOKEN, the bearer token is
+    required; without one, the metrics are open only if IDP_METRICS_PUBLIC (DEBUG by default):
+    process figures and outbox lag are reconnaissance, so production starts closed."""
     token = settings.METRICS_TOKEN
-    if not token:
-        return True
-    given = request.headers.get("Authorization", "")
-    return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+    if token:
+        given = request.headers.get("Authorization", "")
+        if hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return None
+        response = HttpResponse("unauthorized\n", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    if settings.IDP_METRICS_PUBLIC:
+        return None
+    return HttpResponse(
+        "metrics are closed: set IDP_METRICS_TOKEN (scrapers send Authorization: Bearer <token>) "
+        "or IDP_METRICS_PUBLIC=1\n",
+        status=403,
+        content_type="text/plain",
+    )
 
 
 @never_cache
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
-    if not _authorized(request):
-        response = HttpResponse("unauthorized\n", status=401, content_type="text/plain")
-        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
-        return response
+    refusal = _refusal(request)
+    if refusal is not None:
+        return refusal
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

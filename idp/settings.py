@@ -240,8 +240,10 @@ OUTBOX_BACKOFF_MAX_SECONDS = env_int("IDP_OUTBOX_BACKOFF_MAX", 60, minimum=1)
 OUTBOX_RETENTION_DAYS = env_int("IDP_OUTBOX_RETENTION_DAYS", 7, minimum=1)
 OUTBOX_LAG_WARNING_SECONDS = env_int("IDP_OUTBOX_LAG_WARNING", 60, minimum=1)
 PROCESSED_MESSAGES_RETENTION_DAYS = env_int("IDP_PROCESSED_RETENTION_DAYS", 30, minimum=1)
-# When set, /metrics asks for `Authorization: Bearer <token>`.
+# When set, /metrics asks for `Authorization: Bearer <token>`. Without a token it is open only
+# when IDP_METRICS_PUBLIC is true: by default in development, never by default in production.
 METRICS_TOKEN = env_str("IDP_METRICS_TOKEN")
+IDP_METRICS_PUBLIC = env_bool("IDP_METRICS_PUBLIC", DEBUG)
 CELERY_BEAT_SCHEDULE = {
     **CELERY_BEAT_SCHEDULE,
     "outbox-relay-sweep": {"task": "audit.relay_outbox", "schedule": float(OUTBOX_SWEEP_SECONDS)},
@@ -378,6 +380,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "UNAUTHENTICATED_USER": None,
+    # JSON only, size- and depth-bounded (no endpoint takes forms or files).
+    "DEFAULT_PARSER_CLASSES": ["idp.api.parsers.BoundedJSONParser"],
     "EXCEPTION_HANDLER": "idp.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }

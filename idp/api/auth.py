@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from accounts.login import LoginError, password_login
 from idp.oidc.issuance import IssuedTokens, issue_tokens
@@ -85,9 +86,76 @@ class Decision:
     reason: str
 
 
+def bearer_token(authorization: str) -> str:
+    """The token of an `Authorization: Bearer …` header or gRPC `authorization` metadata value,
+    or "" (RFC 6750 §2.1: the scheme is case-insensitive)."""
+    return authorization[7:].strip() if authorization[:7].lower() == "bearer " else ""
+
+
+class CheckRefusal(StrEnum):
+    UNAUTHENTICATED = "unauthenticated"  # REST 401, gRPC UNAUTHENTICATED
+    FORBIDDEN = "forbidden"  # REST 403, gRPC PERMISSION_DENIED
+
+
+@dataclass(frozen=True)
+class PermissionCheck:
+    """A decision, or why the caller gets none."""
+
+    decision: Decision | None = None
+    refusal: CheckRefusal | None = None
+    message: str = ""
+
+
+NOT_AUTHENTICATED = "a valid bearer access token of this provider is required"
+NOT_YOURS_TO_ASK = "the caller may not ask about this user"
+
+
+def authenticate_caller(bearer: str) -> AccessTokenClaims | None:
+    """The claims of the caller's access token, verified offline as validate() does, or None."""
+    return validate(bearer).claims if bearer else None
+
+
+def authorized_check_permission(
+    *, caller: AccessTokenClaims | None, user_id: str, permission: str, client_id: str | None
+) -> PermissionCheck:
+    """The authorization API's one rule, for REST and gRPC alike: the caller presents an access
+    token of ours (`authenticate_caller`). A service's token (client_credentials) may ask about
+    anyone; a user's token about itself or about users it may see (visible_users). Unknown and
+    invisible users get the same refusal, so no tenant's users can be enumerated."""
+    if caller is None:
+        return PermissionCheck(refusal=CheckRefusal.UNAUTHENTICATED, message=NOT_AUTHENTICATED)
+    if caller.is_user and not _may_see_user(caller.sub, user_id):
+        return PermissionCheck(refusal=CheckRefusal.FORBIDDEN, message=NOT_YOURS_TO_ASK)
+    return PermissionCheck(
+        decision=check_permission(user_id=user_id, permission=permission, client_id=client_id)
+    )
+
+
+def _may_see_user(caller_id: str, user_id: str) -> bool:
+    """Ids that are not UUIDs pass: check_permission answers them (not allowed) without a lookup."""
+    import uuid
+
+    from accounts import selectors
+    from accounts.models import User
+
+    try:
+        asked = uuid.UUID(user_id)
+    except ValueError:
+        return True
+    try:
+        caller_uuid = uuid.UUID(caller_id)
+    except ValueError:
+        return False
+    caller = User.objects.select_related("client").filter(pk=caller_uuid).first()
+    if caller is None or not caller.is_active:
+        return False
+    return asked == caller.pk or selectors.visible_users(caller).filter(pk=asked).exists()
+
+
 def check_permission(*, user_id: str, permission: str, client_id: str | None) -> Decision:
     """May user `user_id` do `permission` on a resource of B2B client `client_id` (None: not a
-    client's resource)? Services ask this instead of re-implementing "a client sees only its own"."""
+    client's resource)? Services ask this instead of re-implementing "a client sees only its own".
+    Who may ask is authorized_check_permission's business."""
     import uuid
 
     from accounts import rbac

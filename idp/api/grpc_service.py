@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextvars
+import logging
+import re
 import threading
 import uuid
 from collections.abc import Callable
@@ -10,14 +12,25 @@ from typing import Any
 
 import grpc
 from django.db import close_old_connections
+from google.protobuf.message import DecodeError, Message
 
 from accounts.login import MAX_LOGIN_LENGTH, MAX_PASSWORD_LENGTH
 from audit import context
 from authproto import auth_pb2, auth_pb2_grpc
 from idp.api import auth
+from idp.api.grpc_input import peer_ip, string_field_problem
 from idp.outages import STORE_OUTAGES, describe
 
+log = logging.getLogger(__name__)
+
 MAX_TOKEN_LENGTH = 8192
+# As over HTTP (audit.context): a caller's request id is kept only if it is this harmless.
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+REFUSAL_STATUS = {
+    auth.CheckRefusal.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
+    auth.CheckRefusal.FORBIDDEN: grpc.StatusCode.PERMISSION_DENIED,
+}
 
 
 class AuthService(auth_pb2_grpc.AuthServiceServicer):
@@ -62,12 +75,24 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
     def CheckPermission(  # noqa: N802 - the method name is the proto's
         self, request: auth_pb2.CheckPermissionRequest, ctx: grpc.ServicerContext
     ) -> auth_pb2.CheckPermissionResponse:
+        # The caller first (metadata `authorization: Bearer <token>`), then the request, as REST.
+        metadata = dict(ctx.invocation_metadata() or ())
+        caller = auth.authenticate_caller(auth.bearer_token(str(metadata.get("authorization", ""))))
+        if caller is None:
+            ctx.abort(grpc.StatusCode.UNAUTHENTICATED, auth.NOT_AUTHENTICATED)
         if not request.user_id or not request.permission or len(request.permission) > 150:
             ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, "user_id and permission are required")
-        decision = auth.check_permission(
-            user_id=request.user_id, permission=request.permission, client_id=request.client_id or None
+        outcome = auth.authorized_check_permission(
+            caller=caller,
+            user_id=request.user_id,
+            permission=request.permission,
+            client_id=request.client_id or None,
         )
-        return auth_pb2.CheckPermissionResponse(allowed=decision.allowed, reason=decision.reason)
+        if outcome.decision is None:
+            ctx.abort(REFUSAL_STATUS[outcome.refusal or auth.CheckRefusal.FORBIDDEN], outcome.message)
+        return auth_pb2.CheckPermissionResponse(
+            allowed=outcome.decision.allowed, reason=outcome.decision.reason
+        )
 
 
 _local = threading.local()
@@ -89,36 +114,74 @@ def _bound_call(
         return inner(request, ctx)
 
 
+# What the request deserializer gives for bytes that are not the method's message (bad UTF-8
+# in a string, a truncated field): the call answers INVALID_ARGUMENT, where a deserializer that
+# raised would get gRPC's own INTERNAL.
+_UNDECODABLE = object()
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def deserialize(raw: bytes) -> Any:
+        try:
+            return deserializer(raw)
+        except DecodeError:
+            return _UNDECODABLE
+
+    return deserialize
+
+
+def _request_id(metadata: dict[str, Any]) -> str:
+    given = str(metadata.get("x-request-id", ""))
+    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+
+
 class DjangoInterceptor(grpc.ServerInterceptor):
-    """What Django's request cycle would do: fresh DB connections per call (thread-pool workers
-    get no request signals), an audit context, and UNAVAILABLE instead of a crash when a store
-    is down."""
+    """What Django's request cycle and middleware do for HTTP, for every method, in one place:
+    fresh DB connections per call (thread-pool workers get no request signals), an audit context
+    with the caller's address, requests with bad strings refused before any servicer runs,
+    UNAVAILABLE when a store is down, and INTERNAL (never UNKNOWN with the exception's text) for
+    anything else that goes wrong."""
 
     def intercept_service(self, continuation: Callable[[Any], Any], handler_call_details: Any) -> Any:
         handler = continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
         inner = handler.unary_unary
+        method = str(handler_call_details.method)
         metadata = dict(handler_call_details.invocation_metadata or ())
 
         def call(request: Any, ctx: grpc.ServicerContext) -> Any:
-            close_old_connections()
-            peer = ctx.peer() or ""
-            ip = peer.split(":")[1] if peer.startswith("ipv4:") else None
+            if request is _UNDECODABLE:
+                ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, f"the request is not a valid {method} message")
+            problem = string_field_problem(request) if isinstance(request, Message) else None
+            if problem is not None:
+                ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
             bound = context.RequestContext(
-                request_id=str(metadata.get("x-request-id") or uuid.uuid4().hex)[:64],
-                ip=ip,
+                request_id=_request_id(metadata),
+                ip=peer_ip(ctx.peer() or ""),
                 user_agent=str(metadata.get("user-agent", ""))[:512],
             )
+            close_old_connections()
             try:
                 return _thread_context().run(_bound_call, bound, inner, request, ctx)
             except STORE_OUTAGES as exc:
-                ctx.abort(grpc.StatusCode.UNAVAILABLE, describe(exc))
+                refusal = (grpc.StatusCode.UNAVAILABLE, describe(exc))
+            except Exception:
+                if ctx.code() is not None:
+                    raise  # the servicer aborted with its own status (abort raises): it stands
+                # The text goes to our log, with the id the caller can quote; not to the caller.
+                log.exception("gRPC %s failed (request id %s)", method, bound.request_id)
+                refusal = (grpc.StatusCode.INTERNAL, f"internal error; request id {bound.request_id}")
             finally:
                 close_old_connections()
+            ctx.abort(*refusal)
+            return None  # not reached: abort raises
 
         return grpc.unary_unary_rpc_method_handler(
             call,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )

@@ -52,8 +52,7 @@ class DecisionOut(serializers.Serializer):
 
 def _bearer_token(request: Request) -> str:
     """The token of an `Authorization: Bearer …` header, or ""."""
-    header = request.headers.get("Authorization", "")
-    return header[7:].strip() if header[:7].lower() == "bearer " else ""
+    return auth.bearer_token(request.headers.get("Authorization", ""))
 
 
 def _error(code: str, description: str, http_status: int) -> Response:
@@ -198,8 +197,8 @@ class CheckView(APIView):
 
 
 class AuthzCheckView(APIView):
-    """`POST /api/v1/authz/check` {userId, permission, clientId?} -> {allowed, reason}, for services
-    (any valid access token of ours, e.g. a client_credentials one)."""
+    """`POST /api/v1/authz/check` {userId, permission, clientId?} -> {allowed, reason}. Who may
+    ask about whom is auth.authorized_check_permission's rule (the gRPC door's too)."""
 
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
@@ -211,21 +210,29 @@ class AuthzCheckView(APIView):
         )
         clientId = serializers.CharField(max_length=64, required=False, allow_null=True, allow_blank=True)  # noqa: N815
 
-    @extend_schema(request=AuthzInput, responses={200: DecisionOut, 400: ErrorOut, 401: ErrorOut})
+    @extend_schema(
+        request=AuthzInput, responses={200: DecisionOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut}
+    )
     def post(self, request: Request) -> Response:
-        token = _bearer_token(request)
-        caller = auth.validate(token) if token else auth.ValidationOutcome(error="missing_token")
-        if caller.claims is None:
-            response = _error(
-                "unauthorized", "a valid bearer token is required", status.HTTP_401_UNAUTHORIZED
-            )
-            response["WWW-Authenticate"] = 'Bearer error="invalid_token"'
-            return response
+        # The caller first, then the body: no token, no parsing of what it sent.
+        caller = auth.authenticate_caller(_bearer_token(request))
+        if caller is None:
+            return _unauthenticated()
         data = self.AuthzInput(data=request.data)
         data.is_valid(raise_exception=True)
-        decision = auth.check_permission(
+        outcome = auth.authorized_check_permission(
+            caller=caller,
             user_id=data.validated_data["userId"],
             permission=data.validated_data["permission"],
             client_id=data.validated_data.get("clientId") or None,
         )
-        return Response({"allowed": decision.allowed, "reason": decision.reason})
+        if outcome.decision is None:
+            return _error("forbidden", outcome.message, status.HTTP_403_FORBIDDEN)
+        return Response({"allowed": outcome.decision.allowed, "reason": outcome.decision.reason})
+
+
+def _unauthenticated() -> Response:
+    # RFC 6750 §3.1: invalid_token for a missing, expired or revoked token alike.
+    response = _error("unauthorized", auth.NOT_AUTHENTICATED, status.HTTP_401_UNAUTHORIZED)
+    response["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+    return response

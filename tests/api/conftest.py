@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
@@ -9,6 +10,7 @@ from typing import Any
 import grpc
 import pytest
 from django.conf import settings
+from django.test import Client as HttpClient
 from jwcrypto import jwk, jwt
 
 from accounts import services as accounts
@@ -16,6 +18,8 @@ from accounts.models import Role, User
 from authproto import auth_pb2_grpc
 from idp.api.grpc_server import build_server
 from idp.oidc import keys
+from idp.oidc.models import Application
+from tests.oidc.conftest import make_app
 
 PASSWORD = "api-user-password-1"
 
@@ -78,3 +82,15 @@ def mint(*, key: jwk.JWK | None = None, typ: str = "at+jwt", **overrides: Any) -
     )
     token.make_signed_token(signing)
     return token.serialize()
+
+
+@pytest.fixture
+def service_token(transactional_db: None) -> str:
+    """A service's access token (client_credentials grant), from the real token endpoint."""
+    app, secret = make_app(name="Parcel service", grant=Application.GRANT_CLIENT_CREDENTIALS)
+    basic = base64.b64encode(f"{app.client_id}:{secret}".encode()).decode()
+    response = HttpClient().post(
+        "/o/token/", {"grant_type": "client_credentials"}, HTTP_AUTHORIZATION=f"Basic {basic}"
+    )
+    assert response.status_code == 200, response.content
+    return response.json()["access_token"]
