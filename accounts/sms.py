@@ -2,7 +2,9 @@
 
 - `accounts.sms.ConsoleGateway` (default): logs the message; development and tests read it there.
 - `accounts.sms.HTTPGateway`: POSTs JSON `{"to", "text", "sender"}` to `IDP_SMS_HTTP_URL` with a
-  bearer `IDP_SMS_HTTP_TOKEN`, the shape most SMS APIs accept (adapt the payload in a subclass).
+  bearer `IDP_SMS_HTTP_TOKEN`, the shape most SMS APIs accept (adapt the payload in a subclass),
+  through core.outbound's fetch policy: https, no redirects, public addresses plus the networks
+  listed in `IDP_SMS_HTTP_ALLOWED_NETWORKS` (a gateway on the operator's private network).
 """
 
 from __future__ import annotations
@@ -10,13 +12,16 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-import requests
 from celery import shared_task
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from core import outbound
+
 log = logging.getLogger(__name__)
 MAX_RETRIES = 5
+# A gateway answers with a short status; anything longer or slower is not a gateway we want.
+HTTP_LIMITS = outbound.Limits(max_bytes=64 * 1024, connect_seconds=5, read_seconds=10, total_seconds=15)
 sent: list[tuple[str, str]] = []  # what the console gateway sent, newest last (tests read it)
 
 
@@ -33,13 +38,15 @@ class ConsoleGateway:
 
 class HTTPGateway:
     def send(self, to: str, text: str) -> None:
-        response = requests.post(
+        """POST the message; raises outbound.FetchError (its message quotes nothing the gateway sent)."""
+        outbound.fetch(
+            "POST",
             settings.IDP_SMS_HTTP_URL,
+            allowed_networks=settings.IDP_SMS_HTTP_ALLOWED_NETWORKS,
+            limits=HTTP_LIMITS,
             json={"to": to, "text": text, "sender": settings.IDP_SMS_SENDER},
             headers={"Authorization": f"Bearer {settings.IDP_SMS_HTTP_TOKEN}"},
-            timeout=10,
         )
-        response.raise_for_status()
 
 
 def gateway() -> Gateway:

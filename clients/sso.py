@@ -7,14 +7,18 @@ against the upstream's JWKS, `iss`, `aud`, `azp`, `exp`, `iat`, `nonce`; joserfc
 provisions the user just in time and links the upstream identity by (client, `iss`, `sub`).
 Logging the user in here (session, second factor) is the view's part (clients.sso_views).
 
+Every fetch (discovery, JWKS, token endpoint, userinfo) goes through core.outbound: https, no
+redirects, public addresses only, bounded size and time; a tenant's configuration never reaches
+our own network.
+
 Failures raise SSOError with a reason code; each is audited (`sso.loginFailed`) and nothing
-half-made survives it: provisioning runs in one transaction, after every check has passed.
+half-made survives it: provisioning runs in one transaction, after every check has passed. The
+detail says what was wrong in our words: nothing the upstream sent is copied into it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import logging
 import re
 import secrets
@@ -36,7 +40,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from joserfc import jws, jwt
-from joserfc.errors import BadSignatureError, ClaimError, JoseError
+from joserfc.errors import BadSignatureError, ClaimError, ExpiredTokenError, JoseError, MissingClaimError
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 
 from accounts import mfa
@@ -45,22 +49,50 @@ from accounts.models import Role, User
 from audit import services as audit
 from audit.registry import AuditAction
 from clients.models import ClientDomain, IdentityProvider, UpstreamIdentity
+from core import outbound
 
 log = logging.getLogger(__name__)
 
 FLOWS = "idp_sso_flows"  # session key: state -> one pending sign-in
 FLOW_SECONDS = 600  # time allowed at the upstream provider
 MAX_FLOWS = 5  # pending sign-ins per session (tabs); the oldest goes first
-HTTP_TIMEOUT = 10
 METADATA_SECONDS = 3600
 JWKS_SECONDS = 3600
 LEEWAY = 60  # clock skew allowed on exp / iat
 MAX_RESPONSE_BYTES = 512 * 1024
+# Every fetch from a client's provider: its documents are small, and a sign-in waits for it.
+FETCH_LIMITS = outbound.Limits(
+    max_bytes=MAX_RESPONSE_BYTES, connect_seconds=5, read_seconds=10, total_seconds=15
+)
 # Asymmetric algorithms only: HS256 would make the client secret a signing key.
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
 # RFC 8176 methods that mean the upstream did more than a password.
 MFA_METHODS = frozenset({"mfa", "otp", "hwk", "sc", "sms"})
 _METHOD = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+# RFC 6749 §4.1.2.1: the error codes of an authorization response; §5.2: of a token response.
+AUTHORIZATION_ERRORS = frozenset(
+    {
+        "invalid_request",
+        "unauthorized_client",
+        "access_denied",
+        "unsupported_response_type",
+        "invalid_scope",
+        "server_error",
+        "temporarily_unavailable",
+    }
+)
+TOKEN_ERRORS = frozenset(
+    {
+        "invalid_request",
+        "invalid_client",
+        "invalid_grant",
+        "unauthorized_client",
+        "unsupported_grant_type",
+        "invalid_scope",
+    }
+)
+# RFC 7518 §3.1: algorithm names we may repeat in a detail; anything else in `alg` is not named.
+JWS_ALGORITHMS = frozenset({*ALGORITHMS, "HS256", "HS384", "HS512", "none"})
 
 
 class SSOErrorCode(StrEnum):
@@ -69,6 +101,7 @@ class SSOErrorCode(StrEnum):
     DENIED = "denied"
     UPSTREAM_ERROR = "upstream_error"
     UNREACHABLE = "unreachable"
+    FETCH_REFUSED = "fetch_refused"  # our fetch policy refused a URL, an address or a redirect
     BAD_RESPONSE = "bad_response"
     BAD_TOKEN = "bad_token"
     ACCOUNT_BLOCKED = "account_blocked"
@@ -76,13 +109,41 @@ class SSOErrorCode(StrEnum):
 
 
 class SSOError(Exception):
-    """A sign-in that cannot go on; `detail` is for the audit log (never a secret or a token)."""
+    """A sign-in that cannot go on; `detail` is for the audit log (never a secret, a token or
+    anything the upstream sent). `fetch` is the refused or failed fetch behind it, if any."""
 
-    def __init__(self, code: SSOErrorCode, detail: str = "", *, user: User | None = None) -> None:
+    def __init__(
+        self,
+        code: SSOErrorCode,
+        detail: str = "",
+        *,
+        user: User | None = None,
+        fetch: outbound.FetchError | None = None,
+    ) -> None:
         super().__init__(f"{code}: {detail}" if detail else str(code))
         self.code = code
         self.detail = _printable(detail, 300)
         self.user = user
+        self.fetch = fetch
+
+
+# What a fetch's failure means for the sign-in: refused by our policy, not reached, or unusable.
+_FETCH_FAILURES: dict[outbound.Reason, SSOErrorCode] = {
+    outbound.Reason.INVALID_URL: SSOErrorCode.FETCH_REFUSED,
+    outbound.Reason.INSECURE_SCHEME: SSOErrorCode.FETCH_REFUSED,
+    outbound.Reason.FORBIDDEN_ADDRESS: SSOErrorCode.FETCH_REFUSED,
+    outbound.Reason.REDIRECT: SSOErrorCode.FETCH_REFUSED,
+    outbound.Reason.TIMEOUT: SSOErrorCode.UNREACHABLE,
+    outbound.Reason.UNREACHABLE: SSOErrorCode.UNREACHABLE,
+    outbound.Reason.TLS: SSOErrorCode.UNREACHABLE,
+    outbound.Reason.TOO_LARGE: SSOErrorCode.BAD_RESPONSE,
+    outbound.Reason.BAD_STATUS: SSOErrorCode.BAD_RESPONSE,
+    outbound.Reason.BAD_RESPONSE: SSOErrorCode.BAD_RESPONSE,
+}
+
+
+def _fetch_failed(what: str, exc: outbound.FetchError) -> SSOError:
+    return SSOError(_FETCH_FAILURES[exc.reason], f"{what}: {exc.message}", fetch=exc)
 
 
 def _printable(text: str, limit: int) -> str:
@@ -93,25 +154,19 @@ def _printable(text: str, limit: int) -> str:
 
 
 def check_url(url: str, *, what: str) -> None:
-    """An upstream URL must be https (plain http only on loopback, when allowed); raises ValidationError."""
-    parts = urlsplit(url or "")
-    host = parts.hostname or ""
-    if parts.username or parts.password or parts.fragment or not host:
-        raise ValidationError(f"{what}: {url!r} is not a usable URL", code="invalid_url")
-    if parts.scheme == "https":
-        return
-    if parts.scheme == "http" and settings.IDP_SSO_ALLOW_HTTP_LOOPBACK and _loopback(host):
-        return
-    raise ValidationError(f"{what} must use https: {url!r}", code="insecure_url")
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
+    """An upstream URL we may fetch, judged at configuration time: https, and a host that is or
+    resolves to public addresses only (core.outbound; every fetch judges it again, DNS changes).
+    Raises ValidationError saying why."""
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        _check_upstream_url(url, resolve_host=True)
+    except outbound.FetchError as exc:
+        raise ValidationError(f"{what}: {exc.message}", code=str(exc.reason)) from None
+
+
+def _check_upstream_url(url: str, *, resolve_host: bool) -> None:
+    if urlsplit(url or "").fragment:
+        raise outbound.FetchError(outbound.Reason.INVALID_URL, "the URL must not have a fragment")
+    outbound.check_url(url or "", resolve_host=resolve_host)  # no allowed networks: tenants get none
 
 
 def callback_url(provider: IdentityProvider) -> str:
@@ -163,13 +218,11 @@ def _cache_key(kind: str, url: str) -> str:
 
 def _get_json(url: str, *, what: str) -> Any:
     try:
-        response = requests.get(url, timeout=HTTP_TIMEOUT, headers={"Accept": "application/json"})
-    except requests.RequestException as exc:
-        raise SSOError(SSOErrorCode.UNREACHABLE, f"{what}: {type(exc).__name__}") from None
+        response = outbound.fetch("GET", url, limits=FETCH_LIMITS, headers={"Accept": "application/json"})
+    except outbound.FetchError as exc:
+        raise _fetch_failed(what, exc) from None
     if response.status_code != 200:
         raise SSOError(SSOErrorCode.BAD_RESPONSE, f"{what} answered HTTP {response.status_code}")
-    if len(response.content) > MAX_RESPONSE_BYTES:
-        raise SSOError(SSOErrorCode.BAD_RESPONSE, f"{what} is too large")
     try:
         return response.json()
     except ValueError:
@@ -188,18 +241,19 @@ def metadata(provider: IdentityProvider) -> Metadata:
     if not isinstance(document, dict):
         raise SSOError(SSOErrorCode.BAD_RESPONSE, "discovery is not a JSON object")
     # §4.3: the document's issuer must be exactly the one configured (and the tokens' `iss`).
+    # Which issuer it named is not repeated: nothing the upstream sends goes into a record.
     if document.get("issuer") != provider.issuer:
-        raise SSOError(SSOErrorCode.BAD_RESPONSE, f"discovery names issuer {document.get('issuer')!r}")
+        raise SSOError(SSOErrorCode.BAD_RESPONSE, "discovery names another issuer")
     found = {}
     for name in ("authorization_endpoint", "token_endpoint", "jwks_uri", "userinfo_endpoint"):
         value = document.get(name) or ""
         if not isinstance(value, str) or (not value and name != "userinfo_endpoint"):
             raise SSOError(SSOErrorCode.BAD_RESPONSE, f"discovery has no {name}")
         if value:
-            try:
-                check_url(value, what=name)
-            except ValidationError as exc:
-                raise SSOError(SSOErrorCode.BAD_RESPONSE, exc.messages[0]) from None
+            try:  # scheme and literal addresses now; host names when each is fetched
+                _check_upstream_url(value, resolve_host=False)
+            except outbound.FetchError as exc:
+                raise _fetch_failed(f"discovery's {name}", exc) from None
         found[name] = value
     if fresh:
         cache.set(key, document, METADATA_SECONDS)
@@ -238,14 +292,16 @@ def forget_cached(provider: IdentityProvider) -> None:
 
 
 def _oauth(provider: IdentityProvider) -> OAuth2Session:
-    return OAuth2Session(
+    """Authlib's client for the token exchange and userinfo, under the same fetch policy."""
+    session = OAuth2Session(
         client_id=provider.oidc_client_id,
         client_secret=decrypt_secret(provider) or None,
         scope=provider.scopes,
         redirect_uri=callback_url(provider),
         code_challenge_method="S256",
-        default_timeout=HTTP_TIMEOUT,
+        default_timeout=(FETCH_LIMITS.connect_seconds, FETCH_LIMITS.read_seconds),
     )
+    return outbound.guard_session(session, limits=FETCH_LIMITS)
 
 
 def _pending(request: HttpRequest) -> dict[str, dict[str, Any]]:
@@ -308,10 +364,12 @@ def complete(request: HttpRequest, provider: IdentityProvider, params: Mapping[s
         error = params.get("error")
         if error:
             code = SSOErrorCode.DENIED if error == "access_denied" else SSOErrorCode.UPSTREAM_ERROR
-            raise SSOError(code, f"{error}: {params.get('error_description', '')}")
+            # RFC 6749 §4.1.2.1: a registered code is named; `error_description` (free text) never.
+            named = error if error in AUTHORIZATION_ERRORS else "an unregistered error code"
+            raise SSOError(code, f"the authorization response is an error: {named}")
         # RFC 9207 §2.4: an `iss` in the response must be this provider's (mix-up defence).
         if "iss" in params and params["iss"] != provider.issuer:
-            raise SSOError(SSOErrorCode.BAD_RESPONSE, f"the response names issuer {params['iss']!r}")
+            raise SSOError(SSOErrorCode.BAD_RESPONSE, "the authorization response names another issuer")
         if not params.get("code"):
             raise SSOError(SSOErrorCode.BAD_RESPONSE, "the response has no code")
         meta = metadata(provider)
@@ -350,15 +408,17 @@ def _exchange(
             code_verifier=verifier,
             redirect_uri=callback_url(provider),
         )
-    except (requests.ConnectionError, requests.Timeout) as exc:
-        raise SSOError(SSOErrorCode.UNREACHABLE, f"token endpoint: {type(exc).__name__}") from None
-    except requests.HTTPError as exc:
+    except outbound.FetchError as exc:
+        raise _fetch_failed("token endpoint", exc) from None
+    except requests.HTTPError as exc:  # Authlib's raise_for_status: an error status without JSON
         status = exc.response.status_code if exc.response is not None else "?"
         raise SSOError(SSOErrorCode.UPSTREAM_ERROR, f"token endpoint answered HTTP {status}") from None
     except requests.RequestException as exc:
         raise SSOError(SSOErrorCode.UNREACHABLE, f"token endpoint: {type(exc).__name__}") from None
     except OAuthError as exc:
-        raise SSOError(SSOErrorCode.UPSTREAM_ERROR, f"token endpoint: {exc.error}") from None
+        # RFC 6749 §5.2: a registered code is named; anything else the upstream wrote is not.
+        named = f" ({exc.error})" if isinstance(exc.error, str) and exc.error in TOKEN_ERRORS else ""
+        raise SSOError(SSOErrorCode.UPSTREAM_ERROR, f"token endpoint refused the code{named}") from None
     except ValueError:
         raise SSOError(SSOErrorCode.BAD_RESPONSE, "token endpoint answered no JSON object") from None
     if not isinstance(token.get("id_token"), str) or not token["id_token"]:
@@ -376,7 +436,9 @@ def validate_id_token(
         raise SSOError(SSOErrorCode.BAD_TOKEN, "the ID token is not a JWS") from None
     alg = header.get("alg")
     if alg not in ALGORITHMS:
-        raise SSOError(SSOErrorCode.BAD_TOKEN, f"ID token algorithm {alg!r} is not accepted")
+        # A registered name is repeated; anything else (any JSON value) is not.
+        named = f" {alg}" if isinstance(alg, str) and alg in JWS_ALGORITHMS else ""
+        raise SSOError(SSOErrorCode.BAD_TOKEN, f"ID token algorithm{named} is not accepted")
     kid = header.get("kid")
     keys = _keys(meta.jwks_uri)
     if kid and not any(k.kid == kid for k in keys):
@@ -389,8 +451,8 @@ def validate_id_token(
             break
         except BadSignatureError:
             continue
-        except JoseError as exc:
-            raise SSOError(SSOErrorCode.BAD_TOKEN, f"ID token: {exc.error}") from None
+        except JoseError:  # its description may quote the token's header; say it in our words
+            raise SSOError(SSOErrorCode.BAD_TOKEN, "ID token: malformed or not accepted") from None
         except ValueError:
             raise SSOError(SSOErrorCode.BAD_TOKEN, "ID token: malformed") from None
     if token is None:
@@ -408,10 +470,14 @@ def validate_id_token(
     )
     try:
         registry.validate(claims)
+    except ExpiredTokenError:
+        raise SSOError(SSOErrorCode.BAD_TOKEN, "ID token: expired") from None
     except ClaimError as exc:
-        raise SSOError(
-            SSOErrorCode.BAD_TOKEN, f"ID token: {exc.error} ({getattr(exc, 'claim', '')})"
-        ) from None
+        # Claim names only when they are ones we check (RFC 7519 §4.1); never a value.
+        known = {*registry.options, "nbf", "jti"}
+        names = ", ".join(name for name in str(exc.claim).split(",") if name in known) or "unnamed"
+        problem = "missing" if isinstance(exc, MissingClaimError) else "invalid"
+        raise SSOError(SSOErrorCode.BAD_TOKEN, f"ID token: {problem} claim {names}") from None
     audience = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
     # §3.1.3.7 (4, 5): with several audiences, `azp` names us; when present it must be us.
     if ("azp" in claims or len(audience) > 1) and claims.get("azp") != provider.oidc_client_id:
@@ -445,9 +511,12 @@ def _with_userinfo(
     try:
         response = oauth.get(meta.userinfo_endpoint, headers={"Accept": "application/json"})
         info = response.json() if response.status_code == 200 else None
+    except outbound.FetchError as exc:
+        log.warning("sso userinfo of %s refused or failed: %s", provider.issuer, exc.reason)
+        return claims  # the ID token is the proof; userinfo only fills in
     except (requests.RequestException, ValueError, OAuthError) as exc:
         log.warning("sso userinfo of %s failed: %s", provider.issuer, type(exc).__name__)
-        return claims  # the ID token is the proof; userinfo only fills in
+        return claims
     if not isinstance(info, dict):
         return claims
     if info.get("sub") != claims["sub"]:  # §5.3.2: a userinfo of somebody else is an attack
@@ -648,6 +717,7 @@ def record_failure(provider: IdentityProvider, error: SSOError, *, subject: str 
             "issuer": provider.issuer,
             "subject": subject,
             "channel": "sso",
+            **({"fetch": str(error.fetch.reason)} if error.fetch else {}),
         },
     )
     log.info("sso sign-in through %s failed: %s %s", provider.issuer, error.code, error.detail)

@@ -17,6 +17,7 @@ from accounts import mfa_views, sessions
 from clients import sso
 from clients.models import IdentityProvider
 from clients.sso import SSOError, SSOErrorCode
+from core.outbound import AddressKind, FetchError, Reason
 
 # What the person is told, and the status of the page, for each way a sign-in can fail.
 MESSAGES: dict[SSOErrorCode, tuple[str, int]] = {
@@ -31,6 +32,10 @@ MESSAGES: dict[SSOErrorCode, tuple[str, int]] = {
         _("Your company's identity provider cannot be reached right now. Please try again later."),
         502,
     ),
+    SSOErrorCode.FETCH_REFUSED: (
+        _("We did not use your company's identity provider: its configuration is not allowed."),
+        502,
+    ),
     SSOErrorCode.BAD_RESPONSE: (_("Your company's identity provider gave an answer we cannot use."), 502),
     SSOErrorCode.BAD_TOKEN: (
         _("Your company's identity provider sent a sign-in we could not verify."),
@@ -42,6 +47,41 @@ MESSAGES: dict[SSOErrorCode, tuple[str, int]] = {
         409,
     ),
 }
+
+
+# Why a fetch from the provider was refused or failed, in words for the person (and their
+# administrator, who fixes the configuration); never anything the provider sent.
+FETCH_MESSAGES: dict[Reason, str] = {
+    Reason.INVALID_URL: _("The identity provider's address is not a usable URL."),
+    Reason.INSECURE_SCHEME: _("The identity provider's address must use https."),
+    Reason.FORBIDDEN_ADDRESS: _("The identity provider's address is not allowed (%(kind)s)."),
+    Reason.REDIRECT: _("The identity provider answered with a redirect, and redirects are never followed."),
+    Reason.TOO_LARGE: _("The identity provider's answer was too large."),
+    Reason.TIMEOUT: _("The identity provider did not answer in time."),
+    Reason.UNREACHABLE: _("No connection could be made to the identity provider."),
+    Reason.TLS: _("The identity provider's TLS certificate could not be verified."),
+    Reason.BAD_STATUS: _("The identity provider answered with an error status."),
+    Reason.BAD_RESPONSE: _("The identity provider's answer was not valid HTTP."),
+}
+ADDRESS_KINDS: dict[AddressKind, str] = {
+    AddressKind.LOOPBACK: _("loopback"),
+    AddressKind.PRIVATE: _("private network"),
+    AddressKind.LINK_LOCAL: _("link-local, where cloud metadata services answer"),
+    AddressKind.SHARED: _("shared address space"),
+    AddressKind.MULTICAST: _("multicast"),
+    AddressKind.UNSPECIFIED: _("unspecified address"),
+    AddressKind.RESERVED: _("reserved, not globally routable"),
+}
+
+
+def _fetch_message(fetch: FetchError | None) -> str:
+    if fetch is None:
+        return ""
+    message = FETCH_MESSAGES[fetch.reason]
+    if fetch.reason is Reason.FORBIDDEN_ADDRESS:
+        kind = ADDRESS_KINDS[fetch.address_kind] if fetch.address_kind else _("not the address checked")
+        return message % {"kind": kind}
+    return str(message)
 
 
 def start_url(provider: IdentityProvider, *, next_url: str, login_hint: str = "") -> str:
@@ -68,7 +108,13 @@ def _failed(request: HttpRequest, error: SSOError, next_url: str = "") -> HttpRe
     return render(
         request,
         "sso/error.html",
-        {"message": message, "reason": error.code, "retry_url": retry},
+        {
+            "message": message,
+            "reason": error.code,
+            "fetch_reason": error.fetch.reason if error.fetch else "",
+            "fetch_message": _fetch_message(error.fetch),
+            "retry_url": retry,
+        },
         status=status,
     )
 

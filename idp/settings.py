@@ -313,9 +313,20 @@ IDP_SMS_HTTP_URL = env_str("IDP_SMS_HTTP_URL")
 IDP_SMS_HTTP_TOKEN = env_str("IDP_SMS_HTTP_TOKEN")
 IDP_SMS_SENDER = env_str("IDP_SMS_SENDER", "IDP")
 
-# Corporate SSO (clients.sso): a client's upstream identity provider must be reached over https;
-# plain http is allowed for loopback addresses only, and only when this is on (development, tests).
-IDP_SSO_ALLOW_HTTP_LOOPBACK = env_bool("IDP_SSO_ALLOW_HTTP_LOOPBACK", DEBUG)
+# Outbound HTTP made on behalf of configuration (core.outbound: corporate SSO, the SMS gateway):
+# https to globally routable addresses only. Loopback addresses, and plain http to them, only when
+# this is on (development, tests).
+IDP_OUTBOUND_ALLOW_LOOPBACK = env_bool("IDP_OUTBOUND_ALLOW_LOOPBACK", DEBUG)
+# Networks (IPs or CIDRs) the operator's SMS gateway may sit on besides public addresses, e.g. an
+# internal gateway at 10.20.0.0/16. Only the SMS gateway gets this; tenants' SSO providers never.
+IDP_SMS_HTTP_ALLOWED_NETWORKS = env_list("IDP_SMS_HTTP_ALLOWED_NETWORKS")
+for _network in IDP_SMS_HTTP_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ConfigError(
+            f"IDP_SMS_HTTP_ALLOWED_NETWORKS: {_network!r} is not an IP address or network"
+        ) from None
 
 # A login name may repeat across B2B clients (seed 004), so it is unique per client, not globally;
 # the login backend handles the search.

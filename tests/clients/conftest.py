@@ -12,7 +12,7 @@ from tests.clients.upstream import CLIENT_ID, CLIENT_SECRET, FakeUpstream
 
 @pytest.fixture(autouse=True)
 def _http_loopback_upstreams(settings) -> None:
-    settings.IDP_SSO_ALLOW_HTTP_LOOPBACK = True  # the test upstreams listen on 127.0.0.1, plain http
+    settings.IDP_OUTBOUND_ALLOW_LOOPBACK = True  # the test upstreams listen on 127.0.0.1, plain http
 
 
 @pytest.fixture

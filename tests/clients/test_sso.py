@@ -312,7 +312,8 @@ def test_the_upstream_refusing_is_shown_and_audited(acme, acme_sso, upstream):
     )
     assert response.status_code == 403
     assert b"cancelled or refused" in response.content
-    assert "user said no" in _failure("denied").details["detail"]
+    # The registered code is named; the provider's free text is not copied (RFC 6749 §4.1.2.1).
+    assert _failure("denied").details["detail"] == "the authorization response is an error: access_denied"
     _nothing_provisioned()
 
 

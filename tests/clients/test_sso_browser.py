@@ -165,7 +165,7 @@ def acme_sso(provider, acme, upstream):
 @pytest.fixture(autouse=True)
 def _browser_env(monkeypatch, settings):
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop
-    settings.IDP_SSO_ALLOW_HTTP_LOOPBACK = True
+    settings.IDP_OUTBOUND_ALLOW_LOOPBACK = True
 
 
 def _relying_party(page) -> list[str]:

@@ -1,0 +1,1 @@
+"""Shared infrastructure under the apps: no models, imports no app of ours."""
