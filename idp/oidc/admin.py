@@ -1,4 +1,5 @@
-"""The operators' pages for relying parties and signing keys.
+"""The operators' pages for relying parties and signing keys, and read-only views of the tokens
+and authorization codes DOT stores.
 
 DOT registers its own Application admin for our swapped model; ours replaces it: it saves
 through idp.oidc.services (audited), shows a new client secret once and never again, hides the

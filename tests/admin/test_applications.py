@@ -138,3 +138,26 @@ def test_applications_are_not_deleted_in_the_admin(as_root):
     app, _ = services.register_application(actor=None, values=SERVICE)
     assert as_root.post(f"{APPS}{app.pk}/delete/", {"post": "yes"}).status_code == 403
     assert Application.objects.filter(pk=app.pk).exists()
+
+
+def test_marking_a_resource_server_is_audited(as_irina):
+    app, _ = services.register_application(actor=None, values=SERVICE)
+    form = {
+        **SERVICE,
+        "redirect_uris": "",
+        "post_logout_redirect_uris": "",
+        "allowed_origins": "",
+        "resource_server": "on",
+    }
+
+    response = as_irina.post(f"{APPS}{app.pk}/change/", form)
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert Application.objects.get(pk=app.pk).resource_server
+    entry = AuditLog.objects.filter(action=AuditAction.OIDC_APPLICATION_CHANGED).latest("id")
+    assert entry.details == {
+        "created": False,
+        "clientId": app.client_id,
+        "fields": ["resource_server"],
+        "resource_server": True,
+    }
