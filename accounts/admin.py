@@ -18,7 +18,7 @@ from django_otp.plugins.otp_email.models import EmailDevice
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts import lockout, mfa, passwords, rbac, services
+from accounts import grants, lockout, mfa, passwords, rbac, services
 from accounts.admin_base import (
     ReadOnlyModelAdmin,
     ServiceModelAdmin,
@@ -200,6 +200,15 @@ class UserAdmin(ServiceModelAdmin):
                 field.queryset = field.queryset.filter(pk__in=clients)
         return field
 
+    def has_delete_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
+        # No service deletes a user (their audit trail and tokens would be orphaned): block them.
+        return False
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        found = super().get_actions(request)
+        found.pop("delete_selected", None)
+        return found
+
     @admin.display(boolean=True, description="locked")
     def locked(self, obj: User) -> bool:
         try:
@@ -269,8 +278,8 @@ class UserAdmin(ServiceModelAdmin):
     # formset the operator may only view, left the stored ones (whose `changed_data` is unreliable).
 
     def _save_extra_roles(self, request: HttpRequest, user: User, formset: BaseInlineFormSet) -> None:
-        assign = partial(rbac.assign_role, actor=request.user, user=user)
-        unassign = partial(rbac.unassign_role, actor=request.user, user=user)
+        assign = partial(grants.assign_role, actor=request.user, user=user)
+        unassign = partial(grants.unassign_role, actor=request.user, user=user)
         deleted = formset.deleted_forms
         for row in formset.initial_forms:
             old = AccessRole.objects.get(pk=row.initial["role"])
@@ -284,8 +293,8 @@ class UserAdmin(ServiceModelAdmin):
                 calling(partial(assign, role=row.cleaned_data["role"]))
 
     def _save_direct_grants(self, request: HttpRequest, user: User, formset: BaseInlineFormSet) -> None:
-        grant = partial(rbac.grant_permission, actor=request.user, user=user)
-        revoke = partial(rbac.revoke_permission, actor=request.user, user=user)
+        grant = partial(grants.grant_permission, actor=request.user, user=user)
+        revoke = partial(grants.revoke_permission, actor=request.user, user=user)
         deleted = formset.deleted_forms
         for row in formset.initial_forms:
             old = AccessPermission.objects.get(pk=row.initial["permission"])

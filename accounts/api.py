@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import rbac, selectors, services, session_registry
+from accounts import grants, rbac, selectors, services, session_registry
 from accounts.models import AccessPermission, Role, Scope, User
 from clients.models import Client
 
@@ -195,7 +195,7 @@ class UserGrantsView(APIView):
         body = self.GrantInput(data=request.data)
         body.is_valid(raise_exception=True)
         permission = get_object_or_404(AccessPermission, name=body.validated_data["permission"])
-        rbac.grant_permission(
+        grants.grant_permission(
             actor=request.user, user=user, permission=permission, scope=body.validated_data["scope"]
         )
         return Response({"permissions": rbac.effective_permissions(user)}, status=status.HTTP_201_CREATED)
@@ -205,7 +205,7 @@ class UserGrantView(APIView):
     @extend_schema(responses={204: None})
     def delete(self, request: Request, user_id: str, permission: str) -> Response:
         user = _user(request, user_id)
-        if not rbac.revoke_permission(
+        if not grants.revoke_permission(
             actor=request.user, user=user, permission=get_object_or_404(AccessPermission, name=permission)
         ):
             return Response(

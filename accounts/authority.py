@@ -84,8 +84,16 @@ def decide(actor: User | None, act: Act, target: User) -> tuple[bool, str]:
     if not allowed:
         return False, reason
     if not outranks(actor, target):
-        return False, f"a {actor.get_role_display().lower()} cannot act on a {target.get_role_display().lower()}"
+        return False, f"{_a(_rank_name(actor))} cannot act on {_a(_rank_name(target))}"
     return True, reason
+
+
+def _rank_name(user: User) -> str:
+    return "superuser" if user.is_superuser else user.get_role_display().lower()
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
 
 
 def require(actor: User | None, act: Act, target: User) -> None:

@@ -190,7 +190,11 @@ class StepUpMiddleware:
         if SESSION_KEY in request.session and request.user.is_authenticated:
             methods = sessions.amr(request)
             if not assurance.satisfied(request.user, methods):
-                return self._step_up(request, request.user, methods)
+                asked = self._step_up(request, request.user, methods)
+                # A silent authorization request (OIDC prompt=none) must not show a page: the
+                # view now sees nobody signed in and answers login_required to the client.
+                if "none" not in request.GET.get("prompt", "").split():
+                    return asked
         return self.get_response(request)
 
     def _step_up(self, request: HttpRequest, user: mfa.User, methods: list[str]) -> HttpResponse:

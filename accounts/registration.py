@@ -32,6 +32,7 @@ from audit import envelope
 from audit import services as audit
 from audit.registry import EventType
 from authproto.registration_events_pb2 import UserRegisterRequestedEvent
+from core.bounded_json import MAX_JSON_DEPTH, json_depth_exceeds
 
 MAX_REQUEST_BYTES = 16 * 1024
 MAX_CORRELATION_ID = 128
@@ -82,9 +83,14 @@ def _valid_correlation_id(value: str, *, source: str) -> str:
 
 def _parse_json(value: bytes) -> dict[str, Any]:
     try:
-        document = json.loads(value.decode("utf-8"))
+        text = value.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidRequest("not_utf8", "the value is not UTF-8 text") from None
+    # Python's parser recurses per level: a message of `[[[[…` must be refused, not crash the loop.
+    if json_depth_exceeds(text, MAX_JSON_DEPTH):
+        raise InvalidRequest("not_json", f"nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        document = json.loads(text)
     except json.JSONDecodeError as exc:
         # Position only: the message text could quote the password.
         raise InvalidRequest("not_json", f"not JSON (line {exc.lineno}, column {exc.colno})") from None

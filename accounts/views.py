@@ -43,7 +43,6 @@ class LoginForm(AuthenticationForm):
                 ) from None
             raise
 
-
     def _authenticate(self) -> dict[str, Any]:
         # AuthenticationForm.clean, telling the backend that this door asks for the second
         # factor next (accounts.views.LoginView.form_valid).

@@ -5,9 +5,9 @@ Services read it when they write an audit record, so views need not pass the req
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
-import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar

@@ -54,7 +54,7 @@ class AuditAction(models.TextChoices):
     OIDC_APPLICATION_CHANGED = "oidc.application.changed", "OAuth application registered or changed"
     AUDIT_EXPORTED = "audit.exported", "Audit log exported"
     ACCESS_DENIED = "access.denied", "An action on an account was refused (permission or rank)"
-    SESSION_STEP_UP = "session.stepUpRequired", "Session no longer meets the 2FA policy: second factor asked again"
+    SESSION_STEP_UP = "session.stepUpRequired", "Session below the 2FA policy: second factor asked again"
 
 
 class EventType(models.TextChoices):

@@ -4,8 +4,8 @@ from functools import partial
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -155,7 +155,7 @@ class IdentityProviderForm(forms.ModelForm):
 
 
 @admin.register(IdentityProvider)
-class IdentityProviderAdmin(admin.ModelAdmin):
+class IdentityProviderAdmin(ServiceModelAdmin):
     form = IdentityProviderForm
     list_display = ["client", "name", "issuer", "enabled", "enforced", "trust_upstream_mfa", "secret_stored"]
     list_filter = ["enabled", "enforced"]
@@ -182,15 +182,15 @@ class IdentityProviderAdmin(admin.ModelAdmin):
             if change
             else [n for n in services.IDENTITY_PROVIDER_FIELDS if n in form.cleaned_data]
         )
-        try:
-            provider = services.configure_identity_provider(
+        provider = calling(
+            partial(
+                services.configure_identity_provider,
                 actor=request.user,
                 client=obj.client,
                 changes={name: form.cleaned_data[name] for name in names},
                 client_secret=form.cleaned_data.get("client_secret") or None,
             )
-        except ValidationError as exc:
-            raise PermissionDenied("; ".join(exc.messages)) from exc
+        )
         obj.pk = provider.pk
         obj._state.adding = False
 
@@ -211,7 +211,7 @@ class ClientDomainForm(forms.ModelForm):
 
 
 @admin.register(ClientDomain)
-class ClientDomainAdmin(admin.ModelAdmin):
+class ClientDomainAdmin(ServiceModelAdmin):
     form = ClientDomainForm
     list_display = ["domain", "client", "status", "verification_method", "verified_at"]
     list_filter = ["status", "verification_method"]
@@ -246,23 +246,12 @@ class ClientDomainAdmin(admin.ModelAdmin):
     ) -> None:
         if change:
             return  # nothing is edited in place: add, verify or remove
-        try:
-            row = domains.add_domain(actor=request.user, client=obj.client, domain=obj.domain)
-        except ValidationError as exc:
-            raise PermissionDenied("; ".join(exc.messages)) from exc
+        row = calling(partial(domains.add_domain, actor=request.user, client=obj.client, domain=obj.domain))
         obj.pk = row.pk
         obj._state.adding = False
 
     def _each(self, request: HttpRequest, queryset: QuerySet[ClientDomain], verb: str, call: Any) -> None:
-        done = 0
-        for domain in queryset.select_related("client"):
-            try:
-                call(domain)
-                done += 1
-            except (PermissionDenied, ValidationError) as exc:
-                text = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
-                self.message_user(request, f"{domain}: {text}", messages.ERROR)
-        self.message_user(request, f"{done} domain(s) {verb}.")
+        self.for_each(request, queryset.select_related("client"), call, f"{{count}} domain(s) {verb}.")
 
     @admin.action(description="Approve selected domains (verified by an operator)")
     def approve(self, request: HttpRequest, queryset: QuerySet[ClientDomain]) -> None:

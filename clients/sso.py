@@ -43,7 +43,7 @@ from joserfc import jws, jwt
 from joserfc.errors import BadSignatureError, ClaimError, ExpiredTokenError, JoseError, MissingClaimError
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 
-from accounts import mfa
+from accounts import assurance
 from accounts import services as accounts
 from accounts.models import Role, User
 from audit import services as audit
@@ -66,8 +66,6 @@ FETCH_LIMITS = outbound.Limits(
 )
 # Asymmetric algorithms only: HS256 would make the client secret a signing key.
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
-# RFC 8176 methods that mean the upstream did more than a password.
-MFA_METHODS = frozenset({"mfa", "otp", "hwk", "sc", "sms"})
 _METHOD = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 # RFC 6749 §4.1.2.1: the error codes of an authorization response; §5.2: of a token response.
 AUTHORIZATION_ERRORS = frozenset(
@@ -351,8 +349,9 @@ def begin(request: HttpRequest, provider: IdentityProvider, *, next_url: str, lo
 class SignIn:
     user: User
     created: bool
-    methods: list[str]  # our session's `amr`: "fed" and what the upstream reported
-    upstream_amr: list[str]
+    # Our session's `amr` (accounts.assurance.federated_methods): "fed", what the upstream did,
+    # and "mfa" only when the client trusts its provider's MFA and the provider did one.
+    methods: list[str]
     next_url: str
 
 
@@ -383,8 +382,8 @@ def complete(request: HttpRequest, provider: IdentityProvider, params: Mapping[s
     except SSOError as exc:
         record_failure(provider, exc, subject=subject)
         raise
-    methods = list(dict.fromkeys(["fed", *profile.amr]))
-    return SignIn(user, created, methods, profile.amr, flow["next"])
+    methods = assurance.federated_methods(profile.amr, upstream_mfa_trusted=provider.trust_upstream_mfa)
+    return SignIn(user, created, methods, flow["next"])
 
 
 def _take_flow(request: HttpRequest, provider: IdentityProvider, state: str) -> dict[str, Any]:
@@ -696,13 +695,6 @@ def _update(provider: IdentityProvider, profile: Profile, user: User) -> User:
 
 
 # --- after provisioning -----------------------------------------------------------------------
-
-
-def second_factor_needed(provider: IdentityProvider, user: User, upstream_amr: list[str]) -> bool:
-    """Our 2FA policy applies, unless the client trusts its provider's MFA and it says it did one."""
-    if provider.trust_upstream_mfa and MFA_METHODS & set(upstream_amr):
-        return False
-    return mfa.needs_second_factor(user) or mfa.needs_enrolment(user)
 
 
 def record_failure(provider: IdentityProvider, error: SSOError, *, subject: str = "") -> None:

@@ -143,9 +143,11 @@ def callback(request: HttpRequest, slug: str) -> HttpResponse:
         signed_in = sso.complete(request, provider, request.GET)
     except SSOError as exc:
         return _failed(request, exc)
-    if sso.second_factor_needed(provider, signed_in.user, signed_in.upstream_amr):
-        # Not logged in yet: our second factor comes first, and the session's `amr` keeps "fed".
-        return mfa_views.start(request, signed_in.user, signed_in.next_url, first_factor=signed_in.methods)
+    # accounts.assurance: unless the upstream's MFA is trusted and was done, our second factor
+    # comes first (not logged in yet; the session's `amr` keeps "fed").
+    second_step = mfa_views.sign_in(request, signed_in.user, signed_in.next_url, signed_in.methods)
+    if second_step is not None:
+        return second_step
     auth_login(request, signed_in.user, backend="accounts.authentication.LoginBackend")
     sessions.set_methods(request, signed_in.methods)
     return HttpResponseRedirect(signed_in.next_url)

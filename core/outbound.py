@@ -48,6 +48,8 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 from urllib3.exceptions import SSLError as Urllib3SSLError
 
+from core.bounded_json import json_depth_exceeds
+
 log = logging.getLogger(__name__)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -117,6 +119,9 @@ class Limits:
     connect_seconds: float = 5.0
     read_seconds: float = 10.0  # between two reads, as sockets count it
     total_seconds: float = 20.0  # the whole request: connect, send, headers and body
+    # JSON answers nested deeper than this are refused before any parser (ours or a library's,
+    # such as Authlib's token response) can recurse into them.
+    max_json_depth: int = 64
 
 
 DEFAULT_LIMITS = Limits()
@@ -543,6 +548,10 @@ class GuardedAdapter(HTTPAdapter):
             body += chunk
             if len(body) > limit:
                 raise FetchError(Reason.TOO_LARGE, f"the answer is larger than {_size(limit)}")
+        if json_depth_exceeds(body.decode("utf-8", "replace"), self.limits.max_json_depth):
+            raise FetchError(
+                Reason.BAD_RESPONSE, f"the answer nests deeper than {self.limits.max_json_depth} levels"
+            )
         # requests' own record of a read body: what .content, .text and .json() return.
         response._content = bytes(body)
         response._content_consumed = True

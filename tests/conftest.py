@@ -85,6 +85,26 @@ def _fast_password_hashing(settings: Settings) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _force_login_is_a_full_sign_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`Client.force_login` stands for a completed sign-in, second factor included, as every real
+    sign-in of an account that needs one is (accounts.assurance; otherwise StepUpMiddleware asks
+    for it). Tests of the sign-in itself go through the login pages."""
+    from django.test import Client as TestClient
+
+    from accounts import sessions
+
+    sign_in = TestClient._login
+
+    def _login(self: TestClient, user: Any, backend: str | None = None) -> None:
+        sign_in(self, user, backend)
+        session = self.session
+        session[sessions.AMR] = ["pwd", "otp", "mfa"]
+        session.save()
+
+    monkeypatch.setattr(TestClient, "_login", _login)
+
+
+@pytest.fixture(autouse=True)
 def _blacklist_in_redis() -> Iterator[None]:
     # The per-process copy's listener thread outlives single tests and their databases; tests
     # use the Redis lookup, and tests/oidc/test_blacklist.py checks the copy on its own. (Not

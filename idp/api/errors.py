@@ -40,7 +40,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     response = drf_exception_handler(exc, context)
     if response is None:
         return None  # not an API exception: Django's 500 handling (and its logging) applies
-    code = next((name for cls, name in CODES.items() if isinstance(exc, cls)), "error")
+    # An exception may name its own code (e.g. RFC 9470's insufficient_user_authentication).
+    code = getattr(exc, "error_code", "") or next(
+        (name for cls, name in CODES.items() if isinstance(exc, cls)), "error"
+    )
     body: dict[str, Any] = {"error": code}
     if isinstance(exc, exceptions.ValidationError):
         body["error_description"] = "the request has invalid fields"

@@ -19,6 +19,12 @@ LOGIN_ERROR_STATUS = {
     "account_blocked": status.HTTP_403_FORBIDDEN,
     "invalid_request": status.HTTP_400_BAD_REQUEST,
     "rate_limited": status.HTTP_429_TOO_MANY_REQUESTS,
+    # The password was right, but the account needs a second factor: not through this door.
+    "mfa_required": status.HTTP_403_FORBIDDEN,
+}
+LOGIN_ERROR_DESCRIPTIONS = {
+    "mfa_required": "this account needs a second factor: sign in through the browser "
+    "(the authorization code flow), not with a password alone",
 }
 
 
@@ -85,7 +91,7 @@ class LoginView(APIView):
         if outcome.tokens is None:
             response = _error(
                 outcome.error or "invalid_credentials",
-                "login refused",
+                LOGIN_ERROR_DESCRIPTIONS.get(outcome.error or "", "login refused"),
                 LOGIN_ERROR_STATUS.get(outcome.error or "", status.HTTP_401_UNAUTHORIZED),
             )
             if outcome.retry_after:

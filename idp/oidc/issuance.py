@@ -5,6 +5,7 @@ rotating refresh token, issued to one first-party public client."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -50,7 +51,11 @@ def direct_login_application() -> Application:
 
 
 @transaction.atomic
-def issue_tokens(*, user: User, channel: str, scope: str = DIRECT_LOGIN_SCOPE) -> IssuedTokens:
+def issue_tokens(
+    *, user: User, channel: str, scope: str = DIRECT_LOGIN_SCOPE, methods: Sequence[str] = ("pwd",)
+) -> IssuedTokens:
+    """Tokens for `user`, who proved `methods` (RFC 8176) at the door `channel`; the door has
+    already held them against the 2FA policy (accounts.login)."""
     application = direct_login_application()
     request = OAuthlibRequest("")
     request.client = application
@@ -58,6 +63,7 @@ def issue_tokens(*, user: User, channel: str, scope: str = DIRECT_LOGIN_SCOPE) -
     request.user = user
     request.scopes = scope.split()
     request.grant_type = "password"
+    request.idp_amr = list(methods)
     ttl = settings.OAUTH2_PROVIDER["ACCESS_TOKEN_EXPIRE_SECONDS"]
     access = generate_access_token(request)
     access_row = AccessToken(
@@ -65,6 +71,7 @@ def issue_tokens(*, user: User, channel: str, scope: str = DIRECT_LOGIN_SCOPE) -
         application=application,
         scope=scope,
         jti=request.idp_access_jti,
+        amr=" ".join(request.idp_amr),
         expires=timezone.now() + timedelta(seconds=ttl),
     )
     set_token_value(access_row, access)

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from django.conf import settings
 from oauthlib.common import Request as OAuthlibRequest
 
+from core.bounded_json import load_json_body
 from idp.oidc import blacklist, keys
 from idp.oidc.claims import user_claims
 
@@ -63,6 +64,29 @@ def _session_facts(request: OAuthlibRequest) -> tuple[str, Any]:
     return "", None
 
 
+def methods_of(access_token: Any) -> list[str]:
+    """The `amr` an access token row was issued with: its own, or its authorization code's (for
+    tokens issued before rows recorded it)."""
+    if access_token is None:
+        return []
+    if access_token.amr:
+        return access_token.amr.split()
+    code = access_token.authorization_code
+    return code.amr.split() if code is not None and code.amr else []
+
+
+def grant_methods(request: OAuthlibRequest) -> list[str]:
+    """What the user proved (RFC 8176 `amr`) for the grant a new user token descends from: the
+    authorization code's session, the refreshed token's, or a direct login's (`idp_amr`)."""
+    grant = getattr(request, "idp_grant", None)
+    if grant is not None:
+        return grant.amr.split()
+    previous = getattr(request, "refresh_token_instance", None)
+    if previous is not None:
+        return methods_of(previous.access_token)
+    return list(getattr(request, "idp_amr", []))
+
+
 def generate_access_token(request: OAuthlibRequest) -> str:
     """DOT's ACCESS_TOKEN_GENERATOR: a signed JWT; its `jti` is remembered on the request."""
     now = int(time.time())
@@ -91,6 +115,10 @@ def generate_access_token(request: OAuthlibRequest) -> str:
                 claims["permissions"] = facts["permissions"]
         if sid:
             claims["sid"] = sid
+        # How the user authenticated, so that APIs can ask for a second factor (RFC 9068 §2.2.1).
+        request.idp_amr = grant_methods(request)
+        if request.idp_amr:
+            claims["amr"] = request.idp_amr
     else:
         claims.update(sub=client_id, token_use="client")
     request.idp_access_jti = jti
@@ -116,10 +144,18 @@ def _b64decode(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
 
+MAX_HEADER_BYTES = 2048  # a JOSE header of ours is ~70 bytes; a foreign one with a `jwk` ~1 KiB
+MAX_HEADER_DEPTH = 4
+
+
 def unverified_header(token: str) -> dict[str, Any]:
+    """The JOSE header of anyone's token, parsed with bounds (a forged `[[[[…` header is just
+    malformed, not a RecursionError)."""
     try:
-        header = json.loads(_b64decode(token.split(".", 1)[0]))
-    except (ValueError, TypeError, UnicodeDecodeError):
+        header = load_json_body(
+            _b64decode(token.split(".", 1)[0]), max_bytes=MAX_HEADER_BYTES, max_depth=MAX_HEADER_DEPTH
+        )
+    except (ValueError, TypeError):  # JSONBodyError is a ValueError; so are bad base64 and UTF-8
         raise TokenError("malformed", "not a JWS compact token") from None
     if not isinstance(header, dict):
         raise TokenError("malformed", "the JOSE header is not a JSON object")

@@ -12,13 +12,13 @@ from oauth2_provider.models import revoke_access_token
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.common import Request as OAuthlibRequest
 
-from accounts import sessions
+from accounts import assurance, sessions
 from audit import services as audit
 from audit.registry import AuditAction
 from idp.oidc import claims as claim_rules
 from idp.oidc import client_credentials, context
 from idp.oidc.models import AccessToken, Application, Consent, Grant, RefreshToken
-from idp.oidc.tokens import TokenError, verify_access_token
+from idp.oidc.tokens import TokenError, methods_of, verify_access_token
 
 
 def _django_request(request: OAuthlibRequest) -> Any:
@@ -126,7 +126,10 @@ class Validator(OAuth2Validator):
         access_token.jti = getattr(request, "idp_access_jti", "")
         access_token.sid = sid
         access_token.authorization_code = grant
-        access_token.save(update_fields=["jti", "sid", "authorization_code"])
+        # What the user proved for this token's grant (idp.oidc.tokens.grant_methods): the refresh
+        # grant and the REST API hold it against the 2FA policy of the day.
+        access_token.amr = " ".join(getattr(request, "idp_amr", []))
+        access_token.save(update_fields=["jti", "sid", "authorization_code", "amr"])
         return access_token
 
     def _save_bearer_token(
@@ -153,7 +156,9 @@ class Validator(OAuth2Validator):
         self, refresh_token: str, client: Application, request: OAuthlibRequest, *args: Any, **kwargs: Any
     ) -> bool:
         if super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
-            return request.user.is_active  # a blocked user's refresh tokens are revoked anyway
+            if not request.user.is_active:  # a blocked user's refresh tokens are revoked anyway
+                return False
+            return self._assurance_still_met(request)
         checksum = hashlib.sha256(refresh_token.encode("utf-8")).hexdigest()
         replayed = RefreshToken.objects.filter(token_checksum=checksum, revoked__isnull=False).first()
         if replayed is not None:
@@ -164,6 +169,22 @@ class Validator(OAuth2Validator):
                 target=replayed.application,
                 details={"userId": str(replayed.user_id), "family": str(replayed.token_family)},
             )
+        return False
+
+    def _assurance_still_met(self, request: OAuthlibRequest) -> bool:
+        """The refresh grant is a door too: what was proven when the family began must meet the
+        2FA policy as it stands now (the user may have been promoted since, or enrolled a
+        factor). If not, no new token: the user signs in again, with the second factor."""
+        methods = methods_of(request.refresh_token_instance.access_token)
+        if assurance.satisfied(request.user, methods):
+            return True
+        audit.record_refusal(
+            AuditAction.TOKEN_REFUSED,
+            actor=None,
+            target=request.client,
+            client_id=request.user.client_id,
+            details={"userId": str(request.user.pk), "grantType": "refresh_token", "reason": "mfa_required"},
+        )
         return False
 
     def revoke_token(

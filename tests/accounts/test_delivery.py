@@ -39,6 +39,7 @@ def test_a_real_celery_worker_sends_the_emailed_code(settings, tmp_path):
         password="operator-pass-123",
         email="olga@idp.example",
         role=Role.OPERATOR,
+        email_verified=True,  # no confirmation mail: the code is the only mail the worker sends
     )
     device = EmailDevice.objects.create(user=user, name="E-mail", confirmed=True)
     worker = subprocess.Popen(

@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from accounts import invitations, verification
 from accounts import services as accounts
+from accounts import verification
 from accounts.models import Role, User
 from audit.models import AuditLog
 from audit.registry import AuditAction

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import PermissionDenied
 
-from accounts import rbac
+from accounts import grants, rbac
 from accounts import services as accounts
 from accounts.models import AccessPermission, AccessRole, Role, Scope, UserGrant
 from audit.models import AuditLog, OutboxEvent
@@ -53,8 +53,8 @@ def test_new_permissions_and_roles_are_data(people, acme):
 
     # The boss does not hold billing.invoice.read, so cannot hand out a role that carries it.
     with pytest.raises(PermissionDenied):
-        rbac.assign_role(actor=boss, user=ivan, role=role)
-    rbac.assign_role(actor=None, user=ivan, role=role)
+        grants.assign_role(actor=boss, user=ivan, role=role)
+    grants.assign_role(actor=None, user=ivan, role=role)
     assert rbac.decide(ivan, "billing.invoice.read", client_id=acme.id)[0]  # the cache was invalidated
     event = OutboxEvent.objects.filter(type=EventType.USER_ROLE_CHANGED, key=str(ivan.id)).latest(
         "created_at"
@@ -65,19 +65,19 @@ def test_new_permissions_and_roles_are_data(people, acme):
 def test_a_client_admin_grants_only_what_they_hold_and_only_in_their_client(people, acme):
     boss, ivan, gleb = people["boss"], people["ivan"], people["gleb"]
     update = AccessPermission.objects.get(name="parcels.parcel.update")
-    rbac.grant_permission(actor=boss, user=ivan, permission=update, scope=Scope.OWN_CLIENT)
+    grants.grant_permission(actor=boss, user=ivan, permission=update, scope=Scope.OWN_CLIENT)
     assert rbac.decide(ivan, "parcels.parcel.update", client_id=acme.id)[0]
 
     before = AuditLog.objects.count()
     rotate = AccessPermission.objects.get(name="oidc.key.rotate")
     with pytest.raises(PermissionDenied):  # not held by the boss
-        rbac.grant_permission(actor=boss, user=ivan, permission=rotate, scope=Scope.OWN_CLIENT)
+        grants.grant_permission(actor=boss, user=ivan, permission=rotate, scope=Scope.OWN_CLIENT)
     with pytest.raises(PermissionDenied):  # another client's user
-        rbac.grant_permission(actor=boss, user=gleb, permission=update, scope=Scope.OWN_CLIENT)
+        grants.grant_permission(actor=boss, user=gleb, permission=update, scope=Scope.OWN_CLIENT)
     from django.core.exceptions import ValidationError
 
     with pytest.raises(ValidationError):  # a client's user never acts on all clients
-        rbac.grant_permission(actor=None, user=ivan, permission=update, scope=Scope.ALL_CLIENTS)
+        grants.grant_permission(actor=None, user=ivan, permission=update, scope=Scope.ALL_CLIENTS)
     assert AuditLog.objects.count() == before
     assert not UserGrant.objects.filter(user=gleb).exists()
 

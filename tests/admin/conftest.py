@@ -26,6 +26,7 @@ def staff(username: str, *, role: str, group: str | None = None, client: Any = N
         role=role,
         client=client,
         is_staff=True,
+        email_verified=True,  # an established account: its address is confirmed
         **extra,
     )
     if group:
@@ -60,7 +61,12 @@ def boss(acme: Any) -> User:
 @pytest.fixture
 def ivan(acme: Any) -> User:
     return services.create_user(
-        actor=None, username="ivan", password=PASSWORD, email="ivan@acme.example", client=acme
+        actor=None,
+        username="ivan",
+        password=PASSWORD,
+        email="ivan@acme.example",
+        client=acme,
+        email_verified=True,  # a confirmed address: password resets go only to those
     )
 
 
@@ -86,8 +92,15 @@ def as_root(admin_user: User) -> Client:
 
 
 def writes() -> tuple[int, int]:
-    """Audit records and outbox events so far: a refused change leaves both as they were."""
+    """Audit records and outbox events so far: a refused change leaves both as they were (but
+    for the refusal's own `access.denied` record, see `refused`)."""
     return AuditLog.objects.count(), OutboxEvent.objects.count()
+
+
+def refused(before: tuple[int, int], times: int = 1) -> tuple[int, int]:
+    """`writes()` after `times` refusals by accounts.authority: each is one audit record and its
+    copy on the audit stream, and nothing else."""
+    return before[0] + times, before[1] + times
 
 
 def action(browser: Client, url: str, name: str, *objects: Any, **extra: str) -> Any:

@@ -67,8 +67,8 @@ def page(chromium: Any, live_server: Any) -> Iterator[Any]:
 
 def authenticator(user: User) -> TOTPDevice:
     """An enrolled authenticator app, as /accounts/2fa/enrol/ leaves it."""
-    device = mfa.start_totp(user)
-    assert mfa.confirm_totp(user, device.pk, f"{totp(device.bin_key):06d}")
+    device = mfa.start_totp(user, methods=["pwd"])  # a first factor
+    assert mfa.confirm_totp(user, device.pk, f"{totp(device.bin_key):06d}", methods=["pwd"])
     TOTPDevice.objects.filter(pk=device.pk).update(last_t=-1)  # the login may fall in the same step
     device.refresh_from_db()
     return device
@@ -144,7 +144,12 @@ def staff_free(username: str, client: Client) -> User:
     from accounts import services
 
     return services.create_user(
-        actor=None, username=username, password=PASSWORD, email=f"{username}@acme.example", client=client
+        actor=None,
+        username=username,
+        password=PASSWORD,
+        email=f"{username}@acme.example",
+        client=client,
+        email_verified=True,  # a confirmed address: forced resets mail it
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from accounts import rbac
+from accounts import grants, rbac
 from accounts.models import AccessPermission, AccessRole, User
 from accounts.staff_groups import INTERNAL_ADMINS, OPERATORS
 from audit import services as audit
@@ -146,7 +146,7 @@ def test_the_application_page_hides_the_secret_and_names_the_one_consent_flag(as
 
 def test_the_user_page_lists_extra_roles_and_direct_grants(as_root, objects):
     user = objects["user"]
-    rbac.assign_role(actor=None, user=user, role=AccessRole.objects.get(code="auditor"))
+    grants.assign_role(actor=None, user=user, role=AccessRole.objects.get(code="auditor"))
     page = as_root.get(f"/admin/accounts/user/{user.pk}/change/").content.decode()
     assert "extra roles (beside the primary role)" in page.lower()
     assert "direct permissions" in page.lower()

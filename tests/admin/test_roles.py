@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
-from accounts import rbac
+from accounts import grants, rbac
 from accounts.models import AccessPermission, AccessRole, RoleGrant, UserRole
 from audit.models import AuditLog
 from audit.registry import AuditAction
@@ -104,7 +104,7 @@ def test_editing_a_role_changes_what_its_holders_may_do_at_once(as_irina, ivan):
     role = rbac.save_role(
         actor=None, role=None, code="auditor", name="Auditor", grants={"audit.log.read": "own"}
     )
-    rbac.assign_role(actor=None, user=ivan, role=role)
+    grants.assign_role(actor=None, user=ivan, role=role)
     assert rbac.effective_permissions(ivan).get("clients.client.read") is None
     grant = RoleGrant.objects.get(role=role)
 
@@ -139,7 +139,7 @@ def test_a_builtin_role_cannot_be_deleted_and_a_held_one_is_refused_with_a_messa
     assert AccessRole.objects.filter(pk=builtin.pk).exists()
 
     held = rbac.save_role(actor=None, role=None, code="auditor", name="Auditor", grants={})
-    rbac.assign_role(actor=None, user=ivan, role=held)
+    grants.assign_role(actor=None, user=ivan, role=held)
     before = writes()
     response = as_irina.post(f"{ROLES}{held.pk}/delete/", {"post": "yes"}, follow=True)
     assert any("still held by 1 user(s)" in text for text in messages_of(response))
@@ -171,7 +171,7 @@ def test_nobody_puts_into_a_role_what_they_do_not_hold(acme):
         grants={"accounts.role.manage": "all"},
     )
     editor = staff("eve", role="client_user", client=acme)
-    rbac.assign_role(actor=None, user=editor, role=manager)
+    grants.assign_role(actor=None, user=editor, role=manager)
     before = writes()
 
     with pytest.raises(PermissionDenied):  # e.g. giving their own role everything

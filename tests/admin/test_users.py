@@ -8,12 +8,12 @@ from django.contrib.auth.hashers import check_password
 from django.core import mail
 from django.core.exceptions import PermissionDenied
 
-from accounts import rbac, services
+from accounts import grants, rbac, services
 from accounts.models import AccessRole, Role, User, UserGrant, UserRole
 from audit.models import AuditLog, OutboxEvent
 from audit.registry import AuditAction, EventType
 from tests import events
-from tests.admin.conftest import PASSWORD, action, messages_of, staff, writes
+from tests.admin.conftest import PASSWORD, action, messages_of, refused, staff, writes
 
 pytestmark = pytest.mark.django_db
 USERS = "/admin/accounts/user/"
@@ -70,11 +70,15 @@ def test_a_role_change_the_service_refuses_is_a_message_and_writes_nothing(as_ol
     response = action(as_olga, USERS, "change_role", irina, role=Role.OPERATOR, apply="1")
 
     assert response.status_code == 200
-    assert any("not allowed to assign role" in text for text in messages_of(response))
+    # accounts.authority: an operator acts on the ranks below only.
+    assert any("an operator cannot act on an internal administrator" in t for t in messages_of(response))
     assert "Role changed for 0 user(s)." in messages_of(response)
     irina.refresh_from_db()
     assert irina.role == Role.INTERNAL_ADMIN
-    assert writes() == before
+    # Nothing changed; the refusal itself is audited (and streamed), once.
+    assert writes() == refused(before)
+    denied = AuditLog.objects.filter(action=AuditAction.ACCESS_DENIED, target_id=str(irina.pk))
+    assert denied.count() == 1
 
 
 def test_blocking_yourself_is_refused_with_a_message(as_olga, olga):
@@ -220,29 +224,28 @@ def test_a_role_with_more_than_the_operator_holds_is_refused_on_the_form(as_olga
     assert response.status_code == 200  # the form again, with the refusal
     assert "not allowed to grant oidc.key.rotate" in response.content.decode()
     assert not UserRole.objects.filter(user=ivan).exists()
-    assert writes() == before
+    assert writes() == refused(before)
 
 
-def test_a_direct_grant_is_given_rescoped_and_revoked_through_rbac(as_olga, olga):
+def test_a_direct_grant_is_given_rescoped_and_revoked_through_rbac(as_irina):
     from accounts.models import AccessPermission
 
-    colleague = staff("oleg", role=Role.OPERATOR)
+    colleague = staff("oleg", role=Role.OPERATOR)  # managed from above (accounts.authority)
     parcels = AccessPermission.objects.get(name="parcels.parcel.read")
     url = f"{USERS}{colleague.pk}/change/"
 
-    assert (
-        as_olga.post(url, _change_form(colleague, grants=[("", parcels.pk, "own", False)])).status_code == 302
-    )
+    given = as_irina.post(url, _change_form(colleague, grants=[("", parcels.pk, "own", False)]))
+    assert given.status_code == 302
     grant = UserGrant.objects.get(user=colleague, permission=parcels)
     assert grant.scope == "own"
     assert (
-        as_olga.post(url, _change_form(colleague, grants=[(grant.pk, parcels.pk, "all", False)])).status_code
+        as_irina.post(url, _change_form(colleague, grants=[(grant.pk, parcels.pk, "all", False)])).status_code
         == 302
     )
     grant.refresh_from_db()
     assert grant.scope == "all"
     assert (
-        as_olga.post(url, _change_form(colleague, grants=[(grant.pk, parcels.pk, "all", True)])).status_code
+        as_irina.post(url, _change_form(colleague, grants=[(grant.pk, parcels.pk, "all", True)])).status_code
         == 302
     )
     assert not UserGrant.objects.filter(user=colleague).exists()
@@ -271,7 +274,7 @@ def test_a_refused_grant_rolls_back_the_profile_change_saved_with_it(as_olga, iv
     assert 'value="new-address@acme.example"' in response.content.decode()  # the input is kept
     ivan.refresh_from_db()
     assert ivan.email == "ivan@acme.example"
-    assert writes() == before
+    assert writes() == refused(before)
 
 
 def test_the_user_list_filters_by_lock_and_extra_role(as_olga, olga, ivan, acme, auditor, keymaster):
@@ -280,8 +283,8 @@ def test_the_user_list_filters_by_lock_and_extra_role(as_olga, olga, ivan, acme,
     other = services.create_user(actor=None, username="petr", password=PASSWORD, client=acme)
     for _ in range(5):
         lockout.record_failure(ivan)
-    rbac.assign_role(actor=None, user=other, role=auditor)
-    rbac.assign_role(actor=None, user=olga, role=keymaster)  # Django lists a filter of 2+ choices only
+    grants.assign_role(actor=None, user=other, role=auditor)
+    grants.assign_role(actor=None, user=olga, role=keymaster)  # Django lists a filter of 2+ choices only
 
     locked = as_olga.get(f"{USERS}?locked=yes").context["cl"].result_list
     unlocked = as_olga.get(f"{USERS}?locked=no&client__id__exact={acme.pk}").context["cl"].result_list

@@ -1,4 +1,4 @@
-"""idp.api.parsers: JSON bodies are bounded in size and depth before the JSON parser runs."""
+"""core.bounded_json and idp.api.parsers: JSON is bounded in size and depth before it is parsed."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import time
 import pytest
 from rest_framework.exceptions import ParseError
 
-from idp.api.parsers import (
+from core.bounded_json import (
     MAX_JSON_BODY_BYTES,
     MAX_JSON_DEPTH,
-    BoundedJSONParser,
     JSONBodyError,
     json_depth_exceeds,
     load_json_body,
 )
+from idp.api.parsers import BoundedJSONParser
 
 
 def nested(depth: int) -> str:

@@ -32,7 +32,12 @@ EXPECTED_CSP = (
 @pytest.fixture
 def ivan(acme) -> User:
     return services.create_user(
-        actor=None, username="ivan", password=PASSWORD, email="ivan@acme.example", client=acme
+        actor=None,
+        username="ivan",
+        password=PASSWORD,
+        email="ivan@acme.example",
+        client=acme,
+        email_verified=True,  # a confirmed address: reset links go only to those
     )
 
 

@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 import requests
+from django.contrib.auth.models import Group
 
 from accounts import services as accounts
 from accounts.models import Role, User
+from accounts.staff_groups import INTERNAL_ADMINS, OPERATORS
 from idp.oidc.issuance import issue_tokens
 from tests.api.conftest import grpc_channel, grpc_server_address, stub  # noqa: F401 - fixtures
 from tests.conftest import Provider
@@ -34,8 +36,8 @@ class Cast:
 
 @pytest.fixture
 def cast(transactional_db: None, acme: Any, globex: Any) -> Cast:
-    def make(username: str, role: str, client: Any = None, **extra: Any) -> User:
-        return accounts.create_user(
+    def make(username: str, role: str, client: Any = None, group: str = "", **extra: Any) -> User:
+        user = accounts.create_user(
             actor=None,
             username=username,
             password=PASSWORD,
@@ -45,14 +47,17 @@ def cast(transactional_db: None, acme: Any, globex: Any) -> Cast:
             email_verified=True,
             **extra,
         )
+        if group:  # the admin pages' model permissions (accounts.staff_groups)
+            user.groups.add(Group.objects.get(name=group))
+        return user
 
     root = make("root", Role.INTERNAL_ADMIN, is_staff=True)
     accounts.update_user(actor=None, user=root, changes={"is_superuser": True})
     return Cast(
         root=User.objects.get(pk=root.pk),
-        admin=make("adele", Role.INTERNAL_ADMIN, is_staff=True),
-        operator=make("olga", Role.OPERATOR, is_staff=True),
-        operator2=make("oleg", Role.OPERATOR, is_staff=True),
+        admin=make("adele", Role.INTERNAL_ADMIN, group=INTERNAL_ADMINS, is_staff=True),
+        operator=make("olga", Role.OPERATOR, group=OPERATORS, is_staff=True),
+        operator2=make("oleg", Role.OPERATOR, group=OPERATORS, is_staff=True),
         acme_admin=make("boss", Role.CLIENT_ADMIN, acme),
         acme_admin2=make("deputy", Role.CLIENT_ADMIN, acme),
         acme_user=make("ivan", Role.CLIENT_USER, acme),

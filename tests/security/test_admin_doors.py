@@ -33,18 +33,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 # --- the rule, as a mechanism -------------------------------------------------------------------
 
-# Pages outside this change's files that let a superuser write without a ServiceModelAdmin's
-# save path. Strict: when one is fixed, its XPASS fails the run, and the entry must go.
-KNOWN_DOORS = {
-    "accounts.User": "UserAdmin lets a superuser delete users (the page and the bulk action): a raw "
-    "delete, no service, no audit record; there is no user-deletion service",
-    "clients.IdentityProvider": "IdentityProviderAdmin is a plain ModelAdmin: its saves call "
-    "clients.services but a refusal becomes a PermissionDenied page, not a ServiceModelAdmin form error",
-    "clients.ClientDomain": "ClientDomainAdmin is a plain ModelAdmin: it adds domains through "
-    "clients.domains, but outside ServiceModelAdmin (a refusal is a PermissionDenied page)",
-}
-
-
 def _overrides(model_admin: admin.ModelAdmin, name: str) -> bool:
     return getattr(type(model_admin), name) is not getattr(admin.ModelAdmin, name)
 
@@ -76,12 +64,7 @@ def _doors(model_admin: admin.ModelAdmin, request: Any) -> list[str]:
 
 
 def _registered() -> list[Any]:
-    params = []
-    for model in sorted(admin.site._registry, key=lambda m: m._meta.label):
-        label = model._meta.label
-        marks = [pytest.mark.xfail(strict=True, reason=KNOWN_DOORS[label])] if label in KNOWN_DOORS else []
-        params.append(pytest.param(label, id=label, marks=marks))
-    return params
+    return [model._meta.label for model in sorted(admin.site._registry, key=lambda m: m._meta.label)]
 
 
 @pytest.mark.parametrize("label", _registered())

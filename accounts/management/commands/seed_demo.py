@@ -89,6 +89,7 @@ class Command(BaseCommand):
                 role=role,
                 client=client,
                 is_staff=is_staff,
+                email_verified=True,  # demo addresses: password reset works out of the box
             )
         if is_superuser and not user.is_superuser:
             user.is_superuser = True
