@@ -33,6 +33,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 # --- the rule, as a mechanism -------------------------------------------------------------------
 
+
 def _overrides(model_admin: admin.ModelAdmin, name: str) -> bool:
     return getattr(type(model_admin), name) is not getattr(admin.ModelAdmin, name)
 
