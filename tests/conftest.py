@@ -85,6 +85,32 @@ def _fast_password_hashing(settings: Settings) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _no_server_errors() -> Iterator[None]:
+    """No request in the suite may end in a 500: Django sends `got_request_exception` for every
+    exception that reaches its handler (an outage answered 503 by StoreOutageMiddleware does not),
+    in the test's thread and in live servers' threads alike. Tests of such an error say so by
+    clearing `server_errors`."""
+    from django.core.signals import got_request_exception
+
+    def record(sender: Any, request: Any = None, **kwargs: Any) -> None:
+        import sys
+
+        server_errors.append(
+            f"{getattr(request, 'method', '?')} {getattr(request, 'path', '?')}: {sys.exc_info()[1]!r}"
+        )
+
+    server_errors.clear()
+    got_request_exception.connect(record, dispatch_uid="tests.no_server_errors")
+    yield
+    got_request_exception.disconnect(dispatch_uid="tests.no_server_errors")
+    if server_errors:
+        pytest.fail(f"the server answered 500: {server_errors}", pytrace=False)
+
+
+server_errors: list[str] = []
+
+
+@pytest.fixture(autouse=True)
 def _force_login_is_a_full_sign_in(monkeypatch: pytest.MonkeyPatch) -> None:
     """`Client.force_login` stands for a completed sign-in, second factor included, as every real
     sign-in of an account that needs one is (accounts.assurance; otherwise StepUpMiddleware asks
