@@ -19,13 +19,7 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import grants, lockout, mfa, passwords, rbac, services
-from accounts.admin_base import (
-    ReadOnlyModelAdmin,
-    ServiceModelAdmin,
-    calling,
-    refusal_text,
-    visible_clients,
-)
+from accounts.admin_base import ServiceModelAdmin, calling, refusal_text, visible_clients
 from accounts.builtin_roles import PERMISSIONS as BUILTIN_PERMISSIONS
 from accounts.models import (
     AccessPermission,
@@ -40,6 +34,7 @@ from accounts.models import (
     UserSession,
 )
 from accounts.policy import ASSIGNABLE_ROLES
+from core.read_only_admin import ReadOnlyModelAdmin
 
 
 def assignable_roles(actor: User) -> list[tuple[str, str]]:
@@ -431,7 +426,7 @@ class LoginFailuresAdmin(ReadOnlyModelAdmin):
 
 
 @admin.register(UserSession)
-class UserSessionAdmin(admin.ModelAdmin):
+class UserSessionAdmin(ReadOnlyModelAdmin):
     """Signed-in browser sessions, read-only; ending one goes through the service (audited)."""
 
     list_display = ["user", "created_at", "last_seen_at", "ip", "short_user_agent"]
@@ -445,15 +440,6 @@ class UserSessionAdmin(admin.ModelAdmin):
     @admin.display(description="user agent")
     def short_user_agent(self, obj: UserSession) -> str:
         return obj.user_agent[:80]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # deleting the row alone would leave the session and its tokens alive
 
     @admin.action(description="End selected sessions (and revoke their tokens)", permissions=["view"])
     def end_sessions(self, request: HttpRequest, queryset: QuerySet[UserSession]) -> None:

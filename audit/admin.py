@@ -19,19 +19,7 @@ from audit import services as audit
 from audit.models import AuditLog, DeadLetter, OutboxEvent, ProcessedMessage
 from audit.registry import AuditAction
 from audit.relay import outbox_lag
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Nothing here is edited by hand: the audit log is append-only, the outbox is the relay's."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+from core.read_only_admin import ReadOnlyModelAdmin
 
 
 class TextFilter(admin.SimpleListFilter):
@@ -118,7 +106,7 @@ def csv_rows(entries: QuerySet[AuditLog]) -> Iterator[str]:
 
 
 @admin.register(AuditLog)
-class AuditLogAdmin(ReadOnlyAdmin):
+class AuditLogAdmin(ReadOnlyModelAdmin):  # append-only: nothing is edited by hand
     list_display = ["occurred_at", "action", "actor_label", "target_type", "target_label", "client_id", "ip"]
     list_filter = [
         "action",
@@ -163,7 +151,7 @@ class AuditLogAdmin(ReadOnlyAdmin):
 
 
 @admin.register(OutboxEvent)
-class OutboxEventAdmin(ReadOnlyAdmin):
+class OutboxEventAdmin(ReadOnlyModelAdmin):
     list_display = ["created_at", "type", "topic", "key", "published_at", "attempts", "short_error"]
     list_filter = ["type", "topic", ("published_at", admin.EmptyFieldListFilter)]
     search_fields = ["id", "key", "subject"]
@@ -184,7 +172,7 @@ class OutboxEventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(DeadLetter)
-class DeadLetterAdmin(ReadOnlyAdmin):
+class DeadLetterAdmin(ReadOnlyModelAdmin):
     list_display = ["received_at", "consumer", "reason", "topic", "partition", "offset", "key", "value_kept"]
     list_filter = ["consumer", "reason", "topic"]
     search_fields = ["key", "detail", "value_digest"]
@@ -192,7 +180,7 @@ class DeadLetterAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ProcessedMessage)
-class ProcessedMessageAdmin(ReadOnlyAdmin):
+class ProcessedMessageAdmin(ReadOnlyModelAdmin):
     list_display = ["processed_at", "consumer", "message_id", "outcome"]
     list_filter = ["consumer"]
     search_fields = ["message_id"]

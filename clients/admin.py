@@ -15,6 +15,7 @@ from accounts.admin_base import ServiceModelAdmin, calling, visible_clients
 from accounts.models import Role, User
 from clients import domains, services, sso
 from clients.models import Client, ClientDomain, IdentityProvider, UpstreamIdentity
+from core.read_only_admin import ReadOnlyModelAdmin
 
 
 class ClientAdministratorsInline(admin.TabularInline):
@@ -284,19 +285,10 @@ class ClientDomainAdmin(ServiceModelAdmin):
 
 
 @admin.register(UpstreamIdentity)
-class UpstreamIdentityAdmin(admin.ModelAdmin):
+class UpstreamIdentityAdmin(ReadOnlyModelAdmin):
     """Read-only: links are made by sign-ins (clients.sso) and end with their user."""
 
     list_display = ["user", "client", "issuer", "subject", "created_at", "last_login_at"]
     list_filter = ["client"]
     search_fields = ["subject", "issuer", "user__username", "user__email"]
     list_select_related = ["user", "client"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: UpstreamIdentity | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: UpstreamIdentity | None = None) -> bool:
-        return False

@@ -27,7 +27,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from accounts.admin_base import ReadOnlyModelAdmin, ServiceModelAdmin, calling, refusal_text
+from accounts.admin_base import ServiceModelAdmin, calling, refusal_text
+from core.read_only_admin import ReadOnlyModelAdmin
 from idp.oidc import keys, services
 from idp.oidc.models import AccessToken, Application, Grant, IDToken, RefreshToken, SigningKey
 
@@ -169,7 +170,7 @@ class ApplicationAdmin(ServiceModelAdmin):
 
 
 @admin.register(SigningKey)
-class SigningKeyAdmin(admin.ModelAdmin):
+class SigningKeyAdmin(ReadOnlyModelAdmin):
     """Read-only: keys are made and retired by idp.oidc.keys; the private part is never shown."""
 
     list_display = [
@@ -205,15 +206,6 @@ class SigningKeyAdmin(admin.ModelAdmin):
     @admin.display(description="public key (JWK)")
     def public_key(self, obj: SigningKey) -> str:
         return format_html("<pre>{}</pre>", json.dumps(obj.public_jwk, indent=2))
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: SigningKey | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: SigningKey | None = None) -> bool:
-        return False
 
     def _may_rotate(self, request: HttpRequest) -> bool:
         # The Django permission shows the button; the service checks oidc.key.rotate again.

@@ -20,10 +20,11 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services as accounts
-from accounts.admin_base import ReadOnlyModelAdmin, ServiceModelAdmin
+from accounts.admin_base import ServiceModelAdmin
 from accounts.models import Role, SMSDevice, User
 from accounts.staff_groups import INTERNAL_ADMINS, OPERATORS
 from audit.models import AuditLog
+from core.read_only_admin import ReadOnlyModelAdmin
 from idp.oidc.models import AccessToken, Application, Grant, IDToken, RefreshToken
 from tests.conftest import Provider
 from tests.oidc.conftest import PASSWORD, REDIRECT_URI, Browser, make_app, pkce_pair, query_of
