@@ -32,7 +32,7 @@ SECOND_FACTOR = "mfa"  # RFC 8176: more than one factor was used
 FEDERATED = "fed"  # RFC 8176: signed in at a federated (corporate) identity provider
 # RFC 8176 methods that mean an upstream provider did more than a password.
 UPSTREAM_SECOND_FACTORS = frozenset({"mfa", "otp", "hwk", "sc", "sms", "swk"})
-FACTOR_MODELS = (TOTPDevice, SMSDevice, EmailDevice, StaticDevice)
+FACTOR_MODELS = (TOTPDevice, SMSDevice, EmailDevice, StaticDevice)  # most convenient first
 
 
 class SecondFactorRequired(PermissionDenied):

@@ -44,7 +44,7 @@ METHODS: dict[type[Device], str] = {
 def devices(user: User) -> list[Device]:
     """Confirmed devices the user can sign in with, most convenient first."""
     found: list[Device] = []
-    for model in (TOTPDevice, SMSDevice, EmailDevice, StaticDevice):
+    for model in assurance.FACTOR_MODELS:
         found.extend(model.objects.devices_for_user(user, confirmed=True))
     return found
 
@@ -241,7 +241,7 @@ def reset_devices(*, actor: User | None, user: User) -> int:
     """An operator's "reset 2FA": every device goes; the next sign-in starts over."""
     authority.require(actor, authority.RESET_SECOND_FACTOR, user)
     removed = 0
-    for model in (TOTPDevice, SMSDevice, EmailDevice, StaticDevice):
+    for model in assurance.FACTOR_MODELS:
         removed += model.objects.filter(user=user).delete()[0]
     audit.record(
         AuditAction.MFA_DEVICE_REMOVED,

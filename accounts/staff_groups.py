@@ -36,6 +36,7 @@ _OPERATORS: dict[str, dict[str, tuple[str, ...]]] = {
         "rolegrant": VIEW,
         "loginfailures": VIEW,
         "usersession": VIEW,
+        "smsdevice": VIEW,
     },
     "clients": {
         "client": USE,
@@ -45,6 +46,10 @@ _OPERATORS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "audit": {"auditlog": VIEW, "outboxevent": VIEW, "deadletter": VIEW, "processedmessage": VIEW},
     "oidc": {"application": VIEW, "signingkey": VIEW},
+    # A user's second factors, read-only (never a key or code); reset from the user list.
+    "otp_totp": {"totpdevice": VIEW},
+    "otp_static": {"staticdevice": VIEW},
+    "otp_email": {"emaildevice": VIEW},
 }
 
 _INTERNAL_ADMINS: dict[str, dict[str, tuple[str, ...]]] = {

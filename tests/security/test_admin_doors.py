@@ -251,14 +251,18 @@ def test_device_pages_are_read_only_and_never_show_a_secret(provider, root, devi
         assert browser.get(f"{DEVICE_PAGES['totp']}{devices['totp'].pk}/{tail}").status_code in (302, 404)
 
 
-def test_an_operator_lists_a_users_devices_from_the_search_box(provider, root, devices):
+def test_an_operator_lists_a_users_devices_from_the_search_box(provider, devices):
     other = _staff("oleg")
     TOTPDevice.objects.create(user=other, name="Oleg's phone", confirmed=True)
-    browser = AdminBrowser(provider, root)
+    # The Operators group sees every device page (accounts.staff_groups), read-only.
+    browser = AdminBrowser(provider, _staff("olga", role=Role.OPERATOR, group=OPERATORS))
     listing = browser.get(DEVICE_PAGES["totp"] + "?q=irina")
     assert listing.status_code == 200
     assert "Phone" in listing.text
     assert "Oleg&#x27;s phone" not in listing.text
+    for path in DEVICE_PAGES.values():
+        assert browser.get(path).status_code == 200, path
+        assert browser.get(f"{path}add/").status_code == 403, path
 
 
 # --- DOT's token and grant pages -------------------------------------------------------------------
