@@ -89,25 +89,34 @@ def _fast_password_hashing(settings: Settings) -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _no_server_errors() -> Iterator[None]:
-    """No request in the suite may end in a 500: Django sends `got_request_exception` for every
-    exception that reaches its handler (an outage answered 503 by StoreOutageMiddleware does not),
-    in the test's thread and in live servers' threads alike. Tests of such an error say so by
-    clearing `server_errors`."""
+    """No request in the suite may end in a 500 or a gRPC INTERNAL: Django sends
+    `got_request_exception` for every exception that reaches its handler (an outage answered 503
+    by StoreOutageMiddleware does not), in the test's thread and in live servers' threads alike;
+    the gRPC interceptor logs every exception it turns into INTERNAL. Tests of such an error say so
+    by clearing `server_errors`."""
+    import logging
+    import sys
+
     from django.core.signals import got_request_exception
 
     def record(sender: Any, request: Any = None, **kwargs: Any) -> None:
-        import sys
+        where = f"{getattr(request, 'method', '?')} {getattr(request, 'path', '?')}"
+        server_errors.append(f"HTTP 500 on {where}: {sys.exc_info()[1]!r}")
 
-        server_errors.append(
-            f"{getattr(request, 'method', '?')} {getattr(request, 'path', '?')}: {sys.exc_info()[1]!r}"
-        )
+    class GrpcInternal(logging.Handler):
+        def emit(self, entry: logging.LogRecord) -> None:
+            if entry.levelno >= logging.ERROR:
+                server_errors.append(f"gRPC INTERNAL: {entry.getMessage()}")
 
+    grpc_log, handler = logging.getLogger("idp.api.grpc_service"), GrpcInternal()
     server_errors.clear()
     got_request_exception.connect(record, dispatch_uid="tests.no_server_errors")
+    grpc_log.addHandler(handler)
     yield
     got_request_exception.disconnect(dispatch_uid="tests.no_server_errors")
+    grpc_log.removeHandler(handler)
     if server_errors:
-        pytest.fail(f"the server answered 500: {server_errors}", pytrace=False)
+        pytest.fail(f"the server failed: {server_errors}", pytrace=False)
 
 
 server_errors: list[str] = []

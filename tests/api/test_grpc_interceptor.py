@@ -14,6 +14,7 @@ from audit.models import AuditLog
 from authproto import auth_pb2
 from idp.api import auth
 from idp.api.grpc_server import SERVICE_NAME
+from tests.conftest import server_errors
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,6 +45,7 @@ def test_an_unexpected_exception_is_internal_with_the_request_id(stub, monkeypat
     (record,) = [r for r in caplog.records if r.name == "idp.api.grpc_service"]
     assert record.getMessage() == "gRPC /AuthService/TokenValidate failed (request id req-42)"
     assert "secret internals" in str(record.exc_info[1])
+    server_errors.clear()  # the INTERNAL was this test's own doing
 
 
 def test_a_request_id_that_is_not_harmless_is_replaced(stub, monkeypatch):
@@ -56,6 +58,7 @@ def test_a_request_id_that_is_not_harmless_is_replaced(stub, monkeypatch):
     assert details.startswith("internal error; request id ")
     assert "a b" not in details
     assert len(details.rsplit(" ", 1)[1]) == 32  # a fresh uuid4 hex
+    server_errors.clear()  # the INTERNAL was this test's own doing
 
 
 def test_a_store_outage_is_still_unavailable(stub, monkeypatch):
