@@ -359,8 +359,8 @@ class InvitationsView(APIView):
     def post(self, request: Request) -> Response:
         from rest_framework.exceptions import Throttled
 
-        from accounts import ratelimit
         from accounts.invitations import invite_user
+        from core import ratelimit
 
         decision = ratelimit.hit(
             ratelimit.configured("registration-ip"), request.META.get("REMOTE_ADDR") or "-"

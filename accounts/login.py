@@ -6,13 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from accounts import assurance, lockout, ratelimit
+from accounts import assurance, lockout
 from accounts.authentication import burn_a_hash, candidates_for
 from accounts.models import LoginFailures, User
-from audit import context
 from audit import services as audit
 from audit.registry import AuditAction
 from clients import domains
+from core import context, ratelimit
 
 
 class LoginError(StrEnum):

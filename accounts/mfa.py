@@ -24,10 +24,11 @@ from django_otp.plugins.otp_email.models import EmailDevice
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts import assurance, authority, ratelimit, sessions
+from accounts import assurance, authority, sessions
 from accounts.models import SMSDevice, User
 from audit import services as audit
 from audit.registry import AuditAction
+from core import ratelimit
 
 PENDING = "idp_mfa_pending"
 BACKUP_CODES = 10

@@ -43,10 +43,11 @@ from django.db import (
 )
 from django.utils.module_loading import autodiscover_modules
 
-from audit import context, envelope, kafka, relay
+from audit import envelope, kafka, relay
 from audit import services as audit
 from audit.models import DeadLetter, ProcessedMessage
 from audit.registry import EventType
+from core import context
 
 log = logging.getLogger(__name__)
 

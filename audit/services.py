@@ -14,9 +14,10 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, connection, models, transaction
 
-from audit import context, relay
+from audit import relay
 from audit.models import AuditLog, OutboxEvent
 from audit.registry import AuditAction, EventType
+from core import context
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def record_refusal(
 ) -> None:
     """Record that something was refused. The refusal rolls back the transaction that asked, so
     the record is written outside it: at once when no transaction is open, else when the request
-    (or gRPC call) ends (audit.context.run_at_end)."""
+    (or gRPC call) ends (core.context.run_at_end)."""
     entry = _entry(action, actor=actor, target=target, client_id=client_id, details=details)
 
     def write() -> None:

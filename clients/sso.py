@@ -49,7 +49,8 @@ from accounts.models import Role, User
 from audit import services as audit
 from audit.registry import AuditAction
 from clients.models import ClientDomain, IdentityProvider, UpstreamIdentity
-from core import outbound
+from core import outbound, stored_secrets
+from core.config import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -172,26 +173,19 @@ def callback_url(provider: IdentityProvider) -> str:
     return f"{settings.IDP_ISSUER}{reverse('sso:callback', args=[provider.client.slug])}"
 
 
-# --- the client secret, encrypted at rest with the signing keys' Fernet keys -----------------
+# --- the client secret, encrypted at rest (core.stored_secrets) ----------------------------------
 
 
 def encrypt_secret(secret: str) -> str:
-    from idp.oidc.keys import _fernet
-
-    return _fernet().encrypt(secret.encode()).decode()
+    return stored_secrets.encrypt(secret.encode())
 
 
 def decrypt_secret(provider: IdentityProvider) -> str:
-    from cryptography.fernet import InvalidToken
-
-    from idp.config import ConfigError
-    from idp.oidc.keys import _fernet
-
     if not provider.oidc_client_secret_encrypted:
         return ""
     try:
-        return _fernet().decrypt(provider.oidc_client_secret_encrypted.encode()).decode()
-    except (InvalidToken, ConfigError):
+        return stored_secrets.decrypt(provider.oidc_client_secret_encrypted).decode()
+    except (stored_secrets.UndecryptableError, ConfigError):
         raise SSOError(
             SSOErrorCode.NOT_CONFIGURED,
             "the client secret cannot be decrypted: IDP_KEY_ENCRYPTION_KEY does not match; enter it again",

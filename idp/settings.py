@@ -14,7 +14,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from idp.config import ConfigError, env_bool, env_int, env_list, env_str
+from core.config import ConfigError, env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("IDP_DATA_DIR") or BASE_DIR / "var")
@@ -118,11 +118,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "idp.client_ip.ClientIPMiddleware",  # first: everything after sees the client's address
+    "core.client_ip.ClientIPMiddleware",  # first: everything after sees the client's address
     "django.middleware.security.SecurityMiddleware",
     "idp.security_headers.SecurityHeadersMiddleware",  # CSP and no-store on every HTML page
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "audit.context.RequestContextMiddleware",
+    "core.context.RequestContextMiddleware",
     "idp.nul_bytes.RejectNulBytesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -135,7 +135,7 @@ MIDDLEWARE = [
     "accounts.session_registry.SessionActivityMiddleware",  # the sessions page's "last active"
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "idp.outages.StoreOutageMiddleware",  # last: its process_exception sees the view's errors
+    "core.outages.StoreOutageMiddleware",  # last: its process_exception sees the view's errors
 ]
 
 ROOT_URLCONF = "idp.urls"
@@ -279,7 +279,7 @@ AUTH_PASSWORD_VALIDATORS = [
 # Seconds a password reset link works (accounts.passwords); it also dies once used.
 PASSWORD_RESET_TIMEOUT = env_int("IDP_PASSWORD_RESET_TIMEOUT", 3600, minimum=60)
 
-# Brute-force defence (accounts.ratelimit, accounts.lockout). A limit is (requests, seconds).
+# Brute-force defence (core.ratelimit, accounts.lockout). A limit is (requests, seconds).
 IDP_RATE_LIMITS_ENABLED = env_bool("IDP_RATE_LIMITS_ENABLED", True)
 IDP_RATE_LIMITS = {
     "login-ip": (env_int("IDP_RL_LOGIN_PER_IP", 30, minimum=1), 60),

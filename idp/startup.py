@@ -10,7 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 def _database_label() -> str:
     from django.conf import settings
 
-    from idp.config import redact_url
+    from core.config import redact_url
 
     return redact_url(getattr(settings, "DATABASE_URL", "") or "the database")
 

@@ -157,8 +157,7 @@ def _blacklist_in_redis() -> Iterator[None]:
 def _clear_cache() -> Iterator[None]:
     from django.core.cache import cache
 
-    from accounts import ratelimit
-    from idp import pubsub
+    from core import pubsub, ratelimit
     from idp.oidc import keys, tokens
     from idp.oidc.client_cache import clients
 

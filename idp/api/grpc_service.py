@@ -15,16 +15,16 @@ from django.db import close_old_connections
 from google.protobuf.message import DecodeError, Message
 
 from accounts.login import MAX_LOGIN_LENGTH, MAX_PASSWORD_LENGTH
-from audit import context
 from authproto import auth_pb2, auth_pb2_grpc
+from core import context
+from core.outages import STORE_OUTAGES, describe
 from idp.api import auth
 from idp.api.grpc_input import peer_ip, string_field_problem
-from idp.outages import STORE_OUTAGES, describe
 
 log = logging.getLogger(__name__)
 
 MAX_TOKEN_LENGTH = 8192
-# As over HTTP (audit.context): a caller's request id is kept only if it is this harmless.
+# As over HTTP (core.context): a caller's request id is kept only if it is this harmless.
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 REFUSAL_STATUS = {

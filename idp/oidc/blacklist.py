@@ -16,8 +16,8 @@ from django.db import transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
+from core.pubsub import ChannelFollower, redis_client
 from idp.oidc.models import RevokedToken
-from idp.pubsub import ChannelFollower, redis_client
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from django.dispatch import receiver
 from redis.exceptions import RedisError
 
 from audit import services as audit
+from core.pubsub import ChannelFollower, redis_client
 from idp.oidc.models import Application
-from idp.pubsub import ChannelFollower, redis_client
 
 log = logging.getLogger(__name__)
 

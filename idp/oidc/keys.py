@@ -12,14 +12,14 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from jwcrypto import jwk
 
-from idp.config import ConfigError
+from core import stored_secrets
+from core.config import ConfigError
 from idp.oidc.models import SigningKey
 
 RSA_BITS = 2048
@@ -30,18 +30,10 @@ _active: tuple[float, jwk.JWK, rsa.RSAPrivateKey] | None = None
 _public: tuple[float, dict[str, jwk.JWK]] | None = None
 
 
-def _fernet() -> MultiFernet:
-    keys = settings.IDP_KEY_ENCRYPTION_KEYS
-    try:
-        return MultiFernet([Fernet(key) for key in keys])
-    except ValueError as exc:
-        raise ConfigError(f"IDP_KEY_ENCRYPTION_KEY is not a valid Fernet key: {exc}") from None
-
-
 def _decrypt(key: SigningKey) -> jwk.JWK:
     try:
-        pem = _fernet().decrypt(key.private_key_encrypted.encode())
-    except InvalidToken:
+        pem = stored_secrets.decrypt(key.private_key_encrypted)
+    except stored_secrets.UndecryptableError:
         raise ConfigError(
             f"signing key {key.kid} cannot be decrypted: IDP_KEY_ENCRYPTION_KEY does not match"
         ) from None
@@ -59,7 +51,7 @@ def _new_key(status: str) -> SigningKey:
         kid=kid,
         status=status,
         public_jwk=public,
-        private_key_encrypted=_fernet().encrypt(pem).decode(),
+        private_key_encrypted=stored_secrets.encrypt(pem),
         activated_at=now if status == SigningKey.Status.ACTIVE else None,
     )
 

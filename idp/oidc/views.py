@@ -54,7 +54,7 @@ def _client_id_of(request: HttpRequest) -> str:
 def _token_rate_limit(request: HttpRequest) -> HttpResponse | None:
     """Per IP and per client. RFC 6749 has no error code for this; `temporarily_unavailable`
     with 429 and Retry-After is what clients and libraries handle (and RFC 6585 defines 429)."""
-    from accounts import ratelimit
+    from core import ratelimit
 
     decision = ratelimit.hit_all(
         (ratelimit.configured("token-ip"), request.META.get("REMOTE_ADDR") or "unknown"),

@@ -9,9 +9,8 @@ import socket
 import grpc
 import pytest
 
-from accounts import ratelimit
 from authproto import auth_pb2
-from idp import pubsub
+from core import pubsub, ratelimit
 from idp.oidc.models import Application
 from tests.api.conftest import mint
 from tests.oidc.conftest import make_app
@@ -78,7 +77,7 @@ def test_outages_are_named_by_store():
     from django_redis.exceptions import ConnectionInterrupted
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    from idp.outages import describe
+    from core.outages import describe
 
     assert describe(ConnectionInterrupted(connection=None)) == "cache unavailable"
     assert describe(RedisConnectionError()) == "cache unavailable"

@@ -41,7 +41,7 @@ def test_postgresql_refuses_raw_updates_and_deletes():
 
 
 def test_audit_record_carries_the_request_context(admin_user):
-    from audit import context
+    from core import context
 
     with context.bind(context.RequestContext(request_id="req-123", ip="203.0.113.9", user_agent="agent")):
         entry = audit.record(AuditAction.LOGOUT, actor=admin_user)

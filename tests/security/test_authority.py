@@ -186,7 +186,7 @@ def test_unlocking_is_for_the_ranks_above_too(cast: Cast):
     from django.core.exceptions import PermissionDenied
 
     from accounts import lockout
-    from audit import context
+    from core import context
 
     with context.bind(context.RequestContext()), pytest.raises(PermissionDenied):
         lockout.unlock_user(actor=cast.operator, user=cast.operator2, reason="peer")

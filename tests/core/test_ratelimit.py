@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from accounts import ratelimit
-from accounts.ratelimit import Limit
+from core import ratelimit
+from core.ratelimit import Limit
 
 
 @pytest.fixture(params=["redis", "local"])

@@ -98,7 +98,7 @@ _script = None
 def _redis_script():
     global _script
     if _script is None:
-        from idp.pubsub import redis_client
+        from core.pubsub import redis_client
 
         _script = redis_client().register_script(_GCRA)  # the process's one client
     return _script

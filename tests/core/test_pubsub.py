@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from idp.pubsub import ChannelFollower, redis_client
+from core.pubsub import ChannelFollower, redis_client
 
 
 @pytest.mark.needs("redis")
@@ -27,7 +27,7 @@ def test_a_failed_periodic_reload_keeps_the_copy_live(caplog):
         reload_seconds=0.2,
     )
     deadline = time.monotonic() + 10
-    with caplog.at_level(logging.WARNING, logger="idp.pubsub"):
+    with caplog.at_level(logging.WARNING, logger="core.pubsub"):
         while len(calls) < 3 and time.monotonic() < deadline:
             assert follower.live or len(calls) == 0
             time.sleep(0.05)

@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 
 from audit.models import AuditLog
-from idp.client_ip import client_ip
+from core.client_ip import client_ip
 
 
 @pytest.mark.parametrize(
