@@ -8,7 +8,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 
-from accounts import authority, verification
+from accounts import authority, token_revocation, verification
 from accounts.events import user_payload
 from accounts.models import Role, User
 from accounts.policy import CLIENT_SCOPED_ROLES, require, require_assignable
@@ -186,9 +186,7 @@ def block_user(*, actor: User | None, user: User, reason: str) -> User:
     )
     # Tokens die at once: refresh fails and offline validators see the blacklist. (The browser
     # session ends by itself: the login backend refuses inactive users on every request.)
-    from idp.oidc.revocation import revoke_user_tokens
-
-    revoke_user_tokens(blocked)
+    token_revocation.revoke_user_tokens(blocked)
     return blocked
 
 

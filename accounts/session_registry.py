@@ -26,11 +26,10 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from accounts import authority, sessions
+from accounts import authority, sessions, token_revocation
 from accounts.models import User, UserSession
 from audit import services as audit
 from audit.registry import AuditAction
-from idp.oidc.revocation import revoke_session_tokens, revoke_user_tokens
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +174,7 @@ def _end(row: UserSession) -> int:
     # Again after commit: with cached_db, a request may re-read the database copy into the
     # cache between the delete above and the commit.
     transaction.on_commit(lambda: store(session_key=key).delete())
-    revoked = revoke_session_tokens(row.sid)
+    revoked = token_revocation.revoke_session_tokens(row.sid)
     row.delete()
     return revoked
 
@@ -221,7 +220,7 @@ def terminate_sessions(*, user: User, keep_sid: str = "") -> tuple[int, int]:
     for row in rows:
         revoked += _end(row)
         ended += 1
-    return ended, revoked + revoke_user_tokens(user, keep_sid=keep_sid)
+    return ended, revoked + token_revocation.revoke_user_tokens(user, keep_sid=keep_sid)
 
 
 @transaction.atomic

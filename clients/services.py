@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from accounts import token_revocation
 from accounts.models import User
 from accounts.policy import require
 from audit import services as audit
@@ -54,10 +55,8 @@ def update_client(*, actor: User | None, client: Client, changes: dict[str, Any]
     details = {"fields": changed, "before": before, "after": {name: changes[name] for name in changed}}
     if "status" in changed and not locked.is_active:
         # Its users can no longer sign in (User.is_active); what they already hold ends now too.
-        from idp.oidc.revocation import revoke_user_tokens
-
         users = User.objects.filter(client=locked)
-        details["revokedTokens"] = sum(revoke_user_tokens(user) for user in users)
+        details["revokedTokens"] = sum(token_revocation.revoke_user_tokens(user) for user in users)
     audit.record(AuditAction.CLIENT_UPDATED, actor=actor, target=locked, client_id=locked.id, details=details)
     return locked
 

@@ -8,4 +8,12 @@ class OidcConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from idp.oidc import client_cache, signals  # noqa: F401 - connect the blacklist and cache hooks
+        from accounts import token_revocation
+        from idp.oidc import client_cache, revocation, signals  # noqa: F401 - connect the hooks
+
+        # Accounts end access (blocks, password changes, ended sessions); the tokens are ours.
+        token_revocation.install(
+            token_revocation.Revoker(
+                user_tokens=revocation.revoke_user_tokens, session_tokens=revocation.revoke_session_tokens
+            )
+        )
