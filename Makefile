@@ -32,6 +32,8 @@ run: demo
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
+	$(PY) scripts/import_cycles.py
 
 format: $(VENV)/.dev
 	$(VENV)/bin/ruff check --fix .
