@@ -12,7 +12,8 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts import mfa_views
 from accounts.login import LoginError
-from clients import domains, sso_views
+from accounts.sso import views as sso_views
+from clients import domains
 
 
 class LoginForm(AuthenticationForm):

@@ -14,15 +14,16 @@ import secrets
 from collections.abc import Callable, Iterable
 
 import idna
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.models import User
-from accounts.policy import require
 from audit import services as audit
 from audit.registry import AuditAction
+from clients import ports
 from clients.models import Client, ClientDomain, IdentityProvider, UpstreamIdentity
+from clients.ports import Actor
 
 # The TXT record a client publishes: `_idp-verification.<domain>  TXT  "idp-verification=<token>"`.
 RECORD_PREFIX = "_idp-verification"
@@ -100,9 +101,9 @@ def dns_txt_records(name: str) -> list[str]:
 
 
 @transaction.atomic
-def add_domain(*, actor: User | None, client: Client, domain: str) -> ClientDomain:
+def add_domain(*, actor: Actor, client: Client, domain: str) -> ClientDomain:
     """Claim a domain for a client; it routes nothing until verified."""
-    require(actor, "clients.sso.manage", client_id=client.id)
+    ports.require_permission(actor, "clients.sso.manage", client_id=client.id)
     name = normalize_domain(domain)
     if ClientDomain.objects.filter(client=client, domain=name).exists():
         raise ValidationError({"domain": f"{name} is already listed for this client"}, code="domain_exists")
@@ -121,18 +122,18 @@ def add_domain(*, actor: User | None, client: Client, domain: str) -> ClientDoma
 
 
 @transaction.atomic
-def approve_domain(*, actor: User | None, domain: ClientDomain) -> ClientDomain:
+def approve_domain(*, actor: Actor, domain: ClientDomain) -> ClientDomain:
     """An operator vouches for the domain (a contract, a call): no DNS proof."""
     # Held for all clients, never only inside one: a client must not vouch for itself.
-    require(actor, "clients.domain.verify", client_id=None)
+    ports.require_permission(actor, "clients.domain.verify", client_id=None)
     return _mark_verified(actor=actor, domain=domain, method=ClientDomain.Method.OPERATOR)
 
 
 def verify_domain_by_dns(
-    *, actor: User | None, domain: ClientDomain, resolver: TxtResolver | None = None
+    *, actor: Actor, domain: ClientDomain, resolver: TxtResolver | None = None
 ) -> ClientDomain:
     """Verify the domain if its TXT record carries our token; raises DomainVerificationError."""
-    require(actor, "clients.sso.manage", client_id=domain.client_id)
+    ports.require_permission(actor, "clients.sso.manage", client_id=domain.client_id)
     # DNS is asked outside any transaction: no row stays locked while the network answers.
     found = [text.strip().strip('"') for text in (resolver or dns_txt_records)(record_name(domain))]
     if record_value(domain) not in found:
@@ -145,7 +146,7 @@ def verify_domain_by_dns(
         return _mark_verified(actor=actor, domain=domain, method=ClientDomain.Method.DNS)
 
 
-def _mark_verified(*, actor: User | None, domain: ClientDomain, method: str) -> ClientDomain:
+def _mark_verified(*, actor: Actor, domain: ClientDomain, method: str) -> ClientDomain:
     locked = ClientDomain.objects.select_for_update().get(pk=domain.pk)
     if locked.is_verified:
         return locked
@@ -181,8 +182,8 @@ def _mark_verified(*, actor: User | None, domain: ClientDomain, method: str) -> 
 
 
 @transaction.atomic
-def remove_domain(*, actor: User | None, domain: ClientDomain) -> None:
-    require(actor, "clients.sso.manage", client_id=domain.client_id)
+def remove_domain(*, actor: Actor, domain: ClientDomain) -> None:
+    ports.require_permission(actor, "clients.sso.manage", client_id=domain.client_id)
     details = {"domain": domain.domain, "wasVerified": domain.is_verified}
     client_id = domain.client_id
     target = ClientDomain(pk=domain.pk, domain=domain.domain)  # for the audit label after deletion
@@ -211,7 +212,7 @@ def provider_for_login(login: str) -> IdentityProvider | None:
     )
 
 
-def password_login_forbidden(*, login: str = "", user: User | None = None) -> bool:
+def password_login_forbidden(*, login: str = "", user: AbstractBaseUser | None = None) -> bool:
     """Whether a client's enforced SSO forbids a password login here.
 
     With `login`: it is an e-mail address on a verified domain of an SSO-enforced client (a

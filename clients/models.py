@@ -36,7 +36,7 @@ class Client(models.Model):
         return self.status == self.Status.ACTIVE
 
 
-# --- Corporate SSO: the client's own identity provider upstream of us (clients.sso) -------------
+# --- Corporate SSO: the client's own identity provider upstream of us (clients.upstream) --------
 
 # The roles an upstream group may map to: only a client's own roles (accounts.models.Role values;
 # spelled out here because accounts.models itself points at clients.Client).
@@ -45,7 +45,7 @@ CLIENT_ROLES = [("client_admin", "B2B client administrator"), ("client_user", "B
 
 class IdentityProvider(models.Model):
     """A B2B client's own OpenID Connect provider (Entra ID, Google Workspace, Okta, Keycloak...):
-    its staff sign in there, and we log them in here (clients.sso)."""
+    its staff sign in there, and we log them in here (accounts.sso)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     client = models.OneToOneField(Client, on_delete=models.CASCADE, related_name="identity_provider")

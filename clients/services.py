@@ -6,18 +6,17 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from accounts import token_revocation
-from accounts.models import User
-from accounts.policy import require
 from audit import services as audit
 from audit.registry import AuditAction
+from clients import ports, upstream
 from clients.models import CLIENT_ROLES, Client, IdentityProvider
+from clients.ports import Actor
 
 
 @transaction.atomic
-def create_client(*, actor: User | None, name: str, slug: str, contact_email: str = "") -> Client:
+def create_client(*, actor: Actor, name: str, slug: str, contact_email: str = "") -> Client:
     """Register a B2B client organisation (operators and internal admins only)."""
-    require(actor, "clients.client.create")
+    ports.require_permission(actor, "clients.client.create")
     client = Client(name=name.strip(), slug=slug, contact_email=contact_email)
     client.full_clean()
     client.save()
@@ -36,9 +35,9 @@ CLIENT_FIELDS = frozenset({"name", "status", "contact_email", "require_mfa"})
 
 
 @transaction.atomic
-def update_client(*, actor: User | None, client: Client, changes: dict[str, Any]) -> Client:
+def update_client(*, actor: Actor, client: Client, changes: dict[str, Any]) -> Client:
     """Change a client's name, status, contact or 2FA policy; audited with what changed."""
-    require(actor, "clients.client.update", client_id=client.id)
+    ports.require_permission(actor, "clients.client.update", client_id=client.id)
     unknown = set(changes) - CLIENT_FIELDS
     if unknown:
         raise ValidationError(f"these fields cannot be changed here: {', '.join(sorted(unknown))}")
@@ -55,13 +54,12 @@ def update_client(*, actor: User | None, client: Client, changes: dict[str, Any]
     details = {"fields": changed, "before": before, "after": {name: changes[name] for name in changed}}
     if "status" in changed and not locked.is_active:
         # Its users can no longer sign in (User.is_active); what they already hold ends now too.
-        users = User.objects.filter(client=locked)
-        details["revokedTokens"] = sum(token_revocation.revoke_user_tokens(user) for user in users)
+        details["revokedTokens"] = ports.end_members_access(locked)
     audit.record(AuditAction.CLIENT_UPDATED, actor=actor, target=locked, client_id=locked.id, details=details)
     return locked
 
 
-# --- corporate SSO: the client's identity provider (clients.sso) ------------------------------
+# --- corporate SSO: the client's identity provider (clients.upstream) -------------------------
 
 IDENTITY_PROVIDER_FIELDS = frozenset(
     {
@@ -84,11 +82,9 @@ IDENTITY_PROVIDER_FIELDS = frozenset(
 
 def check_identity_provider(provider: IdentityProvider) -> None:
     """What the model cannot say about itself; raises ValidationError by field (the admin form shows it)."""
-    from clients.sso import check_url
-
     errors: dict[str, list[str]] = {}
     try:
-        check_url(provider.issuer, what="issuer")
+        upstream.check_url(provider.issuer, what="issuer")
         if urlsplit(provider.issuer).query:
             raise ValidationError("the issuer has no query part (OIDC Discovery §2)")
     except ValidationError as exc:
@@ -111,13 +107,13 @@ def check_identity_provider(provider: IdentityProvider) -> None:
 
 @transaction.atomic
 def configure_identity_provider(
-    *, actor: User | None, client: Client, changes: dict[str, Any], client_secret: str | None = None
+    *, actor: Actor, client: Client, changes: dict[str, Any], client_secret: str | None = None
 ) -> IdentityProvider:
     """Create or change a client's upstream provider; `client_secret=None` keeps the stored one.
 
     Audited with the names of what changed, never the secret.
     """
-    require(actor, "clients.sso.manage", client_id=client.id)
+    ports.require_permission(actor, "clients.sso.manage", client_id=client.id)
     unknown = set(changes) - IDENTITY_PROVIDER_FIELDS
     if unknown:
         raise ValidationError(f"these fields cannot be set here: {', '.join(sorted(unknown))}")
@@ -130,9 +126,9 @@ def configure_identity_provider(
     for name in changed:
         setattr(provider, name, changes[name])
     if client_secret is not None:
-        from clients.sso import encrypt_secret
-
-        provider.oidc_client_secret_encrypted = encrypt_secret(client_secret) if client_secret else ""
+        provider.oidc_client_secret_encrypted = (
+            upstream.encrypt_secret(client_secret) if client_secret else ""
+        )
         changed.append("client_secret")
     if not changed:
         return provider
@@ -146,7 +142,5 @@ def configure_identity_provider(
         client_id=client.id,
         details={"fields": sorted(changed), "created": created, "issuer": provider.issuer},
     )
-    from clients.sso import forget_cached
-
-    transaction.on_commit(lambda: forget_cached(provider))
+    transaction.on_commit(lambda: upstream.forget_cached(provider))
     return provider

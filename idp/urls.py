@@ -24,7 +24,7 @@ urlpatterns = [
     path("admin/login/", admin_login, name="admin-login"),
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
-    path("sso/", include("clients.urls")),
+    path("sso/", include("accounts.sso.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", home, name="home"),
 ]

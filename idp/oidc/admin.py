@@ -27,7 +27,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from accounts.admin_base import ServiceModelAdmin, calling, refusal_text
+from accounts.admin.base import ServiceModelAdmin, calling, refusal_text
 from core.read_only_admin import ReadOnlyModelAdmin
 from idp.oidc import keys, services
 from idp.oidc.models import AccessToken, Application, Grant, IDToken, RefreshToken, SigningKey

@@ -19,7 +19,7 @@ from accounts.models import Role, User
 from accounts.sessions import AMR
 from audit.models import AuditLog, OutboxEvent
 from audit.registry import AuditAction, EventType
-from clients import services, sso
+from clients import services, upstream
 from clients.models import IdentityProvider, UpstreamIdentity
 from tests.clients.conftest import sso_sign_in, start
 from tests.clients.upstream import CLIENT_ID, CLIENT_SECRET
@@ -392,13 +392,13 @@ def test_a_disabled_or_unknown_provider_is_not_found(acme, acme_sso):
 
 def test_the_client_secret_is_stored_encrypted_and_never_audited(acme, acme_sso):
     assert CLIENT_SECRET not in acme_sso.oidc_client_secret_encrypted
-    assert sso.decrypt_secret(acme_sso) == CLIENT_SECRET
+    assert upstream.decrypt_secret(acme_sso) == CLIENT_SECRET
     for entry in AuditLog.objects.filter(action=AuditAction.SSO_PROVIDER_CHANGED):
         assert CLIENT_SECRET not in json.dumps(entry.details)
         assert "client_secret" in entry.details["fields"]
     services.configure_identity_provider(actor=None, client=acme, changes={"name": "Acme SSO"})
     acme_sso.refresh_from_db()
-    assert sso.decrypt_secret(acme_sso) == CLIENT_SECRET  # kept when not given
+    assert upstream.decrypt_secret(acme_sso) == CLIENT_SECRET  # kept when not given
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import pytest
 
 from audit.models import AuditLog
 from audit.registry import AuditAction
-from clients import domains, sso
+from clients import domains, upstream
 from clients.models import ClientDomain, IdentityProvider
 
 pytestmark = pytest.mark.django_db
@@ -40,7 +40,7 @@ def test_an_operator_adds_a_provider_and_the_secret_is_write_only(client, admin_
 
     provider = IdentityProvider.objects.get()
     assert provider.role_mapping == {"acme-admins": "client_admin"}
-    assert sso.decrypt_secret(provider) == SECRET
+    assert upstream.decrypt_secret(provider) == SECRET
     page = client.get(f"/admin/clients/identityprovider/{provider.pk}/change/").content.decode()
     assert SECRET not in page
     assert provider.oidc_client_secret_encrypted not in page
@@ -55,7 +55,7 @@ def test_an_operator_adds_a_provider_and_the_secret_is_write_only(client, admin_
     assert client.post(f"/admin/clients/identityprovider/{provider.pk}/change/", form).status_code == 302
     provider.refresh_from_db()
     assert provider.name == "Acme SSO"
-    assert sso.decrypt_secret(provider) == SECRET
+    assert upstream.decrypt_secret(provider) == SECRET
 
 
 def test_bad_settings_are_shown_on_the_form(client, admin_user, acme):

@@ -20,7 +20,7 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services as accounts
-from accounts.admin_base import ServiceModelAdmin
+from accounts.admin.base import ServiceModelAdmin
 from accounts.models import Role, SMSDevice, User
 from accounts.staff_groups import INTERNAL_ADMINS, OPERATORS
 from audit.models import AuditLog

@@ -1,4 +1,4 @@
-"""Pages of corporate SSO: off to the client's identity provider, and back (clients.sso)."""
+"""Pages of corporate SSO: off to the client's identity provider, and back (accounts.sso)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from accounts import mfa_views, sessions
-from clients import sso
+from accounts.sso import flow
 from clients.models import IdentityProvider
-from clients.sso import SSOError, SSOErrorCode
+from clients.upstream import SSOError, SSOErrorCode
 from core.outbound import AddressKind, FetchError, Reason
 
 # What the person is told, and the status of the page, for each way a sign-in can fail.
@@ -127,7 +127,7 @@ def start(request: HttpRequest, slug: str) -> HttpResponse:
     if provider is None:
         return _failed(request, SSOError(SSOErrorCode.NOT_CONFIGURED), next_url)
     try:
-        url = sso.begin(request, provider, next_url=next_url, login_hint=request.GET.get("login_hint", ""))
+        url = flow.begin(request, provider, next_url=next_url, login_hint=request.GET.get("login_hint", ""))
     except SSOError as exc:
         return _failed(request, exc, next_url)
     return HttpResponseRedirect(url)
@@ -140,7 +140,7 @@ def callback(request: HttpRequest, slug: str) -> HttpResponse:
     if provider is None:
         return _failed(request, SSOError(SSOErrorCode.NOT_CONFIGURED))
     try:
-        signed_in = sso.complete(request, provider, request.GET)
+        signed_in = flow.complete(request, provider, request.GET)
     except SSOError as exc:
         return _failed(request, exc)
     # accounts.assurance: unless the upstream's MFA is trusted and was done, our second factor

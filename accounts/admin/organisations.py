@@ -1,3 +1,6 @@
+"""The operators' pages for B2B clients and their corporate SSO configuration: saved through
+clients.services and clients.domains (audited), scoped by accounts.rbac."""
+
 from __future__ import annotations
 
 from functools import partial
@@ -11,9 +14,9 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from accounts.admin_base import ServiceModelAdmin, calling, visible_clients
+from accounts.admin.base import ServiceModelAdmin, calling, visible_clients
 from accounts.models import Role, User
-from clients import domains, services, sso
+from clients import domains, services, upstream
 from clients.models import Client, ClientDomain, IdentityProvider, UpstreamIdentity
 from core.read_only_admin import ReadOnlyModelAdmin
 
@@ -169,7 +172,7 @@ class IdentityProviderAdmin(ServiceModelAdmin):
 
     @admin.display(description="Redirect URI to register upstream")
     def redirect_uri(self, obj: IdentityProvider) -> str:
-        return sso.callback_url(obj) if obj.pk else "(shown once saved)"
+        return upstream.callback_url(obj) if obj.pk else "(shown once saved)"
 
     @admin.display(boolean=True, description="Secret stored")
     def secret_stored(self, obj: IdentityProvider) -> bool:
@@ -286,7 +289,7 @@ class ClientDomainAdmin(ServiceModelAdmin):
 
 @admin.register(UpstreamIdentity)
 class UpstreamIdentityAdmin(ReadOnlyModelAdmin):
-    """Read-only: links are made by sign-ins (clients.sso) and end with their user."""
+    """Read-only: links are made by sign-ins (accounts.sso) and end with their user."""
 
     list_display = ["user", "client", "issuer", "subject", "created_at", "last_login_at"]
     list_filter = ["client"]

@@ -1,3 +1,6 @@
+"""The operators' user pages: every save and action calls a service (accounts.services,
+accounts.grants, accounts.passwords, ...)."""
+
 from __future__ import annotations
 
 from functools import partial
@@ -6,35 +9,26 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django_otp.plugins.otp_email.models import EmailDevice
-from django_otp.plugins.otp_static.models import StaticDevice
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts import grants, lockout, mfa, passwords, rbac, services
-from accounts.admin_base import ServiceModelAdmin, calling, refusal_text, visible_clients
-from accounts.builtin_roles import PERMISSIONS as BUILTIN_PERMISSIONS
+from accounts import grants, lockout, mfa, passwords, services
+from accounts.admin.base import ServiceModelAdmin, calling, refusal_text, visible_clients
 from accounts.models import (
     AccessPermission,
     AccessRole,
     LoginFailures,
     Role,
-    RoleGrant,
-    SMSDevice,
     User,
     UserGrant,
     UserRole,
-    UserSession,
 )
 from accounts.policy import ASSIGNABLE_ROLES
-from core.read_only_admin import ReadOnlyModelAdmin
 
 
 def assignable_roles(actor: User) -> list[tuple[str, str]]:
@@ -399,255 +393,3 @@ class UserAdmin(ServiceModelAdmin):
             "Password reset forced for {count} user(s): the old password no longer works and a "
             "reset link was e-mailed.",
         )
-
-
-class LockedFilter(admin.SimpleListFilter):
-    title = "locked"
-    parameter_name = "locked"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("yes", "Locked now")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[LoginFailures]) -> QuerySet[LoginFailures]:
-        if self.value() == "yes":
-            return queryset.filter(Q(permanent=True) | Q(locked_until__gt=timezone.now()))
-        return queryset
-
-
-@admin.register(LoginFailures)
-class LoginFailuresAdmin(ReadOnlyModelAdmin):
-    """Who is locked out, and why; unlocking goes through the user list's action (audited).
-    Read-only, delete included: deleting the row would unlock the account without a record."""
-
-    list_display = ["user", "failed_count", "lock_count", "locked_until", "permanent", "last_failure_at"]
-    list_filter = [LockedFilter, "permanent"]
-    search_fields = ["user__username", "user__email"]
-    list_select_related = ["user"]
-
-
-@admin.register(UserSession)
-class UserSessionAdmin(ReadOnlyModelAdmin):
-    """Signed-in browser sessions, read-only; ending one goes through the service (audited)."""
-
-    list_display = ["user", "created_at", "last_seen_at", "ip", "short_user_agent"]
-    list_filter = ["created_at"]
-    search_fields = ["user__username", "user__email", "ip"]
-    list_select_related = ["user"]
-    readonly_fields = ["id", "user", "sid", "created_at", "last_seen_at", "ip", "user_agent"]
-    exclude = ["session_key"]  # a live session key is a bearer credential: never shown
-    actions = ["end_sessions"]
-
-    @admin.display(description="user agent")
-    def short_user_agent(self, obj: UserSession) -> str:
-        return obj.user_agent[:80]
-
-    @admin.action(description="End selected sessions (and revoke their tokens)", permissions=["view"])
-    def end_sessions(self, request: HttpRequest, queryset: QuerySet[UserSession]) -> None:
-        from accounts import session_registry
-
-        done = 0
-        for row in queryset.select_related("user"):
-            try:
-                session_registry.end_session(actor=request.user, user=row.user, session_id=row.pk)
-                done += 1
-            except (PermissionDenied, ValidationError) as exc:
-                reason = "; ".join(getattr(exc, "messages", [str(exc)]))
-                self.message_user(request, f"{row}: {reason}", messages.ERROR)
-        self.message_user(request, f"{done} session(s) ended.")
-
-
-# --- Roles and permissions: defined here, saved by accounts.rbac (audited, caches invalidated) ----
-
-
-@admin.register(AccessPermission)
-class AccessPermissionAdmin(ServiceModelAdmin):
-    list_display = ["name", "description", "builtin"]
-    search_fields = ["name", "description"]
-    fields = ["name", "description"]
-
-    @admin.display(boolean=True, description="built-in")
-    def builtin(self, obj: AccessPermission) -> bool:
-        return obj.name in BUILTIN_PERMISSIONS
-
-    def get_readonly_fields(self, request: HttpRequest, obj: AccessPermission | None = None) -> list[str]:
-        return ["name"] if obj is not None else []  # tokens and services refer to it by name
-
-    def save_model(
-        self, request: HttpRequest, obj: AccessPermission, form: forms.ModelForm, change: bool
-    ) -> None:
-        saved = calling(
-            partial(
-                rbac.save_permission,
-                actor=request.user,
-                permission=obj if change else None,
-                name=obj.name,
-                description=obj.description,
-            )
-        )
-        obj.pk = saved.pk
-        obj._state.adding = False
-
-    def delete_model(self, request: HttpRequest, obj: AccessPermission) -> None:
-        calling(partial(rbac.delete_permission, actor=request.user, permission=obj))
-
-    def has_delete_permission(self, request: HttpRequest, obj: AccessPermission | None = None) -> bool:
-        if obj is not None and obj.name in BUILTIN_PERMISSIONS:
-            return False
-        return super().has_delete_permission(request, obj)
-
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        found = super().get_actions(request)
-        found.pop("delete_selected", None)  # one at a time, through the service
-        return found
-
-
-class RoleGrantInline(admin.TabularInline):
-    """The role's permissions; saved with the role in one call of accounts.rbac.save_role."""
-
-    model = RoleGrant
-    extra = 1
-    fields = ["permission", "scope"]
-    verbose_name = "permission"
-    verbose_name_plural = "permissions of this role"
-
-
-@admin.register(AccessRole)
-class AccessRoleAdmin(ServiceModelAdmin):
-    list_display = ["code", "name", "builtin", "permission_count", "holder_count"]
-    list_filter = ["builtin"]
-    search_fields = ["code", "name", "description"]
-    fields = ["code", "name", "description", "builtin"]
-    inlines = [RoleGrantInline]
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[AccessRole]:
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                permission_count=Count("grants", distinct=True), holder_count=Count("holders", distinct=True)
-            )
-        )
-
-    @admin.display(description="permissions", ordering="permission_count")
-    def permission_count(self, obj: AccessRole) -> int:
-        return obj.permission_count
-
-    @admin.display(description="extra holders", ordering="holder_count")
-    def holder_count(self, obj: AccessRole) -> int:
-        return obj.holder_count
-
-    def get_readonly_fields(self, request: HttpRequest, obj: AccessRole | None = None) -> list[str]:
-        # The code never changes: User.role and the `role` claim name the built-in roles by it.
-        return ["code", "builtin"] if obj is not None else ["builtin"]
-
-    def save_model(self, request: HttpRequest, obj: AccessRole, form: forms.ModelForm, change: bool) -> None:
-        pass  # saved with its permissions in save_related: one service call, one audit record
-
-    def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool) -> None:
-        grants: dict[str, str] = {}
-        for formset in formsets:
-            deleted = formset.deleted_forms
-            # Stored rows from their instance (the submitted values, or the stored ones where the
-            # formset is view-only); new rows from what was typed.
-            for row in formset.initial_forms:
-                if row not in deleted:
-                    grants[row.instance.permission.name] = row.instance.scope
-            for row in formset.extra_forms:
-                data = getattr(row, "cleaned_data", None) or {}
-                if row.has_changed() and data.get("permission") and row not in deleted:
-                    grants[data["permission"].name] = data["scope"]
-            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
-        role = form.instance
-        saved = calling(
-            partial(
-                rbac.save_role,
-                actor=request.user,
-                role=role if change else None,
-                code=role.code,
-                name=role.name,
-                description=role.description,
-                grants=grants,
-            )
-        )
-        role.pk = saved.pk
-        role._state.adding = False
-
-    def delete_model(self, request: HttpRequest, obj: AccessRole) -> None:
-        calling(partial(rbac.delete_role, actor=request.user, role=obj))
-
-    def has_delete_permission(self, request: HttpRequest, obj: AccessRole | None = None) -> bool:
-        if obj is not None and obj.builtin:
-            return False
-        return super().has_delete_permission(request, obj)
-
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        found = super().get_actions(request)
-        found.pop("delete_selected", None)
-        return found
-
-
-# --- Second-factor devices and staff groups: read-only (doors around the services otherwise) ----
-
-# django-otp's own pages add and edit devices with a key of the editor's choosing, for any account:
-# a second factor of the editor's on an administrator. Devices are enrolled by their owner and
-# reset by an operator's audited action on the user list (accounts.mfa); here they are only shown.
-for _device_model in (TOTPDevice, StaticDevice, EmailDevice):
-    if admin.site.is_registered(_device_model):
-        admin.site.unregister(_device_model)
-
-
-class DeviceAdmin(ReadOnlyModelAdmin):
-    """A user's second factors (search by login or e-mail); never a key, code or backup code."""
-
-    list_display = ["user", "name", "confirmed", "created_at", "last_used_at"]
-    list_filter = ["confirmed"]
-    search_fields = ["user__username", "user__email"]
-    list_select_related = ["user"]
-    fields = ["user", "name", "confirmed", "created_at", "last_used_at", "throttling_failure_count"]
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        # Whoever sees the devices sees only the users they may see (as on the user list).
-        devices = super().get_queryset(request)
-        clients = visible_clients(request.user, "accounts.user.read")
-        return devices if clients is None else devices.filter(user__client__in=clients)
-
-
-admin.site.register([TOTPDevice, StaticDevice], DeviceAdmin)
-
-
-@admin.register(EmailDevice)
-class EmailDeviceAdmin(DeviceAdmin):
-    list_display = [*DeviceAdmin.list_display, "email"]
-    fields = [*DeviceAdmin.fields, "email"]
-
-
-@admin.register(SMSDevice)
-class SMSDeviceAdmin(DeviceAdmin):
-    list_display = [*DeviceAdmin.list_display, "number"]
-    fields = [*DeviceAdmin.fields, "number"]
-
-
-# Group membership gives admin access (accounts.staff_groups). There is no service that edits a
-# group, so its page is read-only: groups are made by `migrate`, and granted to people on the user
-# page by superusers (audited with the user's change).
-if admin.site.is_registered(Group):
-    admin.site.unregister(Group)
-
-
-@admin.register(Group)
-class StaffGroupAdmin(ReadOnlyModelAdmin):
-    list_display = ["name", "member_count"]
-    search_fields = ["name"]
-    fields = ["name", "permissions", "members"]
-    readonly_fields = fields
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Group]:
-        return super().get_queryset(request).annotate(members_count=Count("user", distinct=True))
-
-    @admin.display(description="members", ordering="members_count")
-    def member_count(self, obj: Group) -> int:
-        return obj.members_count
-
-    @admin.display(description="members")
-    def members(self, obj: Group) -> str:
-        return ", ".join(obj.user_set.order_by("username").values_list("username", flat=True)) or "-"

@@ -1,0 +1,83 @@
+"""Second-factor devices and staff groups: read-only pages (doors around the services otherwise)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.auth.models import Group
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+from django_otp.plugins.otp_email.models import EmailDevice
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts.admin.base import visible_clients
+from accounts.models import (
+    SMSDevice,
+)
+from core.read_only_admin import ReadOnlyModelAdmin
+
+# django-otp's own pages add and edit devices with a key of the editor's choosing, for any account:
+# a second factor of the editor's on an administrator. Devices are enrolled by their owner and
+# reset by an operator's audited action on the user list (accounts.mfa); here they are only shown.
+for _device_model in (TOTPDevice, StaticDevice, EmailDevice):
+    if admin.site.is_registered(_device_model):
+        admin.site.unregister(_device_model)
+
+
+class DeviceAdmin(ReadOnlyModelAdmin):
+    """A user's second factors (search by login or e-mail); never a key, code or backup code."""
+
+    list_display = ["user", "name", "confirmed", "created_at", "last_used_at"]
+    list_filter = ["confirmed"]
+    search_fields = ["user__username", "user__email"]
+    list_select_related = ["user"]
+    fields = ["user", "name", "confirmed", "created_at", "last_used_at", "throttling_failure_count"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        # Whoever sees the devices sees only the users they may see (as on the user list).
+        devices = super().get_queryset(request)
+        clients = visible_clients(request.user, "accounts.user.read")
+        return devices if clients is None else devices.filter(user__client__in=clients)
+
+
+admin.site.register([TOTPDevice, StaticDevice], DeviceAdmin)
+
+
+@admin.register(EmailDevice)
+class EmailDeviceAdmin(DeviceAdmin):
+    list_display = [*DeviceAdmin.list_display, "email"]
+    fields = [*DeviceAdmin.fields, "email"]
+
+
+@admin.register(SMSDevice)
+class SMSDeviceAdmin(DeviceAdmin):
+    list_display = [*DeviceAdmin.list_display, "number"]
+    fields = [*DeviceAdmin.fields, "number"]
+
+
+# Group membership gives admin access (accounts.staff_groups). There is no service that edits a
+# group, so its page is read-only: groups are made by `migrate`, and granted to people on the user
+# page by superusers (audited with the user's change).
+if admin.site.is_registered(Group):
+    admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class StaffGroupAdmin(ReadOnlyModelAdmin):
+    list_display = ["name", "member_count"]
+    search_fields = ["name"]
+    fields = ["name", "permissions", "members"]
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Group]:
+        return super().get_queryset(request).annotate(members_count=Count("user", distinct=True))
+
+    @admin.display(description="members", ordering="members_count")
+    def member_count(self, obj: Group) -> int:
+        return obj.members_count
+
+    @admin.display(description="members")
+    def members(self, obj: Group) -> str:
+        return ", ".join(obj.user_set.order_by("username").values_list("username", flat=True)) or "-"

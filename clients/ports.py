@@ -1,0 +1,74 @@
+"""What the B2B client app needs from the floor above it, declared here and installed by accounts
+at start-up (accounts.apps), so that this app never imports accounts; a system check fails while
+they are missing:
+
+- who may change an organisation's configuration: roles and permissions live in accounts;
+- what suspending an organisation ends for its people: their sign-ins and tokens.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.core import checks
+
+if TYPE_CHECKING:
+    from clients.models import Client
+
+# The person making a change (the user model lives in accounts); None is the system itself.
+Actor = AbstractBaseUser | None
+
+
+class RequirePermission(Protocol):
+    def __call__(self, actor: Actor, permission: str, *, client_id: uuid.UUID | None = None) -> None: ...
+
+
+class EndMembersAccess(Protocol):
+    def __call__(self, client: Client) -> int: ...
+
+
+@dataclass(frozen=True)
+class Ports:
+    # Raises PermissionDenied unless `actor` holds `permission` for organisation `client_id`.
+    require_permission: RequirePermission
+    # Called in the suspension's transaction: ends what the organisation's users hold (their
+    # tokens); returns how many tokens went.
+    end_members_access: EndMembersAccess
+
+
+_installed: Ports | None = None
+
+
+def install(ports: Ports) -> None:
+    global _installed
+    _installed = ports
+
+
+def _ports() -> Ports:
+    if _installed is None:
+        raise RuntimeError("clients.ports are not installed (accounts must be an installed app)")
+    return _installed
+
+
+def require_permission(actor: Actor, permission: str, *, client_id: uuid.UUID | None = None) -> None:
+    _ports().require_permission(actor, permission, client_id=client_id)
+
+
+def end_members_access(client: Client) -> int:
+    return _ports().end_members_access(client)
+
+
+@checks.register()
+def check_installed(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    if _installed is not None:
+        return []
+    return [
+        checks.Error(
+            "clients.ports are not installed: organisation changes could not be authorized",
+            hint="Install accounts (its AppConfig.ready installs the ports).",
+            id="clients.E001",
+        )
+    ]
