@@ -16,8 +16,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import grants, rbac, selectors, services, session_registry
+from accounts.invitations import invite_user
 from accounts.models import AccessPermission, Role, Scope, User
+from audit.models import AuditLog
 from clients.models import Client
+from clients.services import create_client
+from core import ratelimit
 
 
 class Pagination(PageNumberPagination):
@@ -268,7 +272,6 @@ class ClientsView(APIView):
 
     @extend_schema(request=ClientCreate, responses={201: ClientOut})
     def post(self, request: Request) -> Response:
-        from clients.services import create_client
 
         body = self.ClientCreate(data=request.data)
         body.is_valid(raise_exception=True)
@@ -318,8 +321,6 @@ class AuditView(APIView):
     def get(self, request: Request) -> Response:
         from django.utils.dateparse import parse_datetime
 
-        from audit.models import AuditLog
-
         scope = rbac.effective_permissions(request.user).get("audit.log.read")
         if scope is None:
             raise PermissionDenied("not allowed: audit.log.read")
@@ -358,9 +359,6 @@ class InvitationsView(APIView):
     @extend_schema(request=InvitationInput, responses={201: UserOut})
     def post(self, request: Request) -> Response:
         from rest_framework.exceptions import Throttled
-
-        from accounts.invitations import invite_user
-        from core import ratelimit
 
         decision = ratelimit.hit(
             ratelimit.configured("registration-ip"), request.META.get("REMOTE_ADDR") or "-"

@@ -7,9 +7,10 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # Imports here, not above: Django loads models after AppConfig classes (app registry).
         from django.db.models.signals import post_migrate
 
-        from accounts import sessions  # noqa: F401 - connects the login signal handlers
+        from accounts import session_registry  # noqa: F401 - connects the login signal handlers
         from accounts.builtin_roles import ensure_builtin
         from accounts.staff_groups import ensure_staff_groups
 
@@ -22,9 +23,10 @@ class AccountsConfig(AppConfig):
 def _install_client_ports() -> None:
     """The B2B client app (a floor below) asks us who may change an organisation, and what its
     suspension ends for its people (clients.ports)."""
-    from accounts import token_revocation  # app registry ready: models may be imported now
+    # Imports here: called from ready(), once the app registry can load models.
+    from accounts import token_revocation
     from accounts.models import User
-    from accounts.policy import require
+    from accounts.rbac import require
     from clients import ports
 
     def end_members_access(client: object) -> int:

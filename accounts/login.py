@@ -5,14 +5,39 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
+
+from django.contrib.auth.hashers import check_password, make_password
+from django.db.models import Q
 
 from accounts import assurance, lockout
-from accounts.authentication import burn_a_hash, candidates_for
 from accounts.models import LoginFailures, User
 from audit import services as audit
 from audit.registry import AuditAction
 from clients import domains
 from core import context, ratelimit
+
+# More candidates than this for one login is not a real situation; it bounds the hashing work.
+MAX_CANDIDATES = 16
+
+
+@cache
+def _dummy_hash() -> str:
+    return make_password("not the password of anybody")
+
+
+def burn_a_hash(password: str) -> None:
+    """Spend one password check on nobody, so an unknown login costs what a wrong password does."""
+    check_password(password, _dummy_hash())
+
+
+def candidates_for(login: str) -> list[User]:
+    """Every user whose login or e-mail is `login` (case-insensitive), oldest first."""
+    return list(
+        User.objects.filter(Q(username__iexact=login) | Q(email__iexact=login))
+        .select_related("client", "login_failures")
+        .order_by("created_at")[:MAX_CANDIDATES]
+    )
 
 
 class LoginError(StrEnum):

@@ -16,6 +16,9 @@ from django.conf import settings
 from django.core.mail import EmailMessage, EmailMultiAlternatives, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 
+from audit import services as audit
+from audit.registry import AuditAction
+
 log = logging.getLogger(__name__)
 MAX_RETRIES = 5
 
@@ -62,8 +65,6 @@ def deliver_email(self: Any, data: dict[str, Any]) -> int:
 
 def report_delivery_failure(channel: str, *, recipients: list[str], error: Exception) -> None:
     """The last retry failed: say so where operators look (log and audit log), never silently."""
-    from audit import services as audit
-    from audit.registry import AuditAction
 
     log.error(
         "%s delivery failed for good", channel, extra={"recipients": len(recipients), "error": str(error)}

@@ -10,6 +10,8 @@ from django.db import models
 from django.db.models.functions import Lower
 from django_otp.models import CooldownMixin, SideChannelDevice, ThrottlingMixin, TimestampMixin
 
+from accounts import sms
+
 
 class Role(models.TextChoices):
     """The built-in roles of the seed; the `role` claim carries one of these."""
@@ -136,8 +138,6 @@ class SMSDevice(TimestampMixin, CooldownMixin, ThrottlingMixin, SideChannelDevic
     def generate_challenge(self, extra_context: dict[str, Any] | None = None) -> str:
         from django.conf import settings
         from django.utils.translation import gettext
-
-        from accounts import sms
 
         allowed, _ = self.generate_is_allowed()
         if not allowed:

@@ -24,9 +24,8 @@ from django.utils.http import urlsafe_base64_encode
 from django.utils.translation import gettext_lazy as _
 
 from accounts import authority, session_registry
-from accounts.authentication import MAX_CANDIDATES
 from accounts.events import user_payload
-from accounts.login import MAX_PASSWORD_LENGTH
+from accounts.login import MAX_CANDIDATES, MAX_PASSWORD_LENGTH
 from accounts.models import User
 from audit import services as audit
 from audit.registry import AuditAction, EventType

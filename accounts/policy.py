@@ -1,12 +1,8 @@
-"""Who may change what: the check every service makes before it writes.
-
-Permissions are named `service.resource.action` and held with a scope (own client / all
-clients); accounts.rbac computes them from roles and grants kept as data.
-"""
+"""Which roles fit where, and who may hand out which role: nobody creates someone more powerful
+than themselves. (Permissions themselves are accounts.rbac; acting on another account,
+accounts.authority.)"""
 
 from __future__ import annotations
-
-import uuid
 
 from django.core.exceptions import PermissionDenied
 
@@ -23,27 +19,8 @@ ASSIGNABLE_ROLES: dict[str, frozenset[str]] = {
 }
 
 
-def has_permission(actor: User | None, permission: str, *, client_id: uuid.UUID | None = None) -> bool:
-    """`actor=None` is the system itself (migrations, the Kafka consumer, demo data)."""
-    from accounts import rbac
-
-    return rbac.decide(actor, permission, client_id=client_id)[0]
-
-
-def require(actor: User | None, permission: str, *, client_id: uuid.UUID | None = None) -> None:
-    if not has_permission(actor, permission, client_id=client_id):
-        raise PermissionDenied(f"not allowed: {permission}")
-
-
 def require_assignable(actor: User | None, role: str) -> None:
     if actor is None or actor.is_superuser:
         return
     if role not in ASSIGNABLE_ROLES.get(actor.role, frozenset()):
         raise PermissionDenied(f"not allowed to assign role {role}")
-
-
-def effective_permissions(user: User) -> frozenset[str]:
-    """The permission names a user holds (the `permissions` claim)."""
-    from accounts import rbac
-
-    return frozenset(rbac.effective_permissions(user))

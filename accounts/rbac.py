@@ -18,8 +18,8 @@ from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 
+from accounts.builtin_roles import PERMISSIONS
 from accounts.models import AccessPermission, AccessRole, Role, RoleGrant, Scope, User, UserGrant
-from accounts.policy import require
 from audit import services as audit
 from audit.registry import AuditAction
 
@@ -94,6 +94,13 @@ def decide(user: User | None, permission: str, *, client_id: uuid.UUID | None) -
 # --- Defining roles and permissions (the admin's role pages) ------------------------------------
 
 
+def require(actor: User | None, permission: str, *, client_id: uuid.UUID | None = None) -> None:
+    """Raise PermissionDenied unless `actor` may do `permission` (on client `client_id`'s resources)."""
+    allowed, _ = decide(actor, permission, client_id=client_id)
+    if not allowed:
+        raise PermissionDenied(f"not allowed: {permission}")
+
+
 def _require_held(actor: User | None, permission: str, scope: str) -> None:
     """Whoever edits a role may only put in it what they hold themselves, as widely: otherwise
     editing a role they hold would be a way to give themselves anything."""
@@ -105,7 +112,6 @@ def _require_held(actor: User | None, permission: str, scope: str) -> None:
 
 
 def _builtin_permission_names() -> frozenset[str]:
-    from accounts.builtin_roles import PERMISSIONS
 
     return frozenset(PERMISSIONS)
 

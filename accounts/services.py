@@ -11,7 +11,8 @@ from django.db import IntegrityError, transaction
 from accounts import authority, token_revocation, verification
 from accounts.events import user_payload
 from accounts.models import Role, User
-from accounts.policy import CLIENT_SCOPED_ROLES, require, require_assignable
+from accounts.policy import CLIENT_SCOPED_ROLES, require_assignable
+from accounts.rbac import require
 from audit import services as audit
 from audit.registry import AuditAction, EventType
 from clients.models import Client

@@ -18,10 +18,12 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import logout
+from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.contrib.sessions.backends.base import SessionBase
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -127,6 +129,23 @@ def touch(request: HttpRequest) -> None:
     if not updated:
         # Its row is gone, so the session was ended: whatever kept it alive, it ends now.
         logout(request)
+
+
+@receiver(user_logged_in, dispatch_uid="accounts.sessions.on_login")
+def _on_login(sender: Any, request: HttpRequest | None, user: User, **kwargs: Any) -> None:
+    # The login itself was audited by accounts.login.password_login; this records the session.
+    if request is None or not hasattr(request, "session"):
+        return
+    sessions.begin(request)
+    register(request, user)
+
+
+@receiver(user_logged_out, dispatch_uid="accounts.sessions.on_logout")
+def _on_logout(sender: Any, request: HttpRequest | None, user: User | None, **kwargs: Any) -> None:
+    # Every logout (ours, the OIDC RP-initiated one, the admin's) drops the session's registry row.
+    if request is None or not hasattr(request, "session"):
+        return
+    forget(request)
 
 
 class SessionActivityMiddleware:

@@ -16,6 +16,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from accounts.mail import report_delivery_failure
 from core import outbound
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,6 @@ def deliver_sms(self: Any, to: str, text: str) -> None:
         gateway().send(to, text)
     except Exception as exc:  # gateway errors vary by provider; every one is retried alike
         if self.request.retries >= MAX_RETRIES:
-            from accounts.mail import report_delivery_failure
-
             report_delivery_failure("sms", recipients=[to], error=exc)
             raise
         raise self.retry(exc=exc, countdown=2**self.request.retries * 5) from exc

@@ -43,7 +43,7 @@ from django.db import (
 )
 from django.utils.module_loading import autodiscover_modules
 
-from audit import envelope, kafka, relay
+from audit import envelope, kafka, outbox_kick, relay
 from audit import services as audit
 from audit.models import DeadLetter, ProcessedMessage
 from audit.registry import EventType
@@ -328,7 +328,7 @@ class EventConsumer:
         log.info("consuming %s as group %s", ", ".join(self.handlers), self.group_id)
         idle_since = time.monotonic()
         try:
-            with relay.relaying_inline():
+            with outbox_kick.relaying_inline():
                 while not self.stopping:
                     if not connection.in_atomic_block:  # (tests run the loop inside a transaction)
                         close_old_connections()

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from core.pubsub import redis_client
+
 # KEYS = buckets; ARGV = emission interval and burst tolerance (us) for each, in turn.
 # All or nothing: a request refused by one bucket is charged to none. Returns {allowed, retry_us}.
 _GCRA = """
@@ -98,8 +100,6 @@ _script = None
 def _redis_script():
     global _script
     if _script is None:
-        from core.pubsub import redis_client
-
         _script = redis_client().register_script(_GCRA)  # the process's one client
     return _script
 

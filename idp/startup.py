@@ -6,11 +6,11 @@ import sys
 
 from django.core.exceptions import ImproperlyConfigured
 
+from core.config import redact_url
+
 
 def _database_label() -> str:
     from django.conf import settings
-
-    from core.config import redact_url
 
     return redact_url(getattr(settings, "DATABASE_URL", "") or "the database")
 

@@ -1,12 +1,13 @@
 """Finds import cycles among our own modules, and our imports hidden inside functions.
 
-    python scripts/import_cycles.py            # exit 1 if any module-level cycle exists
-    python scripts/import_cycles.py --hidden   # also list function-level imports of our modules
+    python scripts/import_cycles.py            # exit 1 on a module-level cycle or an unexplained
+                                               # import of ours inside a function
+    python scripts/import_cycles.py --hidden   # also list every function-level import of ours
 
 A module-level cycle makes the import order matter and usually means two modules share one
-concept. An import inside a function hides such a cycle from this check (and from
-import-linter's reading of the layers it does not): those are allowed only where a library forces
-them, with a comment on the line or the line above saying why.
+concept. An import inside a function hides such a cycle from this check: those are allowed only
+where a library forces them (Django's AppConfig.ready, a model a library asks for its key), with a
+comment in the function, before or on the import line, saying why.
 """
 
 from __future__ import annotations
@@ -68,25 +69,31 @@ def _is_type_checking(node: ast.If) -> bool:
     )
 
 
-def imports_of(name: str, path: Path, modules: dict[str, Path]) -> tuple[set[str], list[tuple[int, str]]]:
-    """(modules imported at module level, [(line, module) imported inside functions])."""
-    tree = ast.parse(path.read_text(), filename=str(path))
+def imports_of(
+    name: str, path: Path, modules: dict[str, Path]
+) -> tuple[set[str], list[tuple[int, str, bool]]]:
+    """(modules imported at module level, [(line, module, explained) imported inside functions])."""
+    text = path.read_text()
+    lines = text.splitlines()
+    tree = ast.parse(text, filename=str(path))
     top: set[str] = set()
-    hidden: list[tuple[int, str]] = []
+    hidden: list[tuple[int, str, bool]] = []
 
-    def visit(node: ast.AST, in_function: bool) -> None:
+    def visit(node: ast.AST, function: ast.AST | None) -> None:
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.If) and _is_type_checking(child):
                 continue  # annotations only: never run
             if isinstance(child, ast.Import | ast.ImportFrom):
                 for target in _resolve(child, name, modules) - {name}:
-                    if in_function:
-                        hidden.append((child.lineno, target))
-                    else:
+                    if function is None:
                         top.add(target)
-            visit(child, in_function or isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef))
+                        continue
+                    before = lines[function.lineno : child.end_lineno]
+                    hidden.append((child.lineno, target, any("#" in line for line in before)))
+            inner = child if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef) else function
+            visit(child, inner)
 
-    visit(tree, False)
+    visit(tree, None)
     return top, hidden
 
 
@@ -135,20 +142,22 @@ def main() -> int:
     args = parser.parse_args()
     modules = our_modules()
     graph: dict[str, set[str]] = {}
-    hidden: list[tuple[str, int, str]] = []
+    hidden: list[tuple[str, int, str, bool]] = []
     for name, path in sorted(modules.items()):
         top, inner = imports_of(name, path, modules)
         # A package's __init__ importing its own submodules is how packages work, not a cycle.
         graph[name] = {t for t in top if not name or not t.startswith(name + ".")}
-        hidden += [(name, line, target) for line, target in inner]
+        hidden += [(name, line, target, explained) for line, target, explained in inner]
     found = cycles(graph)
     for component in found:
         print("cycle:", " <-> ".join(component))
-    if args.hidden:
-        for name, line, target in hidden:
-            print(f"hidden: {modules[name].relative_to(ROOT)}:{line} imports {target}")
+    unexplained = [entry for entry in hidden if not entry[3]]
+    for name, line, target, explained in hidden:
+        if args.hidden or not explained:
+            why = "" if explained else " without a comment saying why"
+            print(f"hidden: {modules[name].relative_to(ROOT)}:{line} imports {target}{why}")
     print(f"{len(modules)} modules, {len(found)} module-level cycle(s), {len(hidden)} imports in functions")
-    return 1 if found else 0
+    return 1 if found or unexplained else 0
 
 
 if __name__ == "__main__":

@@ -79,7 +79,7 @@ def _no_sessions_left(django_db_setup: None, django_db_blocker: Any) -> Iterator
 
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings: Settings) -> Iterator[None]:
-    from accounts.authentication import _dummy_hash
+    from accounts.login import _dummy_hash
 
     settings.PASSWORD_HASHERS = ["tests.hashers.FastBCryptSHA256PasswordHasher", *settings.PASSWORD_HASHERS]
     _dummy_hash.cache_clear()  # the dummy hash follows the hasher in force

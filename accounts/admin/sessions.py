@@ -10,6 +10,7 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from accounts import session_registry
 from accounts.models import (
     LoginFailures,
     UserSession,
@@ -59,7 +60,6 @@ class UserSessionAdmin(ReadOnlyModelAdmin):
 
     @admin.action(description="End selected sessions (and revoke their tokens)", permissions=["view"])
     def end_sessions(self, request: HttpRequest, queryset: QuerySet[UserSession]) -> None:
-        from accounts import session_registry
 
         done = 0
         for row in queryset.select_related("user"):

@@ -17,7 +17,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from accounts import grants, lockout, mfa, passwords, services
+from accounts import grants, lockout, mfa, passwords, services, session_registry, sessions
 from accounts.admin.base import ServiceModelAdmin, calling, refusal_text, visible_clients
 from accounts.models import (
     AccessPermission,
@@ -29,6 +29,8 @@ from accounts.models import (
     UserRole,
 )
 from accounts.policy import ASSIGNABLE_ROLES
+from audit import services as audit
+from audit.registry import AuditAction
 
 
 def assignable_roles(actor: User) -> list[tuple[str, str]]:
@@ -210,9 +212,6 @@ class UserAdmin(ServiceModelAdmin):
         before = set(form.instance.groups.values_list("name", flat=True)) if change else set()
         super().save_related(request, form, formsets, change)
         if change and {"groups", "user_permissions"} & set(form.changed_data):
-            from audit import services as audit
-            from audit.registry import AuditAction
-
             audit.record(
                 AuditAction.USER_UPDATED,
                 actor=request.user,
@@ -367,7 +366,6 @@ class UserAdmin(ServiceModelAdmin):
         description="End all sessions of selected users (and revoke their tokens)", permissions=["change"]
     )
     def end_all_sessions(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        from accounts import session_registry, sessions
 
         done = 0
         for user in queryset:

@@ -16,6 +16,7 @@ from accounts import services as accounts
 from accounts.models import Role, User
 from audit import services as audit
 from audit.registry import AuditAction
+from clients.domains import domain_of
 from clients.models import ClientDomain, IdentityProvider, UpstreamIdentity
 from clients.upstream import (
     SSOError,
@@ -164,7 +165,6 @@ def _provision(provider: IdentityProvider, profile: Profile) -> tuple[User, bool
 def _existing_account(provider: IdentityProvider, profile: Profile) -> User | None:
     """A user of this client to link on a first sign-in: same e-mail, which the upstream says it
     verified, on a domain this client proved. Never across clients, never on the e-mail alone."""
-    from clients.domains import domain_of
 
     if not profile.email or not profile.email_verified:
         return None

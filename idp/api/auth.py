@@ -5,8 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from accounts import rbac, selectors
 from accounts.login import LoginError, password_login
+from accounts.models import User
+from audit import services as audit
+from audit.registry import AuditAction
 from idp.oidc.issuance import IssuedTokens, issue_tokens
+from idp.oidc.models import AccessToken, RefreshToken
 from idp.oidc.tokens import AccessTokenClaims, TokenError, verify_access_token
 
 
@@ -47,10 +52,6 @@ def logout(*, access_token: str, refresh_token: str, channel: str) -> int:
 
     from django.db import transaction
     from oauth2_provider.models import revoke_access_token
-
-    from audit import services as audit
-    from audit.registry import AuditAction
-    from idp.oidc.models import AccessToken, RefreshToken
 
     revoked, user = 0, None
     with transaction.atomic():
@@ -135,9 +136,6 @@ def _may_see_user(caller_id: str, user_id: str) -> bool:
     """Ids that are not UUIDs pass: check_permission answers them (not allowed) without a lookup."""
     import uuid
 
-    from accounts import selectors
-    from accounts.models import User
-
     try:
         asked = uuid.UUID(user_id)
     except ValueError:
@@ -157,9 +155,6 @@ def check_permission(*, user_id: str, permission: str, client_id: str | None) ->
     client's resource)? Services ask this instead of re-implementing "a client sees only its own".
     Who may ask is authorized_check_permission's business."""
     import uuid
-
-    from accounts import rbac
-    from accounts.models import User
 
     try:
         user_uuid = uuid.UUID(user_id)

@@ -8,6 +8,7 @@ class OidcConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # Imports here, not above: Django loads models after AppConfig classes (app registry).
         from accounts import token_revocation
         from idp.oidc import client_cache, revocation, signals  # noqa: F401 - connect the hooks
 

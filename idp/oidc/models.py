@@ -91,7 +91,7 @@ class Application(AbstractApplication):
     def jwk_key(self):  # noqa: ANN201 - jwcrypto's JWK
         """RS256 apps sign with the database-held active key instead of DOT's settings key."""
         if self.algorithm == self.RS256_ALGORITHM:
-            from idp.oidc import keys
+            from idp.oidc import keys  # keys reads SigningKey from this module: DOT asks the model
 
             return keys.active_signing_jwk()
         return super().jwk_key

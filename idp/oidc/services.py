@@ -10,7 +10,7 @@ from django.db import transaction
 from oauth2_provider.generators import generate_client_secret
 
 from accounts.models import User
-from accounts.policy import require
+from accounts.rbac import require
 from audit import services as audit
 from audit.registry import AuditAction
 from idp.oidc import keys

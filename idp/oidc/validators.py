@@ -17,6 +17,7 @@ from audit import services as audit
 from audit.registry import AuditAction
 from idp.oidc import claims as claim_rules
 from idp.oidc import client_credentials, context
+from idp.oidc.id_tokens import subject_of_id_token_hint
 from idp.oidc.models import AccessToken, Application, Consent, Grant, RefreshToken
 from idp.oidc.tokens import TokenError, methods_of, verify_access_token
 
@@ -325,7 +326,6 @@ class Validator(OAuth2Validator):
     ) -> bool:
         if not id_token_hint:
             return True
-        from idp.oidc.id_tokens import subject_of_id_token_hint
 
         django_request = _django_request(request)
         subject = subject_of_id_token_hint(id_token_hint)

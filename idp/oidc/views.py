@@ -29,6 +29,7 @@ from oauthlib.oauth2.rfc6749 import errors as oauth_errors
 from accounts import sessions
 from audit import services as audit
 from audit.registry import AuditAction
+from core import ratelimit
 from idp.oidc import client_credentials, context, keys
 from idp.oidc.claims import CLAIM_SCOPES
 from idp.oidc.id_tokens import verify_id_token_hint
@@ -54,7 +55,6 @@ def _client_id_of(request: HttpRequest) -> str:
 def _token_rate_limit(request: HttpRequest) -> HttpResponse | None:
     """Per IP and per client. RFC 6749 has no error code for this; `temporarily_unavailable`
     with 429 and Retry-After is what clients and libraries handle (and RFC 6585 defines 429)."""
-    from core import ratelimit
 
     decision = ratelimit.hit_all(
         (ratelimit.configured("token-ip"), request.META.get("REMOTE_ADDR") or "unknown"),

@@ -4,10 +4,15 @@ import pytest
 from django.contrib.auth import authenticate
 
 from accounts import services
-from accounts.authentication import find_user_by_credentials
+from accounts.login import password_login
 from accounts.models import User
 
 pytestmark = pytest.mark.django_db
+
+
+def find_user_by_credentials(login: str, password: str):
+    """Who the one password-login path (accounts.login) signs in with these credentials."""
+    return password_login(login=login, password=password, channel="test").user
 
 
 def test_several_users_share_a_login_and_the_matching_password_wins(acme, globex):

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from accounts import services as accounts
-from accounts.authentication import _dummy_hash
+from accounts.login import _dummy_hash
 
 pytestmark = pytest.mark.django_db
 ROUNDS = 25

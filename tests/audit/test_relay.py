@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from accounts import services
 from accounts.models import Role, User
-from audit import consumer, kafka, relay
+from audit import consumer, kafka, outbox_kick, relay
 from audit import services as audit
 from audit.models import OutboxEvent, ProcessedMessage
 from audit.registry import EventType
@@ -63,7 +63,7 @@ def test_a_transaction_kicks_the_relay_once_after_commit(
     settings.KAFKA_BOOTSTRAP_SERVERS = "127.0.0.1:1"
     kicks = []
     monkeypatch.setattr("audit.tasks.relay_outbox.apply_async", lambda **kw: kicks.append(kw))
-    monkeypatch.setattr(relay, "_next_kick_runs_at", 0.0)
+    monkeypatch.setattr(outbox_kick, "_next_kick_runs_at", 0.0)
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         services.create_user(actor=None, username="ivan", password="a-long-enough-pass")  # 2 events
@@ -71,7 +71,7 @@ def test_a_transaction_kicks_the_relay_once_after_commit(
     assert len(callbacks) == 1
     assert len(kicks) == 1
     assert kicks[0]["retry"] is False
-    assert kicks[0]["countdown"] == relay.KICK_WINDOW_SECONDS
+    assert kicks[0]["countdown"] == outbox_kick.KICK_WINDOW_SECONDS
 
     # Another commit inside the window rides on the relay already scheduled.
     with django_capture_on_commit_callbacks(execute=True):
@@ -87,7 +87,7 @@ def test_no_kick_without_kafka_or_inside_the_consumer(settings, django_capture_o
     assert callbacks == []
 
     settings.KAFKA_BOOTSTRAP_SERVERS = "127.0.0.1:1"
-    with django_capture_on_commit_callbacks() as callbacks, relay.relaying_inline():
+    with django_capture_on_commit_callbacks() as callbacks, outbox_kick.relaying_inline():
         _publish("k", 1)
     assert callbacks == []
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from accounts.policy import require
+from accounts.rbac import require
 from clients import ports
 
 
