@@ -22,6 +22,7 @@ from audit.models import AuditLog
 from clients.models import Client
 from clients.services import create_client
 from core import ratelimit
+from core.permissions import Permission
 
 
 class Pagination(PageNumberPagination):
@@ -230,13 +231,8 @@ class SessionOut(serializers.Serializer):
 class UserSessionsView(APIView):
     @extend_schema(responses=SessionOut(many=True))
     def get(self, request: Request, user_id: str) -> Response:
-        user = _user(request, user_id)
-        if (
-            not rbac.decide(request.user, "accounts.session.end", client_id=user.client_id)[0]
-            and user != request.user
-        ):
-            raise PermissionDenied("not allowed: accounts.session.end")
-        return Response(SessionOut(session_registry.active_sessions(user), many=True).data)
+        sessions = session_registry.sessions_of(actor=request.user, user=_user(request, user_id))
+        return Response(SessionOut(sessions, many=True).data)
 
     @extend_schema(
         request=None,
@@ -321,7 +317,7 @@ class AuditView(APIView):
     def get(self, request: Request) -> Response:
         from django.utils.dateparse import parse_datetime
 
-        scope = rbac.effective_permissions(request.user).get("audit.log.read")
+        scope = rbac.effective_permissions(request.user).get(Permission.AUDIT_LOG_READ)
         if scope is None:
             raise PermissionDenied("not allowed: audit.log.read")
         records = AuditLog.objects.all()
@@ -371,8 +367,6 @@ class InvitationsView(APIView):
         client = None
         if data.get("clientId"):
             client = get_object_or_404(selectors.visible_clients(request.user), pk=data["clientId"])
-        elif request.user.client_id is not None:
-            client = request.user.client  # a client's admin invites into their own client
         user = invite_user(
             actor=request.user,
             email=data["email"],

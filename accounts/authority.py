@@ -23,6 +23,7 @@ from accounts import rbac
 from accounts.models import Role, User
 from audit import services as audit
 from audit.registry import AuditAction
+from core.permissions import Permission
 
 
 class Rank(IntEnum):
@@ -50,16 +51,16 @@ class Act:
     on_self: bool  # a user may do it to their own account without the permission
 
 
-UPDATE_PROFILE = Act("updateProfile", "accounts.user.update", on_self=True)
-CHANGE_ROLE = Act("changeRole", "accounts.user.update", on_self=False)
-BLOCK = Act("block", "accounts.user.block", on_self=False)
-UNBLOCK = Act("unblock", "accounts.user.block", on_self=False)
-UNLOCK = Act("unlock", "accounts.user.block", on_self=False)
-END_SESSIONS = Act("endSessions", "accounts.user.block", on_self=True)
-RESET_SECOND_FACTOR = Act("resetSecondFactor", "accounts.user.update", on_self=False)
-REMOVE_DEVICE = Act("removeDevice", "accounts.user.update", on_self=True)
-FORCE_PASSWORD_RESET = Act("forcePasswordReset", "accounts.user.block", on_self=False)
-CHANGE_GRANTS = Act("changeGrants", "accounts.role.assign", on_self=False)
+UPDATE_PROFILE = Act("updateProfile", Permission.USER_UPDATE, on_self=True)
+CHANGE_ROLE = Act("changeRole", Permission.USER_UPDATE, on_self=False)
+BLOCK = Act("block", Permission.USER_BLOCK, on_self=False)
+UNBLOCK = Act("unblock", Permission.USER_BLOCK, on_self=False)
+UNLOCK = Act("unlock", Permission.USER_BLOCK, on_self=False)
+END_SESSIONS = Act("endSessions", Permission.SESSION_END, on_self=True)
+RESET_SECOND_FACTOR = Act("resetSecondFactor", Permission.USER_UPDATE, on_self=False)
+REMOVE_DEVICE = Act("removeDevice", Permission.USER_UPDATE, on_self=True)
+FORCE_PASSWORD_RESET = Act("forcePasswordReset", Permission.USER_BLOCK, on_self=False)
+CHANGE_GRANTS = Act("changeGrants", Permission.ROLE_ASSIGN, on_self=False)
 
 
 def rank_of(user: User) -> Rank:

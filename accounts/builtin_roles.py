@@ -9,70 +9,61 @@ from __future__ import annotations
 
 from typing import Any
 
-PERMISSIONS = {
-    "accounts.user.read": "See users",
-    "accounts.user.create": "Create users",
-    "accounts.user.update": "Change users' profiles",
-    "accounts.user.block": "Block, unblock and unlock users",
-    "accounts.user.delete": "Delete users",
-    "accounts.role.assign": "Assign roles and grant permissions",
-    "accounts.role.manage": "Define roles and permissions",
-    "accounts.session.end": "End users' sessions",
-    "clients.client.read": "See B2B clients",
-    "clients.client.create": "Create B2B clients",
-    "clients.client.update": "Change B2B clients",
-    "audit.log.read": "Read the audit log",
-    "oidc.key.rotate": "Rotate signing keys",
-    "oidc.application.manage": "Register relying parties",
-    "clients.sso.manage": "Configure a client's corporate SSO and its domains",
-    "clients.domain.verify": "Approve a client's e-mail domain without DNS proof",
-    "parcels.parcel.read": "See parcels",
-    "parcels.parcel.create": "Create parcels",
-    "parcels.parcel.update": "Change parcels",
-    "parcels.parcel.delete": "Delete parcels",
-}
+from core.permissions import DESCRIPTIONS, Permission
 
+# Every permission the code checks (core.permissions), created with its description.
+PERMISSIONS: dict[str, str] = {str(permission): text for permission, text in DESCRIPTIONS.items()}
+
+_P = Permission
 ROLES = {
     # code: (name, {permission: scope}); internal admins hold every permission (see accounts.rbac).
     "internal_admin": ("Internal administrator", dict.fromkeys(PERMISSIONS, "all")),
     "operator": (
         "Operator",
         {
-            "accounts.user.read": "all",
-            "accounts.user.create": "all",
-            "accounts.user.update": "all",
-            "accounts.user.block": "all",
-            "accounts.role.assign": "all",
-            "accounts.session.end": "all",
-            "clients.client.read": "all",
-            "clients.client.create": "all",
-            "clients.client.update": "all",
-            "audit.log.read": "all",
-            "clients.sso.manage": "all",
-            "clients.domain.verify": "all",
-            "parcels.parcel.read": "all",
-            "parcels.parcel.create": "all",
-            "parcels.parcel.update": "all",
+            **dict.fromkeys(
+                [
+                    _P.USER_READ,
+                    _P.USER_CREATE,
+                    _P.USER_UPDATE,
+                    _P.USER_BLOCK,
+                    _P.ROLE_ASSIGN,
+                    _P.SESSION_END,
+                    _P.CLIENT_READ,
+                    _P.CLIENT_CREATE,
+                    _P.CLIENT_UPDATE,
+                    _P.AUDIT_LOG_READ,
+                    _P.SSO_MANAGE,
+                    _P.DOMAIN_VERIFY,
+                    _P.PARCEL_READ,
+                    _P.PARCEL_CREATE,
+                    _P.PARCEL_UPDATE,
+                ],
+                "all",
+            )
         },
     ),
     "client_admin": (
         "B2B client administrator",
-        {
-            "accounts.user.read": "own",
-            "accounts.user.create": "own",
-            "accounts.user.update": "own",
-            "accounts.user.block": "own",
-            "accounts.role.assign": "own",
-            "accounts.session.end": "own",
-            "clients.client.read": "own",
-            "clients.sso.manage": "own",
-            "parcels.parcel.read": "own",
-            "parcels.parcel.create": "own",
-            "parcels.parcel.update": "own",
-            "parcels.parcel.delete": "own",
-        },
+        dict.fromkeys(
+            [
+                _P.USER_READ,
+                _P.USER_CREATE,
+                _P.USER_UPDATE,
+                _P.USER_BLOCK,
+                _P.ROLE_ASSIGN,
+                _P.SESSION_END,
+                _P.CLIENT_READ,
+                _P.SSO_MANAGE,
+                _P.PARCEL_READ,
+                _P.PARCEL_CREATE,
+                _P.PARCEL_UPDATE,
+                _P.PARCEL_DELETE,
+            ],
+            "own",
+        ),
     ),
-    "client_user": ("B2B client user", {"parcels.parcel.read": "own", "parcels.parcel.create": "own"}),
+    "client_user": ("B2B client user", dict.fromkeys([_P.PARCEL_READ, _P.PARCEL_CREATE], "own")),
 }
 
 

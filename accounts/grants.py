@@ -19,6 +19,7 @@ from accounts.models import AccessPermission, AccessRole, Scope, User, UserGrant
 from accounts.rbac import ALL, OWN, decide, effective_permissions, invalidate
 from audit import services as audit
 from audit.registry import AuditAction, EventType
+from core.permissions import Permission
 
 
 def _require_grantable(
@@ -27,7 +28,7 @@ def _require_grantable(
     """Nobody grants what they do not hold themselves, nor wider than they hold it."""
     if actor is None:
         return
-    allowed, _ = decide(actor, "accounts.role.assign", client_id=client_id)
+    allowed, _ = decide(actor, Permission.ROLE_ASSIGN, client_id=client_id)
     held = effective_permissions(actor).get(permission)
     if not allowed or held is None or (scope == ALL and held != ALL):
         audit.record_refusal(

@@ -30,7 +30,10 @@ def invite_user(
     client: Client | None = None,
     username: str = "",
 ) -> User:
-    """Create a pending user and e-mail them the link to choose a password."""
+    """Create a pending user and e-mail them the link to choose a password. Without `client`, a
+    client's administrator invites into their own client (staff invite individual accounts)."""
+    if client is None and actor is not None and actor.client_id is not None:
+        client = actor.client
     if not email:
         raise ValidationError({"email": _("An invitation needs an e-mail address.")})
     user = services.create_user(

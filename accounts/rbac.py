@@ -22,6 +22,7 @@ from accounts.builtin_roles import PERMISSIONS
 from accounts.models import AccessPermission, AccessRole, Role, RoleGrant, Scope, User, UserGrant
 from audit import services as audit
 from audit.registry import AuditAction
+from core.permissions import Permission
 
 VERSION_KEY = "idp:rbac:version"
 CACHE_SECONDS = 300
@@ -124,7 +125,7 @@ def save_permission(
 
     A name never changes once created: tokens, services and grants refer to it.
     """
-    require(actor, "accounts.role.manage")
+    require(actor, Permission.ROLE_MANAGE)
     description = description.strip()
     if permission is None:
         permission = AccessPermission(name=name.strip(), description=description)
@@ -153,7 +154,7 @@ def save_permission(
 @transaction.atomic
 def delete_permission(*, actor: User | None, permission: AccessPermission) -> None:
     """Delete an unused permission; built-in ones stay (the platform's own code checks them)."""
-    require(actor, "accounts.role.manage")
+    require(actor, Permission.ROLE_MANAGE)
     permission = AccessPermission.objects.select_for_update().get(pk=permission.pk)
     if permission.name in _builtin_permission_names():
         raise ValidationError("a built-in permission cannot be deleted", code="builtin")
@@ -190,7 +191,7 @@ def save_role(
     One audit record says what changed. A role's code never changes (`User.role` and the `role`
     claim name the built-in ones by it).
     """
-    require(actor, "accounts.role.manage")
+    require(actor, Permission.ROLE_MANAGE)
     for permission, scope in grants.items():
         if scope not in Scope.values:
             raise ValidationError({"grants": f"unknown scope {scope!r} for {permission}"})
@@ -255,7 +256,7 @@ def save_role(
 @transaction.atomic
 def delete_role(*, actor: User | None, role: AccessRole) -> None:
     """Delete a role nobody holds; the built-in ones stay."""
-    require(actor, "accounts.role.manage")
+    require(actor, Permission.ROLE_MANAGE)
     role = AccessRole.objects.select_for_update().get(pk=role.pk)
     if role.builtin:
         raise ValidationError("a built-in role cannot be deleted", code="builtin")

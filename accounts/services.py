@@ -16,6 +16,7 @@ from accounts.rbac import require
 from audit import services as audit
 from audit.registry import AuditAction, EventType
 from clients.models import Client
+from core.permissions import Permission
 
 
 def _check_role_fits_client(role: str, client: Client | None) -> None:
@@ -49,7 +50,7 @@ def create_user(
 
     `email_verified` is for the system alone (demo data, imports): anyone else's word that an
     address belongs to the user is not proof, so the user is mailed a confirmation link."""
-    require(actor, "accounts.user.create", client_id=client.id if client else None)
+    require(actor, Permission.USER_CREATE, client_id=client.id if client else None)
     require_assignable(actor, role)
     if is_staff and not (actor is None or actor.is_superuser):
         raise PermissionDenied("only a superuser grants admin access")  # as in update_user

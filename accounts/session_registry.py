@@ -21,7 +21,7 @@ from django.contrib.auth import logout
 from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.contrib.sessions.backends.base import SessionBase
 from django.core.cache import cache
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
@@ -180,6 +180,15 @@ def active_sessions(user: User) -> list[UserSession]:
     if dead:
         UserSession.objects.filter(pk__in=dead).delete()
     return live
+
+
+def sessions_of(*, actor: User, user: User) -> list[UserSession]:
+    """`user`'s live sessions, for someone who may end them (accounts.authority): themselves, or
+    an actor above them who holds accounts.session.end for their client."""
+    allowed, reason = authority.decide(actor, authority.END_SESSIONS, user)
+    if not allowed:
+        raise PermissionDenied(f"not allowed: {authority.END_SESSIONS.name} ({reason})")
+    return active_sessions(user)
 
 
 # --- Ending -----------------------------------------------------------------------------------

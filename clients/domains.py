@@ -24,6 +24,7 @@ from audit.registry import AuditAction
 from clients import ports
 from clients.models import Client, ClientDomain, IdentityProvider, UpstreamIdentity
 from clients.ports import Actor
+from core.permissions import Permission
 
 # The TXT record a client publishes: `_idp-verification.<domain>  TXT  "idp-verification=<token>"`.
 RECORD_PREFIX = "_idp-verification"
@@ -103,7 +104,7 @@ def dns_txt_records(name: str) -> list[str]:
 @transaction.atomic
 def add_domain(*, actor: Actor, client: Client, domain: str) -> ClientDomain:
     """Claim a domain for a client; it routes nothing until verified."""
-    ports.require_permission(actor, "clients.sso.manage", client_id=client.id)
+    ports.require_permission(actor, Permission.SSO_MANAGE, client_id=client.id)
     name = normalize_domain(domain)
     if ClientDomain.objects.filter(client=client, domain=name).exists():
         raise ValidationError({"domain": f"{name} is already listed for this client"}, code="domain_exists")
@@ -125,7 +126,7 @@ def add_domain(*, actor: Actor, client: Client, domain: str) -> ClientDomain:
 def approve_domain(*, actor: Actor, domain: ClientDomain) -> ClientDomain:
     """An operator vouches for the domain (a contract, a call): no DNS proof."""
     # Held for all clients, never only inside one: a client must not vouch for itself.
-    ports.require_permission(actor, "clients.domain.verify", client_id=None)
+    ports.require_permission(actor, Permission.DOMAIN_VERIFY, client_id=None)
     return _mark_verified(actor=actor, domain=domain, method=ClientDomain.Method.OPERATOR)
 
 
@@ -133,7 +134,7 @@ def verify_domain_by_dns(
     *, actor: Actor, domain: ClientDomain, resolver: TxtResolver | None = None
 ) -> ClientDomain:
     """Verify the domain if its TXT record carries our token; raises DomainVerificationError."""
-    ports.require_permission(actor, "clients.sso.manage", client_id=domain.client_id)
+    ports.require_permission(actor, Permission.SSO_MANAGE, client_id=domain.client_id)
     # DNS is asked outside any transaction: no row stays locked while the network answers.
     found = [text.strip().strip('"') for text in (resolver or dns_txt_records)(record_name(domain))]
     if record_value(domain) not in found:
@@ -183,7 +184,7 @@ def _mark_verified(*, actor: Actor, domain: ClientDomain, method: str) -> Client
 
 @transaction.atomic
 def remove_domain(*, actor: Actor, domain: ClientDomain) -> None:
-    ports.require_permission(actor, "clients.sso.manage", client_id=domain.client_id)
+    ports.require_permission(actor, Permission.SSO_MANAGE, client_id=domain.client_id)
     details = {"domain": domain.domain, "wasVerified": domain.is_verified}
     client_id = domain.client_id
     target = ClientDomain(pk=domain.pk, domain=domain.domain)  # for the audit label after deletion

@@ -11,12 +11,13 @@ from audit.registry import AuditAction
 from clients import ports, upstream
 from clients.models import CLIENT_ROLES, Client, IdentityProvider
 from clients.ports import Actor
+from core.permissions import Permission
 
 
 @transaction.atomic
 def create_client(*, actor: Actor, name: str, slug: str, contact_email: str = "") -> Client:
     """Register a B2B client organisation (operators and internal admins only)."""
-    ports.require_permission(actor, "clients.client.create")
+    ports.require_permission(actor, Permission.CLIENT_CREATE)
     client = Client(name=name.strip(), slug=slug, contact_email=contact_email)
     client.full_clean()
     client.save()
@@ -37,7 +38,7 @@ CLIENT_FIELDS = frozenset({"name", "status", "contact_email", "require_mfa"})
 @transaction.atomic
 def update_client(*, actor: Actor, client: Client, changes: dict[str, Any]) -> Client:
     """Change a client's name, status, contact or 2FA policy; audited with what changed."""
-    ports.require_permission(actor, "clients.client.update", client_id=client.id)
+    ports.require_permission(actor, Permission.CLIENT_UPDATE, client_id=client.id)
     unknown = set(changes) - CLIENT_FIELDS
     if unknown:
         raise ValidationError(f"these fields cannot be changed here: {', '.join(sorted(unknown))}")
@@ -113,7 +114,7 @@ def configure_identity_provider(
 
     Audited with the names of what changed, never the secret.
     """
-    ports.require_permission(actor, "clients.sso.manage", client_id=client.id)
+    ports.require_permission(actor, Permission.SSO_MANAGE, client_id=client.id)
     unknown = set(changes) - IDENTITY_PROVIDER_FIELDS
     if unknown:
         raise ValidationError(f"these fields cannot be set here: {', '.join(sorted(unknown))}")

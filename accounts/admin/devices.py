@@ -16,6 +16,7 @@ from accounts.admin.base import visible_clients
 from accounts.models import (
     SMSDevice,
 )
+from core.permissions import Permission
 from core.read_only_admin import ReadOnlyModelAdmin
 
 # django-otp's own pages add and edit devices with a key of the editor's choosing, for any account:
@@ -38,7 +39,7 @@ class DeviceAdmin(ReadOnlyModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         # Whoever sees the devices sees only the users they may see (as on the user list).
         devices = super().get_queryset(request)
-        clients = visible_clients(request.user, "accounts.user.read")
+        clients = visible_clients(request.user, Permission.USER_READ)
         return devices if clients is None else devices.filter(user__client__in=clients)
 
 

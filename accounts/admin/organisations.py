@@ -18,6 +18,7 @@ from accounts.admin.base import ServiceModelAdmin, calling, visible_clients
 from accounts.models import Role, User
 from clients import domains, services, upstream
 from clients.models import Client, ClientDomain, IdentityProvider, UpstreamIdentity
+from core.permissions import Permission
 from core.read_only_admin import ReadOnlyModelAdmin
 
 
@@ -59,7 +60,7 @@ class ClientAdmin(ServiceModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Client]:
         clients = super().get_queryset(request)
-        visible = visible_clients(request.user, "clients.client.read")
+        visible = visible_clients(request.user, Permission.CLIENT_READ)
         return clients if visible is None else clients.filter(pk__in=visible)
 
     def get_fields(self, request: HttpRequest, obj: Client | None = None) -> list[str]:

@@ -31,6 +31,7 @@ from accounts.models import (
 from accounts.policy import ASSIGNABLE_ROLES
 from audit import services as audit
 from audit.registry import AuditAction
+from core.permissions import Permission
 
 
 def assignable_roles(actor: User) -> list[tuple[str, str]]:
@@ -150,7 +151,7 @@ class UserAdmin(ServiceModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
         # A client's administrator with staff access sees their own client's users only.
         users = super().get_queryset(request)
-        clients = visible_clients(request.user, "accounts.user.read")
+        clients = visible_clients(request.user, Permission.USER_READ)
         return users if clients is None else users.filter(client__in=clients)
 
     def get_form(self, request: HttpRequest, obj: User | None = None, **kwargs: Any) -> type[forms.ModelForm]:
@@ -186,7 +187,7 @@ class UserAdmin(ServiceModelAdmin):
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         field = super().formfield_for_foreignkey(db_field, request, **kwargs)
         if db_field.name == "client" and field is not None:
-            clients = visible_clients(request.user, "accounts.user.create")
+            clients = visible_clients(request.user, Permission.USER_CREATE)
             if clients is not None:
                 field.queryset = field.queryset.filter(pk__in=clients)
         return field

@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from django.db import transaction
+
 from accounts import rbac, selectors
 from accounts.login import LoginError, password_login
 from accounts.models import User
 from audit import services as audit
 from audit.registry import AuditAction
+from idp.oidc import revocation
 from idp.oidc.issuance import IssuedTokens, issue_tokens
-from idp.oidc.models import AccessToken, RefreshToken
 from idp.oidc.tokens import AccessTokenClaims, TokenError, verify_access_token
 
 
@@ -48,28 +50,8 @@ def validate(token: str) -> ValidationOutcome:
 
 def logout(*, access_token: str, refresh_token: str, channel: str) -> int:
     """Revoke what was presented; returns how many tokens were revoked (0 if none was known)."""
-    import hashlib
-
-    from django.db import transaction
-    from oauth2_provider.models import revoke_access_token
-
-    revoked, user = 0, None
     with transaction.atomic():
-        if refresh_token:
-            checksum = hashlib.sha256(refresh_token.encode()).hexdigest()
-            for row in RefreshToken.objects.filter(token_checksum=checksum, revoked__isnull=True):
-                user = row.user
-                row.revoke()
-                revoked += 1
-        if access_token:
-            try:
-                jti = verify_access_token(access_token).jti
-            except TokenError:
-                jti = ""
-            for row in AccessToken.objects.filter(jti=jti) if jti else []:
-                user = row.user
-                revoke_access_token(row)
-                revoked += 1
+        revoked, user = revocation.revoke_presented(access_token=access_token, refresh_token=refresh_token)
         if user is not None:
             audit.record(
                 AuditAction.LOGOUT,

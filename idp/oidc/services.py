@@ -7,19 +7,21 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 from oauth2_provider.generators import generate_client_secret
 
 from accounts.models import User
 from accounts.rbac import require
 from audit import services as audit
 from audit.registry import AuditAction
+from core.permissions import Permission
 from idp.oidc import keys
-from idp.oidc.models import Application, SigningKey
+from idp.oidc.models import Application, Consent, SigningKey
 
 
 @transaction.atomic
 def rotate_keys(*, actor: User | None, force: bool = False) -> SigningKey:
-    require(actor, "oidc.key.rotate")
+    require(actor, Permission.KEY_ROTATE)
     before = keys.ensure_keys()
     active = keys.rotate(force=force)
     if active.pk != before.pk:
@@ -83,7 +85,7 @@ def _audit_details(app: Application, fields: list[str], *, created: bool) -> dic
 def register_application(*, actor: User | None, values: dict[str, Any]) -> tuple[Application, str]:
     """Register a relying party; returns it and its client secret, which is stored only hashed
     (shown once to whoever registered it, never again)."""
-    require(actor, "oidc.application.manage")
+    require(actor, Permission.APPLICATION_MANAGE)
     secret = generate_client_secret()
     app = Application(**_normalised(values), client_secret=secret, hash_client_secret=True)
     app.full_clean()
@@ -101,7 +103,7 @@ def register_application(*, actor: User | None, values: dict[str, Any]) -> tuple
 def update_application(
     *, actor: User | None, application: Application, changes: dict[str, Any]
 ) -> Application:
-    require(actor, "oidc.application.manage")
+    require(actor, Permission.APPLICATION_MANAGE)
     changes = _normalised(changes)
     locked = Application.objects.select_for_update().get(pk=application.pk)
     changed = sorted(name for name, value in changes.items() if getattr(locked, name) != value)
@@ -123,7 +125,7 @@ def update_application(
 @transaction.atomic
 def new_client_secret(*, actor: User | None, application: Application) -> str:
     """Replace a relying party's secret (a leaked one stops working at once); returns the new one."""
-    require(actor, "oidc.application.manage")
+    require(actor, Permission.APPLICATION_MANAGE)
     locked = Application.objects.select_for_update().get(pk=application.pk)
     secret = generate_client_secret()
     locked.client_secret = secret  # hashed on save (ClientSecretField)
@@ -136,3 +138,23 @@ def new_client_secret(*, actor: User | None, application: Application) -> str:
         details={"created": False, "clientId": locked.client_id, "fields": ["client_secret"]},
     )
     return secret
+
+
+@transaction.atomic
+def record_consent(
+    *, user: User, application: Application, scope: str, allowed: bool, remember: bool
+) -> None:
+    """The user's answer on the consent screen, audited; an approval that issued a code is
+    remembered for this scope set (idp.oidc.models.Consent.covers), so the screen is not shown
+    again for it."""
+    if allowed and remember:
+        Consent.objects.update_or_create(
+            user=user, application=application, defaults={"scope": scope, "granted_at": timezone.now()}
+        )
+    audit.record(
+        AuditAction.CONSENT_GRANTED if allowed else AuditAction.CONSENT_DENIED,
+        actor=user,
+        target=application,
+        client_id=user.client_id,
+        details={"scope": scope},
+    )

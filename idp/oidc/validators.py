@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import datetime
 from typing import Any
 
 from django.utils import timezone
-from oauth2_provider.models import revoke_access_token
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.common import Request as OAuthlibRequest
 
@@ -16,7 +14,7 @@ from accounts import assurance, sessions
 from audit import services as audit
 from audit.registry import AuditAction
 from idp.oidc import claims as claim_rules
-from idp.oidc import client_credentials, context
+from idp.oidc import client_credentials, context, revocation
 from idp.oidc.id_tokens import subject_of_id_token_hint
 from idp.oidc.models import AccessToken, Application, Consent, Grant, RefreshToken
 from idp.oidc.tokens import TokenError, methods_of, verify_access_token
@@ -61,15 +59,7 @@ class Validator(OAuth2Validator):
 
     def _revoke_tokens_of_replayed_code(self, grant: Grant) -> None:
         """RFC 6749 §4.1.2 / ASVS 10.4.2: a second use of a code revokes the tokens it issued."""
-        revoked = 0
-        for token in AccessToken.objects.filter(authorization_code=grant):
-            revoke_access_token(token)
-            revoked += 1
-        families = RefreshToken.objects.filter(access_token__authorization_code=grant).values_list(
-            "token_family", flat=True
-        )
-        for family in set(families):
-            RefreshToken.revoke_family(family)
+        revoked = revocation.revoke_code_tokens(grant)
         audit.record(
             AuditAction.CODE_REPLAYED,
             actor=None,
@@ -160,8 +150,7 @@ class Validator(OAuth2Validator):
             if not request.user.is_active:  # a blocked user's refresh tokens are revoked anyway
                 return False
             return self._assurance_still_met(request)
-        checksum = hashlib.sha256(refresh_token.encode("utf-8")).hexdigest()
-        replayed = RefreshToken.objects.filter(token_checksum=checksum, revoked__isnull=False).first()
+        replayed = revocation.refresh_tokens_by_value(refresh_token).filter(revoked__isnull=False).first()
         if replayed is not None:
             # DOT has just revoked the whole family (REFRESH_TOKEN_REUSE_PROTECTION).
             audit.record(
@@ -369,10 +358,10 @@ class Validator(OAuth2Validator):
                     )
                     if k in raw
                 } | {"token_type": "Bearer"}
-        checksum = hashlib.sha256(token.encode("utf-8")).hexdigest()
         refresh = (
-            RefreshToken.objects.select_related("application", "user", "access_token")
-            .filter(token_checksum=checksum, revoked__isnull=True)
+            revocation.refresh_tokens_by_value(token)
+            .select_related("application", "user", "access_token")
+            .filter(revoked__isnull=True)
             .first()
         )
         # Refresh tokens go to their client only, never to a resource server: only their client asks.

@@ -30,7 +30,7 @@ from accounts import sessions
 from audit import services as audit
 from audit.registry import AuditAction
 from core import ratelimit
-from idp.oidc import client_credentials, context, keys
+from idp.oidc import client_credentials, context, keys, services
 from idp.oidc.claims import CLAIM_SCOPES
 from idp.oidc.id_tokens import verify_id_token_hint
 from idp.oidc.models import Application, Consent, IDToken
@@ -216,19 +216,14 @@ class AuthorizationView(dot.AuthorizationView):
         if application is None:
             return response
         allowed = bool(form.cleaned_data.get("allow"))
-        scope = form.cleaned_data.get("scope", "")
-        if allowed and response.status_code in (301, 302) and "code=" in response.get("Location", ""):
-            Consent.objects.update_or_create(
-                user=self.request.user,
-                application=application,
-                defaults={"scope": scope, "granted_at": timezone.now()},
-            )
-        audit.record(
-            AuditAction.CONSENT_GRANTED if allowed else AuditAction.CONSENT_DENIED,
-            actor=self.request.user,
-            target=application,
-            client_id=self.request.user.client_id,
-            details={"scope": scope},
+        # A code was issued: the approval stands (a refused or failed request remembers nothing).
+        issued = allowed and response.status_code in (301, 302) and "code=" in response.get("Location", "")
+        services.record_consent(
+            user=self.request.user,
+            application=application,
+            scope=form.cleaned_data.get("scope", ""),
+            allowed=allowed,
+            remember=issued,
         )
         return response
 
