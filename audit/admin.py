@@ -17,8 +17,8 @@ from django.utils import timezone
 
 from audit import services as audit
 from audit.models import AuditLog, DeadLetter, OutboxEvent, ProcessedMessage
+from audit.outbox.lag import outbox_lag
 from audit.registry import AuditAction
-from audit.relay import outbox_lag
 from core.read_only_admin import ReadOnlyModelAdmin
 
 

@@ -43,7 +43,7 @@ def headers_for(
     headers = [
         ("ce_specversion", SPEC_VERSION),
         ("ce_id", event_id),
-        ("ce_source", settings.EVENT_SOURCE),
+        ("ce_source", settings.IDP_EVENT_SOURCE),
         ("ce_type", event_type),
         ("ce_time", rfc3339(time)),
         ("content-type", JSON),

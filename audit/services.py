@@ -14,8 +14,8 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, connection, models, transaction
 
-from audit import outbox_kick
 from audit.models import AuditLog, OutboxEvent
+from audit.outbox import kick
 from audit.registry import AuditAction, EventType
 from core import context
 
@@ -51,7 +51,7 @@ def record(
     """Append an audit record (and its copy on the audit stream); `actor=None` means the system."""
     entry = _entry(action, actor=actor, target=target, client_id=client_id, details=details)
     _save_with_event(entry)
-    outbox_kick.relay_after_commit()
+    kick.relay_after_commit()
     return entry
 
 
@@ -72,7 +72,7 @@ def record_refusal(
         try:
             with transaction.atomic():
                 _save_with_event(entry)
-            outbox_kick.relay_after_commit()
+            kick.relay_after_commit()
         except DatabaseError:  # the answer to the caller stands; the store's outage is logged
             log.exception("audit: a refusal could not be recorded", extra={"action": str(action)})
 
@@ -117,7 +117,7 @@ def create_recorded(
                 f"WITH entry AS ({entry_sql}), changed AS ({row_sql}) {event_sql}",
                 [*entry_params, *row_params, *event_params],
             )
-    outbox_kick.relay_after_commit()
+    kick.relay_after_commit()
 
 
 def _entry(
@@ -215,5 +215,5 @@ def publish(
         payload=payload,
         headers=headers or {},
     )
-    outbox_kick.relay_after_commit()
+    kick.relay_after_commit()
     return event

@@ -11,7 +11,8 @@ from typing import Any
 from celery import shared_task
 from celery.signals import worker_process_init, worker_process_shutdown, worker_shutdown
 
-from audit import kafka, relay
+from audit import kafka
+from audit.outbox import relay, retention
 
 
 @shared_task(name="audit.relay_outbox", ignore_result=True, soft_time_limit=120, time_limit=150)
@@ -21,7 +22,7 @@ def relay_outbox() -> dict[str, Any]:
 
 @shared_task(name="audit.prune_outbox", ignore_result=True)
 def prune_outbox() -> dict[str, int]:
-    return relay.prune()
+    return retention.prune()
 
 
 # LIBRARIES.md: a producer inherited across fork() never delivers; each worker child makes its

@@ -12,7 +12,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from audit.relay import outbox_lag
+from audit.outbox.lag import outbox_lag
 
 TIMEOUT_SECONDS = 2.0
 

@@ -22,8 +22,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from audit import relay
 from audit.models import DeadLetter
+from audit.outbox import backoff
+from audit.outbox.lag import outbox_lag
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ class OutboxCollector:
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("idp_events_metrics_up", "1 if the outbox figures below could be read")
         try:
-            lag = relay.outbox_lag()
+            lag = outbox_lag()
             dead = list(DeadLetter.objects.values("consumer", "reason").annotate(n=Count("id")))
         except DatabaseError as exc:
             log.warning("metrics: database unavailable: %s", exc)
@@ -41,7 +42,7 @@ class OutboxCollector:
             return
         up.add_metric([], 1)
         yield up
-        state = relay.relay_state()
+        state = backoff.relay_state()
         yield GaugeMetricFamily(
             "idp_outbox_unsent_events", "Outbox events not yet acknowledged by Kafka", value=lag.unsent
         )
@@ -83,7 +84,7 @@ def _refusal(request: HttpRequest) -> HttpResponse | None:
     """None if this request may read the metrics. With IDP_METRICS_TOKEN, the bearer token is
     required; without one, the metrics are open only if IDP_METRICS_PUBLIC (DEBUG by default):
     process figures and outbox lag are reconnaissance, so production starts closed."""
-    token = settings.METRICS_TOKEN
+    token = settings.IDP_METRICS_TOKEN
     if token:
         given = request.headers.get("Authorization", "")
         if hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):

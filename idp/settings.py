@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
-from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -17,7 +16,7 @@ import dj_database_url
 from core.config import ConfigError, env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(env_str("IDP_DATA_DIR") or BASE_DIR / "var")
+IDP_DATA_DIR = Path(env_str("IDP_DATA_DIR") or BASE_DIR / "var")
 
 # The checkout runs in development mode by default; the Docker image sets DEBUG=0.
 DEBUG = env_bool("DEBUG", True)
@@ -32,9 +31,9 @@ def _secret_key() -> str:
     if not DEBUG:
         raise ConfigError("SECRET_KEY must be set when DEBUG=0 (50+ random characters)")
     # Development only: a random key kept beside the SQLite file, so restarts keep sessions.
-    path = DATA_DIR / "dev-secret-key"
+    path = IDP_DATA_DIR / "dev-secret-key"
     if not path.exists():
-        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        IDP_DATA_DIR.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(50))
         path.chmod(0o600)
     return path.read_text().strip()
@@ -68,19 +67,19 @@ def _key_encryption_keys() -> list[str]:
             "IDP_KEY_ENCRYPTION_KEY must be set when DEBUG=0 (a Fernet key: "
             'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())")'
         )
-    path = DATA_DIR / "dev-key-encryption-key"
+    path = IDP_DATA_DIR / "dev-key-encryption-key"
     if not path.exists():
         import base64
 
-        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        IDP_DATA_DIR.mkdir(parents=True, exist_ok=True)
         path.write_text(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
         path.chmod(0o600)
     return [path.read_text().strip()]
 
 
 IDP_KEY_ENCRYPTION_KEYS = _key_encryption_keys()
-IDP_KEY_ROTATION_INTERVAL = timedelta(days=env_int("IDP_KEY_ROTATION_DAYS", 30, minimum=1))
-IDP_KEY_RETIRED_GRACE = timedelta(hours=env_int("IDP_KEY_RETIRED_GRACE_HOURS", 24, minimum=0))
+IDP_KEY_ROTATION_DAYS = env_int("IDP_KEY_ROTATION_DAYS", 30, minimum=1)
+IDP_KEY_RETIRED_GRACE_HOURS = env_int("IDP_KEY_RETIRED_GRACE_HOURS", 24, minimum=0)
 # The `aud` of access tokens: the platform's APIs that accept them (RFC 9068 §2.2).
 IDP_ACCESS_TOKEN_AUDIENCE = env_str("IDP_ACCESS_TOKEN_AUDIENCE", "parcel-platform")
 # The public first-party client that gRPC `Login` and REST `auth/login` issue tokens to.
@@ -159,7 +158,7 @@ TEMPLATES = [
 
 # --- Stores -----------------------------------------------------------------------------------
 
-DATABASE_URL = env_str("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'db.sqlite3'}"
+DATABASE_URL = env_str("DATABASE_URL") or f"sqlite:///{IDP_DATA_DIR / 'db.sqlite3'}"
 try:
     DATABASES = {
         "default": dj_database_url.parse(
@@ -200,7 +199,7 @@ KAFKA_TOPIC_REGISTRATION_REQUESTS = env_str("KAFKA_TOPIC_REGISTRATION_REQUESTS",
 KAFKA_TOPIC_REGISTRATION_RESULTS = env_str("KAFKA_TOPIC_REGISTRATION_RESULTS", "auth.registration-results")
 KAFKA_TOPIC_DEAD_LETTER = env_str("KAFKA_TOPIC_DEAD_LETTER", "auth.dead-letter")
 # CloudEvents `source` of every event this service publishes.
-EVENT_SOURCE = env_str("IDP_EVENT_SOURCE", "urn:idp:auth-service")
+IDP_EVENT_SOURCE = env_str("IDP_EVENT_SOURCE", "urn:idp:auth-service")
 
 
 # Celery: Redis is the broker; without one, tasks run in-process right away.
@@ -221,11 +220,6 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE = {
-    "oidc-rotate-keys-if-due": {"task": "oidc.rotate_keys_if_due", "schedule": 3600.0},
-    "oidc-clear-expired": {"task": "oidc.clear_expired", "schedule": 3600.0},
-    "oidc-resync-blacklist": {"task": "oidc.resync_blacklist", "schedule": 60.0},
-}
 
 # --- Events (Kafka): outbox relay, consumer, retention, metrics --------------------------------
 # The contract (topics, envelope, payloads) is in the README, "Events (Kafka)". Without
@@ -236,19 +230,23 @@ KAFKA_TOPIC_PARTITIONS = env_int("KAFKA_TOPIC_PARTITIONS", -1, minimum=-1)
 KAFKA_TOPIC_REPLICATION_FACTOR = env_int("KAFKA_TOPIC_REPLICATION_FACTOR", -1, minimum=-1)
 # Seconds the relay waits for Kafka (metadata, delivery reports) before it backs off.
 KAFKA_DELIVERY_TIMEOUT = env_int("KAFKA_DELIVERY_TIMEOUT", 10, minimum=1)
-OUTBOX_BATCH_SIZE = env_int("IDP_OUTBOX_BATCH_SIZE", 500, minimum=1)
-OUTBOX_SWEEP_SECONDS = env_int("IDP_OUTBOX_SWEEP_SECONDS", 10, minimum=1)
-OUTBOX_BACKOFF_MAX_SECONDS = env_int("IDP_OUTBOX_BACKOFF_MAX", 60, minimum=1)
-OUTBOX_RETENTION_DAYS = env_int("IDP_OUTBOX_RETENTION_DAYS", 7, minimum=1)
-OUTBOX_LAG_WARNING_SECONDS = env_int("IDP_OUTBOX_LAG_WARNING", 60, minimum=1)
-PROCESSED_MESSAGES_RETENTION_DAYS = env_int("IDP_PROCESSED_RETENTION_DAYS", 30, minimum=1)
+IDP_OUTBOX_BATCH_SIZE = env_int("IDP_OUTBOX_BATCH_SIZE", 500, minimum=1)
+IDP_OUTBOX_SWEEP_SECONDS = env_int("IDP_OUTBOX_SWEEP_SECONDS", 10, minimum=1)
+IDP_OUTBOX_BACKOFF_MAX = env_int("IDP_OUTBOX_BACKOFF_MAX", 60, minimum=1)
+IDP_OUTBOX_RETENTION_DAYS = env_int("IDP_OUTBOX_RETENTION_DAYS", 7, minimum=1)
+IDP_OUTBOX_LAG_WARNING = env_int("IDP_OUTBOX_LAG_WARNING", 60, minimum=1)
+IDP_PROCESSED_RETENTION_DAYS = env_int("IDP_PROCESSED_RETENTION_DAYS", 30, minimum=1)
 # When set, /metrics asks for `Authorization: Bearer <token>`. Without a token it is open only
 # when IDP_METRICS_PUBLIC is true: by default in development, never by default in production.
-METRICS_TOKEN = env_str("IDP_METRICS_TOKEN")
+IDP_METRICS_TOKEN = env_str("IDP_METRICS_TOKEN")
 IDP_METRICS_PUBLIC = env_bool("IDP_METRICS_PUBLIC", DEBUG)
+
+# Celery beat: everything periodic, in one schedule.
 CELERY_BEAT_SCHEDULE = {
-    **CELERY_BEAT_SCHEDULE,
-    "outbox-relay-sweep": {"task": "audit.relay_outbox", "schedule": float(OUTBOX_SWEEP_SECONDS)},
+    "oidc-rotate-keys-if-due": {"task": "oidc.rotate_keys_if_due", "schedule": 3600.0},
+    "oidc-clear-expired": {"task": "oidc.clear_expired", "schedule": 3600.0},
+    "oidc-resync-blacklist": {"task": "oidc.resync_blacklist", "schedule": 60.0},
+    "outbox-relay-sweep": {"task": "audit.relay_outbox", "schedule": float(IDP_OUTBOX_SWEEP_SECONDS)},
     "outbox-prune": {"task": "audit.prune_outbox", "schedule": 3600.0},
 }
 
@@ -441,7 +439,7 @@ TIME_ZONE = "UTC"
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = Path(env_str("IDP_STATIC_ROOT") or DATA_DIR / "static")
+STATIC_ROOT = Path(env_str("IDP_STATIC_ROOT") or IDP_DATA_DIR / "static")
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on every start without it
 STATICFILES_DIRS = [BASE_DIR / "static"]  # the pages' stylesheet (no inline styles: see the CSP)
 STORAGES = {

@@ -87,7 +87,8 @@ def _cpu_seconds(pid: int) -> float:
 def service_rate(n: int, run: str) -> dict[str, float]:
     """The handler in-process: what a consumer does per message, minus Kafka."""
     from accounts.consumers import RegistrationRequestHandler
-    from audit import consumer, outbox_kick
+    from audit import consumer
+    from audit.outbox import kick
 
     handler = RegistrationRequestHandler()
     messages = [
@@ -100,7 +101,7 @@ def service_rate(n: int, run: str) -> dict[str, float]:
         )
         for i in range(n)
     ]
-    with outbox_kick.relaying_inline():
+    with kick.relaying_inline():
         consumer.process(handler, messages[0])  # warm
         wall, cpu = time.perf_counter(), time.process_time()
         for message in messages[1:]:

@@ -60,7 +60,7 @@ def retention() -> timedelta:
     """How long a retired key stays published: the longest token lifetime plus a margin."""
     oauth = settings.OAUTH2_PROVIDER
     longest = max(oauth["ACCESS_TOKEN_EXPIRE_SECONDS"], oauth["ID_TOKEN_EXPIRE_SECONDS"])
-    return timedelta(seconds=longest) + settings.IDP_KEY_RETIRED_GRACE
+    return timedelta(seconds=longest) + timedelta(hours=settings.IDP_KEY_RETIRED_GRACE_HOURS)
 
 
 def _forget_cached() -> None:
@@ -116,7 +116,9 @@ def rotate(*, force: bool = False) -> SigningKey:
 def rotate_if_due() -> SigningKey:
     """The periodic task's body: rotate once the active key reaches its configured age."""
     active = ensure_keys()
-    if active.activated_at and active.activated_at <= timezone.now() - settings.IDP_KEY_ROTATION_INTERVAL:
+    if active.activated_at and active.activated_at <= timezone.now() - timedelta(
+        days=settings.IDP_KEY_ROTATION_DAYS
+    ):
         active = rotate()
     SigningKey.objects.filter(
         status=SigningKey.Status.RETIRED, published_until__lt=timezone.now() - timedelta(days=30)

@@ -13,7 +13,7 @@ from django.conf import settings
 from accounts import registration
 from accounts.consumers import RegistrationRequestHandler
 from accounts.models import Role, User
-from audit import consumer
+from audit import consumer, consumer_runner
 from audit.models import AuditLog, DeadLetter, OutboxEvent, ProcessedMessage
 from audit.registry import EventType
 from authproto.registration_events_pb2 import UserRegisterRequestedEvent
@@ -281,7 +281,7 @@ def test_registration_requests_on_kafka_get_their_answers_on_kafka(topics):
         producer.produce(topics.requests, value=value, headers=headers)
     assert producer.flush(10) == 0
 
-    stats = consumer.EventConsumer(
+    stats = consumer_runner.EventConsumer(
         [RegistrationRequestHandler()], group_id=f"test-{uuid.uuid4().hex[:8]}", poll_timeout=0.2
     ).run(max_messages=len(sent), idle_timeout=45)
 

@@ -15,9 +15,10 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from django.conf import settings
 from django.db import OperationalError
 
-from audit import consumer, relay
+from audit import consumer, consumer_runner
 from audit import services as audit
 from audit.models import AuditLog, DeadLetter, OutboxEvent, ProcessedMessage
+from audit.outbox.lag import outbox_lag
 from audit.registry import AuditAction, EventType
 from tests import events
 
@@ -164,7 +165,7 @@ def test_the_offset_is_committed_only_after_the_database_commit(topics):
     _produce(topics.users, b'{"n": 1}')
     group = f"test-{uuid.uuid4().hex[:8]}"
     down = Recorder(fail_with=OperationalError("the database is away"))
-    runner = consumer.EventConsumer([down], group_id=group, poll_timeout=0.2, relay_inline=False)
+    runner = consumer_runner.EventConsumer([down], group_id=group, poll_timeout=0.2, relay_inline=False)
     stopper = threading.Timer(2.0, runner.stop)  # stop while it is still waiting for the database
     stopper.start()
     try:
@@ -177,9 +178,9 @@ def test_the_offset_is_committed_only_after_the_database_commit(topics):
     assert not ProcessedMessage.objects.exists()
 
     healthy = Recorder()
-    stats = consumer.EventConsumer([healthy], group_id=group, poll_timeout=0.2, relay_inline=False).run(
-        max_messages=1, idle_timeout=45
-    )
+    stats = consumer_runner.EventConsumer(
+        [healthy], group_id=group, poll_timeout=0.2, relay_inline=False
+    ).run(max_messages=1, idle_timeout=45)
     assert (stats.handled, healthy.calls) == (1, 1)
     assert _committed(group, topics.users) == 1
     assert AuditLog.objects.filter(action=AuditAction.LOGOUT).count() == 1
@@ -197,7 +198,9 @@ def test_a_message_that_keeps_breaking_its_handler_is_dead_lettered_and_the_cons
                 raise RuntimeError("a bug")
             return super().handle(message)
 
-    runner = consumer.EventConsumer([BrokenOnFirst()], group_id=group, poll_timeout=0.2, relay_inline=True)
+    runner = consumer_runner.EventConsumer(
+        [BrokenOnFirst()], group_id=group, poll_timeout=0.2, relay_inline=True
+    )
     runner.max_handler_attempts = 2
     runner.max_backoff = 0.1
     stats = runner.run(max_messages=2, idle_timeout=45)
@@ -246,4 +249,4 @@ def test_consume_events_stops_cleanly_on_sigterm_after_committing(topics):
     assert result.type == "user.registered"
     assert _committed(group, topics.requests) == 1
     assert not OutboxEvent.objects.filter(published_at__isnull=True).exists()
-    assert relay.outbox_lag().unsent == 0
+    assert outbox_lag().unsent == 0

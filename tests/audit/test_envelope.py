@@ -6,7 +6,7 @@ from audit import envelope
 
 
 def test_events_travel_as_cloudevents_binary_mode_kafka_headers(settings):
-    settings.EVENT_SOURCE = "urn:idp:test"
+    settings.IDP_EVENT_SOURCE = "urn:idp:test"
     headers = envelope.headers_for(
         event_id="e-1",
         event_type="user.created",

@@ -17,9 +17,11 @@ from django.utils import timezone
 
 from accounts import services
 from accounts.models import Role, User
-from audit import consumer, kafka, outbox_kick, relay
+from audit import consumer, consumer_runner, kafka
 from audit import services as audit
 from audit.models import OutboxEvent, ProcessedMessage
+from audit.outbox import backoff, kick, relay, retention
+from audit.outbox.lag import outbox_lag
 from audit.registry import EventType
 from tests import events
 
@@ -53,7 +55,7 @@ def test_without_kafka_the_relay_does_nothing_and_events_wait(settings, operator
 
     assert result.skipped == "kafka is not configured"
     assert list(OutboxEvent.objects.values_list("id", "published_at", "attempts")) == before
-    assert relay.outbox_lag().as_dict()["relay"] == "off (no Kafka)"
+    assert outbox_lag().as_dict()["relay"] == "off (no Kafka)"
 
 
 @pytest.mark.django_db
@@ -63,7 +65,7 @@ def test_a_transaction_kicks_the_relay_once_after_commit(
     settings.KAFKA_BOOTSTRAP_SERVERS = "127.0.0.1:1"
     kicks = []
     monkeypatch.setattr("audit.tasks.relay_outbox.apply_async", lambda **kw: kicks.append(kw))
-    monkeypatch.setattr(outbox_kick, "_next_kick_runs_at", 0.0)
+    monkeypatch.setattr(kick, "_next_kick_runs_at", 0.0)
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         services.create_user(actor=None, username="ivan", password="a-long-enough-pass")  # 2 events
@@ -71,7 +73,7 @@ def test_a_transaction_kicks_the_relay_once_after_commit(
     assert len(callbacks) == 1
     assert len(kicks) == 1
     assert kicks[0]["retry"] is False
-    assert kicks[0]["countdown"] == outbox_kick.KICK_WINDOW_SECONDS
+    assert kicks[0]["countdown"] == kick.KICK_WINDOW_SECONDS
 
     # Another commit inside the window rides on the relay already scheduled.
     with django_capture_on_commit_callbacks(execute=True):
@@ -87,20 +89,20 @@ def test_no_kick_without_kafka_or_inside_the_consumer(settings, django_capture_o
     assert callbacks == []
 
     settings.KAFKA_BOOTSTRAP_SERVERS = "127.0.0.1:1"
-    with django_capture_on_commit_callbacks() as callbacks, outbox_kick.relaying_inline():
+    with django_capture_on_commit_callbacks() as callbacks, kick.relaying_inline():
         _publish("k", 1)
     assert callbacks == []
 
 
 def test_backoff_doubles_up_to_the_cap(settings):
-    settings.OUTBOX_BACKOFF_MAX_SECONDS = 20
-    assert [relay.backoff_seconds(n) for n in range(1, 8)] == [1, 2, 4, 8, 16, 20, 20]
+    settings.IDP_OUTBOX_BACKOFF_MAX = 20
+    assert [backoff.backoff_seconds(n) for n in range(1, 8)] == [1, 2, 4, 8, 16, 20, 20]
 
 
 @pytest.mark.django_db
 def test_prune_deletes_only_old_sent_rows_and_old_processed_ids(settings):
-    settings.OUTBOX_RETENTION_DAYS = 7
-    settings.PROCESSED_MESSAGES_RETENTION_DAYS = 30
+    settings.IDP_OUTBOX_RETENTION_DAYS = 7
+    settings.IDP_PROCESSED_RETENTION_DAYS = 30
     now = timezone.now()
     old_sent, recent_sent, old_unsent = _publish("k", 3)
     OutboxEvent.objects.filter(id=old_sent.id).update(published_at=now - timedelta(days=8))
@@ -109,7 +111,7 @@ def test_prune_deletes_only_old_sent_rows_and_old_processed_ids(settings):
     ProcessedMessage.objects.create(consumer="c", message_id="old", processed_at=now - timedelta(days=31))
     ProcessedMessage.objects.create(consumer="c", message_id="new")
 
-    assert relay.prune() == {"outbox": 1, "processed": 1}
+    assert retention.prune() == {"outbox": 1, "processed": 1}
 
     assert set(OutboxEvent.objects.values_list("id", flat=True)) == {recent_sent.id, old_unsent.id}
     assert list(ProcessedMessage.objects.values_list("message_id", flat=True)) == ["new"]
@@ -117,13 +119,13 @@ def test_prune_deletes_only_old_sent_rows_and_old_processed_ids(settings):
 
 @pytest.mark.django_db
 def test_outbox_lag_reports_the_oldest_unsent_event(settings):
-    settings.OUTBOX_LAG_WARNING_SECONDS = 60
+    settings.IDP_OUTBOX_LAG_WARNING = 60
     (event,) = _publish("k", 1)
     OutboxEvent.objects.filter(id=event.id).update(
         created_at=timezone.now() - timedelta(seconds=90), attempts=2, last_error="_TRANSPORT: down"
     )
 
-    lag = relay.outbox_lag()
+    lag = outbox_lag()
 
     assert lag.unsent == 1
     assert lag.failing == 1
@@ -155,7 +157,7 @@ def test_create_block_and_change_role_yield_exactly_those_events_in_order(operat
     for record in records:
         assert record.key == str(user.id)
         assert record.headers["ce_specversion"] == "1.0"
-        assert record.headers["ce_source"] == settings.EVENT_SOURCE
+        assert record.headers["ce_source"] == settings.IDP_EVENT_SOURCE
         assert record.headers["ce_subject"] == str(user.id)
         assert record.headers["content-type"] == "application/json"
         assert record.headers["ce_time"].endswith("Z")
@@ -173,7 +175,7 @@ def test_create_block_and_change_role_yield_exactly_those_events_in_order(operat
 @KAFKA
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_relays_never_send_a_row_twice_and_keep_each_keys_order(settings, topics):
-    settings.OUTBOX_BATCH_SIZE = 7
+    settings.IDP_OUTBOX_BATCH_SIZE = 7
     keys = [str(uuid.uuid4()) for _ in range(8)]
     with transaction.atomic():
         for round_ in range(12):
@@ -252,7 +254,7 @@ def test_relay_killed_between_produce_and_mark_sends_again_and_consumers_apply_o
     crashed = events.run_python(
         "import django; django.setup()\n"
         "import os, signal\n"
-        "from audit import relay\n"
+        "from audit.outbox import relay\n"
         "def crash(*args, **kwargs):\n"
         "    os.kill(os.getpid(), signal.SIGKILL)  # after every delivery report, before the commit\n"
         "relay._mark_results = crash\n"
@@ -276,7 +278,7 @@ def test_relay_killed_between_produce_and_mark_sends_again_and_consumers_apply_o
             effects.append(message.headers["ce_id"])
             return {}
 
-    stats = consumer.EventConsumer(
+    stats = consumer_runner.EventConsumer(
         [CountUsers()], group_id=f"test-{uuid.uuid4().hex[:8]}", poll_timeout=0.2, relay_inline=False
     ).run(max_messages=6, idle_timeout=45)
 
@@ -292,7 +294,7 @@ def test_events_written_while_kafka_is_down_all_arrive_once_in_order(
 ):
     settings.KAFKA_BOOTSTRAP_SERVERS = private_broker.bootstrap
     settings.KAFKA_DELIVERY_TIMEOUT = 2
-    settings.OUTBOX_BACKOFF_MAX_SECONDS = 1
+    settings.IDP_OUTBOX_BACKOFF_MAX = 1
     private_broker.stop()
 
     users = [
@@ -306,13 +308,13 @@ def test_events_written_while_kafka_is_down_all_arrive_once_in_order(
     expected = list(OutboxEvent.objects.filter(topic=topics.users).order_by("created_at", "id"))
     assert len(expected) == 50
 
-    with caplog.at_level(logging.WARNING, logger="audit.relay"):
+    with caplog.at_level(logging.WARNING, logger="audit.outbox.relay"):
         down = relay.relay_pending()
     assert down.published == 0
     assert "_TRANSPORT" in down.error
     assert "Kafka unavailable" in caplog.text
     assert "100 event(s) waiting" in caplog.text  # 50 changes, 50 audit records
-    lag = relay.outbox_lag().as_dict()
+    lag = outbox_lag().as_dict()
     assert (lag["unsent"], lag["backingOff"]) == (100, True)
     assert "_TRANSPORT" in lag["lastError"]
     assert relay.relay_pending().skipped.startswith("backing off")
@@ -321,7 +323,7 @@ def test_events_written_while_kafka_is_down_all_arrive_once_in_order(
     caught_up = _relay_until_drained(timeout=60)
 
     assert caught_up.published == 100
-    assert relay.relay_state().failures == 0
+    assert backoff.relay_state().failures == 0
     records = events.read_topic(topics.users, expect=50)
     assert len(records) == 50
     assert sorted(r.id for r in records) == sorted(str(e.id) for e in expected)
@@ -342,7 +344,7 @@ def test_a_message_kafka_refuses_keeps_its_error_and_holds_up_nothing_else(topic
     too_big = audit.publish(EventType.USER_UPDATED, key="k", payload={"blob": "x" * 1_200_000})
     fine = audit.publish(EventType.USER_UPDATED, key="other", payload={"n": 1})
 
-    with caplog.at_level(logging.ERROR, logger="audit.relay"):
+    with caplog.at_level(logging.ERROR, logger="audit.outbox.relay"):
         result = relay.relay_pending()
 
     too_big.refresh_from_db()
@@ -351,7 +353,7 @@ def test_a_message_kafka_refuses_keeps_its_error_and_holds_up_nothing_else(topic
     assert too_big.attempts == 1
     assert "MSG_SIZE_TOO_LARGE" in too_big.last_error
     assert "Kafka refused 1 event(s)" in caplog.text
-    assert relay.relay_state().failures == 0  # not a broker outage: no back-off for the others
+    assert backoff.relay_state().failures == 0  # not a broker outage: no back-off for the others
     (record,) = events.read_topic(topics.users, expect=1)
     assert record.id == str(fine.id)
 

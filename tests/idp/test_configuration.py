@@ -91,3 +91,22 @@ def test_deploy_check_is_clean_for_a_production_like_setting(tmp_path):
     result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
     assert result.returncode == 0, result.stderr + result.stdout
     assert "no issues" in result.stdout
+
+
+def test_our_settings_are_named_as_their_environment_variables():
+    """A setting read from the environment has the variable's name, so nobody has to translate
+    (`IDP_OUTBOX_BATCH_SIZE` is `settings.IDP_OUTBOX_BATCH_SIZE`). Only settings whose names a
+    library fixes (Django's, django-otp's) may differ."""
+    import re
+    from pathlib import Path
+
+    library_names = {"PASSWORD_RESET_TIMEOUT", "OTP_EMAIL_SUBJECT", "OTP_TOTP_ISSUER", "SESSION_COOKIE_AGE"}
+    library_names.add("STATIC_ROOT")
+    text = (Path(__file__).resolve().parents[2] / "idp" / "settings.py").read_text()
+    pattern = r'^([A-Z_][A-Z0-9_]*)\s*=\s*[^\n]*?env_(?:str|int|bool|list)\("([A-Z0-9_]+)"'
+    renamed = [
+        (name, env)
+        for name, env in re.findall(pattern, text, flags=re.M)
+        if name != env and name not in library_names
+    ]
+    assert renamed == []

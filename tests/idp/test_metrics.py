@@ -37,7 +37,7 @@ def test_metrics_expose_the_outbox_lag_and_dead_letters(client):
 
 
 def test_metrics_may_require_a_bearer_token(client, settings):
-    settings.METRICS_TOKEN = "scrape-me"
+    settings.IDP_METRICS_TOKEN = "scrape-me"
     settings.IDP_METRICS_PUBLIC = True  # a configured token wins over "public"
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
@@ -45,7 +45,7 @@ def test_metrics_may_require_a_bearer_token(client, settings):
 
 
 def test_metrics_without_a_token_are_closed_unless_public(client, settings):
-    settings.METRICS_TOKEN = None
+    settings.IDP_METRICS_TOKEN = None
     settings.IDP_METRICS_PUBLIC = False
     response = client.get("/metrics")
     assert response.status_code == 403
@@ -82,7 +82,7 @@ def test_metrics_are_public_by_default_only_in_development(env, public, tmp_path
 
 
 def test_readyz_reports_the_outbox_lag_without_failing_on_it(client, settings):
-    settings.OUTBOX_LAG_WARNING_SECONDS = 60
+    settings.IDP_OUTBOX_LAG_WARNING = 60
     event = audit.publish(EventType.USER_UPDATED, key="k", payload={})
     OutboxEvent.objects.filter(id=event.id).update(created_at=timezone.now() - timedelta(seconds=120))
 

@@ -484,7 +484,7 @@ def test_a_service_token_may_ask_about_any_tenant(api_url, stub, gleb, service_t
 
 
 def test_metrics_are_closed_in_production_without_a_token(live_server, settings):
-    settings.METRICS_TOKEN = None
+    settings.IDP_METRICS_TOKEN = None
     settings.IDP_METRICS_PUBLIC = False  # what DEBUG=0 gives when IDP_METRICS_PUBLIC is unset
     response = requests.get(f"{live_server.url}/metrics", timeout=10)
     assert response.status_code == 403
@@ -494,7 +494,7 @@ def test_metrics_are_closed_in_production_without_a_token(live_server, settings)
         "or IDP_METRICS_PUBLIC=1\n"
     )
     assert "idp_outbox" not in response.text
-    settings.METRICS_TOKEN = "scrape-me"
+    settings.IDP_METRICS_TOKEN = "scrape-me"
     assert requests.get(f"{live_server.url}/metrics", timeout=10).status_code == 401
     scraped = requests.get(
         f"{live_server.url}/metrics", headers={"Authorization": "Bearer scrape-me"}, timeout=10

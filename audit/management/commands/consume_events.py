@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from audit import consumer, kafka
+from audit import consumer, consumer_runner, kafka
 
 
 class Command(BaseCommand):
@@ -42,7 +42,7 @@ class Command(BaseCommand):
             raise CommandError(
                 f"no handler named {', '.join(unknown)} (known: {', '.join(sorted(available))})"
             )
-        runner = consumer.EventConsumer(
+        runner = consumer_runner.EventConsumer(
             [available[name]() for name in names],
             group_id=options["group"],
             relay_inline=not options["no_relay"],

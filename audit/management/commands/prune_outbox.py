@@ -6,14 +6,14 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from audit import relay
+from audit.outbox import retention
 
 
 class Command(BaseCommand):
     help = "Delete outbox rows sent longer ago than IDP_OUTBOX_RETENTION_DAYS (unsent rows are kept)."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        deleted = relay.prune()
+        deleted = retention.prune()
         self.stdout.write(
             f"deleted {deleted['outbox']} sent event(s), {deleted['processed']} processed-message record(s)"
         )

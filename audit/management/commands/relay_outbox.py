@@ -11,7 +11,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import close_old_connections, connection
 
-from audit import kafka, relay
+from audit import kafka
+from audit.outbox import backoff, relay
 
 
 class Command(BaseCommand):
@@ -33,7 +34,7 @@ class Command(BaseCommand):
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
-        interval = options["interval"] or float(settings.OUTBOX_SWEEP_SECONDS)
+        interval = options["interval"] or float(settings.IDP_OUTBOX_SWEEP_SECONDS)
         try:
             while True:
                 if not connection.in_atomic_block:  # (a test runs the command inside its transaction)
@@ -47,7 +48,7 @@ class Command(BaseCommand):
                     return
                 if result.published and not result.error:
                     continue  # more may be waiting: no pause while catching up
-                state = relay.relay_state()
+                state = backoff.relay_state()
                 pause = max(0.2, state.retry_at - time.time()) if state.failures else interval
                 if stop.wait(pause):
                     return

@@ -44,7 +44,7 @@ def _kick() -> None:
     # retry=False: a Redis outage must not hold up the request that committed; the sweep
     # (Celery beat) sends the rows anyway. An old kick is pointless once a sweep has run.
     relay_outbox.apply_async(
-        countdown=KICK_WINDOW_SECONDS, retry=False, expires=settings.OUTBOX_SWEEP_SECONDS * 6
+        countdown=KICK_WINDOW_SECONDS, retry=False, expires=settings.IDP_OUTBOX_SWEEP_SECONDS * 6
     )
 
 

@@ -22,23 +22,20 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Count, F, Min, Q
+from django.db.models import F, Min
 from django.utils import timezone
 
 from audit import envelope, kafka
-from audit.models import OutboxEvent, ProcessedMessage
+from audit.models import OutboxEvent
+from audit.outbox import backoff
 
 log = logging.getLogger(__name__)
 
-_STATE_KEY = "audit:outbox-relay:state"
-_PRUNE_CHUNK = 5000
 # Refusals that concern one message, not the broker: the row keeps its error and waits for an
 # operator, and the other rows go on (no back-off). Everything else counts as "Kafka unavailable".
 _MESSAGE_ERRORS = frozenset(
@@ -81,67 +78,6 @@ class RelayResult:
             "skipped": self.skipped,
             "error": self.error,
         }
-
-
-# --- back-off, shared by every relay through the cache ---------------------------------------
-
-
-@dataclass(frozen=True)
-class RelayState:
-    failures: int = 0
-    retry_at: float = 0.0  # epoch seconds
-    error: str = ""
-    failing_since: float = 0.0
-    last_success: float = 0.0
-
-    @property
-    def backing_off(self) -> bool:
-        return self.failures > 0 and time.time() < self.retry_at
-
-
-def relay_state() -> RelayState:
-    try:
-        raw = cache.get(_STATE_KEY)
-    except Exception:  # the cache (Redis) is down: no shared back-off, the relay still works
-        log.debug("outbox relay: cache unavailable", exc_info=True)
-        return RelayState()
-    return RelayState(**raw) if isinstance(raw, dict) else RelayState()
-
-
-def _save_state(state: RelayState) -> None:
-    try:
-        cache.set(_STATE_KEY, state.__dict__, timeout=None)
-    except Exception:
-        log.debug("outbox relay: cache unavailable", exc_info=True)
-
-
-def backoff_seconds(failures: int) -> float:
-    """1, 2, 4 … seconds, capped: a down broker is asked again soon, but not hammered."""
-    return float(min(settings.OUTBOX_BACKOFF_MAX_SECONDS, 2 ** max(0, failures - 1)))
-
-
-def _record_failure(error: str) -> RelayState:
-    previous = relay_state()
-    failures = previous.failures + 1
-    state = RelayState(
-        failures=failures,
-        retry_at=time.time() + backoff_seconds(failures),
-        error=error,
-        failing_since=previous.failing_since or time.time(),
-        last_success=previous.last_success,
-    )
-    _save_state(state)
-    return state
-
-
-def _record_success() -> None:
-    previous = relay_state()
-    if previous.failures:
-        log.info("outbox relay: Kafka reachable again after %d failed pass(es)", previous.failures)
-    _save_state(RelayState(last_success=time.time()))
-
-
-# --- one pass -------------------------------------------------------------------------------
 
 
 def _kafka_key(event: OutboxEvent) -> bytes | None:
@@ -240,7 +176,7 @@ def relay_batch(*, producer: Producer, limit: int | None = None, skip: Iterable[
 
     `skip`: rows Kafka refused earlier in the same drain, not to be tried twice in a row.
     """
-    limit = limit or settings.OUTBOX_BATCH_SIZE
+    limit = limit or settings.IDP_OUTBOX_BATCH_SIZE
     with transaction.atomic():
         batch = list(
             OutboxEvent.objects.select_for_update(skip_locked=True)
@@ -282,7 +218,7 @@ def relay_pending(
     if not kafka.is_configured():
         total.skipped = "kafka is not configured"
         return total
-    state = relay_state()
+    state = backoff.relay_state()
     if state.backing_off and not ignore_backoff:
         total.skipped = f"backing off after {state.failures} failure(s): {state.error}"
         total.error = state.error
@@ -306,7 +242,7 @@ def relay_pending(
             log.error("outbox relay: Kafka refused %d event(s): %s", total.failed, total.error)
     if error:
         total.kafka_unavailable = True
-        state = _record_failure(error)
+        state = backoff.record_failure(error)
         waiting = OutboxEvent.objects.filter(published_at__isnull=True).count()
         log.warning(
             "outbox relay: Kafka unavailable or refusing (%s); %d event(s) waiting, next try in %.0fs",
@@ -316,78 +252,5 @@ def relay_pending(
         )
         total.error = error
     else:
-        _record_success()
+        backoff.record_success()
     return total
-
-
-# --- lag and retention --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OutboxLag:
-    unsent: int
-    failing: int  # unsent rows that failed at least once
-    oldest_created_at: datetime | None
-    last_error: str
-
-    @property
-    def oldest_age_seconds(self) -> float:
-        if self.oldest_created_at is None:
-            return 0.0
-        return max(0.0, (timezone.now() - self.oldest_created_at).total_seconds())
-
-    @property
-    def lagging(self) -> bool:
-        return self.oldest_age_seconds > settings.OUTBOX_LAG_WARNING_SECONDS
-
-    def as_dict(self) -> dict[str, Any]:
-        state = relay_state()
-        return {
-            "unsent": self.unsent,
-            "failing": self.failing,
-            "oldestAgeSeconds": round(self.oldest_age_seconds, 1),
-            "lagging": self.lagging,
-            "relay": "off (no Kafka)" if not kafka.is_configured() else "on",
-            "lastError": state.error or self.last_error or None,
-            "backingOff": state.backing_off,
-        }
-
-
-def outbox_lag() -> OutboxLag:
-    unsent = OutboxEvent.objects.filter(published_at__isnull=True)
-    summary = unsent.aggregate(
-        unsent=Count("id"), failing=Count("id", filter=Q(attempts__gt=0)), oldest=Min("created_at")
-    )
-    last_error = ""
-    if summary["failing"]:
-        last_error = (
-            unsent.filter(attempts__gt=0).order_by("created_at").values_list("last_error", flat=True).first()
-            or ""
-        )
-    return OutboxLag(
-        unsent=summary["unsent"],
-        failing=summary["failing"],
-        oldest_created_at=summary["oldest"],
-        last_error=last_error,
-    )
-
-
-def _delete_in_chunks(queryset: Any) -> int:
-    deleted = 0
-    while True:
-        ids = list(queryset.values_list("pk", flat=True)[:_PRUNE_CHUNK])
-        if not ids:
-            return deleted
-        deleted += queryset.model.objects.filter(pk__in=ids).delete()[0]
-
-
-def prune(*, now: datetime | None = None) -> dict[str, int]:
-    """Delete sent outbox rows and de-duplication records past their retention."""
-    now = now or timezone.now()
-    outbox_cutoff = now - timedelta(days=settings.OUTBOX_RETENTION_DAYS)
-    processed_cutoff = now - timedelta(days=settings.PROCESSED_MESSAGES_RETENTION_DAYS)
-    return {
-        # Never an unsent row, however old: it still has to reach Kafka.
-        "outbox": _delete_in_chunks(OutboxEvent.objects.filter(published_at__lt=outbox_cutoff)),
-        "processed": _delete_in_chunks(ProcessedMessage.objects.filter(processed_at__lt=processed_cutoff)),
-    }
