@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from django.core import checks
 
 from accounts.models import User
+from core.ports import Port
 
 
 class RevokeUserTokens(Protocol):
@@ -32,38 +33,25 @@ class Revoker:
     session_tokens: RevokeSessionTokens
 
 
-_installed: Revoker | None = None
-
-
-def install(revoker: Revoker) -> None:
-    global _installed
-    _installed = revoker
-
-
-def _revoker() -> Revoker:
-    if _installed is None:
-        raise RuntimeError("no token revoker is installed (idp.oidc must be an installed app)")
-    return _installed
+PORT: Port[Revoker] = Port(
+    "accounts.token_revocation",
+    installed_by="idp.oidc",
+    missing_means="blocking a user would leave their tokens valid",
+    check_id="accounts.E001",
+)
+install = PORT.install
 
 
 def revoke_user_tokens(user: User, *, keep_sid: str = "") -> int:
     """Revoke (and blacklist) the user's tokens; returns how many."""
-    return _revoker().user_tokens(user, keep_sid=keep_sid)
+    return PORT.get().user_tokens(user, keep_sid=keep_sid)
 
 
 def revoke_session_tokens(sid: str) -> int:
     """Revoke the tokens issued in one browser session; returns how many access tokens went."""
-    return _revoker().session_tokens(sid)
+    return PORT.get().session_tokens(sid)
 
 
 @checks.register()
 def check_installed(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    if _installed is not None:
-        return []
-    return [
-        checks.Error(
-            "accounts.token_revocation has no implementation: blocking a user would leave their tokens valid",
-            hint="Install idp.oidc (its AppConfig.ready installs idp.oidc.revocation).",
-            id="accounts.E001",
-        )
-    ]
+    return PORT.check()

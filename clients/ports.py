@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core import checks
 
+from core.ports import Port
+
 if TYPE_CHECKING:
     from clients.models import Client
 
@@ -39,36 +41,23 @@ class Ports:
     end_members_access: EndMembersAccess
 
 
-_installed: Ports | None = None
-
-
-def install(ports: Ports) -> None:
-    global _installed
-    _installed = ports
-
-
-def _ports() -> Ports:
-    if _installed is None:
-        raise RuntimeError("clients.ports are not installed (accounts must be an installed app)")
-    return _installed
+PORT: Port[Ports] = Port(
+    "clients.ports",
+    installed_by="accounts",
+    missing_means="organisation changes could not be authorized",
+    check_id="clients.E001",
+)
+install = PORT.install
 
 
 def require_permission(actor: Actor, permission: str, *, client_id: uuid.UUID | None = None) -> None:
-    _ports().require_permission(actor, permission, client_id=client_id)
+    PORT.get().require_permission(actor, permission, client_id=client_id)
 
 
 def end_members_access(client: Client) -> int:
-    return _ports().end_members_access(client)
+    return PORT.get().end_members_access(client)
 
 
 @checks.register()
 def check_installed(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    if _installed is not None:
-        return []
-    return [
-        checks.Error(
-            "clients.ports are not installed: organisation changes could not be authorized",
-            hint="Install accounts (its AppConfig.ready installs the ports).",
-            id="clients.E001",
-        )
-    ]
+    return PORT.check()

@@ -10,15 +10,15 @@ from idp.oidc import revocation
 
 
 def test_the_oidc_layer_installs_the_revoker():
-    assert token_revocation._revoker() == token_revocation.Revoker(
+    assert token_revocation.PORT.get() == token_revocation.Revoker(
         user_tokens=revocation.revoke_user_tokens, session_tokens=revocation.revoke_session_tokens
     )
     assert token_revocation.check_installed() == []
 
 
 def test_without_a_revoker_the_system_check_fails_and_revoking_refuses(monkeypatch):
-    monkeypatch.setattr(token_revocation, "_installed", None)
+    monkeypatch.setattr(token_revocation.PORT, "_implementation", None)
     [error] = token_revocation.check_installed()
     assert error.id == "accounts.E001"
-    with pytest.raises(RuntimeError, match="no token revoker is installed"):
+    with pytest.raises(RuntimeError, match=r"accounts\.token_revocation is not installed"):
         token_revocation.revoke_session_tokens("some-sid")

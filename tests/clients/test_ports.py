@@ -10,13 +10,13 @@ from clients import ports
 
 
 def test_accounts_installs_the_ports():
-    assert ports._ports().require_permission is require
+    assert ports.PORT.get().require_permission is require
     assert ports.check_installed() == []
 
 
 def test_without_the_ports_the_system_check_fails_and_changes_refuse(monkeypatch):
-    monkeypatch.setattr(ports, "_installed", None)
+    monkeypatch.setattr(ports.PORT, "_implementation", None)
     [error] = ports.check_installed()
     assert error.id == "clients.E001"
-    with pytest.raises(RuntimeError, match=r"clients\.ports are not installed"):
+    with pytest.raises(RuntimeError, match=r"clients\.ports is not installed"):
         ports.require_permission(None, "clients.client.create")
