@@ -145,7 +145,7 @@ def _force_login_is_a_full_sign_in(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(autouse=True)
 def _blacklist_in_redis() -> Iterator[None]:
     # The per-process copy's listener thread outlives single tests and their databases; tests
-    # use the Redis lookup, and tests/oidc/test_blacklist.py checks the copy on its own. (Not
+    # use the Redis lookup, and tests/idp/oidc/test_blacklist.py checks the copy on its own. (Not
     # the `settings` fixture: that would hold a test's own settings past _clear_cache's teardown.)
     from django.test import override_settings
 

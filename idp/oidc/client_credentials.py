@@ -3,7 +3,7 @@
 Services ask for a token far more often than people sign in, and through DOT and oauthlib each
 request built several request objects, loaded the Application model and made a dozen database
 round trips. This module does the same checks in the same order and gives the same answers
-(tests/oidc/test_client_credentials.py compares both paths), with a cached client record,
+(tests/idp/oidc/test_client_credentials.py compares both paths), with a cached client record,
 direct signing and one statement writing the token, its audit record and event. Every other
 grant still goes through DOT.
 """

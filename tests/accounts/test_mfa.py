@@ -145,7 +145,7 @@ def test_the_pending_step_expires(client, staff, settings, mailoutbox):
 
 
 def test_the_second_factor_sits_inside_the_oidc_login_and_amr_says_so(client, staff, mailoutbox):
-    from tests.oidc.conftest import REDIRECT_URI, make_app, pkce_pair
+    from tests.idp.oidc.conftest import REDIRECT_URI, make_app, pkce_pair
 
     app, _secret = make_app(skip_authorization=True)
     _, challenge = pkce_pair()

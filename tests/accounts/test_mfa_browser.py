@@ -14,8 +14,8 @@ from accounts import mfa, sms
 from accounts import services as accounts
 from accounts.models import Role
 from tests.browser import CHROMIUM, chromium_page
-from tests.oidc.conftest import REDIRECT_URI, make_app, pkce_pair
-from tests.oidc.test_negative import _authorize
+from tests.idp.oidc.conftest import REDIRECT_URI, make_app, pkce_pair
+from tests.idp.oidc.test_negative import _authorize
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

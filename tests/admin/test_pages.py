@@ -14,7 +14,7 @@ from audit.models import AuditLog
 from audit.registry import AuditAction
 from idp.oidc import keys
 from idp.oidc.models import Application, SigningKey
-from tests.oidc.conftest import make_app
+from tests.idp.oidc.conftest import make_app
 
 pytestmark = pytest.mark.django_db
 

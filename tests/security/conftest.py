@@ -15,8 +15,8 @@ from accounts import services as accounts
 from accounts.models import Role, User
 from accounts.staff_groups import INTERNAL_ADMINS, OPERATORS
 from idp.oidc.issuance import issue_tokens
-from tests.api.conftest import grpc_channel, grpc_server_address, stub  # noqa: F401 - fixtures
 from tests.conftest import Provider
+from tests.idp.api.conftest import grpc_channel, grpc_server_address, stub  # noqa: F401 - fixtures
 
 PASSWORD = "security-suite-pass-1"
 FULL_SIGN_IN = ("pwd", "otp", "mfa")

@@ -9,7 +9,7 @@ import requests
 from audit.models import AuditLog
 from audit.registry import AuditAction
 from tests.conftest import Provider
-from tests.oidc.conftest import Browser
+from tests.idp.oidc.conftest import Browser
 from tests.security.conftest import PASSWORD, Cast
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -27,7 +27,7 @@ from audit.models import AuditLog
 from core.read_only_admin import ReadOnlyModelAdmin
 from idp.oidc.models import AccessToken, Application, Grant, IDToken, RefreshToken
 from tests.conftest import Provider
-from tests.oidc.conftest import PASSWORD, REDIRECT_URI, Browser, make_app, pkce_pair, query_of
+from tests.idp.oidc.conftest import PASSWORD, REDIRECT_URI, Browser, make_app, pkce_pair, query_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -14,7 +14,7 @@ from accounts.models import Role, User
 from audit.models import AuditLog
 from audit.registry import AuditAction
 from tests.conftest import Provider
-from tests.oidc.conftest import Browser
+from tests.idp.oidc.conftest import Browser
 from tests.security.conftest import PASSWORD, Api, Cast
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -29,7 +29,7 @@ from authproto import auth_pb2, auth_pb2_grpc
 from clients.models import Client
 from idp.api.grpc_server import build_server
 from idp.oidc.models import Application
-from tests.oidc.conftest import make_app
+from tests.idp.oidc.conftest import make_app
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -35,7 +35,7 @@ from idp.oidc import keys, tokens
 from idp.oidc.models import AccessToken, Application, Consent, Grant, RefreshToken
 from idp.oidc.tokens import TokenError, verify_access_token
 from tests.conftest import Provider
-from tests.oidc.conftest import (
+from tests.idp.oidc.conftest import (
     LOGOUT_REDIRECT_URI,
     PASSWORD,
     REDIRECT_URI,

@@ -17,7 +17,7 @@ from audit.models import AuditLog
 from audit.registry import AuditAction
 from authproto import auth_pb2
 from idp.oidc.models import AccessToken, Grant
-from tests.oidc.conftest import REDIRECT_URI, Browser, make_app, pkce_pair
+from tests.idp.oidc.conftest import REDIRECT_URI, Browser, make_app, pkce_pair
 from tests.security.conftest import PASSWORD, Cast, bearer
 
 pytestmark = pytest.mark.django_db(transaction=True)

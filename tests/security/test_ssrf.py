@@ -27,9 +27,9 @@ from audit.registry import AuditAction
 from clients import services
 from clients.models import Client, IdentityProvider
 from core.outbound import FetchError, Reason
-from tests.clients.upstream import CLIENT_ID, CLIENT_SECRET, FakeUpstream
+from tests.accounts.sso.upstream import CLIENT_ID, CLIENT_SECRET, FakeUpstream
 from tests.core.network import FakeDNS, LocalServer, answer, certificate_authority, redirect
-from tests.oidc.conftest import Browser
+from tests.idp.oidc.conftest import Browser
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

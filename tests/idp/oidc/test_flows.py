@@ -14,7 +14,7 @@ from authlib.oidc.core import CodeIDToken
 from audit.models import AuditLog
 from audit.registry import AuditAction
 from idp.oidc.models import AccessToken, Application
-from tests.oidc.conftest import (
+from tests.idp.oidc.conftest import (
     LOGOUT_REDIRECT_URI,
     PASSWORD,
     REDIRECT_URI,

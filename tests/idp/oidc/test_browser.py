@@ -9,8 +9,8 @@ import pytest
 import requests
 
 from tests.browser import CHROMIUM, chromium_page
-from tests.oidc.conftest import LOGOUT_REDIRECT_URI, PASSWORD, REDIRECT_URI, make_app, pkce_pair
-from tests.oidc.test_negative import _authorize
+from tests.idp.oidc.conftest import LOGOUT_REDIRECT_URI, PASSWORD, REDIRECT_URI, make_app, pkce_pair
+from tests.idp.oidc.test_negative import _authorize
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -13,7 +13,7 @@ from accounts.models import Role
 from audit.models import AuditLog
 from authproto import auth_pb2
 from idp.api import auth
-from tests.api.conftest import PASSWORD, mint
+from tests.idp.api.conftest import PASSWORD, mint
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

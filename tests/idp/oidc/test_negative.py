@@ -16,7 +16,7 @@ from audit.models import AuditLog
 from audit.registry import AuditAction
 from idp.oidc.models import AccessToken, Application, Grant
 from idp.oidc.tokens import TokenError, verify_access_token
-from tests.oidc.conftest import PASSWORD, REDIRECT_URI, Browser, make_app, pkce_pair, query_of
+from tests.idp.oidc.conftest import PASSWORD, REDIRECT_URI, Browser, make_app, pkce_pair, query_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -15,8 +15,8 @@ from audit.registry import AuditAction
 from idp.oidc import keys
 from idp.oidc.models import SigningKey
 from idp.oidc.tokens import verify_access_token
-from tests.oidc.conftest import LOGOUT_REDIRECT_URI, PASSWORD, Browser, pkce_pair, query_of
-from tests.oidc.test_negative import _authorize, _exchange
+from tests.idp.oidc.conftest import LOGOUT_REDIRECT_URI, PASSWORD, Browser, pkce_pair, query_of
+from tests.idp.oidc.test_negative import _authorize, _exchange
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -12,8 +12,8 @@ import pytest
 from authproto import auth_pb2
 from core import pubsub, ratelimit
 from idp.oidc.models import Application
-from tests.api.conftest import mint
-from tests.oidc.conftest import make_app
+from tests.idp.api.conftest import mint
+from tests.idp.oidc.conftest import make_app
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

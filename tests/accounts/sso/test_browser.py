@@ -31,8 +31,8 @@ from audit.registry import AuditAction
 from clients import domains, services
 from clients.models import UpstreamIdentity
 from tests.browser import CHROMIUM, chromium_page
-from tests.oidc.conftest import REDIRECT_URI, make_app, pkce_pair
-from tests.oidc.test_negative import _authorize
+from tests.idp.oidc.conftest import REDIRECT_URI, make_app, pkce_pair
+from tests.idp.oidc.test_negative import _authorize
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -42,7 +42,7 @@ pytestmark = [
     ),
 ]
 
-BASE_DIR = Path(__file__).resolve().parents[2]
+BASE_DIR = Path(__file__).resolve().parents[3]
 UPSTREAM_PASSWORD = "upstream-anna-password-1"
 UPSTREAM_SECRET = "upstream-app-secret-for-our-idp-0123456789"
 # Runs inside the upstream (manage.py shell): its user, and its OAuth applications for us, one

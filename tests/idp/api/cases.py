@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from jwcrypto import jwk
 
-from tests.api.conftest import mint
+from tests.idp.api.conftest import mint
 
 
 def validation_cases() -> dict[str, tuple[Callable[[], str], str]]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from accounts import services as accounts
-from tests.api.cases import validation_cases
-from tests.api.conftest import PASSWORD
+from tests.idp.api.cases import validation_cases
+from tests.idp.api.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

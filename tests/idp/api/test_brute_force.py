@@ -15,7 +15,7 @@ from accounts.models import LoginFailures
 from audit.models import AuditLog, OutboxEvent
 from audit.registry import AuditAction, EventType
 from authproto import auth_pb2
-from tests.api.conftest import PASSWORD
+from tests.idp.api.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

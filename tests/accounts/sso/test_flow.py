@@ -1,4 +1,4 @@
-"""Corporate SSO against a small upstream provider in a thread (tests.clients.upstream): the
+"""Corporate SSO against a small upstream provider in a thread (tests.accounts.sso.upstream): the
 sign-in, just-in-time provisioning, and every way the upstream's answer can be wrong."""
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from audit.models import AuditLog, OutboxEvent
 from audit.registry import AuditAction, EventType
 from clients import services, upstream
 from clients.models import IdentityProvider, UpstreamIdentity
-from tests.clients.conftest import sso_sign_in, start
-from tests.clients.upstream import CLIENT_ID, CLIENT_SECRET
+from tests.accounts.sso.conftest import sso_sign_in, start
+from tests.accounts.sso.upstream import CLIENT_ID, CLIENT_SECRET
 
 pytestmark = pytest.mark.django_db
 

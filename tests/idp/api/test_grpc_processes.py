@@ -13,10 +13,10 @@ import grpc
 import pytest
 
 from authproto import auth_pb2, auth_pb2_grpc
-from tests.api.conftest import mint
 from tests.events import database_env
+from tests.idp.api.conftest import mint
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 pytestmark = [pytest.mark.needs("postgresql", "redis"), pytest.mark.django_db(transaction=True)]
 
 

@@ -16,8 +16,8 @@ from accounts import services as accounts
 from audit.models import AuditLog
 from audit.registry import AuditAction
 from authproto import auth_pb2
-from tests.api.cases import validation_cases
-from tests.api.conftest import PASSWORD
+from tests.idp.api.cases import validation_cases
+from tests.idp.api.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

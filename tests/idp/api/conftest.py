@@ -19,7 +19,7 @@ from authproto import auth_pb2_grpc
 from idp.api.grpc_server import build_server
 from idp.oidc import keys
 from idp.oidc.models import Application
-from tests.oidc.conftest import make_app
+from tests.idp.oidc.conftest import make_app
 
 PASSWORD = "api-user-password-1"
 

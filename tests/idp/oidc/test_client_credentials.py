@@ -19,7 +19,7 @@ from idp.oidc import client_credentials
 from idp.oidc.client_cache import ClientCache, clients
 from idp.oidc.models import AccessToken, Application
 from idp.oidc.tokens import verify_access_token
-from tests.oidc.conftest import make_app
+from tests.idp.oidc.conftest import make_app
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TOKEN_URL = "/o/token/"
