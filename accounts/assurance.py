@@ -36,9 +36,7 @@ FACTOR_MODELS = (TOTPDevice, SMSDevice, EmailDevice, StaticDevice)  # most conve
 
 
 class SecondFactorRequired(PermissionDenied):
-    """The door's methods do not meet the policy; `code` is what API callers are told."""
-
-    code = "mfa_required"
+    """What was proven does not allow changing the account's factors."""
 
 
 def policy_requires_second_factor(user: User) -> bool:
@@ -65,11 +63,6 @@ def second_factor_proven(methods: Iterable[str]) -> bool:
 def satisfied(user: User, methods: Iterable[str]) -> bool:
     """Do `methods` meet the policy for `user` as it stands now?"""
     return second_factor_proven(methods) or not second_factor_required(user)
-
-
-def require(user: User, methods: Iterable[str]) -> None:
-    if not satisfied(user, methods):
-        raise SecondFactorRequired("this account needs a second factor")
 
 
 def may_change_factors(user: User, methods: Iterable[str]) -> bool:

@@ -78,7 +78,8 @@ def begin(request: HttpRequest, user: User, first_factor: Sequence[str] = ("pwd"
     request.session[PENDING] = {"user": str(user.pk), "since": int(time.time()), "first": list(first_factor)}
 
 
-def _first_factor(request: HttpRequest) -> list[str]:
+def pending_methods(request: HttpRequest) -> list[str]:
+    """What a pending (not yet signed-in) person has proven so far: the `amr` of the first step."""
     state = request.session.get(PENDING)
     first = state.get("first") if isinstance(state, dict) else None
     return [str(method) for method in first] if isinstance(first, list) and first else ["pwd"]
@@ -125,7 +126,7 @@ def verify(request: HttpRequest, user: User, device: Device, token: str) -> Veri
             details={"device": type(device).__name__, "reason": "wrong_code"},
         )
         return Verification(False)
-    methods = list(dict.fromkeys([*_first_factor(request), method, "mfa"]))
+    methods = list(dict.fromkeys([*pending_methods(request), method, assurance.SECOND_FACTOR]))
     request.session.pop(PENDING, None)
     auth_login(request, user, backend="accounts.authentication.LoginBackend")
     django_otp.login(request, verified)
@@ -145,11 +146,6 @@ def note_second_factor(request: HttpRequest, device: Device) -> None:
     now used two, and its `amr` says so."""
     methods = [*sessions.amr(request), METHODS.get(type(device), "otp"), assurance.SECOND_FACTOR]
     sessions.set_methods(request, list(dict.fromkeys(methods)))
-
-
-def pending_methods(request: HttpRequest) -> list[str]:
-    """What a pending (password-only, not yet signed-in) person has proven so far."""
-    return _first_factor(request)
 
 
 def device_of(user: User, persistent_id: str) -> Device | None:

@@ -5,7 +5,6 @@ Services read it when they write an audit record, so views need not pass the req
 
 from __future__ import annotations
 
-import logging
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,8 +13,6 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from django.http import HttpRequest, HttpResponse
-
-log = logging.getLogger(__name__)
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -70,13 +67,17 @@ def bind(context: RequestContext) -> Iterator[None]:
             _current.reset(token)
 
 
+def request_id(given: str) -> str:
+    """A caller's request id (HTTP `X-Request-ID`, gRPC `x-request-id`) if it is this harmless,
+    else a new one: it goes into logs and audit records."""
+    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+
+
 def from_request(request: HttpRequest) -> RequestContext:
-    incoming = request.headers.get("X-Request-ID", "")
-    request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
     # REMOTE_ADDR is the peer; behind the gateway, X-Forwarded-For handling belongs to the proxy
     # configuration (a client-supplied header must not be trusted blindly).
     return RequestContext(
-        request_id=request_id,
+        request_id=request_id(request.headers.get("X-Request-ID", "")),
         ip=request.META.get("REMOTE_ADDR") or None,
         user_agent=request.headers.get("User-Agent", "")[:512],
     )

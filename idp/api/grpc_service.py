@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import re
 import threading
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -24,8 +22,6 @@ from idp.api.grpc_input import peer_ip, string_field_problem
 log = logging.getLogger(__name__)
 
 MAX_TOKEN_LENGTH = 8192
-# As over HTTP (core.context): a caller's request id is kept only if it is this harmless.
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 REFUSAL_STATUS = {
     auth.CheckRefusal.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
@@ -133,11 +129,6 @@ def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], 
     return deserialize
 
 
-def _request_id(metadata: dict[str, Any]) -> str:
-    given = str(metadata.get("x-request-id", ""))
-    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
-
-
 class DjangoInterceptor(grpc.ServerInterceptor):
     """What Django's request cycle and middleware do for HTTP, for every method, in one place:
     fresh DB connections per call (thread-pool workers get no request signals), an audit context
@@ -160,7 +151,7 @@ class DjangoInterceptor(grpc.ServerInterceptor):
             if problem is not None:
                 ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
             bound = context.RequestContext(
-                request_id=_request_id(metadata),
+                request_id=context.request_id(str(metadata.get("x-request-id", ""))),
                 ip=peer_ip(ctx.peer() or ""),
                 user_agent=str(metadata.get("user-agent", ""))[:512],
             )
