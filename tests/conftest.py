@@ -163,7 +163,7 @@ def _clear_cache() -> Iterator[None]:
 
     # Each test's database starts without keys: forget the process's cached copies.
     keys._forget_cached()
-    tokens._verified_claims.cache_clear()
+    tokens._verified_access_claims.cache_clear()
     ratelimit.reset_local()
     pubsub.reset_client()
     clients.clear()  # a flush removes Applications without the signals that would announce it

@@ -9,7 +9,7 @@ database, one request at a time, and reports per request:
 3. a cProfile run: cumulative time of the phases (client authentication, JWT signing,
    token insert, audit + outbox, commit, DOT/oauthlib, Django), scaled to the
    uninstrumented wall time (cProfile inflates Python-heavy code);
-4. micro-benchmarks: jwcrypto sign + serialize, the bare RSA-2048 PKCS#1 v1.5 signature
+4. micro-benchmarks: joserfc sign + serialize, the bare RSA-2048 PKCS#1 v1.5 signature
    (cryptography), the client-secret HMAC check.
 
 Run by run.sh (PROFILE=1) with the benchmark's environment; standalone:
@@ -60,9 +60,9 @@ PHASES = [
     ),
     ("    secret check (_check_secret, HMAC)", "oauth2_provider/oauth2_validators.py", "_check_secret"),
     ("  JWT access token (generate_access_token)", "idp/oidc/tokens.py", "generate_access_token"),
-    ("    jwcrypto make_signed_token", "jwcrypto/jwt.py", "make_signed_token"),
-    ("    RSA sign (cryptography, inside jwcrypto)", "jwcrypto/jwa.py", "sign"),
-    ("    active_signing_jwk (cached key)", "idp/oidc/keys.py", "active_signing_jwk"),
+    ("    joserfc serialize_compact", "joserfc/jws.py", "serialize_compact"),
+    ("    RSA sign (cryptography, inside joserfc)", "joserfc/_rfc7518/jws_algs.py", "sign"),
+    ("    active_signer (cached key)", "idp/oidc/keys.py", "active_signer"),
     ("  save_bearer_token (DOT + ours)", "oauth2_provider/oauth2_validators.py", "save_bearer_token"),
     (
         "    AccessToken insert (DOT _create_access_token)",
@@ -208,11 +208,10 @@ def main() -> None:
 
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import padding
-    from jwcrypto import jwt
 
-    from idp.oidc import keys
+    from idp.oidc import keys, tokens
 
-    key = keys.active_signing_jwk()
+    _, key = keys.active_signer()
     claims = {
         "iss": "http://127.0.0.1:8000",
         "aud": "parcel-platform",
@@ -234,12 +233,10 @@ def main() -> None:
             fn()
         return (time.perf_counter() - start) / n * 1000
 
-    def jwcrypto_sign() -> None:
-        token = jwt.JWT(header={"alg": "RS256", "typ": "at+jwt", "kid": key.kid}, claims=claims)
-        token.make_signed_token(key)
-        token.serialize()
+    def joserfc_sign() -> None:
+        tokens.sign(claims)
 
-    private = key.get_op_key("sign")
+    private = key.private_key
     message = b"x" * 400
 
     def raw_sign() -> None:
@@ -251,7 +248,7 @@ def main() -> None:
         hmac.compare_digest(hmac.new(secret_key, b"salt$" + b"s" * 43, hashlib.sha256).hexdigest(), "0" * 64)
 
     micro = {
-        "jwcrypto JWT sign+serialize (ms)": bench(jwcrypto_sign),
+        "joserfc JWT sign+serialize (tokens.sign, ms)": bench(joserfc_sign),
         "bare RSA-2048 PKCS1v15/SHA-256 sign, cryptography (ms)": bench(raw_sign),
         "HMAC-SHA256 secret check (ms)": bench(hmac_check, 5000),
         "base64 decode of Basic header (ms)": bench(lambda: base64.b64decode(args.basic), 5000),

@@ -64,7 +64,7 @@ def classify(frames: list[str]) -> tuple[str, str]:
         kind = "PostgreSQL round trip (psycopg)"
     elif any("django/db/" in f for f in below):
         kind = "Django ORM (building/compiling queries, model instances)"
-    elif is_frame(leaf, "sign", "jwcrypto/jwa.py") or "cryptography/" in leaf:
+    elif is_frame(leaf, "sign", "joserfc/_rfc7518/jws_algs.py") or "cryptography/" in leaf:
         kind = "RSA signature"
     elif "redis/" in leaf or any("redis/" in f for f in below):
         kind = "Redis"

@@ -111,7 +111,7 @@ def main() -> None:
         auth.validate(t)
     claims0 = tokens.verify_access_token(pool[0])
     kid = tokens.unverified_header(pool[0])["kid"]
-    pub = keys.verification_public_key(kid)
+    pub = keys.verification_key(kid).public_key
     parts = pool[0].split(".")
     sig, signed = tokens._b64decode(parts[2]), f"{parts[0]}.{parts[1]}".encode()
     sample = auth_pb2.TokenValidateResponse(
@@ -128,11 +128,11 @@ def main() -> None:
 
     def uncached(i):
         if i == 0:  # every timed loop starts from an empty LRU, so all of its calls miss
-            tokens._verified_claims.cache_clear()
+            tokens._verified_access_claims.cache_clear()
         return uncached_call(i)
 
     rows.append(("full path, uncached (distinct set, LRU misses)", best_us(uncached, miss_n)))
-    info = tokens._verified_claims.cache_info()
+    info = tokens._verified_access_claims.cache_info()
     for t in pool:
         auth.validate(t)
     rows.append(
@@ -205,7 +205,7 @@ def main() -> None:
 
     for label, blobs, count in (("cached", pool_bytes, n), ("uncached", distinct_bytes, miss_n)):
         if label == "uncached":
-            tokens._verified_claims.cache_clear()
+            tokens._verified_access_claims.cache_clear()
         call = full(blobs)
         prof = cProfile.Profile()
         prof.enable()

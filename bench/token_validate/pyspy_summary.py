@@ -22,7 +22,11 @@ BUCKETS = [
     ),
     ("redis-mget", "Redis MGET round trip in redis-py (blacklist.is_revoked)", ("BasicKeyCommands.mget",)),
     ("blacklist", "rest of blacklist.is_revoked", ("is_revoked (idp/oidc/blacklist.py",)),
-    ("rsa", "signature check on an LRU miss (_verified_claims)", ("_verified_claims (idp/oidc/tokens.py",)),
+    (
+        "rsa",
+        "signature check on an LRU miss (_verified_access_claims)",
+        ("_verified_access_claims (idp/oidc/tokens.py",),
+    ),
     (
         "verify",
         "rest of verify_access_token (LRU hit, claim checks)",

@@ -12,11 +12,10 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from jwcrypto import jwk
+from joserfc.jwk import RSAKey
 
 from core import stored_secrets
 from core.config import ConfigError
@@ -26,26 +25,26 @@ RSA_BITS = 2048
 _CACHE_SECONDS = 30.0  # how long a process trusts its copy of the active key
 
 _lock = threading.Lock()
-_active: tuple[float, jwk.JWK, rsa.RSAPrivateKey] | None = None
-_public: tuple[float, dict[str, jwk.JWK]] | None = None
+_active: tuple[float, str, RSAKey] | None = None
+_public: tuple[float, dict[str, RSAKey]] | None = None
 
 
-def _decrypt(key: SigningKey) -> jwk.JWK:
+def _decrypt(key: SigningKey) -> RSAKey:
     try:
         pem = stored_secrets.decrypt(key.private_key_encrypted)
     except stored_secrets.UndecryptableError:
         raise ConfigError(
             f"signing key {key.kid} cannot be decrypted: IDP_KEY_ENCRYPTION_KEY does not match"
         ) from None
-    return jwk.JWK.from_pem(pem)
+    return RSAKey.import_key(pem)
 
 
 def _new_key(status: str) -> SigningKey:
-    private = jwk.JWK.generate(kty="RSA", size=RSA_BITS)
-    kid = private.thumbprint()
-    public: dict[str, Any] = private.export_public(as_dict=True)
+    private = RSAKey.generate_key(RSA_BITS, private=True)
+    kid = private.thumbprint()  # RFC 7638, so verifiers can recompute it
+    public: dict[str, Any] = dict(private.as_dict(private=False))
     public.update(kid=kid, use="sig", alg="RS256")
-    pem = private.export_to_pem(private_key=True, password=None)
+    pem = private.as_pem(private=True)
     now = timezone.now()
     return SigningKey.objects.create(
         kid=kid,
@@ -140,42 +139,27 @@ def jwks() -> dict[str, Any]:
     return {"keys": [key.public_jwk for key in published_keys()]}
 
 
-def active_signing_jwk() -> jwk.JWK:
-    """The private JWK that signs now (cached per process for a few seconds)."""
-    return _active_key()[1]
+def active_signer() -> tuple[str, RSAKey]:
+    """The `kid` and private key that sign now (cached per process for a few seconds)."""
+    _, kid, key = _active_key()
+    return kid, key
 
 
-def active_signer() -> tuple[str, rsa.RSAPrivateKey]:
-    """The active key's `kid` and its `cryptography` private key, for signing directly."""
-    _, key, private = _active_key()
-    return key.kid, private
-
-
-def _active_key() -> tuple[float, jwk.JWK, rsa.RSAPrivateKey]:
+def _active_key() -> tuple[float, str, RSAKey]:
     global _active
     cached = _active
     if cached and cached[0] > time.monotonic():
         return cached
     active = ensure_keys()
-    if cached and cached[1].kid == active.kid:
-        key, private = cached[1], cached[2]  # still the active key: no decrypting again (~100 ms)
-    else:
-        key = _decrypt(active)
-        key.update(kid=key.thumbprint(), alg="RS256", use="sig")
-        private = key.get_op_key("sign")
-    entry = (time.monotonic() + _CACHE_SECONDS, key, private)
+    # Still the active key: no decrypting again (~100 ms).
+    key = cached[2] if cached and cached[1] == active.kid else _decrypt(active)
+    entry = (time.monotonic() + _CACHE_SECONDS, active.kid, key)
     with _lock:
         _active = entry
     return entry
 
 
-def verification_public_key(kid: str) -> rsa.RSAPublicKey | None:
-    """The `cryptography` public key for a `kid` (the fast path of access-token verification)."""
-    key = verification_key(kid)
-    return key.get_op_key("verify") if key is not None else None
-
-
-def verification_key(kid: str) -> jwk.JWK | None:
+def verification_key(kid: str) -> RSAKey | None:
     """The public key for a token's `kid`, if that key is still published."""
     global _public
     cached, now = _public, time.monotonic()
@@ -184,7 +168,7 @@ def verification_key(kid: str) -> jwk.JWK | None:
     # but at most once a second: tokens with made-up kids must not turn into database load.
     unknown = cached is not None and kid not in cached[1] and cached[0] - _CACHE_SECONDS + 1.0 <= now
     if stale or unknown:
-        keys = {key.kid: jwk.JWK(**key.public_jwk) for key in published_keys()}
+        keys = {key.kid: RSAKey.import_key(key.public_jwk) for key in published_keys()}
         cached = (now + _CACHE_SECONDS, keys)
         with _lock:
             _public = cached

@@ -45,7 +45,7 @@ class Application(AbstractApplication):
     def clean(self) -> None:
         errors: dict[str, list[str]] = {}
         # DOT demands its OIDC_RSA_PRIVATE_KEY setting for RS256; ours sign with the database-held
-        # keys (jwk_key below), so its checks run as if no algorithm were chosen.
+        # keys (the validator's finalize_id_token), so its checks run as if no algorithm were chosen.
         algorithm = self.algorithm
         if algorithm == self.RS256_ALGORITHM:
             self.algorithm = self.NO_ALGORITHM
@@ -86,15 +86,6 @@ class Application(AbstractApplication):
 
     def post_logout_redirect_uri_allowed(self, uri: str) -> bool:
         return uri in self.post_logout_redirect_uris.split()
-
-    @property
-    def jwk_key(self):  # noqa: ANN201 - jwcrypto's JWK
-        """RS256 apps sign with the database-held active key instead of DOT's settings key."""
-        if self.algorithm == self.RS256_ALGORITHM:
-            from idp.oidc import keys  # keys reads SigningKey from this module: DOT asks the model
-
-            return keys.active_signing_jwk()
-        return super().jwk_key
 
 
 class Grant(AbstractGrant):

@@ -6,6 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.common import Request as OAuthlibRequest
@@ -15,9 +16,9 @@ from audit import services as audit
 from audit.registry import AuditAction
 from idp.oidc import claims as claim_rules
 from idp.oidc import client_credentials, context, revocation
-from idp.oidc.id_tokens import subject_of_id_token_hint
-from idp.oidc.models import AccessToken, Application, Consent, Grant, RefreshToken
-from idp.oidc.tokens import TokenError, methods_of, verify_access_token
+from idp.oidc.id_tokens import subject_of_id_token_hint, verify_id_token_hint
+from idp.oidc.models import AccessToken, Application, Consent, Grant, IDToken, RefreshToken
+from idp.oidc.tokens import TokenError, methods_of, sign, verify_access_token
 
 
 def _django_request(request: OAuthlibRequest) -> Any:
@@ -297,6 +298,26 @@ class Validator(OAuth2Validator):
             if grant.sid:
                 claims["sid"] = grant.sid
         return claims, expiration_time
+
+    def finalize_id_token(
+        self, id_token: dict[str, Any], token: dict[str, Any], token_handler: Any, request: OAuthlibRequest
+    ) -> str:
+        # DOT's steps, signed by our database-held key (idp.oidc.keys) with the one JOSE library.
+        claims, expiration_time = self.get_id_token_dictionary(token, token_handler, request)
+        id_token.update(**claims)
+        if "nonce" not in id_token and request.nonce:  # oauthlib issue #746
+            id_token["nonce"] = request.nonce
+        signed = sign(id_token, typ="JWT")
+        with transaction.atomic():
+            saved = self._save_id_token(id_token["jti"], request, expiration_time)
+        request.access_token = request.id_token = saved
+        return signed
+
+    def _load_id_token(self, token: str) -> IDToken | None:
+        # DOT reads back the ID token it has just signed (to link it to the access token) with the
+        # application's own key; ours are the published keys.
+        claims = verify_id_token_hint(token)
+        return IDToken.objects.filter(jti=claims.get("jti")).first() if claims else None
 
     # --- prompt=none (OIDC Core §3.1.2.1): answer, never fail with a 500 ----------------------
 

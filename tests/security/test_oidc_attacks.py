@@ -22,7 +22,6 @@ from urllib.parse import urlencode
 
 import pytest
 import requests
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.hashes import SHA256
@@ -575,9 +574,7 @@ def _forgeries(token: str) -> dict[str, str]:
     claims = verify_access_token(token).raw
     active = keys.ensure_keys()
     kid = active.kid
-    public_pem = keys.verification_public_key(kid).public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    public_pem = keys.verification_key(kid).as_pem(private=False)
     foreign = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     elevated = {**claims, "role": "internal_admin", "jti": uuid.uuid4().hex}
     now = int(time.time())

@@ -63,7 +63,8 @@ def api_user(transactional_db: None, acme: Any) -> User:
 
 def mint(*, key: jwk.JWK | None = None, typ: str = "at+jwt", **overrides: Any) -> str:
     """A token shaped like ours, with chosen claims or key (for expired / foreign tokens)."""
-    signing = key or keys.active_signing_jwk()
+    # Signed with jwcrypto, not our joserfc: an independent library makes the tokens we verify.
+    signing = key or jwk.JWK.from_pem(keys.active_signer()[1].as_pem(private=True))
     now = int(time.time())
     claims = {
         "iss": settings.IDP_ISSUER,

@@ -88,7 +88,7 @@ def test_private_keys_are_encrypted_at_rest(transactional_db):
     key = keys.ensure_keys()
     assert "PRIVATE KEY" not in key.private_key_encrypted
     assert "d" not in key.public_jwk
-    assert keys.active_signing_jwk().has_private
+    assert keys.active_signer()[1].is_private
 
 
 def test_rotate_if_due_rotates_an_old_key(transactional_db):
