@@ -1,4 +1,4 @@
-"""REST API for people and B2B client administrators (DRF, `/api/v1/`), authenticated by our own
+"""REST API for people and B2B organisation administrators (DRF, `/api/v1/`), authenticated by our own
 bearer tokens. Each endpoint parses, calls one service, and shapes the answer; tenant isolation
 comes from accounts.selectors (another client's users are 404, never 403)."""
 
@@ -19,8 +19,8 @@ from accounts import grants, rbac, selectors, services, session_registry
 from accounts.invitations import invite_user
 from accounts.models import AccessPermission, Role, Scope, User
 from audit.models import AuditLog
-from clients.models import Client
-from clients.services import create_client
+from clients.models import Organisation
+from clients.services import create_organisation
 from core import ratelimit
 from core.permissions import Permission
 
@@ -32,7 +32,7 @@ class Pagination(PageNumberPagination):
 
 
 class UserOut(serializers.ModelSerializer):
-    clientId = serializers.UUIDField(source="client_id", read_only=True, allow_null=True)  # noqa: N815
+    clientId = serializers.UUIDField(source="organisation_id", read_only=True, allow_null=True)  # noqa: N815
     createdAt = serializers.DateTimeField(source="created_at", read_only=True)  # noqa: N815
 
     class Meta:
@@ -88,7 +88,7 @@ class UsersView(APIView):
             if request.query_params.get(field):
                 users = users.filter(**{field: request.query_params[field]})
         if request.query_params.get("client"):
-            users = users.filter(client_id=_uuid_or_404(request.query_params["client"]))
+            users = users.filter(organisation_id=_uuid_or_404(request.query_params["client"]))
         if request.query_params.get("search"):
             term = request.query_params["search"][:100]
             users = users.filter(username__icontains=term) | users.filter(email__icontains=term)
@@ -102,9 +102,11 @@ class UsersView(APIView):
         body = self.UserCreate(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        client = None
+        organisation = None
         if data.get("clientId"):
-            client = get_object_or_404(selectors.visible_clients(request.user), pk=data["clientId"])
+            organisation = get_object_or_404(
+                selectors.visible_organisations(request.user), pk=data["clientId"]
+            )
         user = services.create_user(
             actor=request.user,
             username=data["username"],
@@ -112,7 +114,7 @@ class UsersView(APIView):
             email=data["email"],
             phone=data["phone"],
             role=data["role"],
-            client=client,
+            organisation=organisation,
         )
         return Response(UserOut(user).data, status=status.HTTP_201_CREATED)
 
@@ -188,7 +190,7 @@ class PermissionsOut(serializers.Serializer):
 class UserGrantsView(APIView):
     class GrantInput(serializers.Serializer):
         permission = serializers.CharField(max_length=150)
-        scope = serializers.ChoiceField(choices=Scope.choices, default=Scope.OWN_CLIENT)
+        scope = serializers.ChoiceField(choices=Scope.choices, default=Scope.OWN_ORGANISATION)
 
     @extend_schema(responses=PermissionsOut)
     def get(self, request: Request, user_id: str) -> Response:
@@ -244,35 +246,35 @@ class UserSessionsView(APIView):
         return Response({"ended": ended})
 
 
-class ClientOut(serializers.ModelSerializer):
+class OrganisationOut(serializers.ModelSerializer):
     createdAt = serializers.DateTimeField(source="created_at", read_only=True)  # noqa: N815
 
     class Meta:
-        model = Client
+        model = Organisation
         fields = ["id", "name", "slug", "status", "contact_email", "require_mfa", "createdAt"]
 
 
-class ClientsView(APIView):
+class OrganisationsView(APIView):
     class ClientCreate(serializers.Serializer):
         name = serializers.CharField(max_length=200)
         slug = serializers.SlugField(max_length=64)
         contact_email = serializers.EmailField(required=False, allow_blank=True, default="")
 
-    @extend_schema(responses=ClientOut(many=True))
+    @extend_schema(responses=OrganisationOut(many=True))
     def get(self, request: Request) -> Response:
         page = Pagination()
-        clients = selectors.visible_clients(request.user)
+        organisations = selectors.visible_organisations(request.user)
         return page.get_paginated_response(
-            ClientOut(page.paginate_queryset(clients, request, self), many=True).data
+            OrganisationOut(page.paginate_queryset(organisations, request, self), many=True).data
         )
 
-    @extend_schema(request=ClientCreate, responses={201: ClientOut})
+    @extend_schema(request=ClientCreate, responses={201: OrganisationOut})
     def post(self, request: Request) -> Response:
 
         body = self.ClientCreate(data=request.data)
         body.is_valid(raise_exception=True)
-        client = create_client(actor=request.user, **body.validated_data)
-        return Response(ClientOut(client).data, status=status.HTTP_201_CREATED)
+        organisation = create_organisation(actor=request.user, **body.validated_data)
+        return Response(OrganisationOut(organisation).data, status=status.HTTP_201_CREATED)
 
 
 def _uuid_or_404(value: str) -> str:
@@ -294,7 +296,7 @@ class AuditOut(serializers.Serializer):
     actorLabel = serializers.CharField(source="actor_label")  # noqa: N815
     targetType = serializers.CharField(source="target_type")  # noqa: N815
     targetId = serializers.CharField(source="target_id")  # noqa: N815
-    clientId = serializers.UUIDField(source="client_id", allow_null=True)  # noqa: N815
+    clientId = serializers.UUIDField(source="organisation_id", allow_null=True)  # noqa: N815
     ip = serializers.IPAddressField(allow_null=True)
     requestId = serializers.CharField(source="request_id")  # noqa: N815
     details = serializers.JSONField()
@@ -323,14 +325,16 @@ class AuditView(APIView):
         records = AuditLog.objects.all()
         if scope != rbac.ALL:
             records = (
-                records.filter(client_id=request.user.client_id) if request.user.client_id else records.none()
+                records.filter(organisation_id=request.user.organisation_id)
+                if request.user.organisation_id
+                else records.none()
             )
         params = request.query_params
         for param, field in (("action", "action"), ("actor", "actor_id"), ("target", "target_id")):
             if params.get(param):
                 records = records.filter(**{field: params[param][:64]})
         if params.get("client"):
-            records = records.filter(client_id=_uuid_or_404(params["client"]))
+            records = records.filter(organisation_id=_uuid_or_404(params["client"]))
         for param, lookup in (("since", "occurred_at__gte"), ("until", "occurred_at__lt")):
             if params.get(param):
                 moment = parse_datetime(params[param])
@@ -364,14 +368,16 @@ class InvitationsView(APIView):
         body = self.InvitationInput(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        client = None
+        organisation = None
         if data.get("clientId"):
-            client = get_object_or_404(selectors.visible_clients(request.user), pk=data["clientId"])
+            organisation = get_object_or_404(
+                selectors.visible_organisations(request.user), pk=data["clientId"]
+            )
         user = invite_user(
             actor=request.user,
             email=data["email"],
             role=data["role"],
-            client=client,
+            organisation=organisation,
             username=data["username"],
         )
         return Response(UserOut(user).data, status=status.HTTP_201_CREATED)

@@ -17,7 +17,7 @@ urlpatterns = [
         name="api-user-grant",
     ),
     path("users/<uuid:user_id>/sessions", api.UserSessionsView.as_view(), name="api-user-sessions"),
-    path("clients", api.ClientsView.as_view(), name="api-clients"),
+    path("clients", api.OrganisationsView.as_view(), name="api-clients"),
     path("invitations", api.InvitationsView.as_view(), name="api-invitations"),
     path("audit", api.AuditView.as_view(), name="api-audit"),
 ]

@@ -15,13 +15,13 @@ class AccountsConfig(AppConfig):
         from accounts.staff_groups import ensure_staff_groups
 
         post_migrate.connect(ensure_builtin, sender=self, dispatch_uid="accounts.builtin_roles")
-        _install_client_ports()
+        _install_organisation_ports()
         # Any sender: it acts on the last app's signal, once every model's permissions exist.
         post_migrate.connect(ensure_staff_groups, dispatch_uid="accounts.staff_groups")
 
 
-def _install_client_ports() -> None:
-    """The B2B client app (a floor below) asks us who may change an organisation, and what its
+def _install_organisation_ports() -> None:
+    """The B2B organisation app (a floor below) asks us who may change an organisation, and what its
     suspension ends for its people (clients.ports)."""
     # Imports here: called from ready(), once the app registry can load models.
     from accounts import token_revocation
@@ -29,7 +29,10 @@ def _install_client_ports() -> None:
     from accounts.rbac import require
     from clients import ports
 
-    def end_members_access(client: object) -> int:
-        return sum(token_revocation.revoke_user_tokens(user) for user in User.objects.filter(client=client))
+    def end_members_access(organisation: object) -> int:
+        return sum(
+            token_revocation.revoke_user_tokens(user)
+            for user in User.objects.filter(organisation=organisation)
+        )
 
     ports.install(ports.Ports(require_permission=require, end_members_access=end_members_access))

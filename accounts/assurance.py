@@ -11,9 +11,9 @@ values) the person has proven at that door:
 - enrolment and removal of factors (only a session that proved the existing factors).
 
 The policy: a second factor is required for the roles in IDP_MFA_REQUIRED_ROLES (internal
-administrators and operators by default), superusers, the users of B2B clients that require it,
+administrators and operators by default), superusers, the users of B2B organisations that require it,
 and anyone who has enrolled a factor. It is proven when `amr` holds "mfa", which only our own
-second-factor step adds (or a corporate SSO sign-in whose client trusts its provider's MFA).
+second-factor step adds (or a corporate SSO sign-in whose organisation trusts its provider's MFA).
 """
 
 from __future__ import annotations
@@ -40,10 +40,10 @@ class SecondFactorRequired(PermissionDenied):
 
 
 def policy_requires_second_factor(user: User) -> bool:
-    """The role, the superuser flag or the B2B client asks for 2FA (whether or not enrolled)."""
+    """The role, the superuser flag or the B2B organisation asks for 2FA (whether or not enrolled)."""
     if user.is_superuser or user.role in settings.IDP_MFA_REQUIRED_ROLES:
         return True
-    return bool(user.client_id and user.client.require_mfa)
+    return bool(user.organisation_id and user.organisation.require_mfa)
 
 
 def has_factors(user: User) -> bool:
@@ -78,7 +78,7 @@ def require_for_factor_change(user: User, methods: Iterable[str]) -> None:
 
 def federated_methods(upstream_amr: Iterable[str], *, upstream_mfa_trusted: bool) -> list[str]:
     """Our `amr` after a corporate SSO sign-in. The upstream's second-factor claims count (and
-    make "mfa") only when its client trusts them; otherwise they are not repeated as ours."""
+    make "mfa") only when its organisation trusts them; otherwise they are not repeated as ours."""
     upstream = [method for method in upstream_amr if method != SECOND_FACTOR]
     did_more = bool(UPSTREAM_SECOND_FACTORS & set(upstream_amr))
     if upstream_mfa_trusted and did_more:

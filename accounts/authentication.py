@@ -38,7 +38,7 @@ class LoginBackend(ModelBackend):
 
     def get_user(self, user_id: Any) -> User | None:
         try:
-            user = User.objects.select_related("client").get(pk=user_id)
+            user = User.objects.select_related("organisation").get(pk=user_id)
         except (User.DoesNotExist, ValueError, ValidationError):
             return None
         return user if self.user_can_authenticate(user) else None

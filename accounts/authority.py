@@ -1,10 +1,10 @@
 """Who may act on whose account: the one rule every service that changes another account asks.
 
 An actor may act on a target account when all of these hold:
-- the actor holds the act's permission for the target's B2B client (accounts.rbac: tenant and
+- the actor holds the act's permission for the target's B2B organisation (accounts.rbac: tenant and
   scope), and
-- the actor outranks the target: internal administrator > operator > B2B client administrator >
-  B2B client user (a superuser ranks above all). Peers at the top, internal administrators (and
+- the actor outranks the target: internal administrator > operator > B2B organisation administrator >
+  B2B organisation user (a superuser ranks above all). Peers at the top, internal administrators (and
   superusers among themselves), may act on one another, so that a rogue administrator can be
   stopped; below the top, nobody acts on a peer or on anyone above them.
 A user acting on their own account needs neither, for the acts that allow it (profile, sessions,
@@ -81,7 +81,7 @@ def decide(actor: User | None, act: Act, target: User) -> tuple[bool, str]:
         return True, "system"
     if actor.pk == target.pk and act.on_self:
         return True, "own account"
-    allowed, reason = rbac.decide(actor, act.permission, client_id=target.client_id)
+    allowed, reason = rbac.decide(actor, act.permission, organisation_id=target.organisation_id)
     if not allowed:
         return False, reason
     if not outranks(actor, target):
@@ -106,7 +106,7 @@ def require(actor: User | None, act: Act, target: User) -> None:
         AuditAction.ACCESS_DENIED,
         actor=actor,
         target=target,
-        client_id=target.client_id,
+        organisation_id=target.organisation_id,
         details={"act": act.name, "permission": act.permission, "reason": reason},
     )
     raise PermissionDenied(f"not allowed: {act.name} ({reason})")

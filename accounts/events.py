@@ -14,6 +14,6 @@ def user_payload(user: User) -> dict[str, Any]:
         "email": user.email or None,
         "emailVerified": user.email_verified,
         "role": user.role,
-        "clientId": str(user.client_id) if user.client_id else None,
+        "clientId": str(user.organisation_id) if user.organisation_id else None,
         "status": user.status,
     }

@@ -1,7 +1,7 @@
 """What one user is granted beyond their primary role: extra roles and direct permissions.
 
 Each change is checked twice: accounts.authority (the actor outranks the user and may assign roles
-in the user's B2B client) and the grantable rule (nobody grants what they do not hold themselves,
+in the user's B2B organisation) and the grantable rule (nobody grants what they do not hold themselves,
 nor wider than they hold it); then audited, published (`user.roleChanged`) and the permission
 caches invalidated.
 """
@@ -23,19 +23,19 @@ from core.permissions import Permission
 
 
 def _require_grantable(
-    actor: User | None, permission: str, scope: str, *, target: User, client_id: uuid.UUID | None
+    actor: User | None, permission: str, scope: str, *, target: User, organisation_id: uuid.UUID | None
 ) -> None:
     """Nobody grants what they do not hold themselves, nor wider than they hold it."""
     if actor is None:
         return
-    allowed, _ = decide(actor, Permission.ROLE_ASSIGN, client_id=client_id)
+    allowed, _ = decide(actor, Permission.ROLE_ASSIGN, organisation_id=organisation_id)
     held = effective_permissions(actor).get(permission)
     if not allowed or held is None or (scope == ALL and held != ALL):
         audit.record_refusal(
             AuditAction.ACCESS_DENIED,
             actor=actor,
             target=target,
-            client_id=client_id,
+            organisation_id=organisation_id,
             details={
                 "act": authority.CHANGE_GRANTS.name,
                 "permission": permission,
@@ -50,7 +50,11 @@ def _record_change(actor: User | None, user: User, details: dict) -> None:
     invalidate()
     roles = sorted([user.role, *UserRole.objects.filter(user=user).values_list("role__code", flat=True)])
     audit.record(
-        AuditAction.USER_ROLE_CHANGED, actor=actor, target=user, client_id=user.client_id, details=details
+        AuditAction.USER_ROLE_CHANGED,
+        actor=actor,
+        target=user,
+        organisation_id=user.organisation_id,
+        details=details,
     )
     audit.publish(
         EventType.USER_ROLE_CHANGED,
@@ -63,9 +67,11 @@ def _record_change(actor: User | None, user: User, details: dict) -> None:
 def assign_role(*, actor: User | None, user: User, role: AccessRole) -> bool:
     """Give `user` an extra role; the actor must hold every permission in it, as widely."""
     authority.require(actor, authority.CHANGE_GRANTS, user)
-    client_id = user.client_id
+    organisation_id = user.organisation_id
     for grant in role.grants.select_related("permission"):
-        _require_grantable(actor, grant.permission.name, grant.scope, target=user, client_id=client_id)
+        _require_grantable(
+            actor, grant.permission.name, grant.scope, target=user, organisation_id=organisation_id
+        )
     _, created = UserRole.objects.get_or_create(user=user, role=role)
     if created:
         _record_change(actor, user, {"added": role.code})
@@ -76,7 +82,9 @@ def assign_role(*, actor: User | None, user: User, role: AccessRole) -> bool:
 def unassign_role(*, actor: User | None, user: User, role: AccessRole) -> bool:
     authority.require(actor, authority.CHANGE_GRANTS, user)
     for grant in role.grants.select_related("permission"):
-        _require_grantable(actor, grant.permission.name, grant.scope, target=user, client_id=user.client_id)
+        _require_grantable(
+            actor, grant.permission.name, grant.scope, target=user, organisation_id=user.organisation_id
+        )
     deleted, _ = UserRole.objects.filter(user=user, role=role).delete()
     if deleted:
         _record_change(actor, user, {"removed": role.code})
@@ -89,10 +97,10 @@ def grant_permission(
 ) -> UserGrant:
     if scope not in Scope.values:
         raise ValidationError({"scope": f"unknown scope {scope!r}"})
-    if scope == ALL and user.client_id is not None:
+    if scope == ALL and user.organisation_id is not None:
         raise ValidationError({"scope": "a B2B client's user cannot act on all clients"})
     authority.require(actor, authority.CHANGE_GRANTS, user)
-    _require_grantable(actor, permission.name, scope, target=user, client_id=user.client_id)
+    _require_grantable(actor, permission.name, scope, target=user, organisation_id=user.organisation_id)
     grant, created = UserGrant.objects.update_or_create(
         user=user, permission=permission, defaults={"scope": scope}
     )
@@ -103,7 +111,7 @@ def grant_permission(
 @transaction.atomic
 def revoke_permission(*, actor: User | None, user: User, permission: AccessPermission) -> bool:
     authority.require(actor, authority.CHANGE_GRANTS, user)
-    _require_grantable(actor, permission.name, OWN, target=user, client_id=user.client_id)
+    _require_grantable(actor, permission.name, OWN, target=user, organisation_id=user.organisation_id)
     deleted, _ = UserGrant.objects.filter(user=user, permission=permission).delete()
     if deleted:
         _record_change(actor, user, {"revoked": permission.name})

@@ -18,7 +18,7 @@ from accounts.models import Role, User
 from accounts.verification import INVITE_SALT, make_token, signed_link, user_for_token
 from audit import services as audit
 from audit.registry import AuditAction, EventType
-from clients.models import Client
+from clients.models import Organisation
 
 
 @transaction.atomic
@@ -27,13 +27,13 @@ def invite_user(
     actor: User | None,
     email: str,
     role: str = Role.CLIENT_USER,
-    client: Client | None = None,
+    organisation: Organisation | None = None,
     username: str = "",
 ) -> User:
     """Create a pending user and e-mail them the link to choose a password. Without `client`, a
-    client's administrator invites into their own client (staff invite individual accounts)."""
-    if client is None and actor is not None and actor.client_id is not None:
-        client = actor.client
+    client's administrator invites into their own organisation (staff invite individual accounts)."""
+    if organisation is None and actor is not None and actor.organisation_id is not None:
+        organisation = actor.organisation
     if not email:
         raise ValidationError({"email": _("An invitation needs an e-mail address.")})
     user = services.create_user(
@@ -42,7 +42,7 @@ def invite_user(
         password=None,
         email=email,
         role=role,
-        client=client,
+        organisation=organisation,
         status=User.Status.PENDING,
     )
     link = signed_link("accounts:invitation", make_token(user, INVITE_SALT))
@@ -54,7 +54,11 @@ def invite_user(
         [email],
     )
     audit.record(
-        AuditAction.USER_INVITED, actor=actor, target=user, client_id=user.client_id, details={"role": role}
+        AuditAction.USER_INVITED,
+        actor=actor,
+        target=user,
+        organisation_id=user.organisation_id,
+        details={"role": role},
     )
     return user
 
@@ -70,7 +74,9 @@ def accept_invitation(*, token: str, password: str) -> User:
     user.status = User.Status.ACTIVE
     user.email_verified = True  # they read the mail we sent to that address
     user.save(update_fields=["password", "status", "email_verified", "updated_at"])
-    audit.record(AuditAction.USER_INVITATION_ACCEPTED, actor=user, target=user, client_id=user.client_id)
+    audit.record(
+        AuditAction.USER_INVITATION_ACCEPTED, actor=user, target=user, organisation_id=user.organisation_id
+    )
     audit.publish(
         EventType.USER_UPDATED,
         key=str(user.id),

@@ -51,7 +51,11 @@ def record_failure(user: User) -> bool:
             "lockedUntil": None if failures.permanent else failures.locked_until.isoformat(),
         }
         audit.record(
-            AuditAction.USER_LOCKED, actor=None, target=user, client_id=user.client_id, details=details
+            AuditAction.USER_LOCKED,
+            actor=None,
+            target=user,
+            organisation_id=user.organisation_id,
+            details=details,
         )
         audit.publish(EventType.USER_LOCKED, key=str(user.id), payload={**user_payload(user), **details})
     return locked
@@ -78,7 +82,7 @@ def unlock_user(*, actor: User | None, user: User, reason: str = "") -> bool:
         AuditAction.USER_UNLOCKED,
         actor=actor,
         target=user,
-        client_id=user.client_id,
+        organisation_id=user.organisation_id,
         details={"reason": reason},
     )
     audit.publish(EventType.USER_UNLOCKED, key=str(user.id), payload={**user_payload(user), "reason": reason})

@@ -35,7 +35,7 @@ def candidates_for(login: str) -> list[User]:
     """Every user whose login or e-mail is `login` (case-insensitive), oldest first."""
     return list(
         User.objects.filter(Q(username__iexact=login) | Q(email__iexact=login))
-        .select_related("client", "login_failures")
+        .select_related("organisation", "login_failures")
         .order_by("created_at")[:MAX_CANDIDATES]
     )
 
@@ -92,7 +92,7 @@ def _refuse(
         AuditAction.LOGIN_FAILED,
         actor=None,
         target=user,
-        client_id=getattr(user, "client_id", None),
+        organisation_id=getattr(user, "organisation_id", None),
         details={
             "login": login[:150],
             "channel": channel,
@@ -120,7 +120,7 @@ def password_login(
         wait = decision.retry_after
         return _refuse(LoginError.RATE_LIMITED, login=login, channel=channel, retry_after=wait)
 
-    # Corporate SSO: an e-mail on the domain of a client that enforces its own identity provider
+    # Corporate SSO: an e-mail on the domain of an organisation that enforces its own identity provider
     # has no password here. Checked before any hashing; the domain's rule is public anyway.
     if domains.password_login_forbidden(login=login):
         return _refuse(LoginError.INVALID_CREDENTIALS, login=login, channel=channel, sso_required=True)
@@ -148,7 +148,7 @@ def password_login(
         AuditAction.LOGIN_SUCCEEDED,
         actor=match,
         target=match,
-        client_id=match.client_id,
+        organisation_id=match.organisation_id,
         details={"methods": ["pwd"], "channel": channel},
     )
     return LoginResult(match)

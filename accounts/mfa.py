@@ -90,7 +90,7 @@ def pending_user(request: HttpRequest) -> User | None:
     if not isinstance(state, dict) or time.time() - state.get("since", 0) > settings.IDP_MFA_PENDING_SECONDS:
         request.session.pop(PENDING, None)
         return None
-    user = User.objects.filter(pk=state.get("user")).select_related("client").first()
+    user = User.objects.filter(pk=state.get("user")).select_related("organisation").first()
     return user if user is not None and user.is_active else None
 
 
@@ -109,7 +109,7 @@ def verify(request: HttpRequest, user: User, device: Device, token: str) -> Veri
             AuditAction.MFA_FAILED,
             actor=None,
             target=user,
-            client_id=user.client_id,
+            organisation_id=user.organisation_id,
             details={"reason": "rate_limited"},
         )
         return Verification(False, rate_limited=True, retry_after=decision.retry_after)
@@ -122,7 +122,7 @@ def verify(request: HttpRequest, user: User, device: Device, token: str) -> Veri
             AuditAction.MFA_FAILED,
             actor=None,
             target=user,
-            client_id=user.client_id,
+            organisation_id=user.organisation_id,
             details={"device": type(device).__name__, "reason": "wrong_code"},
         )
         return Verification(False)
@@ -135,7 +135,7 @@ def verify(request: HttpRequest, user: User, device: Device, token: str) -> Veri
         AuditAction.MFA_VERIFIED,
         actor=user,
         target=user,
-        client_id=user.client_id,
+        organisation_id=user.organisation_id,
         details={"device": type(device).__name__, "methods": methods},
     )
     return Verification(True)
@@ -228,7 +228,7 @@ def remove_device(*, actor: User | None, user: User, device: Device, methods: Se
         AuditAction.MFA_DEVICE_REMOVED,
         actor=actor,
         target=user,
-        client_id=user.client_id,
+        organisation_id=user.organisation_id,
         details={"device": type(device).__name__},
     )
 
@@ -244,7 +244,7 @@ def reset_devices(*, actor: User | None, user: User) -> int:
         AuditAction.MFA_DEVICE_REMOVED,
         actor=actor,
         target=user,
-        client_id=user.client_id,
+        organisation_id=user.organisation_id,
         details={"reset": True, "removed": removed},
     )
     return removed
@@ -255,6 +255,6 @@ def _added(user: User, device: Any) -> None:
         AuditAction.MFA_DEVICE_ADDED,
         actor=user,
         target=user,
-        client_id=user.client_id,
+        organisation_id=user.organisation_id,
         details={"device": type(device).__name__},
     )

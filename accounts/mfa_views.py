@@ -176,7 +176,7 @@ def manage(request: HttpRequest) -> HttpResponse:
 
 class StepUpMiddleware:
     """A signed-in session that does not meet the 2FA policy as it stands now (the user was
-    promoted, their client began to require 2FA, a factor was enrolled elsewhere, or some door
+    promoted, their organisation began to require 2FA, a factor was enrolled elsewhere, or some door
     logged them in without the second step) is signed in no more: it becomes a pending sign-in
     and the person is asked for the second factor, then sent back where they were going.
 
@@ -192,7 +192,7 @@ class StepUpMiddleware:
             if not assurance.satisfied(request.user, methods):
                 asked = self._step_up(request, request.user, methods)
                 # A silent authorization request (OIDC prompt=none) must not show a page: the
-                # view now sees nobody signed in and answers login_required to the client.
+                # view now sees nobody signed in and answers login_required to the organisation.
                 if "none" not in request.GET.get("prompt", "").split():
                     return asked
         return self.get_response(request)
@@ -202,7 +202,7 @@ class StepUpMiddleware:
             AuditAction.SESSION_STEP_UP,
             actor=user,
             target=user,
-            client_id=user.client_id,
+            organisation_id=user.organisation_id,
             details={"methods": methods, "path": request.path[:200]},
         )
         next_url = request.get_full_path() if request.method in ("GET", "HEAD") else None

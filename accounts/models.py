@@ -40,12 +40,12 @@ class UserManager(BaseUserManager["User"]):
         return self.create_user(username, password, **fields)
 
     def get_by_natural_key(self, username: str) -> User:
-        # Internal staff (no B2B client) have globally unique logins; used by createsuperuser.
-        return self.get(username__iexact=username, client__isnull=True)
+        # Internal staff (no B2B organisation) have globally unique logins; used by createsuperuser.
+        return self.get(username__iexact=username, organisation__isnull=True)
 
 
 class User(AbstractBaseUser, PermissionsMixin):
-    """A person who signs in: internal staff (no client) or a user of one B2B client."""
+    """A person who signs in: internal staff (no organisation) or a user of one B2B organisation."""
 
     class Status(models.TextChoices):
         ACTIVE = "active", "Active"
@@ -59,8 +59,13 @@ class User(AbstractBaseUser, PermissionsMixin):
     phone = models.CharField(max_length=32, blank=True)
     role = models.CharField(max_length=32, choices=Role.choices, default=Role.CLIENT_USER)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
-    client = models.ForeignKey(
-        "clients.Client", null=True, blank=True, on_delete=models.PROTECT, related_name="users"
+    organisation = models.ForeignKey(
+        "clients.Organisation",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="users",
+        db_column="client_id",  # the B2B client; the column keeps its contract name
     )
     is_staff = models.BooleanField(default=False, help_text="May sign in to the operators' admin.")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -78,26 +83,28 @@ class User(AbstractBaseUser, PermissionsMixin):
         constraints = [
             # Seed 004: one login may repeat across B2B clients, but never inside one, and
             # never between two internal staff. Case-insensitive, so "Ann" cannot shadow "ann".
-            models.UniqueConstraint(Lower("username"), "client", name="users_login_unique_per_client"),
+            models.UniqueConstraint(Lower("username"), "organisation", name="users_login_unique_per_client"),
             models.UniqueConstraint(
                 Lower("username"),
-                condition=models.Q(client__isnull=True),
+                condition=models.Q(organisation__isnull=True),
                 name="users_login_unique_internal",
             ),
         ]
         indexes = [models.Index(Lower("username"), name="users_login_lower_idx")]
 
     def __str__(self) -> str:
-        return self.username if self.client_id is None else f"{self.username} ({self.client_id})"
+        return self.username if self.organisation_id is None else f"{self.username} ({self.organisation_id})"
 
     @property
     def is_active(self) -> bool:  # Django's auth machinery reads this
-        # A suspended B2B client suspends its users: no sign-in, refresh, session or grant.
-        return self.status == self.Status.ACTIVE and (self.client_id is None or self.client.is_active)
+        # A suspended B2B organisation suspends its users: no sign-in, refresh, session or grant.
+        return self.status == self.Status.ACTIVE and (
+            self.organisation_id is None or self.organisation.is_active
+        )
 
     @property
     def is_internal(self) -> bool:
-        return self.client_id is None
+        return self.organisation_id is None
 
 
 class LoginFailures(models.Model):
@@ -198,8 +205,8 @@ PERMISSION_NAME = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
 
 
 class Scope(models.TextChoices):
-    OWN_CLIENT = "own", "Own B2B client only"
-    ALL_CLIENTS = "all", "All clients"
+    OWN_ORGANISATION = "own", "Own B2B client only"
+    ALL_ORGANISATIONS = "all", "All clients"
 
 
 class AccessPermission(models.Model):
@@ -242,7 +249,7 @@ class AccessRole(models.Model):
 class RoleGrant(models.Model):
     role = models.ForeignKey(AccessRole, on_delete=models.CASCADE, related_name="grants")
     permission = models.ForeignKey(AccessPermission, on_delete=models.CASCADE, related_name="role_grants")
-    scope = models.CharField(max_length=8, choices=Scope.choices, default=Scope.OWN_CLIENT)
+    scope = models.CharField(max_length=8, choices=Scope.choices, default=Scope.OWN_ORGANISATION)
 
     class Meta:
         db_table = "role_permissions"
@@ -272,7 +279,7 @@ class UserGrant(models.Model):
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="direct_grants")
     permission = models.ForeignKey(AccessPermission, on_delete=models.CASCADE, related_name="user_grants")
-    scope = models.CharField(max_length=8, choices=Scope.choices, default=Scope.OWN_CLIENT)
+    scope = models.CharField(max_length=8, choices=Scope.choices, default=Scope.OWN_ORGANISATION)
     granted_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -75,7 +75,7 @@ def _set_password(
         AuditAction.USER_PASSWORD_CHANGED,
         actor=actor,
         target=user,
-        client_id=user.client_id,
+        organisation_id=user.organisation_id,
         details={**details, "reason": reason} if reason else details,
     )
     payload = user_payload(user)
@@ -203,7 +203,9 @@ def reset_link(user: User) -> str:
 def _send_reset_mail(user: User) -> None:
     data = {
         "username": user.username,
-        "client": user.client.name if user.client_id else "",
+        "client": user.organisation.name
+        if user.organisation_id
+        else "",  # the templates and their translations say {{ client }}
         "link": reset_link(user),
         "minutes": settings.PASSWORD_RESET_TIMEOUT // 60,
     }
@@ -222,7 +224,7 @@ def _send_reset_mail(user: User) -> None:
 
 @transaction.atomic
 def request_password_reset(*, email: str) -> None:
-    """Mail a reset link to every active user with this e-mail address (one per B2B client
+    """Mail a reset link to every active user with this e-mail address (one per B2B organisation
     account sharing it) whose address is confirmed; say nothing about whether there was any.
 
     An unconfirmed address gets nothing: it may have been set by someone else (an administrator
@@ -241,7 +243,7 @@ def request_password_reset(*, email: str) -> None:
     users = [
         user
         for user in User.objects.filter(email__iexact=email, email_verified=True, status=User.Status.ACTIVE)
-        .select_related("client")
+        .select_related("organisation")
         .order_by("created_at")[:MAX_CANDIDATES]
         if user.has_usable_password()  # SSO-only and invited accounts have no password to reset
     ]
@@ -253,7 +255,7 @@ def request_password_reset(*, email: str) -> None:
             AuditAction.PASSWORD_RESET_REQUESTED,
             actor=None,
             target=user,
-            client_id=user.client_id,
+            organisation_id=user.organisation_id,
             details={"matched": len(users)},
         )
         _send_reset_mail(user)

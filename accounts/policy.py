@@ -8,7 +8,7 @@ from django.core.exceptions import PermissionDenied
 
 from accounts.models import Role, User
 
-CLIENT_SCOPED_ROLES = frozenset({Role.CLIENT_ADMIN, Role.CLIENT_USER})
+ORGANISATION_ROLES_SCOPED = frozenset({Role.CLIENT_ADMIN, Role.CLIENT_USER})
 
 # The roles each role may hand out: nobody creates someone more powerful than themselves.
 ASSIGNABLE_ROLES: dict[str, frozenset[str]] = {

@@ -2,7 +2,7 @@
 permissions (what one user is granted changes in accounts.grants).
 
 A user's permissions are those of their primary role (`User.role`, the `role` claim), of any extra
-roles, and of direct grants; each comes with a scope: `own` (inside the user's B2B client) or
+roles, and of direct grants; each comes with a scope: `own` (inside the user's B2B organisation) or
 `all`. Where several give the same permission, the wider scope wins. Internal administrators and
 superusers hold every permission with scope `all`, including ones added later.
 
@@ -26,8 +26,8 @@ from core.permissions import Permission
 
 VERSION_KEY = "idp:rbac:version"
 CACHE_SECONDS = 300
-ALL = Scope.ALL_CLIENTS
-OWN = Scope.OWN_CLIENT
+ALL = Scope.ALL_ORGANISATIONS
+OWN = Scope.OWN_ORGANISATION
 
 
 def _version() -> int:
@@ -71,8 +71,8 @@ def effective_permissions(user: User) -> dict[str, str]:
     return result
 
 
-def decide(user: User | None, permission: str, *, client_id: uuid.UUID | None) -> tuple[bool, str]:
-    """May `user` do `permission` on a resource of B2B client `client_id` (None: not a client's)?
+def decide(user: User | None, permission: str, *, organisation_id: uuid.UUID | None) -> tuple[bool, str]:
+    """May `user` do `permission` on a resource of B2B organisation `organisation_id` (None: not a client's)?
 
     Returns (allowed, reason); `user=None` is the system itself.
     """
@@ -85,9 +85,9 @@ def decide(user: User | None, permission: str, *, client_id: uuid.UUID | None) -
         return False, f"user does not hold {permission}"
     if scope == ALL:
         return True, f"{permission} held for all clients"
-    if client_id is None:
+    if organisation_id is None:
         return False, f"{permission} is held only inside the user's own client"
-    if user.client_id is not None and str(client_id) == str(user.client_id):
+    if user.organisation_id is not None and str(organisation_id) == str(user.organisation_id):
         return True, f"{permission} held for the user's own client"
     return False, "the resource belongs to another client"
 
@@ -95,9 +95,9 @@ def decide(user: User | None, permission: str, *, client_id: uuid.UUID | None) -
 # --- Defining roles and permissions (the admin's role pages) ------------------------------------
 
 
-def require(actor: User | None, permission: str, *, client_id: uuid.UUID | None = None) -> None:
-    """Raise PermissionDenied unless `actor` may do `permission` (on client `client_id`'s resources)."""
-    allowed, _ = decide(actor, permission, client_id=client_id)
+def require(actor: User | None, permission: str, *, organisation_id: uuid.UUID | None = None) -> None:
+    """Raise PermissionDenied unless `actor` may do `permission` (on `organisation_id`'s resources)."""
+    allowed, _ = decide(actor, permission, organisation_id=organisation_id)
     if not allowed:
         raise PermissionDenied(f"not allowed: {permission}")
 

@@ -11,24 +11,26 @@ from django.db import IntegrityError, transaction
 from accounts import authority, token_revocation, verification
 from accounts.events import user_payload
 from accounts.models import Role, User
-from accounts.policy import CLIENT_SCOPED_ROLES, require_assignable
+from accounts.policy import ORGANISATION_ROLES_SCOPED, require_assignable
 from accounts.rbac import require
 from audit import services as audit
 from audit.registry import AuditAction, EventType
-from clients.models import Client
+from clients.models import Organisation
 from core.permissions import Permission
 
 
-def _check_role_fits_client(role: str, client: Client | None) -> None:
+def _check_role_fits_organisation(role: str, organisation: Organisation | None) -> None:
     if role not in Role.values:
         raise ValidationError({"role": f"unknown role {role!r}"}, code="invalid_role")
-    # A client user without a client is an individual account (self-registration, seed 004);
-    # a client admin always has a client, and internal staff never do.
-    if role == Role.CLIENT_ADMIN and client is None:
-        raise ValidationError({"client": "a B2B client administrator needs a client"}, code="client_required")
-    if role not in CLIENT_SCOPED_ROLES and client is not None:
+    # An organisation user without an organisation is an individual account (self-registration, seed 004);
+    # an organisation admin always has an organisation, and internal staff never do.
+    if role == Role.CLIENT_ADMIN and organisation is None:
         raise ValidationError(
-            {"client": "internal staff belong to no B2B client"}, code="role_client_mismatch"
+            {"organisation": "a B2B client administrator needs a client"}, code="client_required"
+        )
+    if role not in ORGANISATION_ROLES_SCOPED and organisation is not None:
+        raise ValidationError(
+            {"organisation": "internal staff belong to no B2B client"}, code="role_client_mismatch"
         )
 
 
@@ -41,7 +43,7 @@ def create_user(
     email: str = "",
     phone: str = "",
     role: str = Role.CLIENT_USER,
-    client: Client | None = None,
+    organisation: Organisation | None = None,
     status: str = User.Status.ACTIVE,
     is_staff: bool = False,
     email_verified: bool = False,
@@ -50,14 +52,14 @@ def create_user(
 
     `email_verified` is for the system alone (demo data, imports): anyone else's word that an
     address belongs to the user is not proof, so the user is mailed a confirmation link."""
-    require(actor, Permission.USER_CREATE, client_id=client.id if client else None)
+    require(actor, Permission.USER_CREATE, organisation_id=organisation.id if organisation else None)
     require_assignable(actor, role)
     if is_staff and not (actor is None or actor.is_superuser):
         raise PermissionDenied("only a superuser grants admin access")  # as in update_user
     if email_verified and actor is not None:
         raise PermissionDenied("only the system marks an address as confirmed")
-    _check_role_fits_client(role, client)
-    if client is not None and not client.is_active:
+    _check_role_fits_organisation(role, organisation)
+    if organisation is not None and not organisation.is_active:
         raise ValidationError("the B2B client is suspended", code="client_suspended")
 
     user = User(
@@ -65,7 +67,7 @@ def create_user(
         email=User.objects.normalize_email(email.strip()),
         phone=phone.strip(),
         role=role,
-        client=client,
+        organisation=organisation,
         status=status,
         is_staff=is_staff,
         email_verified=email_verified and bool(email.strip()),
@@ -90,7 +92,7 @@ def create_user(
         AuditAction.USER_CREATED,
         actor=actor,
         target=user,
-        client_id=user.client_id,
+        organisation_id=user.organisation_id,
         details={"role": user.role, "status": user.status},
     )
     audit.publish(EventType.USER_CREATED, key=str(user.id), payload=user_payload(user))
@@ -100,7 +102,7 @@ def create_user(
     return user
 
 
-# Fields an update may touch; role, status, client and password have services of their own.
+# Fields an update may touch; role, status, organisation and password have services of their own.
 UPDATABLE_FIELDS = frozenset({"username", "email", "phone", "is_staff", "is_superuser"})
 
 
@@ -132,7 +134,7 @@ def update_user(*, actor: User | None, user: User, changes: dict[str, Any]) -> U
         AuditAction.USER_UPDATED,
         actor=actor,
         target=locked,
-        client_id=locked.client_id,
+        organisation_id=locked.organisation_id,
         details={"fields": changed},
     )
     audit.publish(
@@ -164,7 +166,7 @@ def _set_status(
         action,
         actor=actor,
         target=locked,
-        client_id=locked.client_id,
+        organisation_id=locked.organisation_id,
         details={"reason": reason, "previousStatus": previous},
     )
     audit.publish(event, key=str(locked.id), payload={**user_payload(locked), "reason": reason})
@@ -214,7 +216,7 @@ def change_role(*, actor: User | None, user: User, role: str, reason: str = "") 
     authority.require(actor, authority.CHANGE_ROLE, locked)
     if locked.role == role:
         return locked  # nothing changed, nothing to report
-    _check_role_fits_client(role, locked.client)
+    _check_role_fits_organisation(role, locked.organisation)
     # Both ends: nobody hands out a role above their own, nor takes one away from above it.
     require_assignable(actor, role)
     require_assignable(actor, locked.role)
@@ -225,7 +227,7 @@ def change_role(*, actor: User | None, user: User, role: str, reason: str = "") 
         AuditAction.USER_ROLE_CHANGED,
         actor=actor,
         target=locked,
-        client_id=locked.client_id,
+        organisation_id=locked.organisation_id,
         details={"previousRole": previous, "role": role, "reason": reason},
     )
     audit.publish(

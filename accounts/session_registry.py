@@ -184,7 +184,7 @@ def active_sessions(user: User) -> list[UserSession]:
 
 def sessions_of(*, actor: User, user: User) -> list[UserSession]:
     """`user`'s live sessions, for someone who may end them (accounts.authority): themselves, or
-    an actor above them who holds accounts.session.end for their client."""
+    an actor above them who holds accounts.session.end for their organisation."""
     allowed, reason = authority.decide(actor, authority.END_SESSIONS, user)
     if not allowed:
         raise PermissionDenied(f"not allowed: {authority.END_SESSIONS.name} ({reason})")
@@ -231,7 +231,7 @@ def end_session(*, actor: User | None, user: User, session_id: str | uuid.UUID) 
         AuditAction.SESSION_ENDED,
         actor=actor,
         target=user,
-        client_id=user.client_id,
+        organisation_id=user.organisation_id,
         details={"sessionId": row_id, "sid": row.sid, "revokedAccessTokens": revoked},
     )
     return row
@@ -263,7 +263,7 @@ def end_all_sessions(*, actor: User | None, user: User, keep_sid: str = "") -> i
         AuditAction.SESSIONS_ENDED,
         actor=actor,
         target=user,
-        client_id=user.client_id,
+        organisation_id=user.organisation_id,
         details={"sessions": ended, "revokedTokens": revoked, "keptCurrent": bool(keep_sid)},
     )
     return ended

@@ -3,7 +3,7 @@ need to see and use the admin pages.
 
 Two layers decide what a person does in the admin. These model permissions (Django's
 `app.view_model`, ...) decide which pages and buttons they get; accounts.rbac decides, in the
-services, what they may do to a given user, client, role or key. A person sees the admin with
+services, what they may do to a given user, organisation, role or key. A person sees the admin with
 `is_staff` and one of these groups (granted by a superuser on the user's page).
 
 Created after every `migrate` (and every test database flush), like accounts.builtin_roles:
@@ -39,9 +39,9 @@ _OPERATORS: dict[str, dict[str, tuple[str, ...]]] = {
         "smsdevice": VIEW,
     },
     "clients": {
-        "client": USE,
+        "organisation": USE,
         "identityprovider": USE,
-        "clientdomain": USE,
+        "organisationdomain": USE,
         "upstreamidentity": VIEW,
     },
     "audit": {"auditlog": VIEW, "outboxevent": VIEW, "deadletter": VIEW, "processedmessage": VIEW},

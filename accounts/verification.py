@@ -78,7 +78,7 @@ def verify_email(*, token: str) -> User:
         AuditAction.USER_EMAIL_VERIFIED,
         actor=user,
         target=user,
-        client_id=user.client_id,
+        organisation_id=user.organisation_id,
         details={"email": user.email},
     )
     audit.publish(

@@ -56,7 +56,7 @@ class ClientFilter(TextFilter):
         if not value:
             return queryset
         try:
-            return queryset.filter(client_id=uuid.UUID(value))
+            return queryset.filter(organisation_id=uuid.UUID(value))
         except ValueError:
             return queryset.none()
 
@@ -71,12 +71,15 @@ CSV_COLUMNS = [
     "target_type",
     "target_id",
     "target_label",
-    "client_id",
+    "client_id",  # the column's contract name (AuditLog.organisation_id)
     "ip",
     "user_agent",
     "request_id",
     "details",
 ]
+
+
+_FIELD_OF_COLUMN = {"client_id": "organisation_id"}
 
 
 def _cell(value: Any) -> str:
@@ -101,13 +104,22 @@ class _Echo:
 def csv_rows(entries: QuerySet[AuditLog]) -> Iterator[str]:
     writer = csv.writer(_Echo())
     yield writer.writerow(CSV_COLUMNS)
-    for entry in entries.values_list(*CSV_COLUMNS).iterator(chunk_size=2000):
+    fields = [_FIELD_OF_COLUMN.get(column, column) for column in CSV_COLUMNS]
+    for entry in entries.values_list(*fields).iterator(chunk_size=2000):
         yield writer.writerow([_cell(value) for value in entry])
 
 
 @admin.register(AuditLog)
 class AuditLogAdmin(ReadOnlyModelAdmin):  # append-only: nothing is edited by hand
-    list_display = ["occurred_at", "action", "actor_label", "target_type", "target_label", "client_id", "ip"]
+    list_display = [
+        "occurred_at",
+        "action",
+        "actor_label",
+        "target_type",
+        "target_label",
+        "organisation_id",
+        "ip",
+    ]
     list_filter = [
         "action",
         ActorFilter,

@@ -37,7 +37,8 @@ class AuditLog(models.Model):
     target_type = models.CharField(max_length=64, blank=True)
     target_id = models.CharField(max_length=64, blank=True, db_index=True)
     target_label = models.CharField(max_length=255, blank=True)
-    client_id = models.UUIDField(null=True, blank=True, db_index=True)
+    # The B2B client the record concerns (the column keeps the contract's word, `clientId`).
+    organisation_id = models.UUIDField(null=True, blank=True, db_index=True, db_column="client_id")
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=512, blank=True)
     request_id = models.CharField(max_length=64, blank=True)

@@ -36,7 +36,9 @@ def _label(obj: models.Model | Ref | None) -> tuple[str, str, str]:
         return "", "", ""
     if isinstance(obj, Ref):
         return obj.type, obj.id, obj.label
-    return obj._meta.label_lower, str(obj.pk), str(obj)[:255]
+    # A model renamed in code keeps the type its records and events have always named.
+    kind = getattr(obj, "audit_type", None) or obj._meta.label_lower
+    return kind, str(obj.pk), str(obj)[:255]
 
 
 @transaction.atomic(savepoint=False)  # inside the caller's transaction: no savepoint round trips
@@ -45,11 +47,11 @@ def record(
     *,
     actor: models.Model | None,
     target: models.Model | Ref | None = None,
-    client_id: uuid.UUID | None = None,
+    organisation_id: uuid.UUID | None = None,
     details: dict[str, Any] | None = None,
 ) -> AuditLog:
     """Append an audit record (and its copy on the audit stream); `actor=None` means the system."""
-    entry = _entry(action, actor=actor, target=target, client_id=client_id, details=details)
+    entry = _entry(action, actor=actor, target=target, organisation_id=organisation_id, details=details)
     _save_with_event(entry)
     kick.relay_after_commit()
     return entry
@@ -60,13 +62,13 @@ def record_refusal(
     *,
     actor: models.Model | None,
     target: models.Model | Ref | None = None,
-    client_id: uuid.UUID | None = None,
+    organisation_id: uuid.UUID | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
     """Record that something was refused. The refusal rolls back the transaction that asked, so
     the record is written outside it: at once when no transaction is open, else when the request
     (or gRPC call) ends (core.context.run_at_end)."""
-    entry = _entry(action, actor=actor, target=target, client_id=client_id, details=details)
+    entry = _entry(action, actor=actor, target=target, organisation_id=organisation_id, details=details)
 
     def write() -> None:
         try:
@@ -91,7 +93,7 @@ def create_recorded(
     *,
     actor: models.Model | None,
     target: models.Model | Ref | None = None,
-    client_id: uuid.UUID | None = None,
+    organisation_id: uuid.UUID | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
     """INSERT a new `row` together with its audit record and event.
@@ -100,7 +102,7 @@ def create_recorded(
     such as token issuance pays one round trip instead of BEGIN, three INSERTs and COMMIT.
     `row.pk` stays unset when the database makes it. Elsewhere: the same writes in a transaction.
     """
-    entry = _entry(action, actor=actor, target=target, client_id=client_id, details=details)
+    entry = _entry(action, actor=actor, target=target, organisation_id=organisation_id, details=details)
     if connection.vendor != "postgresql":
         with transaction.atomic(savepoint=False):
             row.save(force_insert=True)
@@ -125,7 +127,7 @@ def _entry(
     *,
     actor: models.Model | None,
     target: models.Model | Ref | None,
-    client_id: uuid.UUID | None,
+    organisation_id: uuid.UUID | None,
     details: dict[str, Any] | None,
 ) -> AuditLog:
     ctx = context.current()
@@ -138,7 +140,7 @@ def _entry(
         target_type=target_type,
         target_id=target_id,
         target_label=target_label,
-        client_id=client_id,
+        organisation_id=organisation_id,
         ip=ctx.ip,
         user_agent=ctx.user_agent,
         request_id=ctx.request_id,
@@ -160,7 +162,7 @@ def _event_of(entry: AuditLog) -> OutboxEvent:
             "actorId": entry.actor_id or None,
             "targetType": entry.target_type or None,
             "targetId": entry.target_id or None,
-            "clientId": str(entry.client_id) if entry.client_id else None,
+            "clientId": str(entry.organisation_id) if entry.organisation_id else None,
             "ip": entry.ip,
             "requestId": entry.request_id or None,
             "details": entry.details,

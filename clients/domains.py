@@ -1,10 +1,10 @@
 """A client's e-mail domains: proving them (a DNS TXT record, or an operator's approval) and
-finding, from an e-mail address, the client whose identity provider it signs in with
+finding, from an e-mail address, the organisation whose identity provider it signs in with
 (home-realm discovery).
 
-A domain only routes to a client once verified: anyone may claim `example.com`, but only the
-one who controls its DNS (or convinces an operator) gets its users. Verification is per client,
-and a domain is verified for one client at most.
+A domain only routes to an organisation once verified: anyone may claim `example.com`, but only the
+one who controls its DNS (or convinces an operator) gets its users. Verification is per organisation,
+and a domain is verified for one organisation at most.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from django.utils import timezone
 from audit import services as audit
 from audit.registry import AuditAction
 from clients import ports
-from clients.models import Client, ClientDomain, IdentityProvider, UpstreamIdentity
+from clients.models import IdentityProvider, Organisation, OrganisationDomain, UpstreamIdentity
 from clients.ports import Actor
 from core.permissions import Permission
 
-# The TXT record a client publishes: `_idp-verification.<domain>  TXT  "idp-verification=<token>"`.
+# The TXT record an organisation publishes: `_idp-verification.<domain>  TXT  "idp-verification=<token>"`.
 RECORD_PREFIX = "_idp-verification"
 VALUE_PREFIX = "idp-verification="
 
@@ -72,11 +72,11 @@ def domain_of(address: str) -> str | None:
         return None
 
 
-def record_name(domain: ClientDomain) -> str:
+def record_name(domain: OrganisationDomain) -> str:
     return f"{RECORD_PREFIX}.{domain.domain}"
 
 
-def record_value(domain: ClientDomain) -> str:
+def record_value(domain: OrganisationDomain) -> str:
     return f"{VALUE_PREFIX}{domain.verification_token}"
 
 
@@ -102,13 +102,15 @@ def dns_txt_records(name: str) -> list[str]:
 
 
 @transaction.atomic
-def add_domain(*, actor: Actor, client: Client, domain: str) -> ClientDomain:
+def add_domain(*, actor: Actor, organisation: Organisation, domain: str) -> OrganisationDomain:
     """Claim a domain for a client; it routes nothing until verified."""
-    ports.require_permission(actor, Permission.SSO_MANAGE, client_id=client.id)
+    ports.require_permission(actor, Permission.SSO_MANAGE, organisation_id=organisation.id)
     name = normalize_domain(domain)
-    if ClientDomain.objects.filter(client=client, domain=name).exists():
+    if OrganisationDomain.objects.filter(organisation=organisation, domain=name).exists():
         raise ValidationError({"domain": f"{name} is already listed for this client"}, code="domain_exists")
-    row = ClientDomain(client=client, domain=name, verification_token=secrets.token_urlsafe(24))
+    row = OrganisationDomain(
+        organisation=organisation, domain=name, verification_token=secrets.token_urlsafe(24)
+    )
     try:
         with transaction.atomic():
             row.save()
@@ -117,24 +119,28 @@ def add_domain(*, actor: Actor, client: Client, domain: str) -> ClientDomain:
             {"domain": f"{name} is already listed for this client"}, code="domain_exists"
         ) from None
     audit.record(
-        AuditAction.SSO_DOMAIN_ADDED, actor=actor, target=row, client_id=client.id, details={"domain": name}
+        AuditAction.SSO_DOMAIN_ADDED,
+        actor=actor,
+        target=row,
+        organisation_id=organisation.id,
+        details={"domain": name},
     )
     return row
 
 
 @transaction.atomic
-def approve_domain(*, actor: Actor, domain: ClientDomain) -> ClientDomain:
+def approve_domain(*, actor: Actor, domain: OrganisationDomain) -> OrganisationDomain:
     """An operator vouches for the domain (a contract, a call): no DNS proof."""
-    # Held for all clients, never only inside one: a client must not vouch for itself.
-    ports.require_permission(actor, Permission.DOMAIN_VERIFY, client_id=None)
-    return _mark_verified(actor=actor, domain=domain, method=ClientDomain.Method.OPERATOR)
+    # Held for all clients, never only inside one: an organisation must not vouch for itself.
+    ports.require_permission(actor, Permission.DOMAIN_VERIFY, organisation_id=None)
+    return _mark_verified(actor=actor, domain=domain, method=OrganisationDomain.Method.OPERATOR)
 
 
 def verify_domain_by_dns(
-    *, actor: Actor, domain: ClientDomain, resolver: TxtResolver | None = None
-) -> ClientDomain:
+    *, actor: Actor, domain: OrganisationDomain, resolver: TxtResolver | None = None
+) -> OrganisationDomain:
     """Verify the domain if its TXT record carries our token; raises DomainVerificationError."""
-    ports.require_permission(actor, Permission.SSO_MANAGE, client_id=domain.client_id)
+    ports.require_permission(actor, Permission.SSO_MANAGE, organisation_id=domain.organisation_id)
     # DNS is asked outside any transaction: no row stays locked while the network answers.
     found = [text.strip().strip('"') for text in (resolver or dns_txt_records)(record_name(domain))]
     if record_value(domain) not in found:
@@ -144,22 +150,22 @@ def verify_domain_by_dns(
             code="record_missing",
         )
     with transaction.atomic():
-        return _mark_verified(actor=actor, domain=domain, method=ClientDomain.Method.DNS)
+        return _mark_verified(actor=actor, domain=domain, method=OrganisationDomain.Method.DNS)
 
 
-def _mark_verified(*, actor: Actor, domain: ClientDomain, method: str) -> ClientDomain:
-    locked = ClientDomain.objects.select_for_update().get(pk=domain.pk)
+def _mark_verified(*, actor: Actor, domain: OrganisationDomain, method: str) -> OrganisationDomain:
+    locked = OrganisationDomain.objects.select_for_update().get(pk=domain.pk)
     if locked.is_verified:
         return locked
-    taken = ClientDomain.objects.filter(domain=locked.domain, status=ClientDomain.Status.VERIFIED).exclude(
-        pk=locked.pk
-    )
+    taken = OrganisationDomain.objects.filter(
+        domain=locked.domain, status=OrganisationDomain.Status.VERIFIED
+    ).exclude(pk=locked.pk)
     error = ValidationError(
         {"domain": f"{locked.domain} is already verified for another client"}, code="domain_taken"
     )
     if taken.exists():
         raise error
-    locked.status = ClientDomain.Status.VERIFIED
+    locked.status = OrganisationDomain.Status.VERIFIED
     locked.verification_method = method
     locked.verified_at = timezone.now()
     try:
@@ -171,7 +177,7 @@ def _mark_verified(*, actor: Actor, domain: ClientDomain, method: str) -> Client
         AuditAction.SSO_DOMAIN_VERIFIED,
         actor=actor,
         target=locked,
-        client_id=locked.client_id,
+        organisation_id=locked.organisation_id,
         details={"domain": locked.domain, "method": method},
     )
     domain.status, domain.verification_method, domain.verified_at = (
@@ -183,14 +189,18 @@ def _mark_verified(*, actor: Actor, domain: ClientDomain, method: str) -> Client
 
 
 @transaction.atomic
-def remove_domain(*, actor: Actor, domain: ClientDomain) -> None:
-    ports.require_permission(actor, Permission.SSO_MANAGE, client_id=domain.client_id)
+def remove_domain(*, actor: Actor, domain: OrganisationDomain) -> None:
+    ports.require_permission(actor, Permission.SSO_MANAGE, organisation_id=domain.organisation_id)
     details = {"domain": domain.domain, "wasVerified": domain.is_verified}
-    client_id = domain.client_id
-    target = ClientDomain(pk=domain.pk, domain=domain.domain)  # for the audit label after deletion
-    ClientDomain.objects.filter(pk=domain.pk).delete()
+    organisation_id = domain.organisation_id
+    target = OrganisationDomain(pk=domain.pk, domain=domain.domain)  # for the audit label after deletion
+    OrganisationDomain.objects.filter(pk=domain.pk).delete()
     audit.record(
-        AuditAction.SSO_DOMAIN_REMOVED, actor=actor, target=target, client_id=client_id, details=details
+        AuditAction.SSO_DOMAIN_REMOVED,
+        actor=actor,
+        target=target,
+        organisation_id=organisation_id,
+        details=details,
     )
 
 
@@ -198,16 +208,16 @@ def remove_domain(*, actor: Actor, domain: ClientDomain) -> None:
 
 
 def provider_for_login(login: str) -> IdentityProvider | None:
-    """The enabled identity provider of the client that verified the domain of `login`, if any."""
+    """The enabled identity provider of the organisation that verified the domain of `login`, if any."""
     domain = domain_of(login)
     if domain is None:
         return None
     return (
-        IdentityProvider.objects.select_related("client")
+        IdentityProvider.objects.select_related("organisation")
         .filter(
             enabled=True,
-            client__domains__domain=domain,
-            client__domains__status=ClientDomain.Status.VERIFIED,
+            organisation__domains__domain=domain,
+            organisation__domains__status=OrganisationDomain.Status.VERIFIED,
         )
         .first()
     )
@@ -216,23 +226,25 @@ def provider_for_login(login: str) -> IdentityProvider | None:
 def password_login_forbidden(*, login: str = "", user: AbstractBaseUser | None = None) -> bool:
     """Whether a client's enforced SSO forbids a password login here.
 
-    With `login`: it is an e-mail address on a verified domain of an SSO-enforced client (a
+    With `login`: it is an e-mail address on a verified domain of an SSO-enforced organisation (a
     domain-wide rule, public anyway through home-realm discovery). With `user`: they belong to an
-    SSO-enforced client and either came from its provider or have an e-mail on its domains.
+    SSO-enforced organisation and either came from its provider or have an e-mail on its domains.
     """
     if login:
         provider = provider_for_login(login)
         if provider is not None and provider.enforced:
             return True
-    if user is None or user.client_id is None:
+    if user is None or user.organisation_id is None:
         return False
-    if not IdentityProvider.objects.filter(client_id=user.client_id, enabled=True, enforced=True).exists():
+    if not IdentityProvider.objects.filter(
+        organisation_id=user.organisation_id, enabled=True, enforced=True
+    ).exists():
         return False
-    if UpstreamIdentity.objects.filter(user=user, client_id=user.client_id).exists():
+    if UpstreamIdentity.objects.filter(user=user, organisation_id=user.organisation_id).exists():
         return True
     domain = domain_of(user.email)
     return domain is not None and (
-        ClientDomain.objects.filter(
-            client_id=user.client_id, domain=domain, status=ClientDomain.Status.VERIFIED
+        OrganisationDomain.objects.filter(
+            organisation_id=user.organisation_id, domain=domain, status=OrganisationDomain.Status.VERIFIED
         ).exists()
     )

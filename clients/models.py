@@ -6,8 +6,9 @@ from django.conf import settings
 from django.db import models
 
 
-class Client(models.Model):
-    """A customer organisation (B2B client); its users see only its own data (`clientId`)."""
+class Organisation(models.Model):
+    """A customer organisation (a B2B client of the platform); its users see only its own data.
+    The tokens' `clientId` claim and the table names keep the contract's word for it."""
 
     class Status(models.TextChoices):
         ACTIVE = "active", "Active"
@@ -24,9 +25,12 @@ class Client(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    audit_type = "clients.client"  # audit records and events name it as before the rename
+
     class Meta:
         db_table = "clients"
         ordering = ["name"]
+        verbose_name = "B2B client"  # the pages keep the product's word
 
     def __str__(self) -> str:
         return self.name
@@ -36,19 +40,24 @@ class Client(models.Model):
         return self.status == self.Status.ACTIVE
 
 
-# --- Corporate SSO: the client's own identity provider upstream of us (clients.upstream) --------
+# --- Corporate SSO: the organisation's own identity provider upstream of us (clients.upstream) --
 
-# The roles an upstream group may map to: only a client's own roles (accounts.models.Role values;
-# spelled out here because accounts.models itself points at clients.Client).
-CLIENT_ROLES = [("client_admin", "B2B client administrator"), ("client_user", "B2B client user")]
+# The roles an upstream group may map to: only an organisation's own roles (accounts.models.Role
+# values; spelled out here because accounts.models itself points at clients.Organisation).
+ORGANISATION_ROLES = [
+    ("client_admin", "B2B client administrator"),
+    ("client_user", "B2B client user"),
+]
 
 
 class IdentityProvider(models.Model):
-    """A B2B client's own OpenID Connect provider (Entra ID, Google Workspace, Okta, Keycloak...):
+    """An organisation's own OpenID Connect provider (Entra ID, Google Workspace, Okta, Keycloak...):
     its staff sign in there, and we log them in here (accounts.sso)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    client = models.OneToOneField(Client, on_delete=models.CASCADE, related_name="identity_provider")
+    organisation = models.OneToOneField(
+        Organisation, on_delete=models.CASCADE, related_name="identity_provider", db_column="client_id"
+    )
     name = models.CharField(max_length=100, help_text="Shown to users, e.g. “Acme Entra ID”.")
     issuer = models.URLField(
         max_length=500,
@@ -56,10 +65,14 @@ class IdentityProvider(models.Model):
             "The upstream `iss`, exactly; discovery is read from <issuer>/.well-known/openid-configuration."
         ),
     )
-    # `oidc_` because `client_id` is the B2B client's foreign key.
-    oidc_client_id = models.CharField(max_length=255, help_text="Our client id at the upstream provider.")
+    # Our OAuth client at the upstream (the columns keep their older `oidc_` names).
+    client_id = models.CharField(
+        max_length=255, db_column="oidc_client_id", help_text="Our client id at the upstream provider."
+    )
     # Fernet (IDP_KEY_ENCRYPTION_KEY), like the signing keys; written only by clients.services.
-    oidc_client_secret_encrypted = models.TextField(blank=True, editable=False)
+    client_secret_encrypted = models.TextField(
+        blank=True, editable=False, db_column="oidc_client_secret_encrypted"
+    )
     scopes = models.CharField(max_length=500, default="openid email profile")
     username_claim = models.CharField(max_length=100, default="preferred_username")
     email_claim = models.CharField(max_length=100, default="email", blank=True)
@@ -70,7 +83,7 @@ class IdentityProvider(models.Model):
     role_mapping = models.JSONField(
         default=dict, blank=True, help_text='Upstream group → role, e.g. {"idp-admins": "client_admin"}.'
     )
-    default_role = models.CharField(max_length=32, choices=CLIENT_ROLES, default="client_user")
+    default_role = models.CharField(max_length=32, choices=ORGANISATION_ROLES, default="client_user")
     enabled = models.BooleanField(default=True)
     enforced = models.BooleanField(
         default=False,
@@ -92,11 +105,11 @@ class IdentityProvider(models.Model):
 
     @property
     def has_secret(self) -> bool:
-        return bool(self.oidc_client_secret_encrypted)
+        return bool(self.client_secret_encrypted)
 
 
-class ClientDomain(models.Model):
-    """An e-mail domain of a client, for home-realm discovery once it is verified (clients.domains)."""
+class OrganisationDomain(models.Model):
+    """An e-mail domain of an organisation, for home-realm discovery once it is verified (clients.domains)."""
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending verification"
@@ -106,7 +119,9 @@ class ClientDomain(models.Model):
         DNS = "dns", "DNS TXT record"
         OPERATOR = "operator", "Approved by an operator"
 
-    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="domains")
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="domains", db_column="client_id"
+    )
     domain = models.CharField(max_length=253, help_text="Lower case, IDNA (xn--…) for non-ASCII names.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     verification_token = models.CharField(max_length=64, editable=False)
@@ -114,12 +129,17 @@ class ClientDomain(models.Model):
     verified_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    audit_type = "clients.clientdomain"
+
     class Meta:
         db_table = "client_domains"
         ordering = ["domain"]
+        verbose_name = "client domain"
         constraints = [
-            models.UniqueConstraint(fields=["client", "domain"], name="client_domains_unique_per_client"),
-            # Anyone may claim a domain; only one client can prove it.
+            models.UniqueConstraint(
+                fields=["organisation", "domain"], name="client_domains_unique_per_client"
+            ),
+            # Anyone may claim a domain; only one organisation can prove it.
             models.UniqueConstraint(
                 fields=["domain"], condition=models.Q(status="verified"), name="client_domains_verified_once"
             ),
@@ -134,9 +154,12 @@ class ClientDomain(models.Model):
 
 
 class UpstreamIdentity(models.Model):
-    """Who a user is at their company's provider: (client, `iss`, `sub`), never the e-mail alone."""
+    """Who a user is at their company's provider: (organisation, `iss`, `sub`), never the e-mail
+    alone."""
 
-    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="upstream_identities")
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="upstream_identities", db_column="client_id"
+    )
     issuer = models.CharField(max_length=500)
     subject = models.CharField(max_length=255)
     user = models.ForeignKey(
@@ -149,7 +172,9 @@ class UpstreamIdentity(models.Model):
         db_table = "upstream_identities"
         verbose_name_plural = "upstream identities"
         constraints = [
-            models.UniqueConstraint(fields=["client", "issuer", "subject"], name="upstream_identity_unique"),
+            models.UniqueConstraint(
+                fields=["organisation", "issuer", "subject"], name="upstream_identity_unique"
+            ),
             models.UniqueConstraint(fields=["user", "issuer"], name="upstream_identity_one_per_user"),
         ]
 

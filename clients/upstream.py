@@ -38,7 +38,7 @@ MAX_RESPONSE_BYTES = 512 * 1024
 FETCH_LIMITS = outbound.Limits(
     max_bytes=MAX_RESPONSE_BYTES, connect_seconds=5, read_seconds=10, total_seconds=15
 )
-# Asymmetric algorithms only: HS256 would make the client secret a signing key.
+# Asymmetric algorithms only: HS256 would make the organisation secret a signing key.
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
 
 
@@ -118,10 +118,10 @@ def _check_upstream_url(url: str, *, resolve_host: bool) -> None:
 
 def callback_url(provider: IdentityProvider) -> str:
     """Our redirect URI at the upstream provider; built on IDP_ISSUER, never on the request's Host."""
-    return f"{settings.IDP_ISSUER}{reverse('sso:callback', args=[provider.client.slug])}"
+    return f"{settings.IDP_ISSUER}{reverse('sso:callback', args=[provider.organisation.slug])}"
 
 
-# --- the client secret, encrypted at rest (core.stored_secrets) ----------------------------------
+# --- the organisation secret, encrypted at rest (core.stored_secrets) ----------------------------------
 
 
 def encrypt_secret(secret: str) -> str:
@@ -129,10 +129,10 @@ def encrypt_secret(secret: str) -> str:
 
 
 def decrypt_secret(provider: IdentityProvider) -> str:
-    if not provider.oidc_client_secret_encrypted:
+    if not provider.client_secret_encrypted:
         return ""
     try:
-        return stored_secrets.decrypt(provider.oidc_client_secret_encrypted).decode()
+        return stored_secrets.decrypt(provider.client_secret_encrypted).decode()
     except (stored_secrets.UndecryptableError, ConfigError):
         raise SSOError(
             SSOErrorCode.NOT_CONFIGURED,

@@ -1,6 +1,6 @@
 """The platform's permission names: one registry for every check in the code and for the built-in
 roles (accounts.builtin_roles). A permission is `service.resource.action`, held with a scope (the
-user's own B2B client, or all clients; accounts.rbac). Operators add more in the admin, as data,
+user's own B2B organisation, or all clients; accounts.rbac). Operators add more in the admin, as data,
 for the platform's other services (which ask the authorization API); these are the ones this
 service's own code checks, plus the parcel service's that the built-in roles hand out."""
 
@@ -17,9 +17,9 @@ class Permission(StrEnum):
     ROLE_ASSIGN = "accounts.role.assign"
     ROLE_MANAGE = "accounts.role.manage"
     SESSION_END = "accounts.session.end"
-    CLIENT_READ = "clients.client.read"
-    CLIENT_CREATE = "clients.client.create"
-    CLIENT_UPDATE = "clients.client.update"
+    ORGANISATION_READ = "clients.client.read"
+    ORGANISATION_CREATE = "clients.client.create"
+    ORGANISATION_UPDATE = "clients.client.update"
     SSO_MANAGE = "clients.sso.manage"
     DOMAIN_VERIFY = "clients.domain.verify"
     AUDIT_LOG_READ = "audit.log.read"
@@ -39,9 +39,9 @@ DESCRIPTIONS: dict[Permission, str] = {
     Permission.ROLE_ASSIGN: "Assign roles and grant permissions",
     Permission.ROLE_MANAGE: "Define roles and permissions",
     Permission.SESSION_END: "See and end users' sessions",
-    Permission.CLIENT_READ: "See B2B clients",
-    Permission.CLIENT_CREATE: "Create B2B clients",
-    Permission.CLIENT_UPDATE: "Change B2B clients",
+    Permission.ORGANISATION_READ: "See B2B clients",
+    Permission.ORGANISATION_CREATE: "Create B2B clients",
+    Permission.ORGANISATION_UPDATE: "Change B2B clients",
     Permission.SSO_MANAGE: "Configure a client's corporate SSO and its domains",
     Permission.DOMAIN_VERIFY: "Approve a client's e-mail domain without DNS proof",
     Permission.AUDIT_LOG_READ: "Read the audit log",

@@ -1,5 +1,6 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.http import HttpRequest, HttpResponsePermanentRedirect
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts.views import admin_login, home
@@ -8,6 +9,17 @@ from idp.oidc import views as oidc_views
 
 admin.site.site_header = "Auth & User Service"
 admin.site.site_title = "Auth & User Service"
+
+# The admin pages of the B2B clients were named after the model's old name, `Client`; operators'
+# bookmarks still work.
+_RENAMED_ADMIN_PAGES = {"client": "organisation", "clientdomain": "organisationdomain"}
+
+
+def _renamed_admin_page(request: HttpRequest, model: str, rest: str) -> HttpResponsePermanentRedirect:
+    query = request.META.get("QUERY_STRING", "")
+    target = f"/admin/clients/{_RENAMED_ADMIN_PAGES[model]}/{rest}"
+    return HttpResponsePermanentRedirect(f"{target}?{query}" if query else target)
+
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -22,6 +34,7 @@ urlpatterns = [
     # The split view serves Swagger UI's start-up code as a script file, so the CSP needs no inline.
     path("api/v1/docs", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/login/", admin_login, name="admin-login"),
+    re_path(r"^admin/clients/(?P<model>client|clientdomain)/(?P<rest>.*)$", _renamed_admin_page),
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
     path("sso/", include("accounts.sso.urls")),

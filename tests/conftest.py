@@ -12,7 +12,7 @@ from django.conf import settings
 from pytest_django.fixtures import Settings
 
 from accounts.models import Role, User
-from clients.models import Client
+from clients.models import Organisation
 
 REQUIRE_SERVICES = os.environ.get("IDP_REQUIRE_SERVICES") == "1"
 
@@ -124,7 +124,7 @@ server_errors: list[str] = []
 
 @pytest.fixture(autouse=True)
 def _force_login_is_a_full_sign_in(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`Client.force_login` stands for a completed sign-in, second factor included, as every real
+    """`Organisation.force_login` stands for a completed sign-in, second factor included, as every real
     sign-in of an account that needs one is (accounts.assurance; otherwise StepUpMiddleware asks
     for it). Tests of the sign-in itself go through the login pages."""
     from django.test import Client as TestClient
@@ -182,13 +182,13 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def acme(db: None) -> Client:
-    return Client.objects.create(name="Acme Logistics", slug="acme")
+def acme(db: None) -> Organisation:
+    return Organisation.objects.create(name="Acme Logistics", slug="acme")
 
 
 @pytest.fixture
-def globex(db: None) -> Client:
-    return Client.objects.create(name="Globex", slug="globex")
+def globex(db: None) -> Organisation:
+    return Organisation.objects.create(name="Globex", slug="globex")
 
 
 @pytest.fixture

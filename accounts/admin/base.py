@@ -39,15 +39,15 @@ def calling(service: Callable[[], T]) -> T:
         raise RefusedError(refusal_text(exc)) from exc
 
 
-def visible_clients(user: User, permission: str) -> list[uuid.UUID] | None:
-    """The B2B clients whose rows `user` may see under `permission`; None means all of them."""
+def visible_organisations(user: User, permission: str) -> list[uuid.UUID] | None:
+    """The B2B organisations whose rows `user` may see under `permission`; None means all of them."""
     if user.is_superuser:
         return None
     scope = rbac.effective_permissions(user).get(permission)
-    if scope == Scope.ALL_CLIENTS:
+    if scope == Scope.ALL_ORGANISATIONS:
         return None
-    if scope == Scope.OWN_CLIENT and user.client_id is not None:
-        return [user.client_id]
+    if scope == Scope.OWN_ORGANISATION and user.organisation_id is not None:
+        return [user.organisation_id]
     return []
 
 

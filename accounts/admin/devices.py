@@ -12,7 +12,7 @@ from django_otp.plugins.otp_email.models import EmailDevice
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.admin.base import visible_clients
+from accounts.admin.base import visible_organisations
 from accounts.models import (
     SMSDevice,
 )
@@ -39,8 +39,8 @@ class DeviceAdmin(ReadOnlyModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         # Whoever sees the devices sees only the users they may see (as on the user list).
         devices = super().get_queryset(request)
-        clients = visible_clients(request.user, Permission.USER_READ)
-        return devices if clients is None else devices.filter(user__client__in=clients)
+        organisations = visible_organisations(request.user, Permission.USER_READ)
+        return devices if organisations is None else devices.filter(user__organisation__in=organisations)
 
 
 admin.site.register([TOTPDevice, StaticDevice], DeviceAdmin)

@@ -1,4 +1,4 @@
-"""The operators' pages for B2B clients and their corporate SSO configuration: saved through
+"""The operators' pages for B2B organisations and their corporate SSO configuration: saved through
 clients.services and clients.domains (audited), scoped by accounts.rbac."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from accounts.admin.base import ServiceModelAdmin, calling, visible_clients
+from accounts.admin.base import ServiceModelAdmin, calling, visible_organisations
 from accounts.models import Role, User
 from clients import domains, services, upstream
-from clients.models import Client, ClientDomain, IdentityProvider, UpstreamIdentity
+from clients.models import IdentityProvider, Organisation, OrganisationDomain, UpstreamIdentity
 from core.permissions import Permission
 from core.read_only_admin import ReadOnlyModelAdmin
 
@@ -26,7 +26,7 @@ class ClientAdministratorsInline(admin.TabularInline):
     """The client's administrators, read-only; roles change on the users' own pages (audited)."""
 
     model = User
-    fk_name = "client"
+    fk_name = "organisation"
     fields = ["username", "email", "status", "last_login"]
     readonly_fields = fields
     extra = 0
@@ -38,32 +38,32 @@ class ClientAdministratorsInline(admin.TabularInline):
     def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
         return super().get_queryset(request).filter(role=Role.CLIENT_ADMIN)
 
-    def has_add_permission(self, request: HttpRequest, obj: Client | None = None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Organisation | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Client | None = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Organisation | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj: Client | None = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Organisation | None = None) -> bool:
         return False
 
 
-@admin.register(Client)
+@admin.register(Organisation)
 class ClientAdmin(ServiceModelAdmin):
     list_display = ["name", "slug", "status", "contact_email", "created_at"]
     list_filter = ["status"]
     search_fields = ["name", "slug", "contact_email", "id"]
     prepopulated_fields = {"slug": ["name"]}
     readonly_fields = ["id", "created_at", "updated_at"]
-    # Created by clients.services.create_client and changed by update_client, both audited.
+    # Created by clients.services.create_organisation and changed by update_organisation, both audited.
     inlines = [ClientAdministratorsInline]
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Client]:
-        clients = super().get_queryset(request)
-        visible = visible_clients(request.user, Permission.CLIENT_READ)
-        return clients if visible is None else clients.filter(pk__in=visible)
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Organisation]:
+        organisations = super().get_queryset(request)
+        visible = visible_organisations(request.user, Permission.ORGANISATION_READ)
+        return organisations if visible is None else organisations.filter(pk__in=visible)
 
-    def get_fields(self, request: HttpRequest, obj: Client | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: Organisation | None = None) -> list[str]:
         if obj is None:
             return ["name", "slug", "contact_email"]
         return [
@@ -78,40 +78,46 @@ class ClientAdmin(ServiceModelAdmin):
             "updated_at",
         ]
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Client | None = None) -> list[str]:
+    def get_readonly_fields(self, request: HttpRequest, obj: Organisation | None = None) -> list[str]:
         # The slug is in the SSO callback URLs registered upstream: it never changes.
         return [] if obj is None else [*self.readonly_fields, "slug", "users"]
 
-    def get_prepopulated_fields(self, request: HttpRequest, obj: Client | None = None) -> dict[str, Any]:
+    def get_prepopulated_fields(
+        self, request: HttpRequest, obj: Organisation | None = None
+    ) -> dict[str, Any]:
         return self.prepopulated_fields if obj is None else {}
 
-    def get_inlines(self, request: HttpRequest, obj: Client | None) -> list[Any]:
+    def get_inlines(self, request: HttpRequest, obj: Organisation | None) -> list[Any]:
         return [] if obj is None else self.inlines
 
     @admin.display(description="Users")
-    def users(self, obj: Client) -> str:
+    def users(self, obj: Organisation) -> str:
         users = reverse("admin:accounts_user_changelist")
         add = reverse("admin:accounts_user_add")
         return format_html(
-            '<a href="{}?client__id__exact={}">All users of this client</a> &middot; '
-            '<a href="{}?client={}&amp;role=client_admin">Add an administrator</a>',
+            '<a href="{}?organisation__id__exact={}">All users of this client</a> &middot; '
+            '<a href="{}?organisation={}&amp;role=client_admin">Add an administrator</a>',
             users,
             obj.pk,
             add,
             obj.pk,
         )
 
-    def save_model(self, request: HttpRequest, obj: Client, form: forms.ModelForm, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: Organisation, form: forms.ModelForm, change: bool
+    ) -> None:
         if change:
             changes = {
                 name: form.cleaned_data[name] for name in form.changed_data if name in services.CLIENT_FIELDS
             }
-            calling(partial(services.update_client, actor=request.user, client=obj, changes=changes))
+            calling(
+                partial(services.update_organisation, actor=request.user, organisation=obj, changes=changes)
+            )
             return
         data = form.cleaned_data
         created = calling(
             partial(
-                services.create_client,
+                services.create_organisation,
                 actor=request.user,
                 name=data["name"],
                 slug=data["slug"],
@@ -121,7 +127,7 @@ class ClientAdmin(ServiceModelAdmin):
         obj.pk = created.pk
         obj._state.adding = False
 
-    def has_delete_permission(self, request: HttpRequest, obj: Client | None = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Organisation | None = None) -> bool:
         return False  # its users keep it (PROTECT): suspend it instead, which is audited
 
 
@@ -144,11 +150,11 @@ class IdentityProviderForm(forms.ModelForm):
     class Meta:
         model = IdentityProvider
         fields = [
-            "client",
+            "organisation",
             "name",
             "issuer",
-            "oidc_client_id",
-            *sorted(services.IDENTITY_PROVIDER_FIELDS - {"name", "issuer", "oidc_client_id"}),
+            "client_id",
+            *sorted(services.IDENTITY_PROVIDER_FIELDS - {"name", "issuer", "client_id"}),
         ]
 
     def _post_clean(self) -> None:
@@ -162,14 +168,22 @@ class IdentityProviderForm(forms.ModelForm):
 @admin.register(IdentityProvider)
 class IdentityProviderAdmin(ServiceModelAdmin):
     form = IdentityProviderForm
-    list_display = ["client", "name", "issuer", "enabled", "enforced", "trust_upstream_mfa", "secret_stored"]
+    list_display = [
+        "organisation",
+        "name",
+        "issuer",
+        "enabled",
+        "enforced",
+        "trust_upstream_mfa",
+        "secret_stored",
+    ]
     list_filter = ["enabled", "enforced"]
-    search_fields = ["name", "issuer", "client__name", "client__slug"]
-    list_select_related = ["client"]
+    search_fields = ["name", "issuer", "organisation__name", "organisation__slug"]
+    list_select_related = ["organisation"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: IdentityProvider | None = None) -> list[str]:
         fixed = ["redirect_uri", "secret_stored", "created_at", "updated_at"]
-        return ["client", *fixed] if obj is not None else fixed
+        return ["organisation", *fixed] if obj is not None else fixed
 
     @admin.display(description="Redirect URI to register upstream")
     def redirect_uri(self, obj: IdentityProvider) -> str:
@@ -191,7 +205,7 @@ class IdentityProviderAdmin(ServiceModelAdmin):
             partial(
                 services.configure_identity_provider,
                 actor=request.user,
-                client=obj.client,
+                organisation=obj.organisation,
                 changes={name: form.cleaned_data[name] for name in names},
                 client_secret=form.cleaned_data.get("client_secret") or None,
             )
@@ -205,8 +219,8 @@ class IdentityProviderAdmin(ServiceModelAdmin):
 
 class ClientDomainForm(forms.ModelForm):
     class Meta:
-        model = ClientDomain
-        fields = ["client", "domain"]
+        model = OrganisationDomain
+        fields = ["organisation", "domain"]
 
     def clean_domain(self) -> str:
         try:
@@ -215,20 +229,20 @@ class ClientDomainForm(forms.ModelForm):
             raise ValidationError(exc.messages) from None  # on this field, not keyed by name
 
 
-@admin.register(ClientDomain)
+@admin.register(OrganisationDomain)
 class ClientDomainAdmin(ServiceModelAdmin):
     form = ClientDomainForm
-    list_display = ["domain", "client", "status", "verification_method", "verified_at"]
+    list_display = ["domain", "organisation", "status", "verification_method", "verified_at"]
     list_filter = ["status", "verification_method"]
-    search_fields = ["domain", "client__name", "client__slug"]
-    list_select_related = ["client"]
+    search_fields = ["domain", "organisation__name", "organisation__slug"]
+    list_select_related = ["organisation"]
     actions = ["approve", "check_dns", "remove"]
 
-    def get_fields(self, request: HttpRequest, obj: ClientDomain | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: OrganisationDomain | None = None) -> list[str]:
         if obj is None:
-            return ["client", "domain"]
+            return ["organisation", "domain"]
         return [
-            "client",
+            "organisation",
             "domain",
             "status",
             "verification_method",
@@ -237,35 +251,39 @@ class ClientDomainAdmin(ServiceModelAdmin):
             "created_at",
         ]
 
-    def get_readonly_fields(self, request: HttpRequest, obj: ClientDomain | None = None) -> list[str]:
+    def get_readonly_fields(self, request: HttpRequest, obj: OrganisationDomain | None = None) -> list[str]:
         return [] if obj is None else self.get_fields(request, obj)
 
     @admin.display(description="DNS record that proves the domain")
-    def dns_record(self, obj: ClientDomain) -> str:
+    def dns_record(self, obj: OrganisationDomain) -> str:
         return format_html(
             "<code>{} TXT &quot;{}&quot;</code>", domains.record_name(obj), domains.record_value(obj)
         )
 
     def save_model(
-        self, request: HttpRequest, obj: ClientDomain, form: forms.ModelForm, change: bool
+        self, request: HttpRequest, obj: OrganisationDomain, form: forms.ModelForm, change: bool
     ) -> None:
         if change:
             return  # nothing is edited in place: add, verify or remove
-        row = calling(partial(domains.add_domain, actor=request.user, client=obj.client, domain=obj.domain))
+        row = calling(
+            partial(domains.add_domain, actor=request.user, organisation=obj.organisation, domain=obj.domain)
+        )
         obj.pk = row.pk
         obj._state.adding = False
 
-    def _each(self, request: HttpRequest, queryset: QuerySet[ClientDomain], verb: str, call: Any) -> None:
-        self.for_each(request, queryset.select_related("client"), call, f"{{count}} domain(s) {verb}.")
+    def _each(
+        self, request: HttpRequest, queryset: QuerySet[OrganisationDomain], verb: str, call: Any
+    ) -> None:
+        self.for_each(request, queryset.select_related("organisation"), call, f"{{count}} domain(s) {verb}.")
 
     @admin.action(description="Approve selected domains (verified by an operator)")
-    def approve(self, request: HttpRequest, queryset: QuerySet[ClientDomain]) -> None:
+    def approve(self, request: HttpRequest, queryset: QuerySet[OrganisationDomain]) -> None:
         self._each(
             request, queryset, "approved", lambda d: domains.approve_domain(actor=request.user, domain=d)
         )
 
     @admin.action(description="Check the DNS TXT record of selected domains")
-    def check_dns(self, request: HttpRequest, queryset: QuerySet[ClientDomain]) -> None:
+    def check_dns(self, request: HttpRequest, queryset: QuerySet[OrganisationDomain]) -> None:
         self._each(
             request,
             queryset,
@@ -274,7 +292,7 @@ class ClientDomainAdmin(ServiceModelAdmin):
         )
 
     @admin.action(description="Remove selected domains")
-    def remove(self, request: HttpRequest, queryset: QuerySet[ClientDomain]) -> None:
+    def remove(self, request: HttpRequest, queryset: QuerySet[OrganisationDomain]) -> None:
         self._each(
             request, queryset, "removed", lambda d: domains.remove_domain(actor=request.user, domain=d)
         )
@@ -284,7 +302,7 @@ class ClientDomainAdmin(ServiceModelAdmin):
         found.pop("delete_selected", None)  # "remove" goes through the service, audited
         return found
 
-    def has_delete_permission(self, request: HttpRequest, obj: ClientDomain | None = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: OrganisationDomain | None = None) -> bool:
         return False
 
 
@@ -292,7 +310,7 @@ class ClientDomainAdmin(ServiceModelAdmin):
 class UpstreamIdentityAdmin(ReadOnlyModelAdmin):
     """Read-only: links are made by sign-ins (accounts.sso) and end with their user."""
 
-    list_display = ["user", "client", "issuer", "subject", "created_at", "last_login_at"]
-    list_filter = ["client"]
+    list_display = ["user", "organisation", "issuer", "subject", "created_at", "last_login_at"]
+    list_filter = ["organisation"]
     search_fields = ["subject", "issuer", "user__username", "user__email"]
-    list_select_related = ["user", "client"]
+    list_select_related = ["user", "organisation"]

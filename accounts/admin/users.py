@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts import grants, lockout, mfa, passwords, services, session_registry, sessions
-from accounts.admin.base import ServiceModelAdmin, calling, refusal_text, visible_clients
+from accounts.admin.base import ServiceModelAdmin, calling, refusal_text, visible_organisations
 from accounts.models import (
     AccessPermission,
     AccessRole,
@@ -49,7 +49,7 @@ class UserCreationForm(forms.ModelForm):
 
     class Meta:
         model = User
-        fields = ["username", "email", "phone", "role", "client", "is_staff"]
+        fields = ["username", "email", "phone", "role", "organisation", "is_staff"]
 
 
 class ChangeRoleForm(forms.Form):
@@ -106,19 +106,19 @@ class DirectGrantInline(admin.TabularInline):
 
 @admin.register(User)
 class UserAdmin(ServiceModelAdmin):
-    list_display = ["username", "email", "role", "client", "status", "locked", "is_staff", "created_at"]
+    list_display = ["username", "email", "role", "organisation", "status", "locked", "is_staff", "created_at"]
     list_filter = [
         "status",
         "role",
         ("extra_roles__role", admin.RelatedOnlyFieldListFilter),
-        # Only clients with users in the (scoped) list: no other client's name leaks to a client admin.
-        ("client", admin.RelatedOnlyFieldListFilter),
+        # Only clients with users in the (scoped) list: no other client's name leaks to an organisation admin.
+        ("organisation", admin.RelatedOnlyFieldListFilter),
         UserLockedFilter,
         "is_staff",
     ]
     search_fields = ["username", "email", "phone", "id"]
     ordering = ["username"]
-    list_select_related = ["client", "login_failures"]
+    list_select_related = ["organisation", "login_failures"]
     actions = [
         "change_role",
         "block",
@@ -129,14 +129,14 @@ class UserAdmin(ServiceModelAdmin):
         "force_password_reset",
     ]
     # Role, status and password change only through the services, so every change is audited.
-    readonly_fields = ["id", "role", "status", "client", "last_login", "created_at", "updated_at"]
+    readonly_fields = ["id", "role", "status", "organisation", "last_login", "created_at", "updated_at"]
     fields = [
         "id",
         "username",
         "email",
         "phone",
         "role",
-        "client",
+        "organisation",
         "status",
         "is_staff",
         "is_superuser",
@@ -151,8 +151,8 @@ class UserAdmin(ServiceModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
         # A client's administrator with staff access sees their own client's users only.
         users = super().get_queryset(request)
-        clients = visible_clients(request.user, Permission.USER_READ)
-        return users if clients is None else users.filter(client__in=clients)
+        organisations = visible_organisations(request.user, Permission.USER_READ)
+        return users if organisations is None else users.filter(organisation__in=organisations)
 
     def get_form(self, request: HttpRequest, obj: User | None = None, **kwargs: Any) -> type[forms.ModelForm]:
         if obj is None:
@@ -165,7 +165,7 @@ class UserAdmin(ServiceModelAdmin):
         if obj is None:
             # Admin access is granted by superusers only, at creation too.
             staff = ["is_staff"] if request.user.is_superuser else []
-            return ["username", "password", "email", "phone", "role", "client", *staff]
+            return ["username", "password", "email", "phone", "role", "organisation", *staff]
         return self.fields
 
     def get_inlines(self, request: HttpRequest, obj: User | None) -> list[type[admin.TabularInline]]:
@@ -186,10 +186,10 @@ class UserAdmin(ServiceModelAdmin):
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         field = super().formfield_for_foreignkey(db_field, request, **kwargs)
-        if db_field.name == "client" and field is not None:
-            clients = visible_clients(request.user, Permission.USER_CREATE)
-            if clients is not None:
-                field.queryset = field.queryset.filter(pk__in=clients)
+        if db_field.name == "organisation" and field is not None:
+            organisations = visible_organisations(request.user, Permission.USER_CREATE)
+            if organisations is not None:
+                field.queryset = field.queryset.filter(pk__in=organisations)
         return field
 
     def has_delete_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
@@ -217,7 +217,7 @@ class UserAdmin(ServiceModelAdmin):
                 AuditAction.USER_UPDATED,
                 actor=request.user,
                 target=form.instance,
-                client_id=form.instance.client_id,
+                organisation_id=form.instance.organisation_id,
                 details={
                     "fields": sorted({"groups", "user_permissions"} & set(form.changed_data)),
                     "groupsBefore": sorted(before),
@@ -243,7 +243,7 @@ class UserAdmin(ServiceModelAdmin):
                 email=data.get("email", ""),
                 phone=data.get("phone", ""),
                 role=data.get("role") or Role.CLIENT_USER,
-                client=data.get("client"),
+                organisation=data.get("organisation"),
                 is_staff=data.get("is_staff", False),
             )
         )

@@ -4,7 +4,7 @@ The authorization code flow with PKCE (OIDC Core §3.1, RFC 7636), Authlib as th
 `begin` keeps state, nonce and the PKCE verifier in the browser's session and sends it upstream;
 `complete` checks what comes back, exchanges the code, validates the ID token (`id_token`:
 signature against the upstream's JWKS, `iss`, `aud`, `azp`, `exp`, `iat`, `nonce`; joserfc), then
-provisions the user just in time and links the upstream identity by (client, `iss`, `sub`)
+provisions the user just in time and links the upstream identity by (organisation, `iss`, `sub`)
 (`provisioning`). Signing the person in here (session, second factor) is the views' part.
 
 The provider's configuration, discovery and keys are the B2B client's (clients.upstream). Failures

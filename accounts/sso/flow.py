@@ -69,7 +69,7 @@ TOKEN_ERRORS = frozenset(
 def _oauth(provider: IdentityProvider) -> OAuth2Session:
     """Authlib's client for the token exchange and userinfo, under the same fetch policy."""
     session = OAuth2Session(
-        client_id=provider.oidc_client_id,
+        client_id=provider.client_id,
         client_secret=decrypt_secret(provider) or None,
         scope=provider.scopes,
         redirect_uri=callback_url(provider),
@@ -233,7 +233,7 @@ def record_failure(provider: IdentityProvider, error: SSOError, *, subject: str 
         AuditAction.SSO_LOGIN_FAILED,
         actor=None,
         target=error.user or provider,
-        client_id=provider.client_id,
+        organisation_id=provider.organisation_id,
         details={
             "reason": str(error.code),
             "detail": error.detail,

@@ -58,7 +58,7 @@ def validate_id_token(
         leeway=LEEWAY,
         iss={"essential": True, "value": provider.issuer},
         sub={"essential": True},
-        aud={"essential": True, "value": provider.oidc_client_id},
+        aud={"essential": True, "value": provider.client_id},
         exp={"essential": True},
         iat={"essential": True},
         nonce={"essential": True, "value": nonce},
@@ -75,7 +75,7 @@ def validate_id_token(
         raise SSOError(SSOErrorCode.BAD_TOKEN, f"ID token: {problem} claim {names}") from None
     audience = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
     # §3.1.3.7 (4, 5): with several audiences, `azp` names us; when present it must be us.
-    if ("azp" in claims or len(audience) > 1) and claims.get("azp") != provider.oidc_client_id:
+    if ("azp" in claims or len(audience) > 1) and claims.get("azp") != provider.client_id:
         raise SSOError(SSOErrorCode.BAD_TOKEN, "ID token: azp is not our client id")
     if not isinstance(claims["sub"], str) or not 0 < len(claims["sub"]) <= 255:
         raise SSOError(SSOErrorCode.BAD_TOKEN, "ID token: sub is not a string of 1-255 characters")

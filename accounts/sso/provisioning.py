@@ -1,5 +1,5 @@
 """What the upstream's claims make of a user here: the claim mapping, and just-in-time
-provisioning and linking by (client, `iss`, `sub`)."""
+provisioning and linking by (organisation, `iss`, `sub`)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from accounts.models import Role, User
 from audit import services as audit
 from audit.registry import AuditAction
 from clients.domains import domain_of
-from clients.models import ClientDomain, IdentityProvider, UpstreamIdentity
+from clients.models import IdentityProvider, OrganisationDomain, UpstreamIdentity
 from clients.upstream import (
     SSOError,
     SSOErrorCode,
@@ -112,11 +112,11 @@ def provision(provider: IdentityProvider, profile: Profile) -> tuple[User, bool]
 
 
 def _provision(provider: IdentityProvider, profile: Profile) -> tuple[User, bool]:
-    client = provider.client
+    organisation = provider.organisation
     link = (
         UpstreamIdentity.objects.select_for_update()
         .select_related("user")
-        .filter(client=client, issuer=profile.issuer, subject=profile.subject)
+        .filter(organisation=organisation, issuer=profile.issuer, subject=profile.subject)
         .first()
     )
     created = False
@@ -127,20 +127,20 @@ def _provision(provider: IdentityProvider, profile: Profile) -> tuple[User, bool
         if not user.is_active:
             raise SSOError(SSOErrorCode.ACCOUNT_BLOCKED, "the account is not active", user=user)
         link = UpstreamIdentity.objects.create(
-            client=client, issuer=profile.issuer, subject=profile.subject, user=user
+            organisation=organisation, issuer=profile.issuer, subject=profile.subject, user=user
         )
         audit.record(
             AuditAction.SSO_IDENTITY_LINKED,
             actor=None,
             target=user,
-            client_id=client.id,
+            organisation_id=organisation.id,
             details={"issuer": profile.issuer, "subject": profile.subject, "how": how},
         )
     user = link.user
     # Blocked here stays blocked, whatever the upstream says; nothing of its claims is taken.
     if not user.is_active:
         raise SSOError(SSOErrorCode.ACCOUNT_BLOCKED, "the account is not active", user=user)
-    if user.client_id != client.id:
+    if user.organisation_id != organisation.id:
         raise SSOError(SSOErrorCode.PROVISIONING_FAILED, "the linked user belongs to another client")
     if not created:
         user = _update(provider, profile, user)
@@ -150,7 +150,7 @@ def _provision(provider: IdentityProvider, profile: Profile) -> tuple[User, bool
         AuditAction.SSO_LOGIN_SUCCEEDED,
         actor=user,
         target=user,
-        client_id=client.id,
+        organisation_id=organisation.id,
         details={
             "issuer": profile.issuer,
             "subject": profile.subject,
@@ -163,19 +163,19 @@ def _provision(provider: IdentityProvider, profile: Profile) -> tuple[User, bool
 
 
 def _existing_account(provider: IdentityProvider, profile: Profile) -> User | None:
-    """A user of this client to link on a first sign-in: same e-mail, which the upstream says it
-    verified, on a domain this client proved. Never across clients, never on the e-mail alone."""
+    """A user of this organisation to link on a first sign-in: same e-mail, which the upstream says it
+    verified, on a domain this organisation proved. Never across organisations, never on the e-mail alone."""
 
     if not profile.email or not profile.email_verified:
         return None
     domain = domain_of(profile.email)
-    if not ClientDomain.objects.filter(
-        client=provider.client, domain=domain, status=ClientDomain.Status.VERIFIED
+    if not OrganisationDomain.objects.filter(
+        organisation=provider.organisation, domain=domain, status=OrganisationDomain.Status.VERIFIED
     ).exists():
         return None
     matches = list(
         User.objects.select_for_update()
-        .filter(client=provider.client, email__iexact=profile.email)
+        .filter(organisation=provider.organisation, email__iexact=profile.email)
         .exclude(upstream_identities__issuer=profile.issuer)[:2]
     )
     return matches[0] if len(matches) == 1 else None
@@ -189,7 +189,7 @@ def _create(provider: IdentityProvider, profile: Profile) -> User:
         email=profile.email or "",
         phone=(profile.phone or "")[:32],
         role=mapped_role(provider, profile.groups) or provider.default_role,
-        client=provider.client,
+        organisation=provider.organisation,
     )
 
 

@@ -87,7 +87,7 @@ def _fetch_message(fetch: FetchError | None) -> str:
 def start_url(provider: IdentityProvider, *, next_url: str, login_hint: str = "") -> str:
     """Where the login page sends a person whose e-mail domain signs in with `provider`."""
     query = {"next": next_url} | ({"login_hint": login_hint} if login_hint else {})
-    return f"{reverse('sso:start', args=[provider.client.slug])}?{urlencode(query)}"
+    return f"{reverse('sso:start', args=[provider.organisation.slug])}?{urlencode(query)}"
 
 
 def _safe_next(request: HttpRequest, url: str | None) -> str:
@@ -99,7 +99,11 @@ def _safe_next(request: HttpRequest, url: str | None) -> str:
 
 
 def _provider(slug: str) -> IdentityProvider | None:
-    return IdentityProvider.objects.select_related("client").filter(client__slug=slug, enabled=True).first()
+    return (
+        IdentityProvider.objects.select_related("organisation")
+        .filter(organisation__slug=slug, enabled=True)
+        .first()
+    )
 
 
 def _failed(request: HttpRequest, error: SSOError, next_url: str = "") -> HttpResponse:

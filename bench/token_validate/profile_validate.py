@@ -40,8 +40,8 @@ from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15  # noqa: 
 from cryptography.hazmat.primitives.hashes import SHA256  # noqa: E402
 from django.db import close_old_connections  # noqa: E402
 
-from audit import context  # noqa: E402
 from authproto import auth_pb2  # noqa: E402
+from core import context  # noqa: E402
 from idp.api import auth  # noqa: E402
 from idp.api.grpc_service import AuthService, DjangoInterceptor  # noqa: E402
 from idp.oidc import blacklist, keys, tokens  # noqa: E402

@@ -57,7 +57,7 @@ def logout(*, access_token: str, refresh_token: str, channel: str) -> int:
                 AuditAction.LOGOUT,
                 actor=user,
                 target=user,
-                client_id=user.client_id,
+                organisation_id=user.organisation_id,
                 details={"channel": channel, "revokedTokens": revoked},
             )
     return revoked
@@ -99,7 +99,7 @@ def authenticate_caller(bearer: str) -> AccessTokenClaims | None:
 
 
 def authorized_check_permission(
-    *, caller: AccessTokenClaims | None, user_id: str, permission: str, client_id: str | None
+    *, caller: AccessTokenClaims | None, user_id: str, permission: str, organisation_id: str | None
 ) -> PermissionCheck:
     """The authorization API's one rule, for REST and gRPC alike: the caller presents an access
     token of ours (`authenticate_caller`). A service's token (client_credentials) may ask about
@@ -110,7 +110,7 @@ def authorized_check_permission(
     if caller.is_user and not _may_see_user(caller.sub, user_id):
         return PermissionCheck(refusal=CheckRefusal.FORBIDDEN, message=NOT_YOURS_TO_ASK)
     return PermissionCheck(
-        decision=check_permission(user_id=user_id, permission=permission, client_id=client_id)
+        decision=check_permission(user_id=user_id, permission=permission, organisation_id=organisation_id)
     )
 
 
@@ -126,25 +126,25 @@ def _may_see_user(caller_id: str, user_id: str) -> bool:
         caller_uuid = uuid.UUID(caller_id)
     except ValueError:
         return False
-    caller = User.objects.select_related("client").filter(pk=caller_uuid).first()
+    caller = User.objects.select_related("organisation").filter(pk=caller_uuid).first()
     if caller is None or not caller.is_active:
         return False
     return asked == caller.pk or selectors.visible_users(caller).filter(pk=asked).exists()
 
 
-def check_permission(*, user_id: str, permission: str, client_id: str | None) -> Decision:
-    """May user `user_id` do `permission` on a resource of B2B client `client_id` (None: not a
+def check_permission(*, user_id: str, permission: str, organisation_id: str | None) -> Decision:
+    """May user `user_id` do `permission` on a resource of B2B client `organisation_id` (None: not a
     client's resource)? Services ask this instead of re-implementing "a client sees only its own".
     Who may ask is authorized_check_permission's business."""
     import uuid
 
     try:
         user_uuid = uuid.UUID(user_id)
-        client_uuid = uuid.UUID(client_id) if client_id else None
+        organisation_uuid = uuid.UUID(organisation_id) if organisation_id else None
     except ValueError:
         return Decision(False, "userId and clientId must be UUIDs")
-    user = User.objects.select_related("client").filter(pk=user_uuid).first()
+    user = User.objects.select_related("organisation").filter(pk=user_uuid).first()
     if user is None:
         return Decision(False, "unknown user")
-    allowed, reason = rbac.decide(user, permission, client_id=client_uuid)
+    allowed, reason = rbac.decide(user, permission, organisation_id=organisation_uuid)
     return Decision(allowed, reason)

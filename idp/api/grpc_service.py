@@ -63,7 +63,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         return auth_pb2.TokenValidateResponse(
             userId=claims.sub,
             role=claims.role or "",
-            client_id=claims.client_org_id or "",
+            client_id=claims.organisation_id or "",  # the proto's name: the B2B client
             scope=claims.scope,
             expires_at=claims.exp,
         )
@@ -82,7 +82,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             caller=caller,
             user_id=request.user_id,
             permission=request.permission,
-            client_id=request.client_id or None,
+            organisation_id=request.client_id or None,
         )
         if outcome.decision is None:
             ctx.abort(REFUSAL_STATUS[outcome.refusal or auth.CheckRefusal.FORBIDDEN], outcome.message)

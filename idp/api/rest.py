@@ -131,7 +131,7 @@ class ValidateView(APIView):
                 "active": True,
                 "userId": claims.sub,
                 "role": claims.role,
-                "clientId": claims.client_org_id,
+                "clientId": claims.organisation_id,
                 "scope": claims.scope,
                 "exp": claims.exp,
                 "client_id": claims.client_id,
@@ -194,7 +194,7 @@ class CheckView(APIView):
             headers={
                 "X-User-Id": claims.sub,
                 "X-User-Role": claims.role or "",
-                "X-Client-Id": claims.client_org_id or "",
+                "X-Client-Id": claims.organisation_id or "",
                 "Cache-Control": "no-store",
             },
         )
@@ -230,7 +230,7 @@ class AuthzCheckView(APIView):
             caller=caller,
             user_id=data.validated_data["userId"],
             permission=data.validated_data["permission"],
-            client_id=data.validated_data.get("clientId") or None,
+            organisation_id=data.validated_data.get("clientId") or None,
         )
         if outcome.decision is None:
             return _error("forbidden", outcome.message, status.HTTP_403_FORBIDDEN)

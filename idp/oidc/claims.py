@@ -28,7 +28,7 @@ CLAIM_SCOPES: dict[str, str] = {
 def user_claims(user: User) -> dict[str, Any]:
     return {
         "role": user.role,
-        "clientId": str(user.client_id) if user.client_id else None,
+        "clientId": str(user.organisation_id) if user.organisation_id else None,
         "preferred_username": user.username,
         "email": user.email or None,
         "email_verified": user.email_verified,

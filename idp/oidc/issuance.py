@@ -86,7 +86,7 @@ def issue_tokens(
         AuditAction.TOKEN_ISSUED,
         actor=user,
         target=application,
-        client_id=user.client_id,
+        organisation_id=user.organisation_id,
         details={"grantType": "direct_login", "channel": channel, "scope": scope, "jti": access_row.jti},
     )
     return IssuedTokens(access_token=access, refresh_token=refresh, expires_in=ttl, scope=scope)

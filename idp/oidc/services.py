@@ -155,6 +155,6 @@ def record_consent(
         AuditAction.CONSENT_GRANTED if allowed else AuditAction.CONSENT_DENIED,
         actor=user,
         target=application,
-        client_id=user.client_id,
+        organisation_id=user.organisation_id,
         details={"scope": scope},
     )

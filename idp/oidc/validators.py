@@ -136,7 +136,7 @@ class Validator(OAuth2Validator):
             action,
             actor=user,
             target=request.client,
-            client_id=getattr(user, "client_id", None),
+            organisation_id=getattr(user, "organisation_id", None),
             details={
                 "grantType": request.grant_type,
                 "scope": token.get("scope", ""),
@@ -173,7 +173,7 @@ class Validator(OAuth2Validator):
             AuditAction.TOKEN_REFUSED,
             actor=None,
             target=request.client,
-            client_id=request.user.client_id,
+            organisation_id=request.user.organisation_id,
             details={"userId": str(request.user.pk), "grantType": "refresh_token", "reason": "mfa_required"},
         )
         return False

@@ -408,7 +408,7 @@ class LogoutView(dot.RPInitiatedLogoutView):
                 AuditAction.LOGOUT,
                 actor=user,
                 target=user,
-                client_id=user.client_id,
+                organisation_id=user.organisation_id,
                 details={
                     "sid": sid,
                     "revokedAccessTokens": revoked,

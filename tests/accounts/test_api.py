@@ -20,9 +20,9 @@ PW = "api-test-password-1"
 def world(acme, globex):
     make = accounts.create_user
     return {
-        "boss": make(actor=None, username="boss", password=PW, role=Role.CLIENT_ADMIN, client=acme),
-        "ivan": make(actor=None, username="ivan", password=PW, client=acme),
-        "gleb": make(actor=None, username="gleb", password=PW, client=globex),
+        "boss": make(actor=None, username="boss", password=PW, role=Role.CLIENT_ADMIN, organisation=acme),
+        "ivan": make(actor=None, username="ivan", password=PW, organisation=acme),
+        "gleb": make(actor=None, username="gleb", password=PW, organisation=globex),
         "olga": make(actor=None, username="olga9", password=PW, role=Role.OPERATOR),
     }
 
@@ -78,7 +78,7 @@ def test_client_admin_sees_and_manages_only_their_client(client, world, as_user)
     assert (AuditLog.objects.count(), User.objects.get(pk=gleb.pk).role) == before
     created = client.post(
         "/api/v1/users",
-        {"username": "spy", "password": PW, "clientId": str(gleb.client_id)},
+        {"username": "spy", "password": PW, "clientId": str(gleb.organisation_id)},
         content_type="application/json",
         **auth,
     )
@@ -142,7 +142,7 @@ def test_client_admin_creates_users_in_their_client(client, world, as_user, acme
 def test_operator_works_across_clients_and_searches_the_audit_log(client, world, as_user):
     auth = as_user("olga9")
     gleb = world["gleb"]
-    assert client.get(f"/api/v1/users?client={gleb.client_id}", **auth).json()["count"] == 1
+    assert client.get(f"/api/v1/users?client={gleb.organisation_id}", **auth).json()["count"] == 1
     blocked = client.post(
         f"/api/v1/users/{gleb.id}/block", {"reason": "fraud"}, content_type="application/json", **auth
     )

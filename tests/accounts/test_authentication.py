@@ -16,37 +16,37 @@ def find_user_by_credentials(login: str, password: str):
 
 
 def test_several_users_share_a_login_and_the_matching_password_wins(acme, globex):
-    services.create_user(actor=None, username="ivan", password="acme-password-1", client=acme)
+    services.create_user(actor=None, username="ivan", password="acme-password-1", organisation=acme)
     globex_ivan = services.create_user(
-        actor=None, username="ivan", password="globex-password-2", client=globex
+        actor=None, username="ivan", password="globex-password-2", organisation=globex
     )
 
     assert find_user_by_credentials("ivan", "globex-password-2") == globex_ivan
-    assert find_user_by_credentials("IVAN", "acme-password-1").client == acme
+    assert find_user_by_credentials("IVAN", "acme-password-1").organisation == acme
     assert find_user_by_credentials("ivan", "neither-password") is None
 
 
 def test_login_by_email(acme):
     user = services.create_user(
-        actor=None, username="ivan", password="acme-password-1", email="ivan@acme.example", client=acme
+        actor=None, username="ivan", password="acme-password-1", email="ivan@acme.example", organisation=acme
     )
     assert find_user_by_credentials("Ivan@Acme.example", "acme-password-1") == user
 
 
 @pytest.mark.parametrize(("login", "password"), [("nobody", "whatever-pass"), ("", "x"), ("ivan", "")])
 def test_unknown_login_or_empty_fields_find_nobody(acme, login, password):
-    services.create_user(actor=None, username="ivan", password="acme-password-1", client=acme)
+    services.create_user(actor=None, username="ivan", password="acme-password-1", organisation=acme)
     assert find_user_by_credentials(login, password) is None
 
 
 def test_blocked_user_cannot_authenticate(acme):
-    user = services.create_user(actor=None, username="ivan", password="acme-password-1", client=acme)
+    user = services.create_user(actor=None, username="ivan", password="acme-password-1", organisation=acme)
     services.block_user(actor=None, user=user, reason="test")
     assert authenticate(username="ivan", password="acme-password-1") is None
 
 
 def test_older_hash_is_upgraded_to_bcrypt_on_login(acme, settings):
-    user = services.create_user(actor=None, username="ivan", password=None, client=acme)
+    user = services.create_user(actor=None, username="ivan", password=None, organisation=acme)
     from django.contrib.auth.hashers import make_password
 
     User.objects.filter(pk=user.pk).update(password=make_password("old-password-9", hasher="pbkdf2_sha256"))

@@ -18,7 +18,7 @@ def _counts() -> tuple[int, int]:
 
 @pytest.fixture
 def ivan(acme) -> User:
-    return services.create_user(actor=None, username="ivan", password="a-long-enough-pass", client=acme)
+    return services.create_user(actor=None, username="ivan", password="a-long-enough-pass", organisation=acme)
 
 
 def test_change_role_audits_and_publishes_the_old_and_new_role(operator, ivan):
@@ -48,9 +48,11 @@ def test_the_same_role_again_changes_nothing(operator, ivan):
 
 def test_a_client_admin_promotes_inside_their_own_client_only(acme, globex, ivan):
     boss = services.create_user(
-        actor=None, username="boss", password="a-long-enough-pass", role=Role.CLIENT_ADMIN, client=acme
+        actor=None, username="boss", password="a-long-enough-pass", role=Role.CLIENT_ADMIN, organisation=acme
     )
-    stranger = services.create_user(actor=None, username="x", password="a-long-enough-pass", client=globex)
+    stranger = services.create_user(
+        actor=None, username="x", password="a-long-enough-pass", organisation=globex
+    )
     services.change_role(actor=boss, user=ivan, role=Role.CLIENT_ADMIN)
     before = _counts()
 
@@ -87,7 +89,7 @@ def test_nobody_demotes_someone_above_them(operator):
 
 
 def test_a_plain_user_changes_no_roles(acme, ivan):
-    peer = services.create_user(actor=None, username="peer", password="a-long-enough-pass", client=acme)
+    peer = services.create_user(actor=None, username="peer", password="a-long-enough-pass", organisation=acme)
     with pytest.raises(PermissionDenied):
         services.change_role(actor=peer, user=ivan, role=Role.CLIENT_ADMIN)
     ivan.refresh_from_db()

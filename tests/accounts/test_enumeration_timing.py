@@ -20,7 +20,7 @@ def test_unknown_login_takes_as_long_as_a_wrong_password(client, acme, settings)
     settings.IDP_RATE_LIMITS_ENABLED = False
     settings.IDP_LOCKOUT_THRESHOLD = 10_000
     _dummy_hash.cache_clear()  # made with the production hasher in this test, as in production
-    accounts.create_user(actor=None, username="ivan", password="the-right-password-1", client=acme)
+    accounts.create_user(actor=None, username="ivan", password="the-right-password-1", organisation=acme)
 
     def timed(login: str) -> float:
         started = time.perf_counter()

@@ -21,7 +21,9 @@ def _link(mail) -> str:
 @pytest.fixture
 def boss(acme, settings):
     settings.IDP_MFA_REQUIRED_ROLES = []
-    return accounts.create_user(actor=None, username="boss", password=PW, role=Role.CLIENT_ADMIN, client=acme)
+    return accounts.create_user(
+        actor=None, username="boss", password=PW, role=Role.CLIENT_ADMIN, organisation=acme
+    )
 
 
 def test_a_client_admin_invites_and_the_link_activates_once(client, boss, acme, mailoutbox):
@@ -36,7 +38,7 @@ def test_a_client_admin_invites_and_the_link_activates_once(client, boss, acme, 
     )
     assert response.status_code == 201, response.content
     user = User.objects.get(email="new@acme.example")
-    assert (user.status, user.client, user.has_usable_password()) == ("pending", acme, False)
+    assert (user.status, user.organisation, user.has_usable_password()) == ("pending", acme, False)
     assert (
         client.post("/accounts/login/", {"username": "new@acme.example", "password": "x"}).status_code == 200
     )

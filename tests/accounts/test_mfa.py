@@ -38,7 +38,7 @@ def plain(acme):
         password=PASSWORD,
         email="ivan@acme.example",
         phone="+79990003344",
-        client=acme,
+        organisation=acme,
     )
 
 

@@ -53,7 +53,7 @@ def _sign_in(page, provider, app, login: str) -> list[str]:
 
 
 def test_password_then_totp_then_consent(provider, acme):
-    user = accounts.create_user(actor=None, username="ivan", password=PASSWORD, client=acme)
+    user = accounts.create_user(actor=None, username="ivan", password=PASSWORD, organisation=acme)
     device = mfa.start_totp(user, methods=["pwd"])  # a first factor
     assert mfa.confirm_totp(user, device.pk, f"{totp(device.bin_key):06d}", methods=["pwd"])
     device.refresh_from_db()
@@ -87,7 +87,7 @@ def test_password_then_emailed_code(provider):
 
 def test_password_then_sms_code_through_the_console_gateway(provider, acme):
     user = accounts.create_user(
-        actor=None, username="petr", password=PASSWORD, phone="+79990005566", client=acme
+        actor=None, username="petr", password=PASSWORD, phone="+79990005566", organisation=acme
     )
     mfa.enable_sms(user, methods=["pwd"])  # a first factor
     app, _ = make_app(skip_authorization=True)

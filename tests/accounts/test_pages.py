@@ -19,7 +19,7 @@ def test_login_page_renders_in_english_and_russian(client):
 def test_wrong_password_and_unknown_login_get_the_same_message(client, acme):
     from accounts import services
 
-    services.create_user(actor=None, username="ivan", password="acme-password-1", client=acme)
+    services.create_user(actor=None, username="ivan", password="acme-password-1", organisation=acme)
     wrong = client.post("/accounts/login/", {"username": "ivan", "password": "nope-nope-nope"})
     unknown = client.post("/accounts/login/", {"username": "nobody", "password": "nope-nope-nope"})
     assert wrong.status_code == unknown.status_code == 200
@@ -68,7 +68,7 @@ def test_logins_are_audited_with_their_session_facts(client, acme):
     from audit.models import AuditLog
     from audit.registry import AuditAction
 
-    user = services.create_user(actor=None, username="ivan", password="acme-password-1", client=acme)
+    user = services.create_user(actor=None, username="ivan", password="acme-password-1", organisation=acme)
     client.post("/accounts/login/", {"username": "ivan", "password": "wrong-password-1"})
     response = client.post("/accounts/login/", {"username": "ivan", "password": "acme-password-1"})
 

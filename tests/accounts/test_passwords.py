@@ -39,7 +39,7 @@ def ivan(acme) -> User:
         username="ivan",
         password=PASSWORD,
         email="ivan@example.com",
-        client=acme,
+        organisation=acme,
         email_verified=True,
     )
 
@@ -194,7 +194,7 @@ def test_a_reset_link_goes_to_every_active_account_with_the_address(ivan, acme, 
         username="ivan",
         password=PASSWORD,
         email="IVAN@example.com",
-        client=globex,
+        organisation=globex,
         email_verified=True,
     )
     blocked = services.create_user(
@@ -202,15 +202,15 @@ def test_a_reset_link_goes_to_every_active_account_with_the_address(ivan, acme, 
         username="old-ivan",
         password=PASSWORD,
         email="ivan@example.com",
-        client=acme,
+        organisation=acme,
         email_verified=True,
     )
     services.create_user(  # the address is not confirmed for this account: no link for it
-        actor=None, username="new-ivan", password=PASSWORD, email="ivan@example.com", client=globex
+        actor=None, username="new-ivan", password=PASSWORD, email="ivan@example.com", organisation=globex
     )
     services.block_user(actor=None, user=blocked, reason="left")
     services.create_user(
-        actor=None, username="sso-ivan", password=None, email="ivan@example.com", client=acme
+        actor=None, username="sso-ivan", password=None, email="ivan@example.com", organisation=acme
     )
     mailoutbox.clear()
 
@@ -504,7 +504,7 @@ def test_the_reset_link_lifetime_comes_from_the_environment(settings):
 
 def test_client_admins_and_operators_have_no_way_around_the_old_password(ivan, acme):
     boss = services.create_user(
-        actor=None, username="boss", password=PASSWORD, role=Role.CLIENT_ADMIN, client=acme
+        actor=None, username="boss", password=PASSWORD, role=Role.CLIENT_ADMIN, organisation=acme
     )
     with pytest.raises(PermissionDenied):
         passwords.change_password(actor=boss, user=ivan, old_password="", new_password=NEW_PASSWORD)

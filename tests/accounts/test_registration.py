@@ -60,7 +60,7 @@ def test_a_json_request_registers_an_individual_account_and_answers_with_the_cor
     user = User.objects.get(username="ivan")
     assert outcome.status == "handled"
     assert outcome.detail == {"userId": str(user.id)}
-    assert (user.role, user.client, user.status) == (Role.CLIENT_USER, None, User.Status.ACTIVE)
+    assert (user.role, user.organisation, user.status) == (Role.CLIENT_USER, None, User.Status.ACTIVE)
     assert user.check_password(PASSWORD)
     assert user.password.startswith("bcrypt_sha256$")  # salted bcrypt, through create_user
     (result,) = results()
@@ -143,7 +143,7 @@ def test_a_taken_login_yields_a_failure_event_and_no_user(acme):
 
 
 def test_a_login_used_inside_a_b2b_client_is_free_for_an_individual_account(acme):
-    User.objects.create_user("ivan", "x-long-password", client=acme)
+    User.objects.create_user("ivan", "x-long-password", organisation=acme)
     assert handle(request(as_json(login="ivan", password=PASSWORD))).status == "handled"
     assert User.objects.filter(username="ivan").count() == 2
 

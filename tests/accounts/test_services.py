@@ -24,7 +24,7 @@ def test_create_user_writes_user_audit_record_and_events(operator, acme):
         password="a-long-enough-pass",
         email="ivan@acme.example",
         role=Role.CLIENT_USER,
-        client=acme,
+        organisation=acme,
     )
 
     assert _counts() == (before[0] + 1, before[1] + 1, before[2] + 2)
@@ -32,7 +32,7 @@ def test_create_user_writes_user_audit_record_and_events(operator, acme):
     assert user.password.startswith("bcrypt_sha256$")
     entry = AuditLog.objects.get(action=AuditAction.USER_CREATED, target_id=str(user.id))
     assert entry.actor_id == str(operator.id)
-    assert entry.client_id == acme.id
+    assert entry.organisation_id == acme.id
     event = OutboxEvent.objects.get(type=EventType.USER_CREATED, key=str(user.id))
     assert event.topic == "auth.user-events"
     assert event.payload == {
@@ -56,7 +56,11 @@ def test_create_user_rolls_everything_back_when_the_event_cannot_be_written(oper
     monkeypatch.setattr(services.audit, "publish", broken_publish)
     with pytest.raises(RuntimeError):
         services.create_user(
-            actor=operator, username="ivan", password="a-long-enough-pass", role=Role.CLIENT_USER, client=acme
+            actor=operator,
+            username="ivan",
+            password="a-long-enough-pass",
+            role=Role.CLIENT_USER,
+            organisation=acme,
         )
 
     assert _counts() == before
@@ -64,12 +68,12 @@ def test_create_user_rolls_everything_back_when_the_event_cannot_be_written(oper
 
 
 def test_same_login_is_allowed_in_two_clients_but_not_twice_in_one(acme, globex):
-    services.create_user(actor=None, username="ivan", password="a-long-enough-pass", client=acme)
-    services.create_user(actor=None, username="ivan", password="another-long-pass", client=globex)
+    services.create_user(actor=None, username="ivan", password="a-long-enough-pass", organisation=acme)
+    services.create_user(actor=None, username="ivan", password="another-long-pass", organisation=globex)
     before = _counts()
 
     with pytest.raises(ValidationError) as excinfo:
-        services.create_user(actor=None, username="IVAN", password="a-third-long-pass", client=acme)
+        services.create_user(actor=None, username="IVAN", password="a-third-long-pass", organisation=acme)
 
     assert "this login is taken" in str(excinfo.value)
     assert _counts() == before
@@ -78,7 +82,7 @@ def test_same_login_is_allowed_in_two_clients_but_not_twice_in_one(acme, globex)
 def test_individual_client_user_without_a_client_is_allowed(db):
     user = services.create_user(actor=None, username="solo", password="a-long-enough-pass")
     assert user.role == Role.CLIENT_USER
-    assert user.client is None
+    assert user.organisation is None
 
 
 def test_internal_logins_are_unique_among_staff(db):
@@ -90,7 +94,7 @@ def test_internal_logins_are_unique_among_staff(db):
 def test_weak_password_is_refused_and_nothing_is_written(acme):
     before = _counts()
     with pytest.raises(ValidationError):
-        services.create_user(actor=None, username="ivan", password="12345", client=acme)
+        services.create_user(actor=None, username="ivan", password="12345", organisation=acme)
     assert _counts() == before
 
 
@@ -105,31 +109,31 @@ def test_role_must_fit_the_client(acme, role, with_client):
             username="x",
             password="a-long-enough-pass",
             role=role,
-            client=acme if with_client else None,
+            organisation=acme if with_client else None,
         )
     assert not User.objects.exists()
 
 
 def test_client_admin_cannot_create_users_in_another_client(acme, globex):
     boss = services.create_user(
-        actor=None, username="boss", password="a-long-enough-pass", role=Role.CLIENT_ADMIN, client=acme
+        actor=None, username="boss", password="a-long-enough-pass", role=Role.CLIENT_ADMIN, organisation=acme
     )
     before = _counts()
     with pytest.raises(PermissionDenied):
-        services.create_user(actor=boss, username="spy", password="a-long-enough-pass", client=globex)
+        services.create_user(actor=boss, username="spy", password="a-long-enough-pass", organisation=globex)
     assert _counts() == before
 
 
 def test_client_admin_cannot_create_an_operator(acme):
     boss = services.create_user(
-        actor=None, username="boss", password="a-long-enough-pass", role=Role.CLIENT_ADMIN, client=acme
+        actor=None, username="boss", password="a-long-enough-pass", role=Role.CLIENT_ADMIN, organisation=acme
     )
     with pytest.raises(PermissionDenied):
         services.create_user(actor=boss, username="op", password="a-long-enough-pass", role=Role.OPERATOR)
 
 
 def test_block_user_audits_and_publishes_once(operator, acme):
-    user = services.create_user(actor=None, username="ivan", password="a-long-enough-pass", client=acme)
+    user = services.create_user(actor=None, username="ivan", password="a-long-enough-pass", organisation=acme)
 
     services.block_user(actor=operator, user=user, reason="fraud")
     services.block_user(actor=operator, user=user, reason="fraud again")  # already blocked: no-op
@@ -150,8 +154,10 @@ def test_block_user_audits_and_publishes_once(operator, acme):
 
 
 def test_plain_user_cannot_block_anyone(acme):
-    user = services.create_user(actor=None, username="ivan", password="a-long-enough-pass", client=acme)
-    victim = services.create_user(actor=None, username="petr", password="a-long-enough-pass", client=acme)
+    user = services.create_user(actor=None, username="ivan", password="a-long-enough-pass", organisation=acme)
+    victim = services.create_user(
+        actor=None, username="petr", password="a-long-enough-pass", organisation=acme
+    )
     with pytest.raises(PermissionDenied):
         services.block_user(actor=user, user=victim, reason="spite")
     victim.refresh_from_db()
@@ -165,7 +171,7 @@ def test_nobody_blocks_themselves(operator):
 
 
 def test_update_user_audits_the_changed_field_names(operator, acme):
-    user = services.create_user(actor=None, username="ivan", password="a-long-enough-pass", client=acme)
+    user = services.create_user(actor=None, username="ivan", password="a-long-enough-pass", organisation=acme)
 
     services.update_user(actor=operator, user=user, changes={"email": "new@acme.example", "phone": ""})
 
@@ -177,7 +183,7 @@ def test_update_user_audits_the_changed_field_names(operator, acme):
 
 
 def test_only_a_superuser_grants_admin_access(operator, acme):
-    user = services.create_user(actor=None, username="ivan", password="a-long-enough-pass", client=acme)
+    user = services.create_user(actor=None, username="ivan", password="a-long-enough-pass", organisation=acme)
     with pytest.raises(PermissionDenied):
         services.update_user(actor=operator, user=user, changes={"is_superuser": True})
     with pytest.raises(ValidationError):

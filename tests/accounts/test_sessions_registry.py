@@ -28,7 +28,7 @@ PASSWORD = "sessions-pass-123"
 @pytest.fixture
 def ivan(acme) -> User:
     return services.create_user(
-        actor=None, username="ivan", password=PASSWORD, email="ivan@acme.example", client=acme
+        actor=None, username="ivan", password=PASSWORD, email="ivan@acme.example", organisation=acme
     )
 
 
@@ -105,7 +105,7 @@ def test_signing_in_again_in_the_same_session_keeps_its_sid_and_row(ivan):
 
 
 def test_another_user_signing_in_on_the_same_browser_gets_a_new_session_and_row(ivan, acme):
-    other = services.create_user(actor=None, username="anna", password=PASSWORD, client=acme)
+    other = services.create_user(actor=None, username="anna", password=PASSWORD, organisation=acme)
     browser = signed_in(ivan)
     ivans = row_of(browser)
 
@@ -168,7 +168,7 @@ def test_a_session_whose_row_was_ended_is_signed_out_even_if_its_data_survived(i
 def test_the_page_lists_the_users_own_sessions_and_marks_this_device(ivan, acme):
     here = signed_in(ivan, agent="Here/1.0")
     signed_in(ivan, agent="Elsewhere/2.0")
-    services.create_user(actor=None, username="anna", password=PASSWORD, client=acme)
+    services.create_user(actor=None, username="anna", password=PASSWORD, organisation=acme)
     anna = Client(HTTP_USER_AGENT="Anna/3.0")
     anna.post("/accounts/login/", {"username": "anna", "password": PASSWORD})
 
@@ -257,7 +257,7 @@ def test_ending_all_other_sessions_keeps_this_one(ivan):
 
 
 def test_someone_elses_session_cannot_be_ended(ivan, acme):
-    services.create_user(actor=None, username="anna", password=PASSWORD, client=acme)
+    services.create_user(actor=None, username="anna", password=PASSWORD, organisation=acme)
     anna = Client()
     anna.post("/accounts/login/", {"username": "anna", "password": PASSWORD})
     annas = row_of(anna)
@@ -317,7 +317,7 @@ def test_operator_ends_all_sessions_of_a_user_in_the_admin(ivan, admin_user):
 
 def test_a_client_admin_may_not_end_sessions_of_another_clients_user(ivan, globex):
     outsider = services.create_user(
-        actor=None, username="boss", password=PASSWORD, role=Role.CLIENT_ADMIN, client=globex
+        actor=None, username="boss", password=PASSWORD, role=Role.CLIENT_ADMIN, organisation=globex
     )
     browser = signed_in(ivan)
     before = _writes()
@@ -333,7 +333,7 @@ def test_a_client_admin_may_not_end_sessions_of_another_clients_user(ivan, globe
 
 def test_a_client_admin_ends_sessions_of_their_own_clients_user(ivan, acme):
     boss = services.create_user(
-        actor=None, username="boss", password=PASSWORD, role=Role.CLIENT_ADMIN, client=acme
+        actor=None, username="boss", password=PASSWORD, role=Role.CLIENT_ADMIN, organisation=acme
     )
     browser = signed_in(ivan)
 

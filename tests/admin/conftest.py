@@ -17,14 +17,16 @@ from audit.models import AuditLog, OutboxEvent
 PASSWORD = "admin-test-password-1"
 
 
-def staff(username: str, *, role: str, group: str | None = None, client: Any = None, **extra: Any) -> User:
+def staff(
+    username: str, *, role: str, group: str | None = None, organisation: Any = None, **extra: Any
+) -> User:
     user = services.create_user(
         actor=None,
         username=username,
         password=PASSWORD,
         email=f"{username}@idp.example",
         role=role,
-        client=client,
+        organisation=organisation,
         is_staff=True,
         email_verified=True,  # an established account: its address is confirmed
         **extra,
@@ -49,7 +51,7 @@ def irina(db: None) -> User:
 @pytest.fixture
 def boss(acme: Any) -> User:
     """Acme's administrator, given staff access and the user pages' permissions."""
-    user = staff("boss", role=Role.CLIENT_ADMIN, client=acme)
+    user = staff("boss", role=Role.CLIENT_ADMIN, organisation=acme)
     user.user_permissions.add(
         *Permission.objects.filter(
             content_type__app_label="accounts", codename__in=["view_user", "change_user"]
@@ -65,7 +67,7 @@ def ivan(acme: Any) -> User:
         username="ivan",
         password=PASSWORD,
         email="ivan@acme.example",
-        client=acme,
+        organisation=acme,
         email_verified=True,  # a confirmed address: password resets go only to those
     )
 

@@ -23,11 +23,11 @@ def entries(admin_user, ivan, acme, globex):
         AuditAction.USER_BLOCKED,
         actor=admin_user,
         target=ivan,
-        client_id=acme.id,
+        organisation_id=acme.id,
         details={"reason": '=HYPERLINK("http://x")'},
     )
-    audit.record(AuditAction.USER_UNBLOCKED, actor=admin_user, target=ivan, client_id=acme.id)
-    audit.record(AuditAction.CLIENT_UPDATED, actor=None, target=globex, client_id=globex.id)
+    audit.record(AuditAction.USER_UNBLOCKED, actor=admin_user, target=ivan, organisation_id=acme.id)
+    audit.record(AuditAction.ORGANISATION_UPDATED, actor=None, target=globex, organisation_id=globex.id)
 
 
 def _rows(response) -> list[dict[str, str]]:
@@ -81,7 +81,7 @@ def test_a_cell_that_starts_like_a_formula_gets_a_quote(as_root, admin_user):
 
 
 def test_the_export_action_streams_the_selected_rows(as_root, entries):
-    chosen = AuditLog.objects.get(action=AuditAction.CLIENT_UPDATED)
+    chosen = AuditLog.objects.get(action=AuditAction.ORGANISATION_UPDATED)
     response = action(as_root, LOG, "export_selected", chosen)
     assert [r["action"] for r in _rows(response)] == ["client.updated"]
 

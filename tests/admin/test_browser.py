@@ -24,7 +24,7 @@ from accounts import lockout, mfa, rbac
 from accounts.models import AccessPermission, AccessRole, Role, User, UserGrant, UserRole, UserSession
 from audit.models import AuditLog, OutboxEvent
 from audit.registry import AuditAction, EventType
-from clients.models import Client
+from clients.models import Organisation
 from idp.oidc import keys
 from idp.oidc.models import Application, SigningKey
 from tests.admin.conftest import PASSWORD, staff
@@ -136,11 +136,11 @@ def token_role(base: str, login: str) -> str:
 
 
 @pytest.fixture
-def ivan(acme: Client) -> User:
+def ivan(acme: Organisation) -> User:
     return staff_free("ivan", acme)
 
 
-def staff_free(username: str, client: Client) -> User:
+def staff_free(username: str, organisation: Organisation) -> User:
     from accounts import services
 
     return services.create_user(
@@ -148,7 +148,7 @@ def staff_free(username: str, client: Client) -> User:
         username=username,
         password=PASSWORD,
         email=f"{username}@acme.example",
-        client=client,
+        organisation=organisation,
         email_verified=True,  # a confirmed address: forced resets mail it
     )
 
@@ -330,17 +330,17 @@ def test_delete_a_custom_role(page, sign_in, irina):
 
 
 def test_create_a_client_and_see_its_administrators(page, sign_in, olga):
-    sign_in(olga, at="/admin/clients/client/add/")
+    sign_in(olga, at="/admin/clients/organisation/add/")
     page.locator("#id_name").press_sequentially("Initech")  # key by key: the slug follows on keyup
     expect(page.locator("#id_slug")).to_have_value("initech")  # prepopulated by the admin's script
     page.fill("#id_contact_email", "it@initech.example")
     page.click("input[name=_save]")
     assert any("was added successfully" in text for text in messages(page))
-    client = Client.objects.get(slug="initech")
-    assert AuditLog.objects.get(action=AuditAction.CLIENT_CREATED).target_id == str(client.pk)
+    client = Organisation.objects.get(slug="initech")
+    assert AuditLog.objects.get(action=AuditAction.ORGANISATION_CREATED).target_id == str(client.pk)
 
-    staff("peter", role=Role.CLIENT_ADMIN, client=client)
-    page.goto(f"/admin/clients/client/{client.pk}/change/")
+    staff("peter", role=Role.CLIENT_ADMIN, organisation=client)
+    page.goto(f"/admin/clients/organisation/{client.pk}/change/")
     assert "peter" in page.locator("#users-group").inner_text()
     page.click("text=All users of this client")
     page.wait_for_selector("#result_list")

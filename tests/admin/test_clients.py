@@ -7,11 +7,11 @@ from django.test import Client as Browser
 
 from audit.models import AuditLog
 from audit.registry import AuditAction
-from clients.models import Client
+from clients.models import Organisation
 from tests.admin.conftest import writes
 
 pytestmark = pytest.mark.django_db
-CLIENTS = "/admin/clients/client/"
+CLIENTS = "/admin/clients/organisation/"
 NO_ADMINS = {
     "users-TOTAL_FORMS": "0",
     "users-INITIAL_FORMS": "0",
@@ -25,11 +25,11 @@ def test_an_operator_creates_a_client_through_the_service(as_olga, olga):
         f"{CLIENTS}add/", {"name": " Initech ", "slug": "initech", "contact_email": "it@initech.example"}
     )
     assert response.status_code == 302, response.content.decode()[:2000]
-    client = Client.objects.get(slug="initech")
+    client = Organisation.objects.get(slug="initech")
     assert client.name == "Initech"
-    entry = AuditLog.objects.get(action=AuditAction.CLIENT_CREATED)
+    entry = AuditLog.objects.get(action=AuditAction.ORGANISATION_CREATED)
     assert entry.actor_id == str(olga.pk)
-    assert entry.client_id == client.id
+    assert entry.organisation_id == client.id
 
 
 def test_a_duplicate_slug_is_shown_on_the_form(as_olga, acme):
@@ -37,7 +37,7 @@ def test_a_duplicate_slug_is_shown_on_the_form(as_olga, acme):
     response = as_olga.post(f"{CLIENTS}add/", {"name": "Acme 2", "slug": "acme", "contact_email": ""})
     assert response.status_code == 200
     assert "already exists" in response.content.decode()
-    assert Client.objects.count() == 1
+    assert Organisation.objects.count() == 1
     assert writes() == before
 
 
@@ -54,7 +54,7 @@ def test_suspending_a_client_is_audited_and_its_slug_stays(as_olga, acme):
     acme.refresh_from_db()
     assert acme.status == "suspended"
     assert acme.slug == "acme"
-    entry = AuditLog.objects.get(action=AuditAction.CLIENT_UPDATED)
+    entry = AuditLog.objects.get(action=AuditAction.ORGANISATION_UPDATED)
     assert entry.details == {
         "fields": ["status"],
         "before": {"status": "active"},
@@ -66,7 +66,7 @@ def test_suspending_a_client_is_audited_and_its_slug_stays(as_olga, acme):
 def test_a_client_admin_sees_only_their_own_client(boss, acme, globex):
     from django.contrib.auth.models import Permission
 
-    boss.user_permissions.add(Permission.objects.get(codename="view_client"))
+    boss.user_permissions.add(Permission.objects.get(codename="view_organisation"))
     browser = Browser()
     browser.force_login(boss)
     listing = browser.get(CLIENTS).content.decode()
@@ -77,4 +77,4 @@ def test_a_client_admin_sees_only_their_own_client(boss, acme, globex):
 
 def test_clients_are_never_deleted_in_the_admin(as_root, acme):
     assert as_root.post(f"{CLIENTS}{acme.pk}/delete/", {"post": "yes"}).status_code == 403
-    assert Client.objects.filter(pk=acme.pk).exists()
+    assert Organisation.objects.filter(pk=acme.pk).exists()

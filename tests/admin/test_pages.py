@@ -25,7 +25,7 @@ def objects(acme, ivan, admin_user):
     app, _ = make_app()
     role = AccessRole.objects.get(code="operator")
     rbac.save_role(actor=None, role=None, code="auditor", name="Auditor", grants={"audit.log.read": "all"})
-    entry = audit.record(AuditAction.USER_UPDATED, actor=admin_user, target=ivan, client_id=acme.id)
+    entry = audit.record(AuditAction.USER_UPDATED, actor=admin_user, target=ivan, organisation_id=acme.id)
     return {
         "client": acme,
         "user": ivan,
@@ -42,16 +42,16 @@ def _pages(o: dict) -> list[str]:
         "/admin/",
         "/admin/accounts/user/",
         "/admin/accounts/user/?status__exact=active&role__exact=client_user&locked=yes",
-        f"/admin/accounts/user/?client__id__exact={o['client'].pk}&q=ivan",
+        f"/admin/accounts/user/?organisation__id__exact={o['client'].pk}&q=ivan",
         f"/admin/accounts/user/{o['user'].pk}/change/",
         "/admin/accounts/user/add/",
         "/admin/accounts/accessrole/",
         f"/admin/accounts/accessrole/{o['role'].pk}/change/",
         "/admin/accounts/accesspermission/",
         f"/admin/accounts/accesspermission/{o['permission'].pk}/change/",
-        "/admin/clients/client/",
-        f"/admin/clients/client/{o['client'].pk}/change/",
-        "/admin/clients/client/add/",
+        "/admin/clients/organisation/",
+        f"/admin/clients/organisation/{o['client'].pk}/change/",
+        "/admin/clients/organisation/add/",
         "/admin/oidc/application/",
         f"/admin/oidc/application/{o['app'].pk}/change/",
         "/admin/oidc/signingkey/",
@@ -156,17 +156,17 @@ def test_the_user_page_lists_extra_roles_and_direct_grants(as_root, objects):
 def test_the_client_page_lists_its_administrators(as_olga, objects, acme):
     from tests.admin.conftest import staff
 
-    staff("acme-boss", role="client_admin", client=acme)
-    page = as_olga.get(f"/admin/clients/client/{acme.pk}/change/").content.decode()
+    staff("acme-boss", role="client_admin", organisation=acme)
+    page = as_olga.get(f"/admin/clients/organisation/{acme.pk}/change/").content.decode()
     assert "acme-boss" in page
     assert "administrators of this client" in page.lower()
-    assert f"/admin/accounts/user/add/?client={acme.pk}&amp;role=client_admin" in page
+    assert f"/admin/accounts/user/add/?organisation={acme.pk}&amp;role=client_admin" in page
 
 
 def test_a_client_admin_with_staff_access_sees_only_their_own_clients_users(boss, ivan, globex):
     from accounts import services
 
-    stranger = services.create_user(actor=None, username="stranger", password=None, client=globex)
+    stranger = services.create_user(actor=None, username="stranger", password=None, organisation=globex)
     browser = Client()
     browser.force_login(boss)
     page = browser.get("/admin/accounts/user/").content.decode()

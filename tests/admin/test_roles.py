@@ -170,7 +170,7 @@ def test_nobody_puts_into_a_role_what_they_do_not_hold(acme):
         name="Role manager",
         grants={"accounts.role.manage": "all"},
     )
-    editor = staff("eve", role="client_user", client=acme)
+    editor = staff("eve", role="client_user", organisation=acme)
     grants.assign_role(actor=None, user=editor, role=manager)
     before = writes()
 

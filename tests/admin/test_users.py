@@ -132,10 +132,10 @@ def test_the_mailed_link_sets_a_new_password(as_olga, ivan, client):
 def test_a_password_reset_that_cannot_work_is_refused_and_writes_nothing(as_olga, olga, acme, case):
     target = {
         "no_email": lambda: services.create_user(
-            actor=None, username="noemail", password=PASSWORD, client=acme
+            actor=None, username="noemail", password=PASSWORD, organisation=acme
         ),
         "sso_only": lambda: services.create_user(
-            actor=None, username="sso", password=None, email="sso@acme.example", client=acme
+            actor=None, username="sso", password=None, email="sso@acme.example", organisation=acme
         ),
         "self": lambda: olga,
     }[case]()
@@ -280,14 +280,14 @@ def test_a_refused_grant_rolls_back_the_profile_change_saved_with_it(as_olga, iv
 def test_the_user_list_filters_by_lock_and_extra_role(as_olga, olga, ivan, acme, auditor, keymaster):
     from accounts import lockout
 
-    other = services.create_user(actor=None, username="petr", password=PASSWORD, client=acme)
+    other = services.create_user(actor=None, username="petr", password=PASSWORD, organisation=acme)
     for _ in range(5):
         lockout.record_failure(ivan)
     grants.assign_role(actor=None, user=other, role=auditor)
     grants.assign_role(actor=None, user=olga, role=keymaster)  # Django lists a filter of 2+ choices only
 
     locked = as_olga.get(f"{USERS}?locked=yes").context["cl"].result_list
-    unlocked = as_olga.get(f"{USERS}?locked=no&client__id__exact={acme.pk}").context["cl"].result_list
+    unlocked = as_olga.get(f"{USERS}?locked=no&organisation__id__exact={acme.pk}").context["cl"].result_list
     auditors = as_olga.get(f"{USERS}?extra_roles__role__id__exact={auditor.pk}").context["cl"].result_list
 
     assert [u.username for u in locked] == ["ivan"]
@@ -311,7 +311,7 @@ def test_an_operator_creates_a_user_through_the_service_but_grants_no_admin_acce
             "email": "newbie@acme.example",
             "phone": "",
             "role": Role.CLIENT_USER,
-            "client": str(acme.pk),
+            "organisation": str(acme.pk),
             "is_staff": "on",  # forged: the field is not on the operator's form
         },
     )
@@ -338,7 +338,7 @@ def test_a_creation_the_service_refuses_is_shown_on_the_form_with_the_input_kept
             "password": "",
             "email": "late@acme.example",
             "role": Role.CLIENT_USER,
-            "client": str(acme.pk),
+            "organisation": str(acme.pk),
         },
     )
 

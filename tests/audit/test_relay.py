@@ -141,7 +141,11 @@ def test_outbox_lag_reports_the_oldest_unsent_event(settings):
 @pytest.mark.django_db
 def test_create_block_and_change_role_yield_exactly_those_events_in_order(operator, acme, topics, settings):
     user = services.create_user(
-        actor=operator, username="ivan", password="a-long-enough-pass", email="ivan@acme.example", client=acme
+        actor=operator,
+        username="ivan",
+        password="a-long-enough-pass",
+        email="ivan@acme.example",
+        organisation=acme,
     )
     services.block_user(actor=operator, user=user, reason="fraud")
     services.change_role(actor=operator, user=user, role=Role.CLIENT_ADMIN, reason="promoted")

@@ -51,7 +51,7 @@ def test_the_failure_codes_are_the_ones_the_code_sends():
 @pytest.mark.django_db
 def test_a_user_payload_fits_the_user_schemas(acme):
     payload = user_payload(
-        User.objects.create_user("ivan", "x-long-password", email="i@acme.example", client=acme)
+        User.objects.create_user("ivan", "x-long-password", email="i@acme.example", organisation=acme)
     )
     events.assert_valid("user.created", payload)
     events.assert_valid("user.blocked", {**payload, "reason": "fraud"})
@@ -65,7 +65,9 @@ def test_every_event_the_services_publish_fits_its_schema(operator, acme, settin
     from accounts import lockout, services
 
     settings.IDP_LOCKOUT_THRESHOLD = 1
-    user = services.create_user(actor=operator, username="ivan", password="a-long-enough-pass", client=acme)
+    user = services.create_user(
+        actor=operator, username="ivan", password="a-long-enough-pass", organisation=acme
+    )
     services.update_user(actor=operator, user=user, changes={"email": "ivan@acme.example"})
     services.block_user(actor=operator, user=user, reason="fraud")
     services.unblock_user(actor=operator, user=user, reason="cleared")

@@ -10,20 +10,20 @@ from accounts.models import Role
 from audit.models import AuditLog
 from audit.registry import AuditAction
 from clients import domains, services
-from clients.models import ClientDomain
+from clients.models import OrganisationDomain
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def pending(acme) -> ClientDomain:
-    return domains.add_domain(actor=None, client=acme, domain="Acme.Example.")
+def pending(acme) -> OrganisationDomain:
+    return domains.add_domain(actor=None, organisation=acme, domain="Acme.Example.")
 
 
 @pytest.fixture
 def acme_admin(acme):
     return accounts.create_user(
-        actor=None, username="boss", password="boss-password-42", role=Role.CLIENT_ADMIN, client=acme
+        actor=None, username="boss", password="boss-password-42", role=Role.CLIENT_ADMIN, organisation=acme
     )
 
 
@@ -67,17 +67,17 @@ def test_what_is_not_a_domain_is_refused(raw):
 
 
 def test_a_claimed_domain_is_pending_and_audited(acme, pending):
-    assert (pending.domain, pending.status, pending.client) == ("acme.example", "pending", acme)
+    assert (pending.domain, pending.status, pending.organisation) == ("acme.example", "pending", acme)
     assert len(pending.verification_token) >= 32
     entry = AuditLog.objects.get(action=AuditAction.SSO_DOMAIN_ADDED)
     assert entry.details == {"domain": "acme.example"}
-    assert entry.client_id == acme.id
+    assert entry.organisation_id == acme.id
 
 
 def test_the_same_domain_twice_for_one_client_is_refused(acme, pending):
     with pytest.raises(ValidationError):
-        domains.add_domain(actor=None, client=acme, domain="ACME.example")
-    assert ClientDomain.objects.count() == 1
+        domains.add_domain(actor=None, organisation=acme, domain="ACME.example")
+    assert OrganisationDomain.objects.count() == 1
     assert _audited(AuditAction.SSO_DOMAIN_ADDED) == 1
 
 
@@ -85,7 +85,7 @@ def test_an_operator_approves_a_domain(operator, pending):
     domains.approve_domain(actor=operator, domain=pending)
     pending.refresh_from_db()
     assert pending.is_verified
-    assert pending.verification_method == ClientDomain.Method.OPERATOR
+    assert pending.verification_method == OrganisationDomain.Method.OPERATOR
     entry = AuditLog.objects.get(action=AuditAction.SSO_DOMAIN_VERIFIED)
     assert entry.actor_id == str(operator.pk)
     assert entry.details == {"domain": "acme.example", "method": "operator"}
@@ -100,10 +100,10 @@ def test_a_client_admin_cannot_approve_their_own_domain(acme_admin, pending):
 
 
 def test_a_client_admin_claims_domains_only_for_their_own_client(acme_admin, globex):
-    domains.add_domain(actor=acme_admin, client=acme_admin.client, domain="acme.example")
+    domains.add_domain(actor=acme_admin, organisation=acme_admin.organisation, domain="acme.example")
     with pytest.raises(PermissionDenied):
-        domains.add_domain(actor=acme_admin, client=globex, domain="globex.example")
-    assert not ClientDomain.objects.filter(client=globex).exists()
+        domains.add_domain(actor=acme_admin, organisation=globex, domain="globex.example")
+    assert not OrganisationDomain.objects.filter(organisation=globex).exists()
 
 
 # --- DNS TXT proof, with a resolver of our own (no network here) ------------------------------------
@@ -127,7 +127,7 @@ def test_the_right_txt_record_verifies_the_domain(acme_admin, pending):
     pending.refresh_from_db()
     assert dns.asked == ["_idp-verification.acme.example"]
     assert pending.is_verified
-    assert pending.verification_method == ClientDomain.Method.DNS
+    assert pending.verification_method == OrganisationDomain.Method.DNS
     assert AuditLog.objects.get(action=AuditAction.SSO_DOMAIN_VERIFIED).details["method"] == "dns"
 
 
@@ -191,7 +191,7 @@ def test_the_default_resolver_reads_txt_records_through_dnspython(monkeypatch):
 
 def test_a_domain_is_verified_for_one_client_only(acme, globex, pending):
     domains.approve_domain(actor=None, domain=pending)
-    squatter = domains.add_domain(actor=None, client=globex, domain="acme.example")  # claiming is free
+    squatter = domains.add_domain(actor=None, organisation=globex, domain="acme.example")  # claiming is free
     with pytest.raises(ValidationError) as caught:
         domains.approve_domain(actor=None, domain=squatter)
     assert "another client" in caught.value.messages[0]
@@ -201,7 +201,7 @@ def test_a_domain_is_verified_for_one_client_only(acme, globex, pending):
 
 def test_removing_a_domain_is_audited(acme, pending):
     domains.remove_domain(actor=None, domain=pending)
-    assert not ClientDomain.objects.exists()
+    assert not OrganisationDomain.objects.exists()
     entry = AuditLog.objects.get(action=AuditAction.SSO_DOMAIN_REMOVED)
     assert entry.details == {"domain": "acme.example", "wasVerified": False}
 
@@ -213,8 +213,8 @@ def test_removing_a_domain_is_audited(acme, pending):
 def acme_idp(acme):
     return services.configure_identity_provider(
         actor=None,
-        client=acme,
-        changes={"name": "Acme", "issuer": "https://login.acme.example", "oidc_client_id": "ours"},
+        organisation=acme,
+        changes={"name": "Acme", "issuer": "https://login.acme.example", "client_id": "ours"},
     )
 
 
@@ -229,5 +229,5 @@ def test_a_verified_domain_routes_to_its_clients_provider(acme_idp, pending):
 
 def test_a_disabled_provider_routes_nothing(acme, acme_idp, pending):
     domains.approve_domain(actor=None, domain=pending)
-    services.configure_identity_provider(actor=None, client=acme, changes={"enabled": False})
+    services.configure_identity_provider(actor=None, organisation=acme, changes={"enabled": False})
     assert domains.provider_for_login("anna@acme.example") is None

@@ -8,7 +8,7 @@ import pytest
 from audit.models import AuditLog
 from audit.registry import AuditAction
 from clients import domains, upstream
-from clients.models import ClientDomain, IdentityProvider
+from clients.models import IdentityProvider, OrganisationDomain
 
 pytestmark = pytest.mark.django_db
 SECRET = "admin-typed-secret-987"
@@ -16,10 +16,10 @@ SECRET = "admin-typed-secret-987"
 
 def _form(acme, **extra) -> dict:
     return {
-        "client": str(acme.pk),
+        "organisation": str(acme.pk),
         "name": "Acme Entra ID",
         "issuer": "https://login.acme.example/tenant/v2.0",
-        "oidc_client_id": "our-app-id",
+        "client_id": "our-app-id",
         "client_secret": SECRET,
         "scopes": "openid email profile",
         "username_claim": "preferred_username",
@@ -43,7 +43,7 @@ def test_an_operator_adds_a_provider_and_the_secret_is_write_only(client, admin_
     assert upstream.decrypt_secret(provider) == SECRET
     page = client.get(f"/admin/clients/identityprovider/{provider.pk}/change/").content.decode()
     assert SECRET not in page
-    assert provider.oidc_client_secret_encrypted not in page
+    assert provider.client_secret_encrypted not in page
     assert "/sso/acme/callback/" in page  # the redirect URI to register upstream
     entry = AuditLog.objects.get(action=AuditAction.SSO_PROVIDER_CHANGED)
     assert entry.actor_id == str(admin_user.pk)
@@ -51,7 +51,7 @@ def test_an_operator_adds_a_provider_and_the_secret_is_write_only(client, admin_
 
     # Saved again without a secret: the stored one stays.
     form = _form(acme, client_secret="", name="Acme SSO")
-    form.pop("client")
+    form.pop("organisation")
     assert client.post(f"/admin/clients/identityprovider/{provider.pk}/change/", form).status_code == 302
     provider.refresh_from_db()
     assert provider.name == "Acme SSO"
@@ -76,17 +76,17 @@ def test_domains_are_added_then_approved_by_an_action(client, admin_user, acme):
     client.force_login(admin_user)
     assert (
         client.post(
-            "/admin/clients/clientdomain/add/", {"client": str(acme.pk), "domain": "ACME.example"}
+            "/admin/clients/organisationdomain/add/", {"organisation": str(acme.pk), "domain": "ACME.example"}
         ).status_code
         == 302
     )
-    domain = ClientDomain.objects.get()
+    domain = OrganisationDomain.objects.get()
     assert (domain.domain, domain.status) == ("acme.example", "pending")
-    page = client.get(f"/admin/clients/clientdomain/{domain.pk}/change/").content.decode()
+    page = client.get(f"/admin/clients/organisationdomain/{domain.pk}/change/").content.decode()
     assert f"idp-verification={domain.verification_token}" in page  # what to publish in DNS
 
     response = client.post(
-        "/admin/clients/clientdomain/", {"action": "approve", "_selected_action": [str(domain.pk)]}
+        "/admin/clients/organisationdomain/", {"action": "approve", "_selected_action": [str(domain.pk)]}
     )
     assert response.status_code == 302
     domain.refresh_from_db()
@@ -97,11 +97,11 @@ def test_domains_are_added_then_approved_by_an_action(client, admin_user, acme):
 def test_a_bad_domain_is_shown_on_the_form(client, admin_user, acme):
     client.force_login(admin_user)
     response = client.post(
-        "/admin/clients/clientdomain/add/", {"client": str(acme.pk), "domain": "*.acme.example"}
+        "/admin/clients/organisationdomain/add/", {"organisation": str(acme.pk), "domain": "*.acme.example"}
     )
     assert response.status_code == 200
     assert "bare domain name" in response.content.decode()
-    assert not ClientDomain.objects.exists()
+    assert not OrganisationDomain.objects.exists()
 
 
 def test_upstream_identities_are_read_only(client, admin_user, acme):
@@ -111,11 +111,11 @@ def test_upstream_identities_are_read_only(client, admin_user, acme):
 
 
 def test_dns_check_action_reports_a_missing_record(client, admin_user, acme, monkeypatch):
-    domain = domains.add_domain(actor=None, client=acme, domain="acme.example")
+    domain = domains.add_domain(actor=None, organisation=acme, domain="acme.example")
     monkeypatch.setattr(domains, "dns_txt_records", lambda name: [])
     client.force_login(admin_user)
     response = client.post(
-        "/admin/clients/clientdomain/",
+        "/admin/clients/organisationdomain/",
         {"action": "check_dns", "_selected_action": [str(domain.pk)]},
         follow=True,
     )

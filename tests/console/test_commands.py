@@ -27,7 +27,7 @@ def test_createsuperuser_is_an_audited_internal_admin(monkeypatch):
     _answers(monkeypatch, STRONG, STRONG)
     call_command("createsuperuser", "--username", "root", "--email", "root@idp.example", stdout=StringIO())
     user = User.objects.get(username="root")
-    assert (user.role, user.is_staff, user.is_superuser, user.client_id) == (
+    assert (user.role, user.is_staff, user.is_superuser, user.organisation_id) == (
         Role.INTERNAL_ADMIN,
         True,
         True,
@@ -53,7 +53,7 @@ def test_createsuperuser_refuses_a_weak_password_and_writes_nothing(monkeypatch)
 
 
 def test_changepassword_ends_sessions_and_tokens_and_is_audited(monkeypatch, acme):
-    user = services.create_user(actor=None, username="ivan", password="old-password-12", client=acme)
+    user = services.create_user(actor=None, username="ivan", password="old-password-12", organisation=acme)
     tokens = issue_tokens(user=user, channel="rest")
     _answers(monkeypatch, "mismatch-one-1", "mismatch-two-2", STRONG, STRONG)
     call_command("changepassword", "ivan", stdout=StringIO(), stderr=StringIO())
@@ -70,18 +70,18 @@ def test_changepassword_ends_sessions_and_tokens_and_is_audited(monkeypatch, acm
 
 
 def test_changepassword_needs_the_client_when_a_login_is_shared(monkeypatch, acme, globex):
-    services.create_user(actor=None, username="ivan", password="old-password-12", client=acme)
-    services.create_user(actor=None, username="ivan", password="old-password-34", client=globex)
+    services.create_user(actor=None, username="ivan", password="old-password-12", organisation=acme)
+    services.create_user(actor=None, username="ivan", password="old-password-34", organisation=globex)
     with pytest.raises(CommandError, match="--client"):
         call_command("changepassword", "ivan", stdout=StringIO())
     _answers(monkeypatch, STRONG, STRONG)
     call_command("changepassword", "ivan", "--client", globex.slug, stdout=StringIO())
-    assert User.objects.get(client=globex).check_password(STRONG)
-    assert User.objects.get(client=acme).check_password("old-password-12")
+    assert User.objects.get(organisation=globex).check_password(STRONG)
+    assert User.objects.get(organisation=acme).check_password("old-password-12")
 
 
 def test_changepassword_gives_up_after_three_weak_passwords(monkeypatch, acme):
-    services.create_user(actor=None, username="ivan", password="old-password-12", client=acme)
+    services.create_user(actor=None, username="ivan", password="old-password-12", organisation=acme)
     _answers(monkeypatch, *["123"] * 6)
     with pytest.raises(CommandError, match="not changed"):
         call_command("changepassword", "ivan", stdout=StringIO(), stderr=StringIO())

@@ -36,7 +36,7 @@ def ivan(acme) -> User:
         username="ivan",
         password=PASSWORD,
         email="ivan@acme.example",
-        client=acme,
+        organisation=acme,
         email_verified=True,  # a confirmed address: reset links go only to those
     )
 

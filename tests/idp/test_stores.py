@@ -29,9 +29,9 @@ def test_login_uniqueness_is_enforced_by_postgresql_itself(acme):
 
     from accounts.models import User
 
-    User.objects.create_user("ivan", "x-long-password", client=acme)
+    User.objects.create_user("ivan", "x-long-password", organisation=acme)
     with pytest.raises(IntegrityError), transaction.atomic():
-        User.objects.create_user("IVAN", "x-long-password", client=acme)
+        User.objects.create_user("IVAN", "x-long-password", organisation=acme)
 
 
 @pytest.mark.needs("redis")

@@ -36,14 +36,14 @@ class Cast:
 
 @pytest.fixture
 def cast(transactional_db: None, acme: Any, globex: Any) -> Cast:
-    def make(username: str, role: str, client: Any = None, group: str = "", **extra: Any) -> User:
+    def make(username: str, role: str, organisation: Any = None, group: str = "", **extra: Any) -> User:
         user = accounts.create_user(
             actor=None,
             username=username,
             password=PASSWORD,
             email=f"{username}@example.com",
             role=role,
-            client=client,
+            organisation=organisation,
             email_verified=True,
             **extra,
         )

@@ -216,7 +216,7 @@ def test_a_client_admin_cannot_create_staff_or_grant_wider_than_they_hold(api: A
             "username": "mole",
             "password": PASSWORD,
             "role": "operator",
-            "clientId": str(cast.acme_admin.client_id),
+            "clientId": str(cast.acme_admin.organisation_id),
         },
     )
     assert (made.status_code, made.json()["error_description"]) == (
@@ -261,6 +261,6 @@ def test_another_clients_users_do_not_exist_for_a_client_admin(api: Api, cast: C
     ):
         answer = api.call(method, path, as_=cast.acme_admin, json={})
         assert (answer.status_code, answer.json()["error"]) == (404, "not_found"), (method, path)
-    listed = api.call("GET", f"/users?client={cast.globex_user.client_id}", as_=cast.acme_admin).json()
+    listed = api.call("GET", f"/users?client={cast.globex_user.organisation_id}", as_=cast.acme_admin).json()
     assert listed["results"] == []
     assert _fresh(cast.globex_user).status == User.Status.ACTIVE

@@ -26,7 +26,7 @@ from accounts.models import User
 from audit.models import AuditLog
 from audit.registry import AuditAction
 from authproto import auth_pb2, auth_pb2_grpc
-from clients.models import Client
+from clients.models import Organisation
 from idp.api.grpc_server import build_server
 from idp.oidc.models import Application
 from tests.idp.oidc.conftest import make_app
@@ -52,17 +52,17 @@ JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture
-def ivan(acme: Client) -> User:
+def ivan(acme: Organisation) -> User:
     """A B2B client user of Acme: sees only themself."""
     return accounts.create_user(
-        actor=None, username="ivan", password=PASSWORD, email="ivan@acme.example", client=acme
+        actor=None, username="ivan", password=PASSWORD, email="ivan@acme.example", organisation=acme
     )
 
 
 @pytest.fixture
-def gleb(globex: Client) -> User:
+def gleb(globex: Organisation) -> User:
     """A user of another tenant."""
-    return accounts.create_user(actor=None, username="gleb", password=PASSWORD, client=globex)
+    return accounts.create_user(actor=None, username="gleb", password=PASSWORD, organisation=globex)
 
 
 @pytest.fixture
@@ -474,7 +474,7 @@ def test_a_client_users_token_cannot_ask_about_another_tenant(api_url, stub, iva
 
 def test_a_service_token_may_ask_about_any_tenant(api_url, stub, gleb, service_token):
     request = auth_pb2.CheckPermissionRequest(
-        user_id=str(gleb.id), permission="parcels.parcel.read", client_id=str(gleb.client_id)
+        user_id=str(gleb.id), permission="parcels.parcel.read", client_id=str(gleb.organisation_id)
     )
     answer = stub.CheckPermission(request, metadata=(("authorization", f"Bearer {service_token}"),))
     assert (answer.allowed, answer.reason) == (True, "parcels.parcel.read held for the user's own client")

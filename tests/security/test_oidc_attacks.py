@@ -166,7 +166,7 @@ def _user(username: str, acme: Any) -> User:
         password=PASSWORD,
         email=f"{username}@acme.example",
         role=Role.CLIENT_USER,
-        client=acme,
+        organisation=acme,
     )
 
 

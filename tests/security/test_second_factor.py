@@ -164,7 +164,7 @@ def test_a_promoted_users_password_only_session_is_asked_for_the_second_factor(p
     assert "/2fa/" not in _password_step(browser, "ivan").headers["Location"]  # none needed yet
     assert browser.get("/accounts/sessions/").status_code == 200
     services.change_role(actor=cast.root, user=cast.acme_user, role=Role.CLIENT_ADMIN)
-    acme = cast.acme_user.client
+    acme = cast.acme_user.organisation
     acme.require_mfa = True
     acme.save()
 
@@ -201,8 +201,8 @@ def test_a_password_only_token_no_longer_opens_the_api_after_a_promotion(provide
     header = bearer(cast.acme_user, methods=["pwd"])
     assert requests.get(f"{provider.url}/api/v1/me", headers=header, timeout=10).status_code == 200
     services.change_role(actor=cast.root, user=cast.acme_user, role=Role.CLIENT_ADMIN)
-    cast.acme_user.client.require_mfa = True
-    cast.acme_user.client.save()
+    cast.acme_user.organisation.require_mfa = True
+    cast.acme_user.organisation.save()
 
     answer = requests.get(f"{provider.url}/api/v1/me", headers=header, timeout=10)
 

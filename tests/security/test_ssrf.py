@@ -25,7 +25,7 @@ from accounts.models import Role, User
 from audit.models import AuditLog
 from audit.registry import AuditAction
 from clients import services
-from clients.models import Client, IdentityProvider
+from clients.models import IdentityProvider, Organisation
 from core.outbound import FetchError, Reason
 from tests.accounts.sso.upstream import CLIENT_ID, CLIENT_SECRET, FakeUpstream
 from tests.core.network import FakeDNS, LocalServer, answer, certificate_authority, redirect
@@ -38,9 +38,13 @@ METADATA = "/latest/meta-data/iam/security-credentials/role"
 
 
 @pytest.fixture
-def client_admin(acme: Client) -> User:
+def client_admin(acme: Organisation) -> User:
     return accounts.create_user(
-        actor=None, username="acme-boss", password="boss-password-42", role=Role.CLIENT_ADMIN, client=acme
+        actor=None,
+        username="acme-boss",
+        password="boss-password-42",
+        role=Role.CLIENT_ADMIN,
+        organisation=acme,
     )
 
 
@@ -56,11 +60,11 @@ def internal():
         yield server
 
 
-def _configure(actor: User | None, client: Client, issuer: str) -> IdentityProvider:
+def _configure(actor: User | None, organisation: Organisation, issuer: str) -> IdentityProvider:
     return services.configure_identity_provider(
         actor=actor,
-        client=client,
-        changes={"name": "Acme corporate login", "issuer": issuer, "oidc_client_id": CLIENT_ID},
+        organisation=organisation,
+        changes={"name": "Acme corporate login", "issuer": issuer, "client_id": CLIENT_ID},
         client_secret=CLIENT_SECRET,
     )
 
@@ -128,7 +132,7 @@ def test_a_token_endpoint_that_redirects_inward_is_refused_too(provider, acme, i
     assert _login_failure()["detail"] == (
         "token endpoint: the answer was a redirect (HTTP 307), and redirects are never followed"
     )
-    assert not User.objects.filter(client=acme).exists()
+    assert not User.objects.filter(organisation=acme).exists()
 
 
 # --- (b) refused when configured -------------------------------------------------------------------

@@ -6,7 +6,7 @@ import pytest
 from django.test import Client as Browser
 
 from clients import domains, services
-from clients.models import Client, IdentityProvider
+from clients.models import IdentityProvider, Organisation
 from tests.accounts.sso.upstream import CLIENT_ID, CLIENT_SECRET, FakeUpstream
 
 
@@ -22,29 +22,29 @@ def upstream() -> Iterator[FakeUpstream]:
 
 
 @pytest.fixture
-def acme_sso(acme: Client, upstream: FakeUpstream) -> IdentityProvider:
+def acme_sso(acme: Organisation, upstream: FakeUpstream) -> IdentityProvider:
     """Acme signs in with its own provider; acme.example is its verified domain."""
     provider = services.configure_identity_provider(
         actor=None,
-        client=acme,
+        organisation=acme,
         changes={
             "name": "Acme corporate login",
             "issuer": upstream.issuer,
-            "oidc_client_id": CLIENT_ID,
+            "client_id": CLIENT_ID,
             "groups_claim": "groups",
             "role_mapping": {"acme-admins": "client_admin", "staff": "client_user"},
         },
         client_secret=CLIENT_SECRET,
     )
     domains.approve_domain(
-        actor=None, domain=domains.add_domain(actor=None, client=acme, domain="acme.example")
+        actor=None, domain=domains.add_domain(actor=None, organisation=acme, domain="acme.example")
     )
     return provider
 
 
 def start(browser: Browser, provider: IdentityProvider, next_url: str = "/") -> str:
     """Our redirect to the upstream's authorization endpoint."""
-    response = browser.get(f"/sso/{provider.client.slug}/login/", {"next": next_url})
+    response = browser.get(f"/sso/{provider.organisation.slug}/login/", {"next": next_url})
     assert response.status_code == 302, response.content[:500]
     return response["Location"]
 
@@ -52,4 +52,4 @@ def start(browser: Browser, provider: IdentityProvider, next_url: str = "/") -> 
 def sso_sign_in(browser: Browser, provider: IdentityProvider, upstream: FakeUpstream, next_url: str = "/"):
     """The whole round trip: to the upstream, signed in there, back to our callback."""
     params = upstream.authorize(start(browser, provider, next_url))
-    return browser.get(f"/sso/{provider.client.slug}/callback/", params)
+    return browser.get(f"/sso/{provider.organisation.slug}/callback/", params)

@@ -51,13 +51,13 @@ SEED = """
 import json, os
 from accounts import services
 from accounts.models import Role
-from clients.services import create_client
+from clients.services import create_organisation
 from idp.oidc.models import Application
 
 callback, password, secret = (os.environ[f"SEED_{name}"] for name in ("CALLBACK", "PASSWORD", "SECRET"))
-corp = create_client(actor=None, name="Acme (upstream)", slug="acme-corp")
+corp = create_organisation(actor=None, name="Acme (upstream)", slug="acme-corp")
 services.create_user(actor=None, username="anna", password=password, email="anna@acme.example",
-                     role=Role.CLIENT_ADMIN, client=corp)
+                     role=Role.CLIENT_ADMIN, organisation=corp)
 apps = {}
 for name, first_party in (("first_party", True), ("third_party", False)):
     apps[name] = Application.objects.create(
@@ -147,18 +147,18 @@ def acme_sso(provider, acme, upstream):
     """Acme's corporate provider is the upstream; its `role` claim stands for the groups."""
     services.configure_identity_provider(
         actor=None,
-        client=acme,
+        organisation=acme,
         changes={
             "name": "Acme corporate login",
             "issuer": upstream.url,
-            "oidc_client_id": upstream.client_ids["first_party"],
+            "client_id": upstream.client_ids["first_party"],
             "groups_claim": "role",
             "role_mapping": {"client_admin": "client_admin"},
         },
         client_secret=UPSTREAM_SECRET,
     )
     domains.approve_domain(
-        actor=None, domain=domains.add_domain(actor=None, client=acme, domain="acme.example")
+        actor=None, domain=domains.add_domain(actor=None, organisation=acme, domain="acme.example")
     )
 
 
@@ -201,10 +201,10 @@ def test_work_email_signs_in_at_the_company_provider_and_the_rp_gets_our_tokens(
         page.wait_for_url(f"{REDIRECT_URI}*")
         code = parse_qs(urlsplit(callbacks[-1]).query)["code"][0]
 
-    user = User.objects.get(client=acme)
+    user = User.objects.get(organisation=acme)
     assert (user.username, user.email, user.role) == ("anna", "anna@acme.example", Role.CLIENT_ADMIN)
     link = UpstreamIdentity.objects.get(user=user)
-    assert (link.client, link.issuer) == (acme, upstream.url)
+    assert (link.organisation, link.issuer) == (acme, upstream.url)
 
     tokens = requests.post(
         f"{provider.url}/o/token/",
@@ -233,7 +233,7 @@ def test_work_email_signs_in_at_the_company_provider_and_the_rp_gets_our_tokens(
 
 def test_refusing_consent_upstream_shows_a_page_and_creates_nobody(provider, acme, acme_sso, upstream):
     services.configure_identity_provider(
-        actor=None, client=acme, changes={"oidc_client_id": upstream.client_ids["third_party"]}
+        actor=None, organisation=acme, changes={"client_id": upstream.client_ids["third_party"]}
     )
     app, _ = make_app(skip_authorization=True)
     with chromium_page() as page:
@@ -251,5 +251,5 @@ def test_refusing_consent_upstream_shows_a_page_and_creates_nobody(provider, acm
         assert "cancelled or refused" in page.locator("#sso-error").inner_text()
         assert page.url.startswith(f"{provider.url}/sso/acme/callback/")
 
-    assert not User.objects.filter(client=acme).exists()
+    assert not User.objects.filter(organisation=acme).exists()
     assert AuditLog.objects.get(action=AuditAction.SSO_LOGIN_FAILED).details["reason"] == "denied"

@@ -57,7 +57,7 @@ def test_first_sign_in_creates_the_user_in_the_client_with_the_mapped_role(acme,
     assert response.status_code == 302
     assert response["Location"] == NEXT
     user = User.objects.get()
-    assert (user.username, user.email, user.client, user.role) == (
+    assert (user.username, user.email, user.organisation, user.role) == (
         "anna.k",
         "anna@acme.example",
         acme,
@@ -65,7 +65,7 @@ def test_first_sign_in_creates_the_user_in_the_client_with_the_mapped_role(acme,
     )
     assert not user.has_usable_password()  # SSO only: nothing to guess here
     link = UpstreamIdentity.objects.get()
-    assert (link.client, link.issuer, link.subject, link.user) == (
+    assert (link.organisation, link.issuer, link.subject, link.user) == (
         acme,
         upstream.issuer,
         upstream.subject,
@@ -79,7 +79,7 @@ def test_first_sign_in_creates_the_user_in_the_client_with_the_mapped_role(acme,
     assert OutboxEvent.objects.filter(type=EventType.USER_CREATED, key=str(user.pk)).count() == 1
     success = AuditLog.objects.get(action=AuditAction.SSO_LOGIN_SUCCEEDED)
     assert success.details["created"] is True
-    assert success.client_id == acme.id
+    assert success.organisation_id == acme.id
     assert AuditLog.objects.filter(action=AuditAction.SSO_IDENTITY_LINKED, target_id=str(user.pk)).exists()
 
 
@@ -122,7 +122,11 @@ def test_claims_missing_from_the_id_token_come_from_userinfo(acme, acme_sso, ups
 
 def test_an_existing_user_with_the_verified_email_is_linked_not_duplicated(acme, acme_sso, upstream):
     existing = accounts.create_user(
-        actor=None, username="anna", password="local-password-42", email="anna@acme.example", client=acme
+        actor=None,
+        username="anna",
+        password="local-password-42",
+        email="anna@acme.example",
+        organisation=acme,
     )
     response = sso_sign_in(Browser(), acme_sso, upstream)
     assert response.status_code == 302
@@ -133,7 +137,11 @@ def test_an_existing_user_with_the_verified_email_is_linked_not_duplicated(acme,
 
 def test_an_unverified_upstream_email_never_links_an_existing_account(acme, acme_sso, upstream):
     existing = accounts.create_user(
-        actor=None, username="anna", password="local-password-42", email="anna@acme.example", client=acme
+        actor=None,
+        username="anna",
+        password="local-password-42",
+        email="anna@acme.example",
+        organisation=acme,
     )
     upstream.profile["email_verified"] = False
     sso_sign_in(Browser(), acme_sso, upstream)
@@ -157,7 +165,7 @@ def test_our_second_factor_follows_unless_the_client_trusts_upstream_mfa(acme, a
     assert response["Location"] == "/accounts/2fa/verify/"
     assert not _signed_in(browser)  # pending until the second factor
 
-    services.configure_identity_provider(actor=None, client=acme, changes={"trust_upstream_mfa": True})
+    services.configure_identity_provider(actor=None, organisation=acme, changes={"trust_upstream_mfa": True})
     acme_sso.refresh_from_db()
     upstream.profile["amr"] = ["pwd", "mfa"]
     browser = Browser()
@@ -169,7 +177,7 @@ def test_our_second_factor_follows_unless_the_client_trusts_upstream_mfa(acme, a
 def test_a_password_only_upstream_sign_in_is_not_trusted_as_mfa(acme, acme_sso, upstream):
     acme.require_mfa = True
     acme.save()
-    services.configure_identity_provider(actor=None, client=acme, changes={"trust_upstream_mfa": True})
+    services.configure_identity_provider(actor=None, organisation=acme, changes={"trust_upstream_mfa": True})
     acme_sso.refresh_from_db()
     response = sso_sign_in(Browser(), acme_sso, upstream)  # amr: ["pwd"]
     assert response["Location"] == "/accounts/2fa/verify/"
@@ -337,7 +345,7 @@ def test_the_token_endpoint_refusing_the_code(acme, acme_sso, upstream):
 
 def test_an_unreachable_provider_is_a_page_not_a_500(acme, acme_sso, upstream, free_port):
     services.configure_identity_provider(
-        actor=None, client=acme, changes={"issuer": f"http://127.0.0.1:{free_port}"}
+        actor=None, organisation=acme, changes={"issuer": f"http://127.0.0.1:{free_port}"}
     )
     response = Browser().get("/sso/acme/login/")
     assert response.status_code == 502
@@ -373,7 +381,7 @@ def test_a_missing_username_claim_creates_nobody(acme, acme_sso, upstream):
 
 
 def test_a_login_taken_by_an_unlinked_user_creates_nothing(acme, acme_sso, upstream):
-    accounts.create_user(actor=None, username="anna.k", password="local-password-42", client=acme)
+    accounts.create_user(actor=None, username="anna.k", password="local-password-42", organisation=acme)
     response = sso_sign_in(Browser(), acme_sso, upstream)
     assert response.status_code == 409
     assert "taken" in _failure("provisioning_failed").details["detail"]
@@ -382,7 +390,7 @@ def test_a_login_taken_by_an_unlinked_user_creates_nothing(acme, acme_sso, upstr
 
 
 def test_a_disabled_or_unknown_provider_is_not_found(acme, acme_sso):
-    services.configure_identity_provider(actor=None, client=acme, changes={"enabled": False})
+    services.configure_identity_provider(actor=None, organisation=acme, changes={"enabled": False})
     assert Browser().get("/sso/acme/login/").status_code == 404
     assert Browser().get("/sso/nobody/callback/", {"state": "x", "code": "y"}).status_code == 404
 
@@ -391,12 +399,12 @@ def test_a_disabled_or_unknown_provider_is_not_found(acme, acme_sso):
 
 
 def test_the_client_secret_is_stored_encrypted_and_never_audited(acme, acme_sso):
-    assert CLIENT_SECRET not in acme_sso.oidc_client_secret_encrypted
+    assert CLIENT_SECRET not in acme_sso.client_secret_encrypted
     assert upstream.decrypt_secret(acme_sso) == CLIENT_SECRET
     for entry in AuditLog.objects.filter(action=AuditAction.SSO_PROVIDER_CHANGED):
         assert CLIENT_SECRET not in json.dumps(entry.details)
         assert "client_secret" in entry.details["fields"]
-    services.configure_identity_provider(actor=None, client=acme, changes={"name": "Acme SSO"})
+    services.configure_identity_provider(actor=None, organisation=acme, changes={"name": "Acme SSO"})
     acme_sso.refresh_from_db()
     assert upstream.decrypt_secret(acme_sso) == CLIENT_SECRET  # kept when not given
 
@@ -414,7 +422,7 @@ def test_the_client_secret_is_stored_encrypted_and_never_audited(acme, acme_sso)
 def test_bad_provider_settings_are_refused_and_nothing_changes(acme, acme_sso, changes, field):
     before = AuditLog.objects.count()
     with pytest.raises(ValidationError) as caught:
-        services.configure_identity_provider(actor=None, client=acme, changes=changes)
+        services.configure_identity_provider(actor=None, organisation=acme, changes=changes)
     assert field in caught.value.message_dict
     assert AuditLog.objects.count() == before
     acme_sso.refresh_from_db()
@@ -423,16 +431,16 @@ def test_bad_provider_settings_are_refused_and_nothing_changes(acme, acme_sso, c
 
 def test_a_client_admin_configures_only_their_own_client(acme, globex, acme_sso):
     admin = accounts.create_user(
-        actor=None, username="boss", password="boss-password-42", role=Role.CLIENT_ADMIN, client=acme
+        actor=None, username="boss", password="boss-password-42", role=Role.CLIENT_ADMIN, organisation=acme
     )
-    services.configure_identity_provider(actor=admin, client=acme, changes={"name": "Ours"})
+    services.configure_identity_provider(actor=admin, organisation=acme, changes={"name": "Ours"})
     with pytest.raises(PermissionDenied):
         services.configure_identity_provider(
             actor=admin,
-            client=globex,
-            changes={"issuer": "https://idp.globex.example", "oidc_client_id": "x"},
+            organisation=globex,
+            changes={"issuer": "https://idp.globex.example", "client_id": "x"},
         )
-    assert not IdentityProvider.objects.filter(client=globex).exists()
+    assert not IdentityProvider.objects.filter(organisation=globex).exists()
 
 
 def test_the_error_page_speaks_russian(db):

@@ -24,11 +24,11 @@ def acme_idp(acme):
     """Acme has corporate SSO (not enforced yet) and has proven acme.example."""
     provider = services.configure_identity_provider(
         actor=None,
-        client=acme,
-        changes={"name": "Acme", "issuer": "https://login.acme.example", "oidc_client_id": "ours"},
+        organisation=acme,
+        changes={"name": "Acme", "issuer": "https://login.acme.example", "client_id": "ours"},
     )
     domains.approve_domain(
-        actor=None, domain=domains.add_domain(actor=None, client=acme, domain="acme.example")
+        actor=None, domain=domains.add_domain(actor=None, organisation=acme, domain="acme.example")
     )
     return provider
 
@@ -36,12 +36,12 @@ def acme_idp(acme):
 @pytest.fixture
 def ivan(acme):
     return accounts.create_user(
-        actor=None, username="ivan", password=PASSWORD, email="ivan@acme.example", client=acme
+        actor=None, username="ivan", password=PASSWORD, email="ivan@acme.example", organisation=acme
     )
 
 
 def _enforce(acme) -> None:
-    services.configure_identity_provider(actor=None, client=acme, changes={"enforced": True})
+    services.configure_identity_provider(actor=None, organisation=acme, changes={"enforced": True})
 
 
 def _login(browser: Browser, login: str, password: str = ""):
@@ -60,7 +60,7 @@ def test_a_work_email_goes_to_the_company_provider(acme_idp):
 
 
 def test_an_unverified_domain_gets_the_password_step(acme, acme_idp):
-    domains.add_domain(actor=None, client=acme, domain="acme-pending.example")
+    domains.add_domain(actor=None, organisation=acme, domain="acme-pending.example")
     response = _login(Browser(), "anna@acme-pending.example")
     assert response.status_code == 200
     assert b'id="password-step"' in response.content
@@ -82,7 +82,7 @@ def test_without_enforcement_a_password_still_works_on_an_sso_domain(acme_idp, i
 
 def test_non_sso_users_still_sign_in_in_one_step(acme_idp, globex):
     accounts.create_user(
-        actor=None, username="gena", password=PASSWORD, email="gena@globex.example", client=globex
+        actor=None, username="gena", password=PASSWORD, email="gena@globex.example", organisation=globex
     )
     assert _login(Browser(), "gena@globex.example", PASSWORD)["Location"] == NEXT
     assert _login(Browser(), "gena", PASSWORD)["Location"] == NEXT
@@ -142,7 +142,11 @@ def test_enforced_grpc_login_is_invalid_credentials(acme, acme_idp, ivan, login)
 def test_enforcement_spares_a_break_glass_account_off_the_domain(acme, acme_idp):
     _enforce(acme)
     accounts.create_user(
-        actor=None, username="local-admin", password=PASSWORD, email="it@contractor.example", client=acme
+        actor=None,
+        username="local-admin",
+        password=PASSWORD,
+        email="it@contractor.example",
+        organisation=acme,
     )
     assert password_login(login="local-admin", password=PASSWORD, channel="rest").ok
 
@@ -150,20 +154,20 @@ def test_enforcement_spares_a_break_glass_account_off_the_domain(acme, acme_idp)
 def test_enforcement_is_lifted_by_switching_it_off(acme, acme_idp, ivan):
     _enforce(acme)
     assert not password_login(login="ivan", password=PASSWORD, channel="rest").ok
-    services.configure_identity_provider(actor=None, client=acme, changes={"enforced": False})
+    services.configure_identity_provider(actor=None, organisation=acme, changes={"enforced": False})
     assert password_login(login="ivan", password=PASSWORD, channel="rest").ok
 
 
 def test_an_unverified_domain_enforces_nothing(acme, ivan):
     services.configure_identity_provider(
         actor=None,
-        client=acme,
+        organisation=acme,
         changes={
             "name": "Acme",
             "issuer": "https://login.acme.example",
-            "oidc_client_id": "ours",
+            "client_id": "ours",
             "enforced": True,
         },
     )
-    domains.add_domain(actor=None, client=acme, domain="acme.example")  # claimed, never proven
+    domains.add_domain(actor=None, organisation=acme, domain="acme.example")  # claimed, never proven
     assert password_login(login="ivan@acme.example", password=PASSWORD, channel="rest").ok

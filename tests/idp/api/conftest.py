@@ -57,7 +57,7 @@ def api_user(transactional_db: None, acme: Any) -> User:
         password=PASSWORD,
         email="ivan@acme.example",
         role=Role.CLIENT_ADMIN,
-        client=acme,
+        organisation=acme,
     )
 
 

@@ -33,7 +33,7 @@ def _check(client, token: str | None, **body):
 
 @pytest.fixture
 def gleb(globex):
-    return accounts.create_user(actor=None, username="gleb", password=PASSWORD, client=globex)
+    return accounts.create_user(actor=None, username="gleb", password=PASSWORD, organisation=globex)
 
 
 def test_rest_check_answers_allow_and_deny_with_a_reason(client, api_user, globex):
@@ -44,7 +44,7 @@ def test_rest_check_answers_allow_and_deny_with_a_reason(client, api_user, globe
         token,
         userId=str(api_user.id),
         permission="parcels.parcel.read",
-        clientId=str(api_user.client_id),
+        clientId=str(api_user.organisation_id),
     )
     assert own.json() == {"allowed": True, "reason": "parcels.parcel.read held for the user's own client"}
     other = _check(
@@ -73,7 +73,7 @@ def test_rest_a_user_token_may_not_ask_about_another_tenants_user(client, api_us
 
 
 def test_rest_a_client_admin_may_ask_about_their_clients_users(client, api_user, acme):
-    colleague = accounts.create_user(actor=None, username="vera", password=PASSWORD, client=acme)
+    colleague = accounts.create_user(actor=None, username="vera", password=PASSWORD, organisation=acme)
     answer = _check(
         client,
         _token(client),
@@ -87,9 +87,9 @@ def test_rest_a_client_admin_may_ask_about_their_clients_users(client, api_user,
 
 def test_rest_a_client_user_may_ask_only_about_themself(client, acme):
     worker = accounts.create_user(
-        actor=None, username="petr", password=PASSWORD, client=acme, role=Role.CLIENT_USER
+        actor=None, username="petr", password=PASSWORD, organisation=acme, role=Role.CLIENT_USER
     )
-    colleague = accounts.create_user(actor=None, username="vera", password=PASSWORD, client=acme)
+    colleague = accounts.create_user(actor=None, username="vera", password=PASSWORD, organisation=acme)
     token = _token(client, "petr")
     own = _check(
         client, token, userId=str(worker.id), permission="parcels.parcel.read", clientId=str(acme.id)
@@ -161,7 +161,9 @@ def test_grpc_a_user_token_may_not_ask_about_another_tenants_user(stub, api_user
     token = stub.Login(auth_pb2.LoginRequest(login="ivan", password=PASSWORD)).token
     own = stub.CheckPermission(
         auth_pb2.CheckPermissionRequest(
-            user_id=str(api_user.id), permission="parcels.parcel.read", client_id=str(api_user.client_id)
+            user_id=str(api_user.id),
+            permission="parcels.parcel.read",
+            client_id=str(api_user.organisation_id),
         ),
         metadata=_bearer(token),
     )

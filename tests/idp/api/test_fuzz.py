@@ -34,7 +34,7 @@ def operator_token(client, acme, settings):
     settings.IDP_MFA_REQUIRED_ROLES = []
     settings.IDP_RATE_LIMITS_ENABLED = False
     accounts.create_user(actor=None, username="fuzzer", password=PW, role=Role.OPERATOR)
-    accounts.create_user(actor=None, username="someone", password=PW, client=acme)
+    accounts.create_user(actor=None, username="someone", password=PW, organisation=acme)
     return client.post(
         "/api/v1/auth/login", {"login": "fuzzer", "password": PW}, content_type="application/json"
     ).json()["access_token"]

@@ -121,7 +121,7 @@ def test_downstream_service_sees_only_validated_callers(gateway, api_user):
     seen = response.json()["headers"]
     assert seen["x-user-id"] == str(api_user.id)  # set by the gateway, the client's value dropped
     assert seen["x-user-role"] == "client_admin"
-    assert seen["x-client-id"] == str(api_user.client_id)
+    assert seen["x-client-id"] == str(api_user.organisation_id)
     assert "authorization" not in seen
 
 

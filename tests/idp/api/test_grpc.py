@@ -34,7 +34,7 @@ def test_login_returns_a_token_that_validates(stub, api_user):
     assert validated.WhichOneof("result") == "userId"
     assert validated.userId == str(api_user.id)
     assert validated.role == "client_admin"
-    assert validated.client_id == str(api_user.client_id)
+    assert validated.client_id == str(api_user.organisation_id)
     assert AuditLog.objects.filter(action=AuditAction.LOGIN_SUCCEEDED, details__channel="grpc").count() == 1
     assert AuditLog.objects.filter(action=AuditAction.TOKEN_ISSUED, details__channel="grpc").count() == 1
 
@@ -47,7 +47,9 @@ def test_wrong_password_and_unknown_login_get_the_same_error(stub, api_user, log
 
 
 def test_shared_login_the_matching_password_wins(stub, api_user, globex):
-    other = accounts.create_user(actor=None, username="ivan", password="globex-password-2", client=globex)
+    other = accounts.create_user(
+        actor=None, username="ivan", password="globex-password-2", organisation=globex
+    )
     response = stub.Login(auth_pb2.LoginRequest(login="ivan", password="globex-password-2"))
     validated = stub.TokenValidate(auth_pb2.TokenValidateRequest(token=response.token))
     assert validated.userId == str(other.id)

@@ -32,7 +32,7 @@ def test_login_then_validate(client, api_user):
     assert validated.status_code == 200
     assert validated.json()["userId"] == str(api_user.id)
     assert validated.json()["role"] == "client_admin"
-    assert validated.json()["clientId"] == str(api_user.client_id)
+    assert validated.json()["clientId"] == str(api_user.organisation_id)
 
 
 @pytest.mark.parametrize(("login", "password"), [("ivan", "wrong-password-9"), ("nobody", PASSWORD)])
@@ -43,7 +43,9 @@ def test_wrong_password_and_unknown_login_get_the_same_answer(client, api_user, 
 
 
 def test_shared_login_the_matching_password_wins(client, api_user, globex):
-    other = accounts.create_user(actor=None, username="ivan", password="globex-password-2", client=globex)
+    other = accounts.create_user(
+        actor=None, username="ivan", password="globex-password-2", organisation=globex
+    )
     token = _login(client, "ivan", "globex-password-2").json()["access_token"]
     assert _validate(client, token).json()["userId"] == str(other.id)
 
@@ -108,7 +110,7 @@ def test_suspending_the_b2b_client_ends_its_users_tokens_and_sign_ins(client, ap
     body = _login(client, "ivan", PASSWORD).json()
     assert _validate(client, body["access_token"]).status_code == 200
 
-    clients.update_client(actor=None, client=acme, changes={"status": "suspended"})
+    clients.update_organisation(actor=None, organisation=acme, changes={"status": "suspended"})
 
     assert _validate(client, body["access_token"]).json()["error"] == "revoked"
     refreshed = client.post(
@@ -118,5 +120,5 @@ def test_suspending_the_b2b_client_ends_its_users_tokens_and_sign_ins(client, ap
     assert refreshed.json()["error"] == "invalid_grant"
     assert _login(client, "ivan", PASSWORD).json()["error"] == "account_blocked"
 
-    clients.update_client(actor=None, client=acme, changes={"status": "active"})
+    clients.update_organisation(actor=None, organisation=acme, changes={"status": "active"})
     assert _login(client, "ivan", PASSWORD).status_code == 200

@@ -59,7 +59,7 @@ def rp_user(transactional_db: None, acme: Any) -> User:
         email="ivan@acme.example",
         phone="+79990001122",
         role=Role.CLIENT_ADMIN,
-        client=acme,
+        organisation=acme,
     )
 
 

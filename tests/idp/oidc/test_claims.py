@@ -26,7 +26,7 @@ def _token(user, scopes):
 
 
 def test_the_permissions_scope_selects_the_permissions_claim(acme):
-    user = accounts.create_user(actor=None, username="ivan", password="a-long-enough-pass", client=acme)
+    user = accounts.create_user(actor=None, username="ivan", password="a-long-enough-pass", organisation=acme)
     assert "permissions" not in _token(user, ["openid"])
     assert _token(user, ["openid", "permissions"])["permissions"] == {
         "parcels.parcel.create": "own",
@@ -35,7 +35,7 @@ def test_the_permissions_scope_selects_the_permissions_claim(acme):
 
 
 def test_too_many_permissions_are_left_to_the_authorization_api(acme, monkeypatch):
-    user = accounts.create_user(actor=None, username="ivan", password="a-long-enough-pass", client=acme)
+    user = accounts.create_user(actor=None, username="ivan", password="a-long-enough-pass", organisation=acme)
     monkeypatch.setattr(claims, "MAX_PERMISSIONS_IN_CLAIM", 1)
     raw = _token(user, ["openid", "permissions"])
     assert "permissions" not in raw

@@ -99,7 +99,7 @@ def test_authorization_code_flow_end_to_end(provider, rp_app, rp_user):
     assert claims["sub"] == str(rp_user.id)
     assert claims["iss"] == provider.url
     assert claims["role"] == "client_admin"
-    assert claims["clientId"] == str(rp_user.client_id)
+    assert claims["clientId"] == str(rp_user.organisation_id)
     assert claims["amr"] == ["pwd"]
     assert claims["sid"]
     assert abs(claims["auth_time"] - time.time()) < 60
@@ -114,7 +114,7 @@ def test_authorization_code_flow_end_to_end(provider, rp_app, rp_user):
     assert access["client_id"] == app.client_id
     assert access["aud"] == "parcel-platform"
     assert access["role"] == "client_admin"
-    assert access["clientId"] == str(rp_user.client_id)
+    assert access["clientId"] == str(rp_user.organisation_id)
     assert access["sid"] == claims["sid"]
     assert set(access["scope"].split()) == {"openid", "profile", "email", "phone"}
     assert access["jti"]

@@ -15,16 +15,18 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("username", help="the login")
-        parser.add_argument("--client", help="the B2B client's slug (logins are unique per client)")
+        parser.add_argument("--client", help="the B2B client's slug (logins are unique per organisation)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         users = User.objects.filter(username__iexact=options["username"])
-        users = users.filter(client__slug=options["client"]) if options["client"] else users
-        found = list(users.select_related("client")[:10])
+        users = users.filter(organisation__slug=options["client"]) if options["client"] else users
+        found = list(users.select_related("organisation")[:10])
         if not found:
             raise CommandError("no such user")
         if len(found) > 1:
-            slugs = ", ".join(sorted(user.client.slug if user.client else "(internal)" for user in found))
+            slugs = ", ".join(
+                sorted(user.organisation.slug if user.organisation else "(internal)" for user in found)
+            )
             raise CommandError(f"several users have this login; choose one with --client ({slugs})")
         user = found[0]
         for _attempt in range(3):

@@ -1,4 +1,4 @@
-"""Demo data for the embedded default: an admin, a B2B client with its admin, an OAuth app."""
+"""Demo data for the embedded default: an admin, a B2B organisation with its admin, an OAuth app."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ from django.db import transaction
 from accounts import services as accounts
 from accounts.models import Role, User
 from clients import services as clients
-from clients.models import Client
+from clients.models import Organisation
 from idp.oidc.models import Application
 
 DEMO_REDIRECT_URI = "http://127.0.0.1:8080/callback"
 
 
 class Command(BaseCommand):
-    help = "Create (or refresh) demo users, a demo B2B client and a demo OAuth application."
+    help = "Create (or refresh) demo users, a demo B2B organisation and a demo OAuth application."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--password", help="demo password (default: a new random one)")
@@ -35,16 +35,24 @@ class Command(BaseCommand):
             "admin",
             password,
             role=Role.INTERNAL_ADMIN,
-            client=None,
+            organisation=None,
             email="admin@example.com",
             is_staff=True,
             is_superuser=True,
         )
-        client = Client.objects.filter(slug="acme").first() or clients.create_client(
+        organisation = Organisation.objects.filter(slug="acme").first() or clients.create_organisation(
             actor=None, name="Acme Logistics", slug="acme", contact_email="it@acme.example"
         )
-        self._user("acme-admin", password, role=Role.CLIENT_ADMIN, client=client, email="admin@acme.example")
-        self._user("acme-user", password, role=Role.CLIENT_USER, client=client, email="user@acme.example")
+        self._user(
+            "acme-admin",
+            password,
+            role=Role.CLIENT_ADMIN,
+            organisation=organisation,
+            email="admin@acme.example",
+        )
+        self._user(
+            "acme-user", password, role=Role.CLIENT_USER, organisation=organisation, email="user@acme.example"
+        )
 
         secret = secrets.token_urlsafe(32)
         app = Application.objects.filter(name="Demo relying party").first() or Application(
@@ -74,12 +82,12 @@ class Command(BaseCommand):
         password: str,
         *,
         role: str,
-        client: Client | None,
+        organisation: Organisation | None,
         email: str,
         is_staff: bool = False,
         is_superuser: bool = False,
     ) -> User:
-        user = User.objects.filter(username=username, client=client).first()
+        user = User.objects.filter(username=username, organisation=organisation).first()
         if user is None:
             user = accounts.create_user(
                 actor=None,
@@ -87,7 +95,7 @@ class Command(BaseCommand):
                 password=None,
                 email=email,
                 role=role,
-                client=client,
+                organisation=organisation,
                 is_staff=is_staff,
                 email_verified=True,  # demo addresses: password reset works out of the box
             )
