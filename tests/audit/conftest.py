@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests import events
+from tests.staff import as_root, boss, ivan  # noqa: F401 - fixtures of test_admin_export.py
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from audit.models import AuditLog
 from audit.registry import AuditAction
 from idp.oidc import services
 from idp.oidc.models import Application
-from tests.admin.conftest import action, writes
+from tests.staff import action, writes
 
 pytestmark = pytest.mark.django_db
 APPS = "/admin/oidc/application/"

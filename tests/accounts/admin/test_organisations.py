@@ -8,7 +8,7 @@ from django.test import Client as Browser
 from audit.models import AuditLog
 from audit.registry import AuditAction
 from clients.models import Organisation
-from tests.admin.conftest import writes
+from tests.staff import writes
 
 pytestmark = pytest.mark.django_db
 CLIENTS = "/admin/clients/organisation/"

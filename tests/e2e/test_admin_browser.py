@@ -27,8 +27,8 @@ from audit.registry import AuditAction, EventType
 from clients.models import Organisation
 from idp.oidc import keys
 from idp.oidc.models import Application, SigningKey
-from tests.admin.conftest import PASSWORD, staff
 from tests.browser import CHROMIUM, chromium_browser
+from tests.staff import PASSWORD, staff
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -11,7 +11,7 @@ from audit.models import AuditLog
 from audit.registry import AuditAction
 from idp.oidc import keys
 from idp.oidc.models import SigningKey
-from tests.admin.conftest import messages_of, writes
+from tests.staff import messages_of, writes
 
 pytestmark = pytest.mark.django_db
 ROTATE = "/admin/oidc/signingkey/rotate/"

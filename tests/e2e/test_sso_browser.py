@@ -42,7 +42,7 @@ pytestmark = [
     ),
 ]
 
-BASE_DIR = Path(__file__).resolve().parents[3]
+BASE_DIR = Path(__file__).resolve().parents[2]
 UPSTREAM_PASSWORD = "upstream-anna-password-1"
 UPSTREAM_SECRET = "upstream-app-secret-for-our-idp-0123456789"
 # Runs inside the upstream (manage.py shell): its user, and its OAuth applications for us, one

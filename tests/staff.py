@@ -1,5 +1,7 @@
 """People of the operators' admin: an operator (staff, not a superuser, in the "Operators" group),
-an internal administrator, a client's administrator with staff access, and the users they manage."""
+an internal administrator, a client's administrator with staff access, and the users they manage.
+A plain module: the conftest.py of each folder whose tests drive the admin imports the fixtures
+it needs (tests/accounts/admin, tests/idp, tests/audit, tests/e2e)."""
 
 from __future__ import annotations
 

@@ -154,7 +154,7 @@ def test_the_user_page_lists_extra_roles_and_direct_grants(as_root, objects):
 
 
 def test_the_client_page_lists_its_administrators(as_olga, objects, acme):
-    from tests.admin.conftest import staff
+    from tests.staff import staff
 
     staff("acme-boss", role="client_admin", organisation=acme)
     page = as_olga.get(f"/admin/clients/organisation/{acme.pk}/change/").content.decode()

@@ -26,7 +26,7 @@ pytestmark = [
         reason="nginx is not installed",
     ),
 ]
-TEMPLATE = Path(__file__).resolve().parents[3] / "deploy" / "gateway" / "nginx.conf.template"
+TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "gateway" / "nginx.conf.template"
 
 
 class _Echo(BaseHTTPRequestHandler):

@@ -13,7 +13,7 @@ from accounts.models import AccessRole, Role, User, UserGrant, UserRole
 from audit.models import AuditLog, OutboxEvent
 from audit.registry import AuditAction, EventType
 from tests import events
-from tests.admin.conftest import PASSWORD, action, messages_of, refused, staff, writes
+from tests.staff import PASSWORD, action, messages_of, refused, staff, writes
 
 pytestmark = pytest.mark.django_db
 USERS = "/admin/accounts/user/"

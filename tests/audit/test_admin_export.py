@@ -11,7 +11,7 @@ import pytest
 from audit import services as audit
 from audit.models import AuditLog
 from audit.registry import AuditAction
-from tests.admin.conftest import action
+from tests.staff import action
 
 pytestmark = pytest.mark.django_db
 LOG = "/admin/audit/auditlog/"

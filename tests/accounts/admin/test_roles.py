@@ -9,7 +9,7 @@ from accounts import grants, rbac
 from accounts.models import AccessPermission, AccessRole, RoleGrant, UserRole
 from audit.models import AuditLog
 from audit.registry import AuditAction
-from tests.admin.conftest import messages_of, staff, writes
+from tests.staff import messages_of, staff, writes
 
 pytestmark = pytest.mark.django_db
 ROLES = "/admin/accounts/accessrole/"
