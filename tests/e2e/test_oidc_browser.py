@@ -6,10 +6,16 @@ import os
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import requests
 
 from tests.browser import CHROMIUM, chromium_page
-from tests.idp.oidc.conftest import LOGOUT_REDIRECT_URI, PASSWORD, REDIRECT_URI, make_app, pkce_pair
+from tests.idp.oidc.conftest import (
+    LOGOUT_REDIRECT_URI,
+    PASSWORD,
+    REDIRECT_URI,
+    exchange_code,
+    make_app,
+    pkce_pair,
+)
 from tests.idp.oidc.test_negative import _authorize
 
 pytestmark = [
@@ -51,17 +57,7 @@ def test_login_consent_and_logout_in_chromium(provider, rp_user, monkeypatch):
         page.wait_for_url(f"{REDIRECT_URI}*")
         code = parse_qs(urlsplit(callbacks[-1]).query)["code"][0]
 
-        tokens = requests.post(
-            f"{provider.url}/o/token/",
-            auth=(app.client_id, secret),
-            timeout=10,
-            data={
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": REDIRECT_URI,
-                "code_verifier": verifier,
-            },
-        ).json()
+        tokens = exchange_code(provider, app, secret, code, verifier).json()
         assert "id_token" in tokens
 
         page.goto(

@@ -31,7 +31,7 @@ from audit.registry import AuditAction
 from clients import domains, services
 from clients.models import UpstreamIdentity
 from tests.browser import CHROMIUM, chromium_page
-from tests.idp.oidc.conftest import REDIRECT_URI, make_app, pkce_pair
+from tests.idp.oidc.conftest import REDIRECT_URI, exchange_code, make_app, pkce_pair
 from tests.idp.oidc.test_negative import _authorize
 
 pytestmark = [
@@ -206,17 +206,7 @@ def test_work_email_signs_in_at_the_company_provider_and_the_rp_gets_our_tokens(
     link = UpstreamIdentity.objects.get(user=user)
     assert (link.organisation, link.issuer) == (acme, upstream.url)
 
-    tokens = requests.post(
-        f"{provider.url}/o/token/",
-        auth=(app.client_id, secret),
-        timeout=10,
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": REDIRECT_URI,
-            "code_verifier": verifier,
-        },
-    ).json()
+    tokens = exchange_code(provider, app, secret, code, verifier).json()
     keys = KeySet.import_key_set(requests.get(f"{provider.url}/.well-known/jwks.json", timeout=10).json())
     id_token = jwt.decode(tokens["id_token"], keys).claims
     access = jwt.decode(tokens["access_token"], keys).claims

@@ -39,6 +39,7 @@ from tests.idp.oidc.conftest import (
     PASSWORD,
     REDIRECT_URI,
     Browser,
+    exchange_code,
     make_app,
     pkce_pair,
     query_of,
@@ -93,25 +94,9 @@ def _code(provider: Provider, app: Application, browser: Browser, **extra: str) 
     return query_of(landed)["code"], verifier
 
 
-def _exchange(
-    provider: Provider,
-    app: Application,
-    secret: str,
-    code: str,
-    verifier: str | None,
-    redirect_uri: str | None = REDIRECT_URI,
-) -> requests.Response:
-    data = {"grant_type": "authorization_code", "code": code}
-    if redirect_uri is not None:
-        data["redirect_uri"] = redirect_uri
-    if verifier is not None:
-        data["code_verifier"] = verifier
-    return requests.post(f"{provider.url}/o/token/", auth=(app.client_id, secret), data=data, timeout=10)
-
-
 def _tokens(provider: Provider, app: Application, secret: str, browser: Browser, **extra: str) -> dict:
     code, verifier = _code(provider, app, browser, **extra)
-    response = _exchange(provider, app, secret, code, verifier)
+    response = exchange_code(provider, app, secret, code, verifier)
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -249,7 +234,7 @@ def test_approval_prompt_auto_does_not_skip_the_screen_prompt_consent_asks_for(p
     partner, partner_secret = make_app(name="Partner app")
     verifier, challenge = pkce_pair()
     approved = browser.submit(browser.open(_authorize(provider, partner, challenge)), {}, button="allow")
-    issued = _exchange(provider, partner, partner_secret, query_of(approved)["code"], verifier)
+    issued = exchange_code(provider, partner, partner_secret, query_of(approved)["code"], verifier)
     assert issued.status_code == 200  # a live token: what DOT's approval_prompt=auto looks for
     grants = Grant.objects.count()
 
@@ -267,7 +252,8 @@ def test_approval_prompt_auto_does_not_bring_back_a_withdrawn_consent(provider, 
     verifier, challenge = pkce_pair()
     approved = browser.submit(browser.open(_authorize(provider, partner, challenge)), {}, button="allow")
     assert (
-        _exchange(provider, partner, partner_secret, query_of(approved)["code"], verifier).status_code == 200
+        exchange_code(provider, partner, partner_secret, query_of(approved)["code"], verifier).status_code
+        == 200
     )
     Consent.objects.filter(user=ivan, application=partner).delete()  # the user withdrew it
     grants = Grant.objects.count()
@@ -378,7 +364,7 @@ def test_the_code_exchange_without_redirect_uri_is_refused(provider, portal, iva
     browser = _signed_in(provider, app)
     code, verifier = _code(provider, app, browser)
 
-    response = _exchange(provider, app, secret, code, verifier, redirect_uri=None)
+    response = exchange_code(provider, app, secret, code, verifier, redirect_uri=None)
 
     assert response.status_code == 400
     assert response.json() == {
@@ -387,7 +373,7 @@ def test_the_code_exchange_without_redirect_uri_is_refused(provider, portal, iva
         "(RFC 6749 §4.1.3)",
     }
     assert not AccessToken.objects.exists()
-    assert _exchange(provider, app, secret, code, verifier).status_code == 200  # the code was not spent
+    assert exchange_code(provider, app, secret, code, verifier).status_code == 200  # the code was not spent
 
 
 # --- Finding 6: max_age must be a non-negative integer ------------------------------------------
@@ -502,7 +488,7 @@ def test_pkce_verifier_missing_wrong_or_malformed_is_refused(
 ):
     app, secret = portal
     code, _right = _code(provider, app, _signed_in(provider, app))
-    response = _exchange(provider, app, secret, code, verifier)
+    response = exchange_code(provider, app, secret, code, verifier)
     assert response.status_code == 400
     assert response.json()["error"] == error
     if description:
@@ -513,13 +499,13 @@ def test_pkce_verifier_missing_wrong_or_malformed_is_refused(
 # --- Replays ----------------------------------------------------------------------------------------
 
 
-def test_a_replayed_code_fails_and_revokes_the_tokens_of_the_first_exchange(provider, portal, ivan):
+def test_a_replayed_code_fails_and_revokes_the_tokens_of_the_firstexchange_code(provider, portal, ivan):
     app, secret = portal
     code, verifier = _code(provider, app, _signed_in(provider, app))
-    first = _exchange(provider, app, secret, code, verifier).json()
+    first = exchange_code(provider, app, secret, code, verifier).json()
     assert _userinfo(provider, first["access_token"]).status_code == 200
 
-    replay = _exchange(provider, app, secret, code, verifier)
+    replay = exchange_code(provider, app, secret, code, verifier)
 
     assert replay.status_code == 400
     assert replay.json() == {"error": "invalid_grant"}
@@ -549,12 +535,12 @@ def test_a_code_taken_to_another_client_is_refused(provider, portal, ivan):
     code, verifier = _code(provider, app, _signed_in(provider, app))
     thief, thief_secret = make_app(name="Thief app")
 
-    stolen = _exchange(provider, thief, thief_secret, code, verifier)
+    stolen = exchange_code(provider, thief, thief_secret, code, verifier)
 
     assert stolen.status_code == 400
     assert stolen.json() == {"error": "invalid_grant"}
     assert not AccessToken.objects.exists()
-    assert _exchange(provider, app, secret, code, verifier).status_code == 200  # still its client's
+    assert exchange_code(provider, app, secret, code, verifier).status_code == 200  # still its client's
 
 
 # --- Forged JWTs at userinfo and introspection -----------------------------------------------------

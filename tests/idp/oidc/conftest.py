@@ -114,6 +114,23 @@ class Browser:
         return self.follow(self.submit(page, {"username": login, "password": password}))
 
 
+def exchange_code(
+    provider: Provider,
+    app: Application,
+    secret: str,
+    code: str,
+    verifier: str | None,
+    redirect_uri: str | None = REDIRECT_URI,
+) -> requests.Response:
+    """The client's back-channel half of the code flow: the code (and verifier) for tokens."""
+    data = {"grant_type": "authorization_code", "code": code}
+    if redirect_uri is not None:
+        data["redirect_uri"] = redirect_uri
+    if verifier is not None:
+        data["code_verifier"] = verifier
+    return requests.post(f"{provider.url}/o/token/", auth=(app.client_id, secret), data=data, timeout=10)
+
+
 def query_of(response: requests.Response) -> dict[str, str]:
     location = response.headers["Location"]
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}

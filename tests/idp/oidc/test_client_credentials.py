@@ -198,8 +198,14 @@ def _wait_live(cache: ClientCache) -> None:
 
 @pytest.mark.needs("redis")
 def test_a_new_secret_and_a_deleted_client_take_effect_at_once():
-    service, secret = make_app(name="Billing", grant=Application.GRANT_CLIENT_CREDENTIALS)
     _wait_live(clients)
+    generation = clients._generation
+    service, secret = make_app(name="Billing", grant=Application.GRANT_CLIENT_CREDENTIALS)
+    # The save clears this process's cache at once and again when its own announcement comes back
+    # through Redis; wait for that echo, or it would empty the cache under the assertion below.
+    deadline = time.monotonic() + 10
+    while clients._generation < generation + 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     basic = _basic(service.client_id, secret)
     assert _post({"data": {"grant_type": "client_credentials"}, "auth": basic}).status_code == 200
     assert clients._entries  # cached

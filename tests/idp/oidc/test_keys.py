@@ -15,8 +15,8 @@ from audit.registry import AuditAction
 from idp.oidc import keys
 from idp.oidc.models import SigningKey
 from idp.oidc.tokens import verify_access_token
-from tests.idp.oidc.conftest import LOGOUT_REDIRECT_URI, PASSWORD, Browser, pkce_pair, query_of
-from tests.idp.oidc.test_negative import _authorize, _exchange
+from tests.idp.oidc.conftest import LOGOUT_REDIRECT_URI, PASSWORD, Browser, exchange_code, pkce_pair, query_of
+from tests.idp.oidc.test_negative import _authorize
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,7 +35,7 @@ def test_rotation_keeps_old_tokens_valid_and_publishes_both_keys(provider, rp_ap
     code = query_of(browser.sign_in(browser.open(_authorize(provider, app, challenge)), "ivan", PASSWORD))[
         "code"
     ]
-    before = _exchange(provider, app, secret, code, verifier).json()
+    before = exchange_code(provider, app, secret, code, verifier).json()
     old_kid = keys.ensure_keys().kid
 
     _age_next_key()
@@ -54,7 +54,7 @@ def test_rotation_keeps_old_tokens_valid_and_publishes_both_keys(provider, rp_ap
 
     verifier2, challenge2 = pkce_pair()
     code2 = query_of(browser.get(_authorize(provider, app, challenge2)))["code"]
-    after = _exchange(provider, app, secret, code2, verifier2).json()
+    after = exchange_code(provider, app, secret, code2, verifier2).json()
     assert after["access_token"].split(".")[0] != before["access_token"].split(".")[0]
     assert AuditLog.objects.filter(action=AuditAction.SIGNING_KEY_ROTATED).count() == 1
 

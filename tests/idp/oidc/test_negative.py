@@ -16,7 +16,15 @@ from audit.models import AuditLog
 from audit.registry import AuditAction
 from idp.oidc.models import AccessToken, Application, Grant
 from idp.oidc.tokens import TokenError, verify_access_token
-from tests.idp.oidc.conftest import PASSWORD, REDIRECT_URI, Browser, make_app, pkce_pair, query_of
+from tests.idp.oidc.conftest import (
+    PASSWORD,
+    REDIRECT_URI,
+    Browser,
+    exchange_code,
+    make_app,
+    pkce_pair,
+    query_of,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,13 +52,6 @@ def _code(provider, app, browser: Browser | None = None, **extra) -> tuple[str, 
     landed = browser.sign_in(page, "ivan", PASSWORD) if "id_username" in page.text else page
     assert landed.status_code == 302, landed.text[:300]
     return query_of(landed)["code"], verifier, browser
-
-
-def _exchange(provider, app, secret, code, verifier, redirect_uri=REDIRECT_URI) -> requests.Response:
-    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
-    if verifier is not None:
-        data["code_verifier"] = verifier
-    return requests.post(f"{provider.url}/o/token/", auth=(app.client_id, secret), data=data, timeout=10)
 
 
 @pytest.mark.parametrize(
@@ -112,7 +113,7 @@ def test_wrong_or_missing_code_verifier_is_refused(provider, rp_app, rp_user):
     app, secret = rp_app
     code, _verifier, _ = _code(provider, app)
     for bad in (None, "short", secrets.token_urlsafe(48)):
-        response = _exchange(provider, app, secret, code, bad)
+        response = exchange_code(provider, app, secret, code, bad)
         assert response.status_code == 400, bad
         assert response.json()["error"] in {"invalid_request", "invalid_grant"}
     assert not AccessToken.objects.exists()
@@ -121,12 +122,12 @@ def test_wrong_or_missing_code_verifier_is_refused(provider, rp_app, rp_user):
 def test_code_replay_fails_and_revokes_the_tokens_it_issued(provider, rp_app, rp_user):
     app, secret = rp_app
     code, verifier, _ = _code(provider, app)
-    first = _exchange(provider, app, secret, code, verifier)
+    first = exchange_code(provider, app, secret, code, verifier)
     assert first.status_code == 200
     access = first.json()["access_token"]
     verify_access_token(access)
 
-    replay = _exchange(provider, app, secret, code, verifier)
+    replay = exchange_code(provider, app, secret, code, verifier)
 
     assert replay.status_code == 400
     assert replay.json()["error"] == "invalid_grant"
@@ -148,7 +149,7 @@ def test_expired_code_is_refused(provider, rp_app, rp_user):
     app, secret = rp_app
     code, verifier, _ = _code(provider, app)
     Grant.objects.update(expires=timezone.now() - timedelta(seconds=1))
-    response = _exchange(provider, app, secret, code, verifier)
+    response = exchange_code(provider, app, secret, code, verifier)
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_grant"
 
@@ -157,9 +158,10 @@ def test_code_bound_to_its_redirect_uri_and_client(provider, rp_app, rp_user):
     app, secret = rp_app
     code, verifier, _ = _code(provider, app)
     other, other_secret = make_app(name="Other app")
-    assert _exchange(provider, other, other_secret, code, verifier).json()["error"] == "invalid_grant"
+    assert exchange_code(provider, other, other_secret, code, verifier).json()["error"] == "invalid_grant"
     assert (
-        _exchange(provider, app, secret, code, verifier, redirect_uri=REDIRECT_URI + "?x").status_code == 400
+        exchange_code(provider, app, secret, code, verifier, redirect_uri=REDIRECT_URI + "?x").status_code
+        == 400
     )
 
 
@@ -170,7 +172,7 @@ def _b64(data: dict) -> str:
 def test_tampered_unsigned_and_foreign_tokens_are_refused(provider, rp_app, rp_user):
     app, secret = rp_app
     code, verifier, _ = _code(provider, app)
-    token = _exchange(provider, app, secret, code, verifier).json()["access_token"]
+    token = exchange_code(provider, app, secret, code, verifier).json()["access_token"]
     header, payload, signature = token.split(".")
     claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
 
@@ -204,7 +206,7 @@ def test_tampered_unsigned_and_foreign_tokens_are_refused(provider, rp_app, rp_u
 def test_token_from_another_issuer_or_audience_is_refused(provider, rp_app, rp_user, settings):
     app, secret = rp_app
     code, verifier, _ = _code(provider, app)
-    token = _exchange(provider, app, secret, code, verifier).json()["access_token"]
+    token = exchange_code(provider, app, secret, code, verifier).json()["access_token"]
     settings.IDP_ACCESS_TOKEN_AUDIENCE = "someone-else"
     with pytest.raises(TokenError, match="audience"):
         verify_access_token(token)
@@ -218,7 +220,7 @@ def test_token_from_another_issuer_or_audience_is_refused(provider, rp_app, rp_u
 def test_userinfo_refuses_a_token_in_the_query_string(provider, rp_app, rp_user):
     app, secret = rp_app
     code, verifier, _ = _code(provider, app)
-    token = _exchange(provider, app, secret, code, verifier).json()["access_token"]
+    token = exchange_code(provider, app, secret, code, verifier).json()["access_token"]
     assert requests.get(f"{provider.url}/o/userinfo/?access_token={token}", timeout=10).status_code in (
         400,
         401,
