@@ -152,7 +152,7 @@ cleanup() {
         "$REPO/scripts/services" stop >/dev/null 2>&1  # IDP_SERVICES_DIR is our private dir
     fi
     for f in "$WORK"/grpc.log "$WORK"/gunicorn.log "$WORK"/keycloak.log "$WORK"/kcadm.log "$WORK"/kc-build.log; do
-        [[ -f $f ]] && tail -c 200000 "$f" >"$OUT/$(basename "$f")"
+        [[ -f $f ]] && tail -c 60000 "$f" >"$OUT/$(basename "$f")"
     done
     find "$WORK" -mindepth 1 -maxdepth 1 ! -path "$OUT" -exec rm -rf {} + 2>/dev/null
     rmdir "$WORK" 2>/dev/null
@@ -438,7 +438,10 @@ gen() {
                 --data-file "$TOK/project/pool.json" --connections "$GHZ_CONNS" -z "${dur}s" -O json)
             if [[ -n $rate ]]; then g+=(--async --rps "$rate" -c "$GHZ_CONNS"); else g+=(-c "$GHZ_C"); fi
             record "${g[@]}" "$GTARGET"
-            "${g[@]}" "$GTARGET" >"$outbase.ghz.json" 2>"$outbase.ghz.err" ;;
+            "${g[@]}" "$GTARGET" >"$outbase.ghz.json" 2>"$outbase.ghz.err"
+            # ghz's JSON lists every call (megabytes): keep the summary only.
+            "$PY" -c 'import json, sys; d = json.load(open(sys.argv[1])); d.pop("details", None); json.dump(d, open(sys.argv[1], "w"))' \
+                "$outbase.ghz.json" ;;
         restvalidate:)
             local v=(wrk -t"$WRK_THREADS" -c"$CONNS" -d"${dur}s" -s "$REPO/bench/token_validate/validate.lua"
                 "$WURL/api/v1/auth/validate" -- "$TOK/project/pool.txt")
