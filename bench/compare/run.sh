@@ -439,9 +439,8 @@ gen() {
             if [[ -n $rate ]]; then g+=(--async --rps "$rate" -c "$GHZ_CONNS"); else g+=(-c "$GHZ_C"); fi
             record "${g[@]}" "$GTARGET"
             "${g[@]}" "$GTARGET" >"$outbase.ghz.json" 2>"$outbase.ghz.err"
-            # ghz's JSON lists every call (megabytes): keep the summary only.
-            "$PY" -c 'import json, sys; d = json.load(open(sys.argv[1])); d.pop("details", None); json.dump(d, open(sys.argv[1], "w"))' \
-                "$outbase.ghz.json" ;;
+            # ghz's JSON lists every call and repeats the token pool (megabytes): keep the summary.
+            "$PY" "$HERE/summarize.py" --trim-ghz "$outbase.ghz.json" ;;
         restvalidate:)
             local v=(wrk -t"$WRK_THREADS" -c"$CONNS" -d"${dur}s" -s "$REPO/bench/token_validate/validate.lua"
                 "$WURL/api/v1/auth/validate" -- "$TOK/project/pool.txt")

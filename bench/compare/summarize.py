@@ -3,6 +3,7 @@
     summarize.py OUT                 # the whole summary
     summarize.py OUT --one KEY       # one line for one run (progress output)
     summarize.py OUT --half PATH-SYS # half of the best closed-loop rate of that path and system
+    summarize.py --trim-ghz FILE     # drop the per-call list and the token pool from ghz's JSON
 
 Run keys: r<round>-<path>-<system> (closed loop, peak), half-<path>-<system> (open loop at half
 the peak). Result files per key: KEY.wrk.txt (bench.lua / validate.lua "JSON" line),
@@ -335,7 +336,18 @@ def summary(out: Path) -> None:
         )
 
 
+def trim_ghz(path: Path) -> None:
+    """ghz -O json lists every call and repeats its --data-file (the token pool): drop both."""
+    d = json.loads(path.read_text())
+    d.pop("details", None)
+    d.get("options", {}).pop("data", None)
+    path.write_text(json.dumps(d))
+
+
 def main() -> None:
+    if sys.argv[1] == "--trim-ghz":
+        trim_ghz(Path(sys.argv[2]))
+        return
     out = Path(sys.argv[1])
     if len(sys.argv) > 3 and sys.argv[2] == "--one":
         print(one(out, sys.argv[3]))
