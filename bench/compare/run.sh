@@ -171,6 +171,7 @@ record() {
         [[ -n ${!name:-} ]] && line=${line//${!name}/\$$name}
     done
     line=${line//$WORK/\$WORK}
+    line=${line//$KC_HOME/\$KC_HOME}
     echo "$line" >>"$OUT/commands.txt"
 }
 
@@ -204,7 +205,7 @@ if [[ $(cat "$KC_HOME/.bench-build" 2>/dev/null) != "${BUILD_ARGS[*]} $JDK" ]]; 
     "$KC_HOME/bin/kc.sh" "${BUILD_ARGS[@]}" >"$WORK/kc-build.log" 2>&1 || die "kc.sh build failed: $(tail -20 "$WORK/kc-build.log")"
     echo "${BUILD_ARGS[*]} $JDK" >"$KC_HOME/.bench-build"
 fi
-record "\$KC_HOME/bin/kc.sh" "${BUILD_ARGS[@]}"
+record "$KC_HOME/bin/kc.sh" "${BUILD_ARGS[@]}"
 
 # --- 2. services and databases -------------------------------------------------------------------
 STATE=${IDP_SERVICES_DIR:-$REPO/.services}
@@ -257,7 +258,7 @@ say "Keycloak $KC_VERSION: kc.sh ${KC_START[*]} (JAVA_OPTS_KC_HEAP=$KC_HEAP)"
 KC_JAVA_APPEND=
 (($(java_major "$JDK") >= 24)) && KC_JAVA_APPEND="--add-opens=java.base/java.lang=ALL-UNNAMED"
 record env "JAVA_HOME=$JDK" "JAVA_OPTS_KC_HEAP=$KC_HEAP" "JAVA_OPTS_APPEND=$KC_JAVA_APPEND" KC_DB_PASSWORD=... KC_BOOTSTRAP_ADMIN_USERNAME=admin \
-    KC_BOOTSTRAP_ADMIN_PASSWORD=... "\$KC_HOME/bin/kc.sh" "${KC_START[@]}"
+    KC_BOOTSTRAP_ADMIN_PASSWORD=... "$KC_HOME/bin/kc.sh" "${KC_START[@]}"
 JAVA_OPTS_KC_HEAP=$KC_HEAP JAVA_OPTS_APPEND=$KC_JAVA_APPEND KC_DB_PASSWORD=$PGPASS KC_BOOTSTRAP_ADMIN_USERNAME=admin \
     KC_BOOTSTRAP_ADMIN_PASSWORD=$KC_ADMIN_PW "$KC_HOME/bin/kc.sh" "${KC_START[@]}" >"$WORK/keycloak.log" 2>&1 &
 KC_PID=$!
@@ -324,7 +325,7 @@ say "Keycloak answers after $((SECONDS - T_KC)) s (pid $KC_PID)"
 KC_CC_SECRET=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(32))')
 KC_APP_SECRET=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(32))')
 kcadm() {
-    record "\$KC_HOME/bin/kcadm.sh" "$@"
+    record "$KC_HOME/bin/kcadm.sh" "$@"
     "$KC_HOME/bin/kcadm.sh" "$@" --config "$WORK/kcadm.config" >>"$WORK/kcadm.log" 2>&1 \
         || die "kcadm.sh $1 $2 failed: $(tail -5 "$WORK/kcadm.log")"
 }

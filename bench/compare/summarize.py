@@ -4,6 +4,7 @@
     summarize.py OUT --one KEY       # one line for one run (progress output)
     summarize.py OUT --half PATH-SYS # half of the best closed-loop rate of that path and system
     summarize.py --trim-ghz FILE     # drop the per-call list and the token pool from ghz's JSON
+    summarize.py --runs OUT...       # several runs: their warmed rounds and the acceptance lines
 
 Run keys: r<round>-<path>-<system> (closed loop, peak), half-<path>-<system> (open loop at half
 the peak). Result files per key: KEY.wrk.txt (bench.lua / validate.lua "JSON" line),
@@ -336,6 +337,133 @@ def summary(out: Path) -> None:
         )
 
 
+def span(values: list[float], digits: int = 0) -> str:
+    """ "a" or "a-b" over runs."""
+    vals = [v for v in values if v is not None and not math.isnan(v)]
+    if not vals:
+        return "-"
+    lo, hi = min(vals), max(vals)
+    return (
+        f"{lo:,.{digits}f}"
+        if f"{lo:,.{digits}f}" == f"{hi:,.{digits}f}"
+        else f"{lo:,.{digits}f}-{hi:,.{digits}f}"
+    )
+
+
+def across(dirs: list[Path]) -> None:
+    """One table over several runs of run.sh (each with its rounds): the warmed (last) round of
+    each run, the open loop at half peak, and the issue's acceptance lines."""
+    print(f"Runs: {', '.join(d.name for d in dirs)}; per run, the last (warmed) of its rounds.\n")
+    print(
+        "| path | project ok/s | Keycloak ok/s | project ÷ Keycloak | CPU ms/req project: server + PG "
+        "| CPU ms/req Keycloak: server + PG | p99 ms at half peak: project ‖ Keycloak |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    last = {}
+    for path in PATHS:
+        for s in SYSTEMS:
+            last[path, s] = [(rounds(d, path, s) or [None])[-1] for d in dirs]
+        p, k = last[path, "project"], last[path, "keycloak"]
+        if not any(p):
+            continue
+        half = {s: [load(d, f"half-{path}-{s}") for d in dirs] for s in SYSTEMS}
+        ratios = [a["rps"] / b["rps"] for a, b in zip(p, k, strict=True) if a and b and b["rps"] > 0]
+        cells = [
+            " / ".join(rate_str(r["rps"]) for r in p if r),
+            " / ".join(rate_str(r["rps"]) for r in k if r) or "n/a",
+            " / ".join(f"{x:.2f}" for x in ratios) or "-",
+        ]
+        for rs in (p, k):
+            rs = [r for r in rs if r]
+            cells.append(
+                f"{span([r['ms']['server'] for r in rs], 2)} + {span([r['ms']['postgresql'] for r in rs], 2)}"
+                if rs
+                else "n/a"
+            )
+        hp = " / ".join(ms_str(r["p99"]) for r in half["project"] if r) or "-"
+        hk = " / ".join(ms_str(r["p99"]) for r in half["keycloak"] if r) or "n/a"
+        cells.append(f"{hp} ‖ {hk}")
+        print(f"| {PATHS[path]} | " + " | ".join(cells) + " |")
+
+    mem = {
+        s: [json.loads(f.read_text()) for d in dirs if (f := d / f"mem-end-{s}.json").exists()]
+        for s in ("project", "grpc", "keycloak")
+    }
+    print(
+        "\nMemory after the run (RSS, PSS in brackets, MB): gunicorn "
+        + " / ".join(f"{m['rss_mb']:.0f} ({m['pss_mb']:.0f})" for m in mem["project"])
+        + "; gRPC server "
+        + " / ".join(f"{m['rss_mb']:.0f} ({m['pss_mb']:.0f})" for m in mem["grpc"])
+        + "; Keycloak "
+        + " / ".join(f"{m['rss_mb']:.0f} ({m['pss_mb']:.0f})" for m in mem["keycloak"])
+        + "."
+    )
+
+    def ratio(path: str) -> list[float]:
+        return [
+            a["rps"] / b["rps"]
+            for a, b in zip(last[path, "project"], last[path, "keycloak"], strict=True)
+            if a and b and b["rps"] > 0
+        ]
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "**not met**"
+
+    print("\n| issue 14 acceptance line | measured (per run) | |")
+    print("| --- | --- | --- |")
+    for path, need in (("cc", 1.5), ("introspect", 2.0), ("refresh", 1.0), ("userinfo", 1.0)):
+        r = ratio(path)
+        if r:
+            print(
+                f"| {PATHS[path]}: project ≥ {need:g} x Keycloak | "
+                + " / ".join(f"{x:.2f} x" for x in r)
+                + f" | {verdict(min(r) >= need)} |"
+            )
+    grpc, kin = last.get(("grpc", "project"), []), last.get(("introspect", "keycloak"), [])
+    g = [a["rps"] / b["rps"] for a, b in zip(grpc, kin, strict=True) if a and b and b["rps"] > 0]
+    if g:
+        print(
+            "| gRPC TokenValidate ≥ 4 x Keycloak's introspection | "
+            + " / ".join(f"{x:.2f} x" for x in g)
+            + f" | {verdict(min(g) >= 4)} |"
+        )
+    caps = [json.loads(f.read_text())["cap_per_second"] for d in dirs if (f := d / "hashfloor.json").exists()]
+    flows = [r["rps"] for r in last.get(("codeflow", "project"), []) if r]
+    if caps and flows:
+        share = [f / c for f, c in zip(flows, caps, strict=False)]
+        print(
+            "| code flow within 10% of what bcrypt allows | "
+            + " / ".join(f"{x * 100:.0f}% of the cap" for x in share)
+            + f" | {verdict(min(share) >= 0.9)} |"
+        )
+    worse = []
+    for path in PATHS:
+        for d in dirs:
+            a, b = load(d, f"half-{path}-project"), load(d, f"half-{path}-keycloak")
+            if a and b and not a["p99"] < b["p99"]:
+                worse.append(f"{path} ({d.name})")
+    print(
+        "| p99 at half of own peak below Keycloak's, every path | "
+        + (f"higher on {len(worse)} of the path runs" if worse else "lower everywhere")
+        + f" | {verdict(not worse)} |"
+    )
+    gh = [load(d, "half-grpc-project") for d in dirs]
+    gh = [r for r in gh if r]
+    if gh:
+        text = " / ".join(
+            f"p99 {ms_str(r['p99'])} ms, {r['errors'].get('Unavailable', 0)} UNAVAILABLE" for r in gh
+        )
+        ok = all(r["p99"] < 20 and not r["errors"].get("Unavailable") for r in gh)
+        print(f"| gRPC at 50% of its peak: p99 < 20 ms, no UNAVAILABLE | {text} | {verdict(ok)} |")
+    if mem["project"] and mem["keycloak"]:
+        web = [m["rss_mb"] for m in mem["project"]]
+        kc = [m["rss_mb"] for m in mem["keycloak"]]
+        print(
+            f"| web tier RSS after load ≤ Keycloak's | gunicorn {span(web)} MB, Keycloak {span(kc)} MB "
+            f"| {verdict(max(web) <= min(kc))} |"
+        )
+
+
 def trim_ghz(path: Path) -> None:
     """ghz -O json lists every call and repeats its --data-file (the token pool): drop both."""
     d = json.loads(path.read_text())
@@ -347,6 +475,9 @@ def trim_ghz(path: Path) -> None:
 def main() -> None:
     if sys.argv[1] == "--trim-ghz":
         trim_ghz(Path(sys.argv[2]))
+        return
+    if sys.argv[1] == "--runs":
+        across([Path(d) for d in sys.argv[2:]])
         return
     out = Path(sys.argv[1])
     if len(sys.argv) > 3 and sys.argv[2] == "--one":
