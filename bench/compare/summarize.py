@@ -81,12 +81,20 @@ def _ghz(path: Path) -> dict:
     d = json.loads(path.read_text())
     pct = {p["percentage"]: p["latency"] / 1e6 for p in d.get("latencyDistribution") or []}
     codes = d.get("statusCodeDistribution") or {}
+    # At the end of a -z run ghz cancels the calls in flight ("Canceled") and closes its
+    # connections under the rest ("Unavailable desc = transport is closing"): ghz's doing, not
+    # the server's answer, so not counted as errors (there are at most as many as calls in flight).
+    errors = {k: v for k, v in codes.items() if k not in ("OK", "Canceled")}
+    closing = sum(v for k, v in (d.get("errorDistribution") or {}).items() if "transport is closing" in k)
+    if closing and "Unavailable" in errors:
+        errors["Unavailable"] -= closing
+        errors = {k: v for k, v in errors.items() if v}
     return {
         "rps": codes.get("OK", 0) / (d["total"] / 1e9),
         "p50": pct.get(50, math.nan),
         "p99": pct.get(99, math.nan),
-        # "Canceled": the calls ghz itself cancels at the end of a -z run, not the server's answer.
-        "errors": {k: v for k, v in codes.items() if k not in ("OK", "Canceled")},
+        "errors": errors,
+        "cut_at_deadline": closing + codes.get("Canceled", 0),
     }
 
 
