@@ -22,8 +22,9 @@
 #    alternating project, Keycloak, project, Keycloak...: wrk -t1 -c8 closed loop (bench.lua) for
 #    client_credentials, introspection, refresh (chained single-use tokens) and userinfo;
 #    codeflow.py (FLOW_C flows at a time) for the code flow; then, on their own, gRPC
-#    TokenValidate (ghz) and REST validate (wrk). CPU split (server, PostgreSQL, Redis, load
-#    generator, other) from bench/token_validate/cpusplit.py; RSS/PSS of the server after each run;
+#    TokenValidate (ghz) and REST validate (wrk). CPU split (server, PostgreSQL, Redis, the
+#    project's gRPC server, load generator, other) from bench/token_validate/cpusplit.py; RSS/PSS
+#    of the server after each run;
 # 6. open loop at HALF of each system's own peak (HALF_DURATION s): oha -q RATE
 #    --latency-correction (client_credentials, introspection, userinfo, REST validate),
 #    chainloop.py (refresh), codeflow.py --rate (code flow), ghz --async --rps (gRPC);
@@ -464,9 +465,13 @@ measure() {
     window=$(awk -v d="$dur" 'BEGIN { w = (d > 8 ? d - 4 : d - 1); print (w > 1 ? w : 1) }')
     gen "$path" "$sys" "$dur" "$OUT/$key" "$rate" &
     local genpid=$!
+    # The project's gRPC server is a group of its own in the other paths' runs: a revocation (each
+    # refresh revokes the access token it replaces) reaches its processes by Redis pub/sub.
+    local grpc=()
+    [[ $path != grpc ]] && grpc=(--group "grpc=$GRPC_PID")
     "$PY" "$CPUSPLIT" --delay "$(awk -v d="$dur" 'BEGIN { print (d > 8 ? 2 : 0.5) }')" --window "$window" \
         --group "server=$server" ${PG_PID:+--group "postgresql=$PG_PID"} ${REDIS_PID:+--group "redis=$REDIS_PID"} \
-        --group "generator=$genpid" --json "$OUT/cpu-$key.json" >"$OUT/cpu-$key.txt" &
+        "${grpc[@]}" --group "generator=$genpid" --json "$OUT/cpu-$key.json" >"$OUT/cpu-$key.txt" &
     local c=$!
     wait "$genpid" || say "$key: the load generator exited non-zero"
     wait "$c" || true

@@ -124,7 +124,7 @@ def load(out: Path, key: str) -> dict | None:
     r["rate"] = float(rate_file.read_text()) if rate_file.exists() else None
     r["ms"] = {
         k: r["cpu"].get(k, 0) / r["rps"] * 1e3 if r["rps"] > 0 else math.nan
-        for k in ("server", "postgresql", "redis", "generator")
+        for k in ("server", "postgresql", "redis", "grpc", "generator")
     }
     return r
 
@@ -157,6 +157,8 @@ def cpu_str(r: dict, sys_: str) -> str:
     s = f"{ms['server']:.2f} + {ms['postgresql']:.2f}"
     if sys_ == "project" and r["cpu"].get("redis") is not None:
         s += f" + {ms['redis']:.2f}"
+        if ms["grpc"] >= 0.05:  # the gRPC server's share (revocations fanned out), when it has one
+            s += f" [+ {ms['grpc']:.2f} gRPC]"
     return s
 
 
@@ -176,7 +178,9 @@ def one(out: Path, key: str) -> str:
     c = r["cpu"]
     text = (
         f"{rate_str(r['rps'])}/s ok, p50 {ms_str(r['p50'])} ms, p99 {ms_str(r['p99'])} ms; CPU cores "
-        + " ".join(f"{k} {c.get(k, 0):.2f}" for k in ("server", "postgresql", "redis", "generator", "other"))
+        + " ".join(
+            f"{k} {c.get(k, 0):.2f}" for k in ("server", "postgresql", "redis", "grpc", "generator", "other")
+        )
         + f"; ms/req server {r['ms']['server']:.2f} pg {r['ms']['postgresql']:.2f}; mem {mem_str(r)} MB"
     )
     return text + (f"; NOT OK: {errors_str(r)}" if r["errors"] else "")
@@ -234,13 +238,15 @@ def summary(out: Path) -> None:
 
     print("\n### CPU per request and memory (last round)\n")
     print(
-        "CPU ms per successful request: server + PostgreSQL (+ Redis, project only), from /proc over the "
-        "middle of the run; `other` = cores used by anything else on the machine meanwhile (the other "
-        "system idling, the OS; it should stay near 0). Memory: RSS summed over the server's processes "
-        "after the run (PSS in brackets: shared pages split between gunicorn's forks).\n"
+        "CPU ms per successful request: server + PostgreSQL (+ Redis, and the project's gRPC server when "
+        "a path makes it work: revocations reach it by pub/sub), from /proc over the middle of the run; "
+        "`other` = cores used by anything else on the machine meanwhile (the other system idling, the "
+        "OS; it should stay near 0). Memory: RSS summed over the server's processes after the run (PSS "
+        "in brackets: shared pages split between gunicorn's forks).\n"
     )
     print(
-        "| path | project CPU ms/req | Keycloak CPU ms/req | load generator ms/req, project / Keycloak "
+        "| path | project CPU ms/req: server + PG + Redis [+ gRPC] | Keycloak CPU ms/req: server + PG "
+        "| load generator ms/req, project / Keycloak "
         "| other cores, project / Keycloak | project RSS (PSS) MB | Keycloak RSS (PSS) MB |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- |")
@@ -307,7 +313,7 @@ def summary(out: Path) -> None:
 
     print("\n### Every run\n")
     print(
-        "| run | ok/s | p50 ms | p99 ms | CPU cores server / pg / redis / generator / other "
+        "| run | ok/s | p50 ms | p99 ms | CPU cores server / pg / redis / gRPC / generator / other "
         "| ms/req server / pg | RSS (PSS) MB | not ok |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -325,7 +331,7 @@ def summary(out: Path) -> None:
             continue
         c = r["cpu"]
         cores = " / ".join(
-            f"{c.get(g, 0):.2f}" for g in ("server", "postgresql", "redis", "generator", "other")
+            f"{c.get(g, 0):.2f}" for g in ("server", "postgresql", "redis", "grpc", "generator", "other")
         )
         name = key + (f" @{rate_str(r['rate'])}/s" if r["rate"] else "")
         print(
