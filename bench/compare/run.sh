@@ -251,7 +251,7 @@ KURL=http://127.0.0.1:$KPORT
 KREALM=$KURL/realms/bench
 
 # --- 3. Keycloak: start it first (its first start creates its schema, a minute or so) -------------
-KC_ADMIN_PW=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(18))')
+KC_ADMIN_PW=$("$PY" -c 'import secrets; print("a" + secrets.token_urlsafe(18))')
 KC_START=(start --optimized "--db-url=jdbc:postgresql://127.0.0.1:$PGPORT/$KC_DB" "--db-username=$PGUSER"
     --http-enabled=true --http-host=127.0.0.1 "--http-port=$KPORT" "--hostname=$KURL" "--cache=$KC_CACHE")
 say "Keycloak $KC_VERSION: kc.sh ${KC_START[*]} (JAVA_OPTS_KC_HEAP=$KC_HEAP)"
@@ -288,7 +288,7 @@ PASSWORD=$("$PY" -c 'import secrets; print("Bench-" + secrets.token_urlsafe(15))
 
 (cd "$REPO" && "$PY" manage.py migrate --noinput -v0)
 (cd "$REPO" && "$PY" manage.py collectstatic --noinput -v0) >/dev/null
-(cd "$REPO" && "$PY" "$HERE/setup_project.py" --out "$TOK/project" --users "$USERS" --password "$PASSWORD" \
+(cd "$REPO" && "$PY" "$HERE/setup_project.py" --out "$TOK/project" --users "$USERS" "--password=$PASSWORD" \
     --pool "$POOL" --chains "$CHAINS") | tee "$OUT/setup-project.txt" >&2
 # shellcheck disable=SC1091
 source "$TOK/project/clients.env"
@@ -323,8 +323,8 @@ done
 curl -fsS -o /dev/null "$KURL/realms/master/.well-known/openid-configuration" || die "Keycloak did not come up in 300 s"
 say "Keycloak answers after $((SECONDS - T_KC)) s (pid $KC_PID)"
 
-KC_CC_SECRET=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(32))')
-KC_APP_SECRET=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(32))')
+KC_CC_SECRET=$("$PY" -c 'import secrets; print("s" + secrets.token_urlsafe(32))')
+KC_APP_SECRET=$("$PY" -c 'import secrets; print("s" + secrets.token_urlsafe(32))')
 kcadm() {
     record "$KC_HOME/bin/kcadm.sh" "$@"
     "$KC_HOME/bin/kcadm.sh" "$@" --config "$WORK/kcadm.config" >>"$WORK/kcadm.log" 2>&1 \
@@ -351,7 +351,7 @@ KC_CC_B64=$(printf '%s:%s' bench-cc "$KC_CC_SECRET" | base64 -w0)
 KC_APP_B64=$(printf '%s:%s' bench-app "$KC_APP_SECRET" | base64 -w0)
 cp "$TOK/project/users.txt" "$TOK/keycloak/users.txt"
 "$PY" "$HERE/mint_keycloak.py" --realm-url "$KREALM" --users "$TOK/keycloak/users.txt" --app-id bench-app \
-    --app-secret "$KC_APP_SECRET" --cc-id bench-cc --cc-secret "$KC_CC_SECRET" --pool "$POOL" \
+    "--app-secret=$KC_APP_SECRET" --cc-id bench-cc "--cc-secret=$KC_CC_SECRET" --pool "$POOL" \
     --logins "$KC_LOGINS" --chains "$CHAINS" --out "$TOK/keycloak" | tee "$OUT/setup-keycloak.txt" >&2
 for sys in project keycloak; do sed 's/^/token=/' "$TOK/$sys/pool.txt" >"$TOK/$sys/introspect.bodies"; done
 
@@ -374,7 +374,7 @@ for sys in project keycloak; do
         | grep -Eq '"active": ?true' || die "$sys: introspection of a pool token is not active"
     curl -fsS -H "Authorization: Bearer $tok" "${USERINFO_URL[$sys]}" | grep -q '"sub"' || die "$sys: userinfo failed"
     read -r cid csec <<<"${APP_CRED[$sys]}"
-    "$PY" "$HERE/codeflow.py" --system "$sys" --base "${BASE[$sys]}" --client-id "$cid" --client-secret "$csec" \
+    "$PY" "$HERE/codeflow.py" --system "$sys" --base "${BASE[$sys]}" --client-id "$cid" "--client-secret=$csec" \
         --users "$TOK/$sys/users.txt" --concurrency 1 --duration 0.1 | tee -a "$OUT/smoke.txt" >&2
     grep -q "1 flows ok, 0 failed" <(tail -1 "$OUT/smoke.txt") || die "$sys: the code flow failed"
 done
@@ -409,8 +409,8 @@ gen() {
             local mode=(--concurrency "$FLOW_C")
             [[ -n $rate ]] && mode=(--rate "$rate")
             record "$PY" "$HERE/codeflow.py" --system "$sys" --base "${BASE[$sys]}" --client-id "$cid" \
-                --client-secret "$csec" --users "$TOK/$sys/users.txt" "${mode[@]}" --duration "$dur" --json "$outbase.flow.json"
-            "$PY" "$HERE/codeflow.py" --system "$sys" --base "${BASE[$sys]}" --client-id "$cid" --client-secret "$csec" \
+                "--client-secret=$csec" --users "$TOK/$sys/users.txt" "${mode[@]}" --duration "$dur" --json "$outbase.flow.json"
+            "$PY" "$HERE/codeflow.py" --system "$sys" --base "${BASE[$sys]}" --client-id "$cid" "--client-secret=$csec" \
                 --users "$TOK/$sys/users.txt" "${mode[@]}" --duration "$dur" --json "$outbase.flow.json" >"$outbase.flow.txt" ;;
         cc:open)
             record "${oha[@]}" -m POST -H "Authorization: ${CC_AUTH[$sys]}" -T application/x-www-form-urlencoded \
@@ -528,8 +528,8 @@ fi
 
 # --- 7. the password hash floor, summary -------------------------------------------------------
 if [[ " $PATHS " == *" codeflow "* && $HASHFLOOR_S != 0 ]]; then
-    record "$PY" "$HERE/hashfloor.py" --username bench-user-0 --password "$PASSWORD" --seconds "$HASHFLOOR_S"
-    (cd "$REPO" && "$PY" "$HERE/hashfloor.py" --username bench-user-0 --password "$PASSWORD" \
+    record "$PY" "$HERE/hashfloor.py" --username bench-user-0 "--password=$PASSWORD" --seconds "$HASHFLOOR_S"
+    (cd "$REPO" && "$PY" "$HERE/hashfloor.py" --username bench-user-0 "--password=$PASSWORD" \
         --seconds "$HASHFLOOR_S" --json "$OUT/hashfloor.json") | tee "$OUT/hashfloor.txt" >&2
 fi
 for sys in project keycloak; do
