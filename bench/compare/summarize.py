@@ -364,10 +364,21 @@ def span(values: list[float], digits: int = 0) -> str:
     )
 
 
+BUSY = 0.15  # cores used by anything else during a run, above which its figure is marked
+
+
+def mark(*runs: dict | None) -> str:
+    return "†" if any(r and r["cpu"].get("other", 0) > BUSY for r in runs) else ""
+
+
 def across(dirs: list[Path]) -> None:
     """One table over several runs of run.sh (each with its rounds): the warmed (last) round of
     each run, the open loop at half peak, and the issue's acceptance lines."""
-    print(f"Runs: {', '.join(d.name for d in dirs)}; per run, the last (warmed) of its rounds.\n")
+    print(
+        f"Runs: {', '.join(d.name for d in dirs)}; per run (in that order), the last (warmed) of its "
+        f"rounds. † = something else used more than {BUSY:g} cores of the machine during that run "
+        "(`other` in its CPU split): a figure measured on a shared machine.\n"
+    )
     print(
         "| path | project ok/s | Keycloak ok/s | project ÷ Keycloak | CPU ms/req project: server + PG "
         "| CPU ms/req Keycloak: server + PG | p99 ms at half peak: project ‖ Keycloak |"
@@ -381,21 +392,24 @@ def across(dirs: list[Path]) -> None:
         if not any(p):
             continue
         half = {s: [load(d, f"half-{path}-{s}") for d in dirs] for s in SYSTEMS}
-        ratios = [a["rps"] / b["rps"] for a, b in zip(p, k, strict=True) if a and b and b["rps"] > 0]
+        ratios = [
+            f"{a['rps'] / b['rps']:.2f}{mark(a, b)}"
+            for a, b in zip(p, k, strict=True)
+            if a and b and b["rps"] > 0
+        ]
         cells = [
-            " / ".join(rate_str(r["rps"]) for r in p if r),
-            " / ".join(rate_str(r["rps"]) for r in k if r) or "n/a",
-            " / ".join(f"{x:.2f}" for x in ratios) or "-",
+            " / ".join(rate_str(r["rps"]) + mark(r) for r in p if r),
+            " / ".join(rate_str(r["rps"]) + mark(r) for r in k if r) or "n/a",
+            " / ".join(ratios) or "-",
         ]
         for rs in (p, k):
             rs = [r for r in rs if r]
             cells.append(
-                f"{span([r['ms']['server'] for r in rs], 2)} + {span([r['ms']['postgresql'] for r in rs], 2)}"
-                if rs
-                else "n/a"
+                " / ".join(f"{r['ms']['server']:.2f} + {r['ms']['postgresql']:.2f}{mark(r)}" for r in rs)
+                or "n/a"
             )
-        hp = " / ".join(ms_str(r["p99"]) for r in half["project"] if r) or "-"
-        hk = " / ".join(ms_str(r["p99"]) for r in half["keycloak"] if r) or "n/a"
+        hp = " / ".join(ms_str(r["p99"]) + mark(r) for r in half["project"] if r) or "-"
+        hk = " / ".join(ms_str(r["p99"]) + mark(r) for r in half["keycloak"] if r) or "n/a"
         cells.append(f"{hp} ‖ {hk}")
         print(f"| {PATHS[path]} | " + " | ".join(cells) + " |")
 
