@@ -4,8 +4,9 @@
                 --group redis=PID [--json FILE]
 
 Each group counts the given processes and all their descendants (the set is re-read at both
-ends of the window). `other` is whatever else ran on the machine (other users' tests, Kafka,
-PostgreSQL, the kernel), from /proc/stat. Prints one line.
+ends of the window), including the ones that exit during the window (see used()). `other` is
+whatever else ran on the machine (other users' tests, Kafka, PostgreSQL, the kernel), from
+/proc/stat. Prints one line.
 """
 
 from __future__ import annotations
@@ -41,16 +42,36 @@ def descendants(roots: list[int]) -> set[int]:
     return seen
 
 
-def ticks(pids: set[int]) -> dict[int, int]:
+def ticks(pids: set[int]) -> dict[int, tuple[int, int, int]]:
+    """pid -> (own utime + stime, cutime + cstime of its reaped children, ppid)."""
     out = {}
     for pid in pids:
         try:
             with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            out[pid] = int(fields[11]) + int(fields[12])  # utime + stime
+            out[pid] = (int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14]), int(fields[1]))
         except (OSError, IndexError, ValueError):
             pass
     return out
+
+
+def used(start: dict[int, tuple[int, int, int]], end: dict[int, tuple[int, int, int]]) -> int:
+    """Ticks a group used between two readings, counting the processes that exited meanwhile.
+
+    A process that exits is gone from /proc (a PostgreSQL backend whose connection was recycled,
+    a worker that was replaced), but its whole CPU time lands in its parent's cutime/cstime once
+    the parent reaps it. So: the own time of the processes alive at the end, plus what their
+    reaped children added meanwhile, minus what the exited ones had already used at the start
+    (counted only when their parent is still there to have reaped them into the group's total).
+    """
+    total = 0
+    for pid, (own, children, _) in end.items():
+        own0, children0, _ = start.get(pid, (0, 0, 0))
+        total += (own - own0) + (children - children0)
+    for pid, (own0, _, ppid) in start.items():
+        if pid not in end and ppid in end:
+            total -= own0
+    return total
 
 
 def machine() -> tuple[int, int]:
@@ -82,8 +103,7 @@ def main() -> None:
     result = {}
     for name, roots in groups.items():
         end = ticks(descendants(roots) | sets[name])
-        used = sum(v - start[name].get(pid, 0) for pid, v in end.items())
-        result[name] = used / HZ / elapsed
+        result[name] = used(start[name], end) / HZ / elapsed
     result["machine"] = (busy1 - busy0) / HZ / elapsed
     result["other"] = max(0.0, result["machine"] - sum(v for k, v in result.items() if k != "machine"))
     result["window_s"] = elapsed
