@@ -255,7 +255,7 @@ class OrganisationOut(serializers.ModelSerializer):
 
 
 class OrganisationsView(APIView):
-    class ClientCreate(serializers.Serializer):
+    class OrganisationCreate(serializers.Serializer):
         name = serializers.CharField(max_length=200)
         slug = serializers.SlugField(max_length=64)
         contact_email = serializers.EmailField(required=False, allow_blank=True, default="")
@@ -268,10 +268,10 @@ class OrganisationsView(APIView):
             OrganisationOut(page.paginate_queryset(organisations, request, self), many=True).data
         )
 
-    @extend_schema(request=ClientCreate, responses={201: OrganisationOut})
+    @extend_schema(request=OrganisationCreate, responses={201: OrganisationOut})
     def post(self, request: Request) -> Response:
 
-        body = self.ClientCreate(data=request.data)
+        body = self.OrganisationCreate(data=request.data)
         body.is_valid(raise_exception=True)
         organisation = create_organisation(actor=request.user, **body.validated_data)
         return Response(OrganisationOut(organisation).data, status=status.HTTP_201_CREATED)

@@ -102,10 +102,6 @@ class User(AbstractBaseUser, PermissionsMixin):
             self.organisation_id is None or self.organisation.is_active
         )
 
-    @property
-    def is_internal(self) -> bool:
-        return self.organisation_id is None
-
 
 class LoginFailures(models.Model):
     """Consecutive failed logins of one user and the lock they led to (Keycloak-style)."""

@@ -47,7 +47,7 @@ class ActorFilter(TextFilter):
         return queryset.filter(Q(actor_id=value) | Q(actor_label__iexact=value))
 
 
-class ClientFilter(TextFilter):
+class OrganisationFilter(TextFilter):
     title = "B2B client (id)"
     parameter_name = "client"
 
@@ -124,7 +124,7 @@ class AuditLogAdmin(ReadOnlyModelAdmin):  # append-only: nothing is edited by ha
         "action",
         ActorFilter,
         ("target_type", admin.AllValuesFieldListFilter),
-        ClientFilter,
+        OrganisationFilter,
         "occurred_at",
     ]
     search_fields = ["actor_id", "actor_label", "target_id", "target_label", "request_id", "ip"]

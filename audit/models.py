@@ -6,8 +6,6 @@ from typing import Any, NoReturn
 from django.db import models
 from django.utils import timezone
 
-from audit.registry import AuditAction
-
 
 class AppendOnlyError(Exception):
     """An audit record was about to be changed or deleted."""
@@ -61,13 +59,6 @@ class AuditLog(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise AppendOnlyError("the audit log is append-only")
-
-    @property
-    def action_label(self) -> str:
-        try:
-            return str(AuditAction(self.action).label)
-        except ValueError:
-            return self.action
 
 
 class OutboxEvent(models.Model):

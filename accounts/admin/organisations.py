@@ -22,7 +22,7 @@ from core.permissions import Permission
 from core.read_only_admin import ReadOnlyModelAdmin
 
 
-class ClientAdministratorsInline(admin.TabularInline):
+class OrganisationAdministratorsInline(admin.TabularInline):
     """The client's administrators, read-only; roles change on the users' own pages (audited)."""
 
     model = User
@@ -49,14 +49,14 @@ class ClientAdministratorsInline(admin.TabularInline):
 
 
 @admin.register(Organisation)
-class ClientAdmin(ServiceModelAdmin):
+class OrganisationAdmin(ServiceModelAdmin):
     list_display = ["name", "slug", "status", "contact_email", "created_at"]
     list_filter = ["status"]
     search_fields = ["name", "slug", "contact_email", "id"]
     prepopulated_fields = {"slug": ["name"]}
     readonly_fields = ["id", "created_at", "updated_at"]
     # Created by clients.services.create_organisation and changed by update_organisation, both audited.
-    inlines = [ClientAdministratorsInline]
+    inlines = [OrganisationAdministratorsInline]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Organisation]:
         organisations = super().get_queryset(request)
@@ -217,7 +217,7 @@ class IdentityProviderAdmin(ServiceModelAdmin):
         return False  # switch it off (`enabled`) instead: that is audited
 
 
-class ClientDomainForm(forms.ModelForm):
+class OrganisationDomainForm(forms.ModelForm):
     class Meta:
         model = OrganisationDomain
         fields = ["organisation", "domain"]
@@ -230,8 +230,8 @@ class ClientDomainForm(forms.ModelForm):
 
 
 @admin.register(OrganisationDomain)
-class ClientDomainAdmin(ServiceModelAdmin):
-    form = ClientDomainForm
+class OrganisationDomainAdmin(ServiceModelAdmin):
+    form = OrganisationDomainForm
     list_display = ["domain", "organisation", "status", "verification_method", "verified_at"]
     list_filter = ["status", "verification_method"]
     search_fields = ["domain", "organisation__name", "organisation__slug"]

@@ -48,12 +48,3 @@ def permissions_claim(user: User) -> dict[str, str] | None:
     if len(held) > MAX_PERMISSIONS_IN_CLAIM:
         return None
     return dict(sorted(held.items()))
-
-
-def released(claims: dict[str, Any], scopes: list[str] | set[str]) -> dict[str, Any]:
-    """The claims the granted scopes allow, without empty values."""
-    return {
-        name: value
-        for name, value in claims.items()
-        if value is not None and CLAIM_SCOPES.get(name, "openid") in scopes
-    }

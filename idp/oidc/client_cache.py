@@ -39,6 +39,7 @@ class ClientRecord:
     client_type: str
     authorization_grant_type: str
     label: str  # str(application), for audit records
+    algorithm: str  # what its tokens are signed with (tokens.signing_algorithm reads it)
 
     def allows_grant_type(self, *grant_types: str) -> bool:
         return self.authorization_grant_type in grant_types
@@ -83,13 +84,15 @@ class ClientCache:
 def _load(client_id: str) -> ClientRecord | None:
     row = (
         Application.objects.filter(client_id=client_id)
-        .values_list("pk", "client_id", "client_secret", "client_type", "authorization_grant_type", "name")
+        .values_list(
+            "pk", "client_id", "client_secret", "client_type", "authorization_grant_type", "name", "algorithm"
+        )
         .first()
     )
     if row is None:
         return None
-    pk, cid, secret, client_type, grant_type, name = row
-    return ClientRecord(pk, cid, secret, client_type, grant_type, name or cid)
+    pk, cid, secret, client_type, grant_type, name, algorithm = row
+    return ClientRecord(pk, cid, secret, client_type, grant_type, name or cid, algorithm)
 
 
 clients = ClientCache()

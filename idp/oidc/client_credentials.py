@@ -78,7 +78,8 @@ def token_response(request: HttpRequest) -> HttpResponse:
             "exp": int(now) + expires_in,
             "sub": client.client_id,
             "token_use": "client",
-        }
+        },
+        algorithm=tokens.signing_algorithm(client),
     )
     try:
         _save(client, access_token, jti, scope, datetime.fromtimestamp(int(now) + expires_in, UTC))

@@ -3,6 +3,9 @@
 Life of a key: created as `next` (published in the JWKS so verifiers cache it before it signs),
 promoted to `active` at the next rotation, then `retired` and kept in the JWKS until the last
 token it signed has expired (and a while longer, so old ID tokens still work as `id_token_hint`).
+
+Each algorithm has its own chain of keys: RS256 (the default, always present) and ES256, created
+the first time an application that signs with it needs a key, then rotated alongside.
 """
 
 from __future__ import annotations
@@ -15,39 +18,55 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from joserfc.jwk import RSAKey
+from joserfc.jwk import ECKey, RSAKey
 
 from core import stored_secrets
 from core.config import ConfigError
 from idp.oidc.models import SigningKey
 
+RS256, ES256 = "RS256", "ES256"
+ALGORITHMS = (RS256, ES256)
 RSA_BITS = 2048
 _CACHE_SECONDS = 30.0  # how long a process trusts its copy of the active key
 
+Key = RSAKey | ECKey
 _lock = threading.Lock()
-_active: tuple[float, str, RSAKey] | None = None
-_public: tuple[float, dict[str, RSAKey]] | None = None
+_active: dict[str, tuple[float, str, Key]] = {}
+_public: tuple[float, dict[str, Key]] | None = None
 
 
-def _decrypt(key: SigningKey) -> RSAKey:
+def _generate(algorithm: str) -> Key:
+    if algorithm == RS256:
+        return RSAKey.generate_key(RSA_BITS, private=True)
+    if algorithm == ES256:
+        return ECKey.generate_key("P-256", private=True)
+    raise ValueError(f"no signing keys for {algorithm}")
+
+
+def _import(data: str | bytes | dict[str, Any], algorithm: str) -> Key:
+    return (ECKey if algorithm == ES256 else RSAKey).import_key(data)
+
+
+def _decrypt(key: SigningKey) -> Key:
     try:
         pem = stored_secrets.decrypt(key.private_key_encrypted)
     except stored_secrets.UndecryptableError:
         raise ConfigError(
             f"signing key {key.kid} cannot be decrypted: IDP_KEY_ENCRYPTION_KEY does not match"
         ) from None
-    return RSAKey.import_key(pem)
+    return _import(pem, key.algorithm)
 
 
-def _new_key(status: str) -> SigningKey:
-    private = RSAKey.generate_key(RSA_BITS, private=True)
+def _new_key(status: str, algorithm: str) -> SigningKey:
+    private = _generate(algorithm)
     kid = private.thumbprint()  # RFC 7638, so verifiers can recompute it
     public: dict[str, Any] = dict(private.as_dict(private=False))
-    public.update(kid=kid, use="sig", alg="RS256")
+    public.update(kid=kid, use="sig", alg=algorithm)
     pem = private.as_pem(private=True)
     now = timezone.now()
     return SigningKey.objects.create(
         kid=kid,
+        algorithm=algorithm,
         status=status,
         public_jwk=public,
         private_key_encrypted=stored_secrets.encrypt(pem),
@@ -63,41 +82,50 @@ def retention() -> timedelta:
 
 
 def _forget_cached() -> None:
-    global _active, _public
+    global _public
     with _lock:
-        _active = _public = None
+        _active.clear()
+        _public = None
 
 
 @transaction.atomic
-def ensure_keys() -> SigningKey:
-    """The active key, creating the first one (and its successor) on a fresh installation."""
-    active = SigningKey.objects.filter(status=SigningKey.Status.ACTIVE).first()
+def ensure_keys(algorithm: str = RS256) -> SigningKey:
+    """The algorithm's active key, creating the first one (and its successor) when there is none."""
+    keys = SigningKey.objects.filter(algorithm=algorithm)
+    active = keys.filter(status=SigningKey.Status.ACTIVE).first()
     if active is None:
         try:
             with transaction.atomic():
-                active = _new_key(SigningKey.Status.ACTIVE)
+                active = _new_key(SigningKey.Status.ACTIVE, algorithm)
         except IntegrityError:  # another process created it first
-            active = SigningKey.objects.get(status=SigningKey.Status.ACTIVE)
-    if not SigningKey.objects.filter(status=SigningKey.Status.NEXT).exists():
-        _new_key(SigningKey.Status.NEXT)
+            active = keys.get(status=SigningKey.Status.ACTIVE)
+    if not keys.filter(status=SigningKey.Status.NEXT).exists():
+        _new_key(SigningKey.Status.NEXT, algorithm)
     return active
 
 
+def algorithms_in_use() -> list[str]:
+    """RS256, and every other algorithm that has a signing key."""
+    others = SigningKey.objects.filter(status=SigningKey.Status.ACTIVE).exclude(algorithm=RS256)
+    return [RS256, *sorted(set(others.values_list("algorithm", flat=True)))]
+
+
 @transaction.atomic
-def rotate(*, force: bool = False) -> SigningKey:
+def rotate(*, force: bool = False, algorithm: str = RS256) -> SigningKey:
     """Promote the published `next` key to signing and publish a new `next` one.
 
     Without `force`, a `next` key younger than the JWKS cache lifetime is not promoted yet:
     verifiers that cached the JWKS earlier would not know it. `force` is for a compromised key.
     """
-    ensure_keys()
-    current = SigningKey.objects.select_for_update().get(status=SigningKey.Status.ACTIVE)
-    successor = SigningKey.objects.select_for_update().filter(status=SigningKey.Status.NEXT).first()
+    ensure_keys(algorithm)
+    keys = SigningKey.objects.select_for_update().filter(algorithm=algorithm)
+    current = keys.get(status=SigningKey.Status.ACTIVE)
+    successor = keys.filter(status=SigningKey.Status.NEXT).first()
     now = timezone.now()
     lead = timedelta(seconds=settings.OAUTH2_PROVIDER["OIDC_JWKS_MAX_AGE_SECONDS"])
     if successor is None or (not force and successor.created_at > now - lead):
         if successor is None:
-            _new_key(SigningKey.Status.NEXT)
+            _new_key(SigningKey.Status.NEXT, algorithm)
         return current
     current.status = SigningKey.Status.RETIRED
     current.retired_at = now
@@ -106,19 +134,19 @@ def rotate(*, force: bool = False) -> SigningKey:
     successor.status = SigningKey.Status.ACTIVE
     successor.activated_at = now
     successor.save(update_fields=["status", "activated_at"])
-    _new_key(SigningKey.Status.NEXT)
+    _new_key(SigningKey.Status.NEXT, algorithm)
     transaction.on_commit(_forget_cached)
     _forget_cached()
     return successor
 
 
-def rotate_if_due() -> SigningKey:
+def rotate_if_due(algorithm: str = RS256) -> SigningKey:
     """The periodic task's body: rotate once the active key reaches its configured age."""
-    active = ensure_keys()
+    active = ensure_keys(algorithm)
     if active.activated_at and active.activated_at <= timezone.now() - timedelta(
         days=settings.IDP_KEY_ROTATION_DAYS
     ):
-        active = rotate()
+        active = rotate(algorithm=algorithm)
     SigningKey.objects.filter(
         status=SigningKey.Status.RETIRED, published_until__lt=timezone.now() - timedelta(days=30)
     ).delete()  # long unpublished: nothing can still need them
@@ -139,27 +167,20 @@ def jwks() -> dict[str, Any]:
     return {"keys": [key.public_jwk for key in published_keys()]}
 
 
-def active_signer() -> tuple[str, RSAKey]:
+def active_signer(algorithm: str = RS256) -> tuple[str, Key]:
     """The `kid` and private key that sign now (cached per process for a few seconds)."""
-    _, kid, key = _active_key()
-    return kid, key
+    cached = _active.get(algorithm)
+    if cached is None or cached[0] <= time.monotonic():
+        active = ensure_keys(algorithm)
+        # Still the active key: no decrypting again (~100 ms for RSA).
+        key = cached[2] if cached and cached[1] == active.kid else _decrypt(active)
+        cached = (time.monotonic() + _CACHE_SECONDS, active.kid, key)
+        with _lock:
+            _active[algorithm] = cached
+    return cached[1], cached[2]
 
 
-def _active_key() -> tuple[float, str, RSAKey]:
-    global _active
-    cached = _active
-    if cached and cached[0] > time.monotonic():
-        return cached
-    active = ensure_keys()
-    # Still the active key: no decrypting again (~100 ms).
-    key = cached[2] if cached and cached[1] == active.kid else _decrypt(active)
-    entry = (time.monotonic() + _CACHE_SECONDS, active.kid, key)
-    with _lock:
-        _active = entry
-    return entry
-
-
-def verification_key(kid: str) -> RSAKey | None:
+def verification_key(kid: str) -> Key | None:
     """The public key for a token's `kid`, if that key is still published."""
     global _public
     cached, now = _public, time.monotonic()
@@ -168,7 +189,7 @@ def verification_key(kid: str) -> RSAKey | None:
     # but at most once a second: tokens with made-up kids must not turn into database load.
     unknown = cached is not None and kid not in cached[1] and cached[0] - _CACHE_SECONDS + 1.0 <= now
     if stale or unknown:
-        keys = {key.kid: RSAKey.import_key(key.public_jwk) for key in published_keys()}
+        keys = {key.kid: _import(key.public_jwk, key.algorithm) for key in published_keys()}
         cached = (now + _CACHE_SECONDS, keys)
         with _lock:
             _public = cached

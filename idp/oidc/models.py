@@ -26,6 +26,21 @@ from oauth2_provider.validators import AllowedURIValidator
 class Application(AbstractApplication):
     """A relying party registered by an operator."""
 
+    ES256_ALGORITHM = "ES256"
+    # What its ID and access tokens are signed with: RS256 (the default), or ES256 (~20x cheaper to
+    # sign); `none` is a service without OpenID Connect, whose access tokens are RS256.
+    algorithm = models.CharField(
+        max_length=5,
+        choices=[
+            (AbstractApplication.NO_ALGORITHM, "No OpenID Connect (access tokens RS256)"),
+            (AbstractApplication.RS256_ALGORITHM, "RS256 (RSA with SHA-256)"),
+            (ES256_ALGORITHM, "ES256 (ECDSA P-256 with SHA-256)"),
+        ],
+        default=AbstractApplication.NO_ALGORITHM,
+        blank=True,
+        verbose_name="signing algorithm",
+    )
+
     resource_server = models.BooleanField(
         default=False,
         help_text="May introspect tokens issued to other clients (an API that accepts them).",
@@ -35,19 +50,23 @@ class Application(AbstractApplication):
         db_table = "oauth_applications"
 
     # What this provider implements: code + PKCE for people, client credentials for services
-    # (RFC 9700 §2.1.2 rules out implicit and the password grant); ID tokens signed with RS256.
+    # (RFC 9700 §2.1.2 rules out implicit and the password grant); tokens signed with RS256 or ES256.
     SUPPORTED_GRANTS = (
         AbstractApplication.GRANT_AUTHORIZATION_CODE,
         AbstractApplication.GRANT_CLIENT_CREDENTIALS,
     )
-    SUPPORTED_ALGORITHMS = (AbstractApplication.RS256_ALGORITHM, AbstractApplication.NO_ALGORITHM)
+    SUPPORTED_ALGORITHMS = (
+        AbstractApplication.RS256_ALGORITHM,
+        ES256_ALGORITHM,
+        AbstractApplication.NO_ALGORITHM,
+    )
 
     def clean(self) -> None:
         errors: dict[str, list[str]] = {}
-        # DOT demands its OIDC_RSA_PRIVATE_KEY setting for RS256; ours sign with the database-held
-        # keys (the validator's finalize_id_token), so its checks run as if no algorithm were chosen.
+        # DOT demands its OIDC_RSA_PRIVATE_KEY setting for RS256 (and knows no ES256); ours sign with
+        # the database-held keys (idp.oidc.keys), so its checks run as if no algorithm were chosen.
         algorithm = self.algorithm
-        if algorithm == self.RS256_ALGORITHM:
+        if algorithm in (self.RS256_ALGORITHM, self.ES256_ALGORITHM):
             self.algorithm = self.NO_ALGORITHM
         try:
             super().clean()
@@ -60,7 +79,7 @@ class Application(AbstractApplication):
                 "only the authorization code grant (with PKCE) and client credentials are supported"
             )
         if self.algorithm not in self.SUPPORTED_ALGORITHMS:
-            errors.setdefault("algorithm", []).append("ID tokens are signed with RS256")
+            errors.setdefault("algorithm", []).append("tokens are signed with RS256 or ES256")
         if (
             self.authorization_grant_type == self.GRANT_CLIENT_CREDENTIALS
             and self.client_type == self.CLIENT_PUBLIC
@@ -130,8 +149,9 @@ class IDToken(AbstractIDToken):
 
 
 class SigningKey(models.Model):
-    """An RS256 key pair. Published in the JWKS while `next`, `active`, or retired but still
-    needed to verify tokens it signed; only the `active` one signs."""
+    """A key pair of one algorithm (RS256 or ES256). Published in the JWKS while `next`, `active`, or
+    retired but still needed to verify tokens it signed; only the `active` one of its algorithm
+    signs."""
 
     class Status(models.TextChoices):
         NEXT = "next", "Published, not signing yet"
@@ -155,7 +175,9 @@ class SigningKey(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["status"], condition=models.Q(status="active"), name="one_active_signing_key"
+                fields=["algorithm"],
+                condition=models.Q(status="active"),
+                name="one_active_signing_key_per_algorithm",
             ),
         ]
 

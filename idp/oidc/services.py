@@ -3,6 +3,7 @@ through DOT + the validator)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -21,31 +22,34 @@ from idp.oidc.models import Application, Consent, SigningKey
 
 @transaction.atomic
 def rotate_keys(*, actor: User | None, force: bool = False) -> SigningKey:
+    """Rotate the keys of every algorithm in use; returns the RS256 key that signs now."""
     require(actor, Permission.KEY_ROTATE)
-    before = keys.ensure_keys()
-    active = keys.rotate(force=force)
-    if active.pk != before.pk:
-        audit.record(
-            AuditAction.SIGNING_KEY_ROTATED,
-            actor=actor,
-            target=active,
-            details={"previousKid": before.kid, "kid": active.kid, "forced": force},
-        )
-    return active
+    return _rotate_each(actor, lambda algorithm: keys.rotate(force=force, algorithm=algorithm), force)
 
 
 @transaction.atomic
 def rotate_keys_if_due() -> SigningKey:
-    before = keys.ensure_keys()
-    active = keys.rotate_if_due()
-    if active.pk != before.pk:
-        audit.record(
-            AuditAction.SIGNING_KEY_ROTATED,
-            actor=None,
-            target=active,
-            details={"previousKid": before.kid, "kid": active.kid, "forced": False},
-        )
-    return active
+    return _rotate_each(None, keys.rotate_if_due, False)
+
+
+def _rotate_each(actor: User | None, rotate: Callable[[str], SigningKey], forced: bool) -> SigningKey:
+    signing: dict[str, SigningKey] = {}
+    for algorithm in keys.algorithms_in_use():
+        before = keys.ensure_keys(algorithm)
+        signing[algorithm] = active = rotate(algorithm)
+        if active.pk != before.pk:
+            audit.record(
+                AuditAction.SIGNING_KEY_ROTATED,
+                actor=actor,
+                target=active,
+                details={
+                    "previousKid": before.kid,
+                    "kid": active.kid,
+                    "forced": forced,
+                    "algorithm": algorithm,
+                },
+            )
+    return signing[keys.RS256]
 
 
 # --- Relying parties (the admin's Applications) ------------------------------------------------
@@ -81,6 +85,12 @@ def _audit_details(app: Application, fields: list[str], *, created: bool) -> dic
     return details
 
 
+def _publish_keys_for(app: Application) -> None:
+    # Its algorithm's keys exist (and are in the JWKS) before the first token it is issued.
+    if app.algorithm in keys.ALGORITHMS:
+        keys.ensure_keys(app.algorithm)
+
+
 @transaction.atomic
 def register_application(*, actor: User | None, values: dict[str, Any]) -> tuple[Application, str]:
     """Register a relying party; returns it and its client secret, which is stored only hashed
@@ -90,6 +100,7 @@ def register_application(*, actor: User | None, values: dict[str, Any]) -> tuple
     app = Application(**_normalised(values), client_secret=secret, hash_client_secret=True)
     app.full_clean()
     app.save()
+    _publish_keys_for(app)
     audit.record(
         AuditAction.OIDC_APPLICATION_CHANGED,
         actor=actor,
@@ -113,6 +124,7 @@ def update_application(
         setattr(locked, name, changes[name])
     locked.full_clean()
     locked.save(update_fields=[*changed, "updated"])
+    _publish_keys_for(locked)
     audit.record(
         AuditAction.OIDC_APPLICATION_CHANGED,
         actor=actor,

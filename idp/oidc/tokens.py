@@ -123,18 +123,25 @@ def generate_access_token(request: OAuthlibRequest) -> str:
     else:
         claims.update(sub=client_id, token_use="client")
     request.idp_access_jti = jti
-    return sign(claims)
+    return sign(claims, algorithm=signing_algorithm(request.client))
 
 
-RS256 = ["RS256"]  # the one algorithm we sign with and accept (never `none`, never HMAC)
-_RS256 = JWSRegistry.algorithms["RS256"]
+# What we sign with and accept: asymmetric only (never `none`, never HMAC), each tied to its keys.
+_ALGORITHMS = {name: JWSRegistry.algorithms[name] for name in keys.ALGORITHMS}
 
 
-def sign(claims: dict[str, Any], typ: str = ACCESS_TOKEN_TYPE) -> str:
-    """A compact RS256 JWS by the active key (access tokens, and ID tokens with typ `JWT`)."""
-    kid, key = keys.active_signer()
+def signing_algorithm(application: Any) -> str:
+    """The application's choice (ES256), else RS256: the default, and for `none` / unset too."""
+    chosen = getattr(application, "algorithm", "")
+    return chosen if chosen in _ALGORITHMS else keys.RS256
+
+
+def sign(claims: dict[str, Any], typ: str = ACCESS_TOKEN_TYPE, algorithm: str = keys.RS256) -> str:
+    """A compact JWS by the algorithm's active key (access tokens, and ID tokens with typ `JWT`)."""
+    kid, key = keys.active_signer(algorithm)
     payload = json.dumps(claims, separators=(",", ":"), default=str)
-    return jws.serialize_compact({"alg": "RS256", "typ": typ, "kid": kid}, payload, key, algorithms=RS256)
+    header = {"alg": algorithm, "typ": typ, "kid": kid}
+    return jws.serialize_compact(header, payload, key, algorithms=[algorithm])
 
 
 def _b64decode(part: str) -> bytes:
@@ -164,21 +171,25 @@ def verified_claims(token: str, *, typs: frozenset[str]) -> dict[str, Any]:
     of `typs`. Signature only: the caller checks the time and audience claims it cares about.
 
     The compact form is parsed here (the header with bounds) and the signature is checked by
-    joserfc's RS256 algorithm: its full `deserialize_compact` allocated enough per call to cost
-    ~15% of a REST validation with distinct tokens (bench/results-issue13, the `jose-*` runs)."""
+    joserfc's algorithm: its full `deserialize_compact` allocated enough per call to cost ~10% of
+    a REST validation with distinct tokens (bench/results-issue13). The `alg` must be the one the
+    `kid`'s key is published for, so no token chooses how it is checked."""
     header = unverified_header(token)
-    if header.get("alg") != "RS256":
-        raise TokenError("invalid_signature", "only RS256 is accepted")
+    algorithm = _ALGORITHMS.get(str(header.get("alg")))
+    if algorithm is None:
+        raise TokenError("invalid_signature", "only RS256 and ES256 are accepted")
     if str(header.get("typ", "")).lower() not in typs:
         raise TokenError("wrong_type", f"wrong token type (typ must be {min(typs, key=len)})")
     key = keys.verification_key(str(header.get("kid", "")))
     if key is None:
         raise TokenError("unknown_key", "signed by a key this issuer does not publish")
+    if key.alg != header["alg"]:
+        raise TokenError("invalid_signature", "the algorithm is not the key's")
     signing_input, _, signature = token.rpartition(".")
     if signing_input.count(".") != 1:
         raise TokenError("malformed", "not a JWS compact token")
     try:
-        valid = _RS256.verify(signing_input.encode("ascii"), _b64decode(signature), key)
+        valid = algorithm.verify(signing_input.encode("ascii"), _b64decode(signature), key)
         claims = json.loads(_b64decode(signing_input.partition(".")[2])) if valid else None
     except (JoseError, ValueError, TypeError, UnicodeError):
         valid = False

@@ -18,7 +18,7 @@ from idp.oidc import claims as claim_rules
 from idp.oidc import client_credentials, context, revocation
 from idp.oidc.id_tokens import subject_of_id_token_hint, verify_id_token_hint
 from idp.oidc.models import AccessToken, Application, Consent, Grant, IDToken, RefreshToken
-from idp.oidc.tokens import TokenError, methods_of, sign, verify_access_token
+from idp.oidc.tokens import TokenError, methods_of, sign, signing_algorithm, verify_access_token
 
 
 def _django_request(request: OAuthlibRequest) -> Any:
@@ -307,7 +307,7 @@ class Validator(OAuth2Validator):
         id_token.update(**claims)
         if "nonce" not in id_token and request.nonce:  # oauthlib issue #746
             id_token["nonce"] = request.nonce
-        signed = sign(id_token, typ="JWT")
+        signed = sign(id_token, typ="JWT", algorithm=signing_algorithm(request.client))
         with transaction.atomic():
             saved = self._save_id_token(id_token["jti"], request, expiration_time)
         request.access_token = request.id_token = saved
