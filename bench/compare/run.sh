@@ -33,7 +33,8 @@
 #
 # Knobs (environment): DURATION (12), ROUNDS (3), WARMUP (8), HALF_DURATION (DURATION),
 # CONNS (8), WRK_THREADS (1), FLOW_C (8), OHA_C (64), WORKERS (4), GRPC_PROCS (2), GRPC_THREADS (8),
-# GHZ_C (32), GHZ_CONNS (8), POOL (1000), CHAINS (128), KC_LOGINS (50), USERS (5),
+# GHZ_C (32), GHZ_CONNS (8), POOL (1000), CHAINS (128), KC_LOGINS (50), USERS (5), CC_ALG (RS256;
+# ES256: the project's bench-cc signs its tokens with ES256, Keycloak's stays on its RS256 default),
 # PATHS ("cc introspect refresh userinfo codeflow"), VALIDATE (1), HALF (1), HASHFLOOR_S (5),
 # SERVICES (private|shared), KC_VERSION (26.4.7), KC_HEAP, KC_CACHE (local; ispn = clustered),
 # IDP_BENCH_CACHE (~/.cache/idp-bench), JAVA_HOME (a JDK 21+), OUT (results dir; default a kept
@@ -61,6 +62,7 @@ GHZ_C=${GHZ_C:-32}
 GHZ_CONNS=${GHZ_CONNS:-8}
 POOL=${POOL:-1000}
 CHAINS=${CHAINS:-128}
+CC_ALG=${CC_ALG:-RS256}
 KC_LOGINS=${KC_LOGINS:-50}
 USERS=${USERS:-5}
 PATHS=${PATHS:-cc introspect refresh userinfo codeflow}
@@ -289,7 +291,7 @@ PASSWORD=$("$PY" -c 'import secrets; print("Bench-" + secrets.token_urlsafe(15))
 (cd "$REPO" && "$PY" manage.py migrate --noinput -v0)
 (cd "$REPO" && "$PY" manage.py collectstatic --noinput -v0) >/dev/null
 (cd "$REPO" && "$PY" "$HERE/setup_project.py" --out "$TOK/project" --users "$USERS" "--password=$PASSWORD" \
-    --pool "$POOL" --chains "$CHAINS") | tee "$OUT/setup-project.txt" >&2
+    --pool "$POOL" --chains "$CHAINS" --cc-alg "$CC_ALG") | tee "$OUT/setup-project.txt" >&2
 # shellcheck disable=SC1091
 source "$TOK/project/clients.env"
 CC_B64=$(printf '%s:%s' "$CC_ID" "$CC_SECRET" | base64 -w0)
@@ -488,7 +490,7 @@ measure() {
     echo "keycloak: $(cat "$KC_HOME/version.txt") (keycloak-quarkus-dist from Maven Central), $("$JDK/bin/java" -version 2>&1 | head -1), JAVA_OPTS_KC_HEAP=$KC_HEAP, build --db=postgres, start --cache=$KC_CACHE"
     echo "services: PostgreSQL $PG_VERSION, Redis $REDIS_VERSION ($([[ $STARTED_SERVICES == 1 ]] && echo private || echo shared), scripts/services)"
     echo "tools: $( (wrk -v 2>&1 || true) | head -1 | awk '{print $1, $2}'), $("$OHA" --version), ghz $("$GHZ" --version 2>&1 | head -1)"
-    echo "knobs: DURATION=$DURATION ROUNDS=$ROUNDS WARMUP=$WARMUP HALF_DURATION=$HALF_DURATION CONNS=$CONNS WRK_THREADS=$WRK_THREADS FLOW_C=$FLOW_C OHA_C=$OHA_C GHZ_C=$GHZ_C GHZ_CONNS=$GHZ_CONNS POOL=$POOL CHAINS=$CHAINS USERS=$USERS"
+    echo "knobs: CC_ALG=$CC_ALG DURATION=$DURATION ROUNDS=$ROUNDS WARMUP=$WARMUP HALF_DURATION=$HALF_DURATION CONNS=$CONNS WRK_THREADS=$WRK_THREADS FLOW_C=$FLOW_C OHA_C=$OHA_C GHZ_C=$GHZ_C GHZ_CONNS=$GHZ_CONNS POOL=$POOL CHAINS=$CHAINS USERS=$USERS"
 } >"$OUT/env.txt"
 cat "$OUT/env.txt" >&2
 

@@ -1,10 +1,11 @@
 """The project's side of bench/compare: clients, users and tokens (run with the benchmark's env).
 
-    setup_project.py --out DIR --users 5 --password PW --pool 1000 --chains 64
+    setup_project.py --out DIR --users 5 --password PW --pool 1000 --chains 64 [--cc-alg ES256]
 
 Creates, in the benchmark's throw-away database:
-- `bench-cc`: confidential, client_credentials, RS256; a resource server (it may introspect other
-  clients' tokens, RFC 7662 §4), as Keycloak lets any confidential client introspect;
+- `bench-cc`: confidential, client_credentials, RS256 (or --cc-alg ES256); a resource server (it
+  may introspect other clients' tokens, RFC 7662 §4), as Keycloak lets any confidential client
+  introspect;
 - `bench-app`: confidential, authorization code (PKCE S256, required anyway) + refresh, RS256,
   first party (skip_authorization: no consent screen, as Keycloak's default client);
 - USERS client_user accounts (accounts.services.create_user: bcrypt, as at registration);
@@ -92,11 +93,14 @@ def main() -> None:
     parser.add_argument("--password", required=True)
     parser.add_argument("--pool", type=int, default=1000)
     parser.add_argument("--chains", type=int, default=64)
+    parser.add_argument("--cc-alg", choices=("RS256", "ES256"), default="RS256", help="bench-cc signs with")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
 
     keys.ensure_keys()  # so the first request does not create the signing keys
+    if args.cc_alg != "RS256":
+        keys.ensure_keys(args.cc_alg)
     # A leading "-" would read as an option on the drivers' command lines: secrets start with a letter.
     cc_secret, app_secret = "s" + secrets.token_urlsafe(32), "s" + secrets.token_urlsafe(32)
     cc = Application.objects.create(
@@ -104,7 +108,7 @@ def main() -> None:
         client_type=Application.CLIENT_CONFIDENTIAL,
         authorization_grant_type=Application.GRANT_CLIENT_CREDENTIALS,
         client_secret=cc_secret,  # hashed on save
-        algorithm=Application.RS256_ALGORITHM,
+        algorithm=args.cc_alg,
         resource_server=True,
     )
     app = Application.objects.create(
@@ -142,7 +146,7 @@ def main() -> None:
     (args.out / "pool.json").write_text(json.dumps([{"token": t} for t in pool]))
     (args.out / "pool.bodies").write_text("".join(json.dumps({"token": t}) + "\n" for t in pool))
     print(
-        f"project: clients bench-cc, bench-app; {len(users)} users ({t1 - t0:.1f}s); "
+        f"project: clients bench-cc ({args.cc_alg}), bench-app; {len(users)} users ({t1 - t0:.1f}s); "
         f"{len(pool)} access tokens + {len(chains)} refresh chains of bench-app "
         f"({time.monotonic() - t1:.1f}s)"
     )
