@@ -25,7 +25,9 @@ CLAIM_SCOPES: dict[str, str] = {
 }
 
 
-def user_claims(user: User) -> dict[str, Any]:
+def user_claims(user: User, *, permissions: bool = True) -> dict[str, Any]:
+    """The claims this provider states about `user`; `permissions=False` leaves out the one that
+    costs a lookup (for callers that will not release it)."""
     return {
         "role": user.role,
         "clientId": str(user.organisation_id) if user.organisation_id else None,
@@ -34,8 +36,17 @@ def user_claims(user: User) -> dict[str, Any]:
         "email_verified": user.email_verified,
         "phone_number": user.phone or None,
         "phone_number_verified": False,
-        "permissions": permissions_claim(user),
+        "permissions": permissions_claim(user) if permissions else None,
     }
+
+
+def released_claims(user: User, scopes: list[str]) -> dict[str, Any]:
+    """What the ID token and userinfo say about `user` to a client holding `scopes`: `sub`, and
+    each claim whose scope was granted (OIDC Core §5.4). A claim with no value is left out."""
+    stated = user_claims(user, permissions="permissions" in scopes)
+    claims: dict[str, Any] = {"sub": str(user.pk)}
+    claims.update((name, value) for name, value in stated.items() if value is not None)
+    return {name: value for name, value in claims.items() if CLAIM_SCOPES.get(name) in scopes}
 
 
 # The `permissions` claim is bounded: past this many, services ask the authorization API instead.

@@ -40,6 +40,7 @@ class ClientRecord:
     authorization_grant_type: str
     label: str  # str(application), for audit records
     algorithm: str  # what its tokens are signed with (tokens.signing_algorithm reads it)
+    resource_server: bool  # may introspect other clients' access tokens (RFC 7662 §4)
 
     def allows_grant_type(self, *grant_types: str) -> bool:
         return self.authorization_grant_type in grant_types
@@ -85,14 +86,21 @@ def _load(client_id: str) -> ClientRecord | None:
     row = (
         Application.objects.filter(client_id=client_id)
         .values_list(
-            "pk", "client_id", "client_secret", "client_type", "authorization_grant_type", "name", "algorithm"
+            "pk",
+            "client_id",
+            "client_secret",
+            "client_type",
+            "authorization_grant_type",
+            "name",
+            "algorithm",
+            "resource_server",
         )
         .first()
     )
     if row is None:
         return None
-    pk, cid, secret, client_type, grant_type, name, algorithm = row
-    return ClientRecord(pk, cid, secret, client_type, grant_type, name or cid, algorithm)
+    pk, cid, secret, client_type, grant_type, name, algorithm, resource_server = row
+    return ClientRecord(pk, cid, secret, client_type, grant_type, name or cid, algorithm, resource_server)
 
 
 clients = ClientCache()

@@ -10,26 +10,21 @@ grant still goes through DOT.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import time
 import uuid
 from datetime import UTC, datetime
-from urllib.parse import unquote_plus
 
 from django.conf import settings
-from django.contrib.auth.hashers import check_password, identify_hasher
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
-from django.utils.crypto import constant_time_compare
 from oauth2_provider.models import set_token_value
 from oauthlib.oauth2.rfc6749 import errors
 
 from audit import services as audit
 from audit.registry import AuditAction
-from idp.oidc import tokens
-from idp.oidc.client_cache import ClientRecord, clients
+from idp.oidc import client_auth, tokens
+from idp.oidc.client_cache import ClientRecord
 from idp.oidc.models import AccessToken, Application
 
 GRANT_TYPE = "client_credentials"
@@ -98,7 +93,7 @@ def _validate(request: HttpRequest) -> tuple[ClientRecord, list[str]]:
     for param in ("grant_type", "scope"):
         if len(request.POST.getlist(param)) > 1:
             raise errors.InvalidRequestError(description=f"Duplicate {param} parameter.")
-    client = _authenticate(request)
+    client = client_auth.authenticate(request)
     if client is None:
         raise errors.InvalidClientError()
     if not client.allows_grant_type(Application.GRANT_CLIENT_CREDENTIALS):
@@ -108,43 +103,6 @@ def _validate(request: HttpRequest) -> tuple[ClientRecord, list[str]]:
         raise errors.InvalidScopeError()
     refuse_user_scopes(scopes)
     return client, scopes
-
-
-def _authenticate(request: HttpRequest) -> ClientRecord | None:
-    """HTTP Basic (RFC 6749 §2.3.1, form-encoded id and secret), else client_secret_post, like
-    DOT's authenticate_client; only a confidential client can authenticate."""
-    credentials = basic_credentials(request) or (
-        request.POST.get("client_id", ""),
-        request.POST.get("client_secret", ""),
-    )
-    client_id, secret = credentials
-    if not client_id or not secret:
-        return None
-    client = clients.get(client_id)
-    if client is None or client.client_type != Application.CLIENT_CONFIDENTIAL:
-        return None
-    return client if _check_secret(secret, client.client_secret) else None
-
-
-def basic_credentials(request: HttpRequest) -> tuple[str, str] | None:
-    """The (client_id, client_secret) of an HTTP Basic header, or None."""
-    auth_type, _, value = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
-    if auth_type != "Basic" or not value:
-        return None
-    try:
-        decoded = base64.b64decode(value).decode(request.encoding or settings.DEFAULT_CHARSET)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        return None
-    client_id, colon, secret = decoded.partition(":")
-    return (unquote_plus(client_id), unquote_plus(secret)) if colon else None
-
-
-def _check_secret(provided: str, stored: str) -> bool:
-    try:
-        identify_hasher(stored)
-    except ValueError:  # a secret stored before hashing was on (DOT keeps those working)
-        return constant_time_compare(provided, stored)
-    return check_password(provided, stored)
 
 
 def _save(client: ClientRecord, raw_token: str, jti: str, scope: str, expires: datetime) -> None:

@@ -30,7 +30,7 @@ from accounts import sessions
 from audit import services as audit
 from audit.registry import AuditAction
 from core import ratelimit
-from idp.oidc import client_credentials, context, keys, services
+from idp.oidc import client_auth, client_credentials, context, introspection, keys, services, userinfo
 from idp.oidc.claims import CLAIM_SCOPES
 from idp.oidc.id_tokens import verify_id_token_hint
 from idp.oidc.models import Application, Consent, IDToken
@@ -48,7 +48,7 @@ def _json_error(error: str, description: str, status: int = 400) -> JsonResponse
 
 def _client_id_of(request: HttpRequest) -> str:
     """The client a token request claims to be (Basic auth or the body), unverified: a rate-limit key."""
-    credentials = client_credentials.basic_credentials(request)
+    credentials = client_auth.basic_credentials(request)
     return (credentials[0] if credentials else request.POST.get("client_id", ""))[:100]
 
 
@@ -278,6 +278,9 @@ class IntrospectTokenView(OAuthLibMixin, View):
             response = _json_error("invalid_client", "client authentication is required", status=401)
             response["WWW-Authenticate"] = 'Basic realm="introspection"'
             return response
+        fast = introspection.fast_response(request)
+        if fast is not None:
+            return fast
         core = get_oauthlib_core()
         uri, http_method, body, headers = core._extract_params(request)
         with context.bind(request):
@@ -299,6 +302,10 @@ class UserInfoView(dot.UserInfoView):
         # RFC 9700 §4.3: tokens in URLs leak into logs and Referer headers; header only.
         if "access_token" in request.GET:
             return _json_error("invalid_request", "send the access token in the Authorization header")
+        if request.method in ("GET", "POST"):
+            fast = userinfo.fast_response(request)
+            if fast is not None:
+                return fast
         return super().dispatch(request, *args, **kwargs)
 
 

@@ -14,6 +14,7 @@ from core import pubsub, ratelimit
 from idp.oidc.models import Application
 from tests.idp.api.conftest import mint
 from tests.idp.oidc.conftest import make_app
+from tests.wsgi import wsgi_call
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -82,3 +83,24 @@ def test_outages_are_named_by_store():
     assert describe(ConnectionInterrupted(connection=None)) == "cache unavailable"
     assert describe(RedisConnectionError()) == "cache unavailable"
     assert describe(OperationalError()) == "database unavailable"
+
+
+@pytest.mark.parametrize("through", ["test client", "wsgi"])
+def test_introspection_and_userinfo_fail_closed(client, redis_down, through):
+    # Both are answered from the per-process caches now; without Redis the blacklist cannot be
+    # read, so neither says a token is good (the lean machine stack too, hence "wsgi").
+    app, secret = make_app(name="Parcel API", grant=Application.GRANT_CLIENT_CREDENTIALS)
+    basic = "Basic " + base64.b64encode(f"{app.client_id}:{secret}".encode()).decode()
+    token = mint()
+    if through == "wsgi":
+        introspected = wsgi_call(
+            "POST", "/o/introspect/", body=f"token={token}".encode(), AUTHORIZATION=basic
+        )
+        info = wsgi_call("GET", "/o/userinfo/", AUTHORIZATION=f"Bearer {token}")
+        statuses = introspected["status"], info["status"]
+    else:
+        statuses = (
+            client.post("/o/introspect/", {"token": token}, HTTP_AUTHORIZATION=basic).status_code,
+            client.get("/o/userinfo/", HTTP_AUTHORIZATION=f"Bearer {token}").status_code,
+        )
+    assert statuses == (503, 503)

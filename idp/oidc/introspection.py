@@ -1,0 +1,77 @@
+"""RFC 7662 introspection of our access tokens, answered from the per-process caches.
+
+Resource servers introspect on every call they serve, so this is a machine path like gRPC
+`TokenValidate`, and it makes the same check: the JWT verified offline (signature, type, expiry,
+issuer, audience) and its `jti` against the blacklist, which every revocation reaches
+(idp.oidc.signals). The caller authenticates from the client cache. No database on this path.
+
+`fast_response` answers the common request (POST, one JWT, no hint or `access_token`) and
+leaves everything else (refresh tokens, errors, odd requests) to oauthlib's endpoint through the
+validator, which states the same rule with `access_token_answer`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+
+from idp.oidc import client_auth
+from idp.oidc.tokens import AccessTokenClaims, TokenError, verify_access_token
+
+# What an active access token's introspection says: its own claims, under RFC 7662 §2.2's names
+# (ours: `role`, `clientId`, `sid`), and nothing else it carries.
+ANSWERED_CLAIMS = (
+    "scope",
+    "client_id",
+    "sub",
+    "exp",
+    "iat",
+    "nbf",
+    "iss",
+    "aud",
+    "jti",
+    "role",
+    "clientId",
+    "sid",
+)
+_HEADERS = {"Content-Type": "application/json", "Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def access_token_answer(
+    verified: AccessTokenClaims | None, caller_client_id: str, caller_is_resource_server: bool
+) -> dict[str, Any] | None:
+    """The claims to answer for a verified access token, or None (`active: false`). RFC 7662 §4:
+    a client learns about its own tokens only; a resource server (an API that accepts other
+    clients' tokens) about any access token. Anything else gets the answer a token that does not
+    exist gets."""
+    if verified is None or not (caller_is_resource_server or verified.client_id == caller_client_id):
+        return None
+    raw = verified.raw
+    return {name: raw[name] for name in ANSWERED_CLAIMS if name in raw} | {"token_type": "Bearer"}
+
+
+def fast_response(request: HttpRequest) -> HttpResponse | None:
+    """The answer to a well-formed introspection of a JWT by a client that authenticates, or None
+    for oauthlib to answer (with its errors, for what is not well-formed)."""
+    if request.method != "POST" or request.META.get("QUERY_STRING"):
+        return None
+    if request.POST.get("token_type_hint") not in (None, "", "access_token"):
+        return None
+    given = request.POST.getlist("token")
+    if len(given) != 1 or given[0].count(".") != 2:  # a refresh token is not a JWT
+        return None
+    caller = client_auth.authenticate(request)
+    if caller is None:
+        return None
+    try:
+        verified = verify_access_token(given[0])
+    except TokenError:
+        verified = None
+    claims = access_token_answer(verified, caller.client_id, caller.resource_server)
+    body = {"active": False} if claims is None else {"active": True, **claims}
+    response = HttpResponse(json.dumps(body), status=200)
+    for name, value in _HEADERS.items():
+        response[name] = value
+    return response
