@@ -2,7 +2,7 @@
 
     procmem.py PID [--json FILE]
 
-RSS counts pages shared between forked workers once per process (gunicorn's master and workers
+RSS counts pages shared between forked workers once per process (the web server's main process and workers
 share much of their memory after fork), so the sum overstates what the tree holds; PSS splits
 each shared page between its sharers, so its sum is the tree's real footprint. Prints one line.
 """

@@ -10,7 +10,7 @@
 # 2. services: a private PostgreSQL 15 + Redis from scripts/services (its Kafka is halted at
 #    once: unused), or SERVICES=shared to reuse running ones; databases `idp_bench_compare` and
 #    `keycloak` on the same PostgreSQL;
-# 3. the project as deployed: gunicorn idp.wsgi, sync x WORKERS (4), DEBUG=0, access log on, as the
+# 3. the project as deployed: granian idp.wsgi:application (WSGI), WORKERS (2) x THREADS (4), DEBUG=0, access log on, as the
 #    Dockerfile serves it; and `manage.py grpcserver` (GRPC_PROCS x GRPC_THREADS) for TokenValidate;
 #    clients, users and tokens from setup_project.py;
 # 4. Keycloak in production mode: `kc.sh start --optimized --cache=local` (one node: nothing to
@@ -32,7 +32,7 @@
 #    started (servers, databases, private services, temp dir; OUT is kept), also on failure.
 #
 # Knobs (environment): DURATION (12), ROUNDS (3), WARMUP (8), HALF_DURATION (DURATION),
-# CONNS (8), WRK_THREADS (1), FLOW_C (8), OHA_C (64), WORKERS (4), GRPC_PROCS (2), GRPC_THREADS (8),
+# CONNS (8), WRK_THREADS (1), FLOW_C (8), OHA_C (64), WORKERS (2), THREADS (4), GRPC_PROCS (2), GRPC_THREADS (8),
 # GHZ_C (32), GHZ_CONNS (8), POOL (1000), CHAINS (128), KC_LOGINS (50), USERS (5), CC_ALG (RS256;
 # ES256: the project's bench-cc signs its tokens with ES256, Keycloak's stays on its RS256 default),
 # PATHS ("cc introspect refresh userinfo codeflow"), VALIDATE (1), HALF (1), HASHFLOOR_S (5),
@@ -44,7 +44,7 @@ set -Eeuo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 REPO=$(cd "$HERE/../.." && pwd -P)
 PY=$REPO/.venv/bin/python
-GUNICORN=$REPO/.venv/bin/gunicorn
+GRANIAN=$REPO/.venv/bin/granian
 CPUSPLIT=$REPO/bench/token_validate/cpusplit.py
 
 DURATION=${DURATION:-12}
@@ -55,7 +55,8 @@ CONNS=${CONNS:-8}
 WRK_THREADS=${WRK_THREADS:-1}
 FLOW_C=${FLOW_C:-8}
 OHA_C=${OHA_C:-64}
-WORKERS=${WORKERS:-4}
+WORKERS=${WORKERS:-2}
+THREADS=${THREADS:-4}
 GRPC_PROCS=${GRPC_PROCS:-2}
 GRPC_THREADS=${GRPC_THREADS:-8}
 GHZ_C=${GHZ_C:-32}
@@ -95,7 +96,7 @@ GHZ=${GHZ:-$(command -v ghz || true)}
 for tool in wrk psql curl tar sha1sum; do
     command -v "$tool" >/dev/null || die "$tool is missing (apt-get install -y wrk postgresql-client curl)"
 done
-[[ -x $PY && -x $GUNICORN ]] || die "no $REPO/.venv with gunicorn (pip install -r requirements.txt)"
+[[ -x $PY && -x $GRANIAN ]] || die "no $REPO/.venv with granian (pip install -r requirements.txt)"
 
 java_major() { "$1/bin/java" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1; }
 JDK=
@@ -115,7 +116,7 @@ mkdir -p "$OUT" "$WORK/tokens/project" "$WORK/tokens/keycloak"
 TOK=$WORK/tokens
 : >"$OUT/commands.txt"
 STARTED_SERVICES=0
-GUNICORN_PID=
+WEB_PID=
 GRPC_PID=
 KC_PID=
 ADMIN_URL=
@@ -144,7 +145,7 @@ cleanup() {
     set +e
     stop_keycloak
     [[ -n $GRPC_PID ]] && { stop_pid "$GRPC_PID"; say "stopped the gRPC server ($GRPC_PID)"; }
-    [[ -n $GUNICORN_PID ]] && { stop_pid "$GUNICORN_PID"; say "stopped gunicorn ($GUNICORN_PID)"; }
+    [[ -n $WEB_PID ]] && { stop_pid "$WEB_PID"; say "stopped granian ($WEB_PID)"; }
     if [[ -n $ADMIN_URL ]]; then
         psql "$ADMIN_URL" -qAt -c "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" \
             -c "DROP DATABASE IF EXISTS $KC_DB WITH (FORCE)" >/dev/null 2>&1 \
@@ -154,7 +155,7 @@ cleanup() {
         say "stopping the private services this run started"
         "$REPO/scripts/services" stop >/dev/null 2>&1  # IDP_SERVICES_DIR is our private dir
     fi
-    for f in "$WORK"/grpc.log "$WORK"/gunicorn.log "$WORK"/keycloak.log "$WORK"/kcadm.log "$WORK"/kc-build.log; do
+    for f in "$WORK"/grpc.log "$WORK"/web.log "$WORK"/keycloak.log "$WORK"/kcadm.log "$WORK"/kc-build.log; do
         [[ -f $f ]] && tail -c 60000 "$f" >"$OUT/$(basename "$f")"
     done
     find "$WORK" -mindepth 1 -maxdepth 1 ! -path "$OUT" -exec rm -rf {} + 2>/dev/null
@@ -297,11 +298,12 @@ source "$TOK/project/clients.env"
 CC_B64=$(printf '%s:%s' "$CC_ID" "$CC_SECRET" | base64 -w0)
 APP_B64=$(printf '%s:%s' "$APP_ID" "$APP_SECRET" | base64 -w0)
 
-GUNICORN_ARGS=(idp.wsgi --bind "127.0.0.1:$WPORT" --workers "$WORKERS" --access-logfile "$WORK/access.log"
-    --error-logfile "$WORK/gunicorn.log")
-record "$GUNICORN" "${GUNICORN_ARGS[@]}"
-(cd "$REPO" && exec "$GUNICORN" "${GUNICORN_ARGS[@]}") &
-GUNICORN_PID=$!
+# The Dockerfile's CMD; its ENV (workers, threads, host, port) as arguments here.
+WEB_ARGS=(--interface wsgi --access-log --respawn-failed-workers --host 127.0.0.1 --port "$WPORT"
+    --workers "$WORKERS" --blocking-threads "$THREADS" idp.wsgi:application)
+record "$GRANIAN" "${WEB_ARGS[@]}"
+(cd "$REPO" && exec "$GRANIAN" "${WEB_ARGS[@]}") >"$WORK/access.log" 2>"$WORK/web.log" &
+WEB_PID=$!
 GRPC_ARGS=(manage.py grpcserver --bind "$GTARGET" --processes "$GRPC_PROCS" --workers "$GRPC_THREADS")
 record "$PY" "${GRPC_ARGS[@]}"
 (cd "$REPO" && exec "$PY" "${GRPC_ARGS[@]}") >"$WORK/grpc.log" 2>&1 &
@@ -309,12 +311,12 @@ GRPC_PID=$!
 for _ in $(seq 150); do
     up=$(grep -c listening "$WORK/grpc.log" 2>/dev/null || true)
     if [[ $up == "$GRPC_PROCS" ]] && curl -fsS -o /dev/null "$WURL/healthz" 2>/dev/null; then break; fi
-    for pid in "$GRPC_PID" "$GUNICORN_PID"; do
-        kill -0 "$pid" 2>/dev/null || die "a server exited: $(tail -5 "$WORK/grpc.log" "$WORK/gunicorn.log" 2>/dev/null)"
+    for pid in "$GRPC_PID" "$WEB_PID"; do
+        kill -0 "$pid" 2>/dev/null || die "a server exited: $(tail -5 "$WORK/grpc.log" "$WORK/web.log" 2>/dev/null)"
     done
     sleep 0.2
 done
-say "project: gunicorn ${GUNICORN_ARGS[*]} (pid $GUNICORN_PID); gRPC on $GTARGET (pid $GRPC_PID)"
+say "project: granian ${WEB_ARGS[*]} (pid $WEB_PID); gRPC on $GTARGET (pid $GRPC_PID)"
 
 # --- 5. Keycloak: wait, then the realm, clients and users by kcadm.sh -----------------------------
 for _ in $(seq 600); do
@@ -365,7 +367,7 @@ declare -A BASE=([project]=$WURL [keycloak]=$KREALM)
 declare -A CC_AUTH=([project]="Basic $CC_B64" [keycloak]="Basic $KC_CC_B64")
 declare -A APP_AUTH=([project]="Basic $APP_B64" [keycloak]="Basic $KC_APP_B64")
 declare -A APP_CRED=([project]="$APP_ID $APP_SECRET" [keycloak]="bench-app $KC_APP_SECRET")
-declare -A SERVER=([project]=$GUNICORN_PID [keycloak]=$KC_PID)
+declare -A SERVER=([project]=$WEB_PID [keycloak]=$KC_PID)
 
 # Smoke: every path answers on both before anything is measured.
 for sys in project keycloak; do
@@ -486,7 +488,7 @@ measure() {
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
     echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
-    echo "project: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null) ($(git -C "$REPO" log -1 --format=%cd --date=short 2>/dev/null)); $("$PY" --version); gunicorn $("$GUNICORN" --version 2>&1 | grep -o "[0-9][0-9.]*" | head -1); sync x $WORKERS, DEBUG=0; gRPC $GRPC_PROCS x $GRPC_THREADS"
+    echo "project: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null) ($(git -C "$REPO" log -1 --format=%cd --date=short 2>/dev/null)); $("$PY" --version); granian $("$GRANIAN" --version 2>&1 | grep -o "[0-9][0-9.]*" | head -1); WSGI, $WORKERS workers x $THREADS threads, DEBUG=0; gRPC $GRPC_PROCS x $GRPC_THREADS"
     echo "keycloak: $(cat "$KC_HOME/version.txt") (keycloak-quarkus-dist from Maven Central), $("$JDK/bin/java" -version 2>&1 | head -1), JAVA_OPTS_KC_HEAP=$KC_HEAP, build --db=postgres, start --cache=$KC_CACHE"
     echo "services: PostgreSQL $PG_VERSION, Redis $REDIS_VERSION ($([[ $STARTED_SERVICES == 1 ]] && echo private || echo shared), scripts/services)"
     echo "tools: $( (wrk -v 2>&1 || true) | head -1 | awk '{print $1, $2}'), $("$OHA" --version), ghz $("$GHZ" --version 2>&1 | head -1)"

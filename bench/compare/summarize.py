@@ -242,7 +242,7 @@ def summary(out: Path) -> None:
         "a path makes it work: revocations reach it by pub/sub), from /proc over the middle of the run; "
         "`other` = cores used by anything else on the machine meanwhile (the other system idling, the "
         "OS; it should stay near 0). Memory: RSS summed over the server's processes after the run (PSS "
-        "in brackets: shared pages split between gunicorn's forks).\n"
+        "in brackets: shared pages split between the web server's processes).\n"
     )
     print(
         "| path | project CPU ms/req: server + PG + Redis [+ gRPC] | Keycloak CPU ms/req: server + PG "
@@ -346,7 +346,7 @@ def summary(out: Path) -> None:
             for s in m
         }
         print(
-            f"\nAt the end: gunicorn {tree['project']}; gRPC server {tree['grpc']}; "
+            f"\nAt the end: web tier {tree['project']}; gRPC server {tree['grpc']}; "
             f"Keycloak (kc.sh + java) {tree['keycloak']}."
         )
 
@@ -418,7 +418,7 @@ def across(dirs: list[Path]) -> None:
         for s in ("project", "grpc", "keycloak")
     }
     print(
-        "\nMemory after the run (RSS, PSS in brackets, MB): gunicorn "
+        "\nMemory after the run (RSS, PSS in brackets, MB): web tier "
         + " / ".join(f"{m['rss_mb']:.0f} ({m['pss_mb']:.0f})" for m in mem["project"])
         + "; gRPC server "
         + " / ".join(f"{m['rss_mb']:.0f} ({m['pss_mb']:.0f})" for m in mem["grpc"])
@@ -487,7 +487,7 @@ def across(dirs: list[Path]) -> None:
         web = [m["rss_mb"] for m in mem["project"]]
         kc = [m["rss_mb"] for m in mem["keycloak"]]
         print(
-            f"| web tier RSS after load ≤ Keycloak's | gunicorn {span(web)} MB, Keycloak {span(kc)} MB "
+            f"| web tier RSS after load ≤ Keycloak's | web tier {span(web)} MB, Keycloak {span(kc)} MB "
             f"| {verdict(max(web) <= min(kc))} |"
         )
 
