@@ -19,9 +19,11 @@ second-factor step adds (or a corporate SSO sign-in whose organisation trusts it
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cache
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django_otp.plugins.otp_email.models import EmailDevice
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -47,9 +49,26 @@ def policy_requires_second_factor(user: User) -> bool:
 
 
 def has_factors(user: User) -> bool:
-    """The user has a confirmed second factor (one query)."""
-    queries = [model.objects.filter(user=user, confirmed=True).values("pk") for model in FACTOR_MODELS]
-    return queries[0].union(*queries[1:]).exists()
+    """The user has a confirmed second factor (one query). Asked on every refresh grant and
+    signed-in request: the statement is built once, not compiled by the ORM each time."""
+    with connection.cursor() as cursor:
+        user_id = User._meta.pk.get_db_prep_value(user.pk, connection)  # a UUID is text on SQLite
+        cursor.execute(_has_factors_sql(), [user_id] * len(FACTOR_MODELS))
+        return bool(cursor.fetchone()[0])
+
+
+@cache
+def _has_factors_sql() -> str:
+    quote = connection.ops.quote_name
+    tables = []
+    for model in FACTOR_MODELS:  # identifiers from the models, quoted; the user id is a parameter
+        table, user, confirmed = (
+            quote(model._meta.db_table),
+            quote(model._meta.get_field("user").column),
+            quote(model._meta.get_field("confirmed").column),
+        )
+        tables.append(f"SELECT 1 FROM {table} WHERE {user} = %s AND {confirmed}")  # noqa: S608
+    return f"SELECT EXISTS ({' UNION ALL '.join(tables)})"
 
 
 def second_factor_required(user: User) -> bool:

@@ -174,6 +174,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {"timeout": 20}
 else:
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT", 5)
+    # Parameters bound by the server and psycopg's prepared statements (Django turns both off for
+    # connection poolers): a statement a connection has run DB_PREPARE_THRESHOLD times is planned
+    # once, not per request (the refresh grant's lookup took 2 ms to plan and 0.2 ms to run).
+    # 0 turns it off, e.g. behind PgBouncer < 1.21 in transaction mode.
+    _prepare_threshold = env_int("DB_PREPARE_THRESHOLD", 5, minimum=0)
+    if _prepare_threshold:
+        DATABASES["default"]["OPTIONS"].update(server_side_binding=True, prepare_threshold=_prepare_threshold)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")

@@ -38,7 +38,8 @@ def revoke(jti: str, expires_at: datetime) -> None:
     """Blacklist a token id; call inside the transaction that revokes the token."""
     if not jti or expires_at <= timezone.now():
         return  # an expired token is already refused everywhere
-    RevokedToken.objects.get_or_create(jti=jti, defaults={"expires_at": expires_at})
+    # One INSERT … ON CONFLICT DO NOTHING: no read first, no savepoint (a refresh revokes one).
+    RevokedToken.objects.bulk_create([RevokedToken(jti=jti, expires_at=expires_at)], ignore_conflicts=True)
     client = _redis()
     if client is not None:
 

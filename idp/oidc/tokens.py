@@ -54,11 +54,17 @@ class AccessTokenClaims:
         return self.raw.get("token_use") != "client"
 
 
-def _session_facts(request: OAuthlibRequest) -> tuple[str, Any]:
-    """`sid` and the code a token descends from, for the authorization_code and refresh grants."""
+def session_facts(request: OAuthlibRequest) -> tuple[str, Any]:
+    """`sid` and the code a token descends from, for the authorization_code and refresh grants:
+    the code being exchanged, else the access token the refresh token replaces (read before the
+    rotation deletes it; DOT's rotation clears `refresh_token_instance`, so the validator keeps
+    the pair as `idp_session`)."""
     grant = getattr(request, "idp_grant", None)
     if grant is not None:
         return grant.sid, grant
+    kept = getattr(request, "idp_session", None)
+    if kept is not None:
+        return kept
     previous = getattr(request, "refresh_token_instance", None)
     if previous is not None and previous.access_token is not None:
         return previous.access_token.sid, previous.access_token.authorization_code
@@ -105,8 +111,8 @@ def generate_access_token(request: OAuthlibRequest) -> str:
     }
     user = request.user if request.grant_type != "client_credentials" else None
     if user is not None:
-        facts = user_claims(user)
-        sid, _ = _session_facts(request)
+        facts = user_claims(user, permissions="permissions" in (request.scopes or []))
+        sid, _ = session_facts(request)
         claims.update(sub=str(user.pk), role=facts["role"], clientId=facts["clientId"])
         if "permissions" in (request.scopes or []):
             # Only when asked for (the claim can be large); None: too many, use the authz API.

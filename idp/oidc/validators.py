@@ -18,7 +18,14 @@ from idp.oidc import claims as claim_rules
 from idp.oidc import client_credentials, context, introspection, revocation
 from idp.oidc.id_tokens import subject_of_id_token_hint, verify_id_token_hint
 from idp.oidc.models import AccessToken, Application, Consent, Grant, IDToken, RefreshToken
-from idp.oidc.tokens import TokenError, methods_of, sign, signing_algorithm, verify_access_token
+from idp.oidc.tokens import (
+    TokenError,
+    methods_of,
+    session_facts,
+    sign,
+    signing_algorithm,
+    verify_access_token,
+)
 
 
 def _django_request(request: OAuthlibRequest) -> Any:
@@ -101,20 +108,7 @@ class Validator(OAuth2Validator):
         source_refresh_token: RefreshToken | None = None,
     ) -> AccessToken:
         access_token = super()._create_access_token(expires, request, token, source_refresh_token)
-        sid, grant = "", getattr(request, "idp_grant", None)
-        if grant is not None:
-            sid = grant.sid
-        elif source_refresh_token is not None:
-            previous = (
-                AccessToken.objects.filter(
-                    source_refresh_token__token_family=source_refresh_token.token_family
-                )
-                .exclude(pk=access_token.pk)
-                .order_by("-created")
-                .first()
-            )
-            if previous is not None:
-                sid, grant = previous.sid, previous.authorization_code
+        sid, grant = session_facts(request)
         access_token.jti = getattr(request, "idp_access_jti", "")
         access_token.sid = sid
         access_token.authorization_code = grant
@@ -150,6 +144,9 @@ class Validator(OAuth2Validator):
         if super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
             if not request.user.is_active:  # a blocked user's refresh tokens are revoked anyway
                 return False
+            # The session the family belongs to, for the new tokens: the rotation deletes the
+            # access token that says it before they are made.
+            request.idp_session = session_facts(request)
             return self._assurance_still_met(request)
         replayed = revocation.refresh_tokens_by_value(refresh_token).filter(revoked__isnull=False).first()
         if replayed is not None:
@@ -279,17 +276,7 @@ class Validator(OAuth2Validator):
         self, token: dict[str, Any], token_handler: Any, request: OAuthlibRequest
     ) -> tuple[dict[str, Any], datetime]:
         claims, expiration_time = super().get_id_token_dictionary(token, token_handler, request)
-        grant = getattr(request, "idp_grant", None)
-        if grant is None and getattr(request, "refresh_token_instance", None) is not None:
-            previous = (
-                AccessToken.objects.filter(
-                    source_refresh_token__token_family=request.refresh_token_instance.token_family
-                )
-                .exclude(authorization_code=None)
-                .select_related("authorization_code")
-                .first()
-            )
-            grant = previous.authorization_code if previous else None
+        _sid, grant = session_facts(request)
         if grant is not None:
             # auth_time is when the user really authenticated, not `last_login` (DOT's default).
             if grant.auth_time:
@@ -304,15 +291,26 @@ class Validator(OAuth2Validator):
         self, id_token: dict[str, Any], token: dict[str, Any], token_handler: Any, request: OAuthlibRequest
     ) -> str:
         # DOT's steps, signed by our database-held key (idp.oidc.keys) with the one JOSE library.
-        claims, expiration_time = self.get_id_token_dictionary(token, token_handler, request)
+        signed, jti, expiration_time = self.sign_id_token(id_token, token, request)
+        with transaction.atomic():
+            saved = self._save_id_token(jti, request, expiration_time)
+        request.access_token = request.id_token = saved
+        return signed
+
+    def sign_id_token(
+        self, id_token: dict[str, Any], token: dict[str, Any], request: OAuthlibRequest
+    ) -> tuple[str, str, datetime]:
+        """oauthlib's first claims (`aud`, `iat`, `at_hash`…) completed and signed; returns the
+        token, its `jti` and its expiry (for the IDToken row). The refresh fast path uses it too."""
+        claims, expiration_time = self.get_id_token_dictionary(token, None, request)
         id_token.update(**claims)
         if "nonce" not in id_token and request.nonce:  # oauthlib issue #746
             id_token["nonce"] = request.nonce
-        signed = sign(id_token, typ="JWT", algorithm=signing_algorithm(request.client))
-        with transaction.atomic():
-            saved = self._save_id_token(id_token["jti"], request, expiration_time)
-        request.access_token = request.id_token = saved
-        return signed
+        return (
+            sign(id_token, typ="JWT", algorithm=signing_algorithm(request.client)),
+            id_token["jti"],
+            expiration_time,
+        )
 
     def _load_id_token(self, token: str) -> IDToken | None:
         # DOT reads back the ID token it has just signed (to link it to the access token) with the

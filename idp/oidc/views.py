@@ -30,7 +30,16 @@ from accounts import sessions
 from audit import services as audit
 from audit.registry import AuditAction
 from core import ratelimit
-from idp.oidc import client_auth, client_credentials, context, introspection, keys, services, userinfo
+from idp.oidc import (
+    client_auth,
+    client_credentials,
+    context,
+    introspection,
+    keys,
+    refresh,
+    services,
+    userinfo,
+)
 from idp.oidc.claims import CLAIM_SCOPES
 from idp.oidc.id_tokens import verify_id_token_hint
 from idp.oidc.models import Application, Consent, IDToken
@@ -249,8 +258,13 @@ class TokenView(dot.TokenView):
         limited = _token_rate_limit(request)
         if limited is not None:
             return limited
-        if request.POST.get("grant_type") == client_credentials.GRANT_TYPE:
+        grant_type = request.POST.get("grant_type")
+        if grant_type == client_credentials.GRANT_TYPE:
             return client_credentials.token_response(request)
+        if grant_type == refresh.GRANT_TYPE:
+            fast = refresh.token_response(request)
+            if fast is not None:
+                return fast
         verifier = request.POST.get("code_verifier")
         if verifier is not None and not CODE_VERIFIER.match(verifier):
             return _json_error(

@@ -8,7 +8,7 @@ import hashlib
 import re
 import secrets
 from typing import Any
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import parse_qs, quote_plus, urljoin, urlsplit
 
 import pytest
 import requests
@@ -150,3 +150,24 @@ def authorize_url(
         kwargs.update(code_challenge=challenge, code_challenge_method="S256")
     url, _state = session.create_authorization_url(provider.metadata()["authorization_endpoint"], **kwargs)
     return url
+
+
+def basic_auth(client_id: str, secret: str) -> str:
+    """An HTTP Basic header value as RFC 6749 §2.3.1 asks: id and secret form-encoded first."""
+    return "Basic " + base64.b64encode(f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()).decode()
+
+
+class FastPathSpy:
+    """Counts the requests a fast path (a module's `name` function returning a response or None)
+    answered itself rather than handing them to DOT/oauthlib."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> None:
+        self.answered = 0
+        real = getattr(module, name)
+
+        def counting(request: Any) -> Any:
+            response = real(request)
+            self.answered += response is not None
+            return response
+
+        monkeypatch.setattr(module, name, counting)

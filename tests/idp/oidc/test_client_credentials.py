@@ -7,7 +7,6 @@ import base64
 import hashlib
 import time
 from typing import Any
-from urllib.parse import quote_plus
 
 import pytest
 from django.contrib.auth.hashers import make_password
@@ -19,14 +18,10 @@ from idp.oidc import client_credentials
 from idp.oidc.client_cache import ClientCache, clients
 from idp.oidc.models import AccessToken, Application
 from idp.oidc.tokens import verify_access_token
-from tests.idp.oidc.conftest import make_app
+from tests.idp.oidc.conftest import basic_auth, make_app
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TOKEN_URL = "/o/token/"
-
-
-def _basic(client_id: str, secret: str) -> str:
-    return "Basic " + base64.b64encode(f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()).decode()
 
 
 def _answer(response: Any) -> tuple[int, dict[str, Any], dict[str, str]]:
@@ -38,7 +33,7 @@ def _answer(response: Any) -> tuple[int, dict[str, Any], dict[str, str]]:
 
 
 def _cases(service: Application, secret: str, web: Application, web_secret: str) -> dict[str, dict[str, Any]]:
-    ok = _basic(service.client_id, secret)
+    ok = basic_auth(service.client_id, secret)
     return {
         "basic": {"data": {"grant_type": "client_credentials"}, "auth": ok},
         "basic with scopes": {
@@ -59,11 +54,11 @@ def _cases(service: Application, secret: str, web: Application, web_secret: str)
         },
         "wrong secret": {
             "data": {"grant_type": "client_credentials"},
-            "auth": _basic(service.client_id, "nope"),
+            "auth": basic_auth(service.client_id, "nope"),
         },
         "unknown client": {
             "data": {"grant_type": "client_credentials"},
-            "auth": _basic("no-such-client", secret),
+            "auth": basic_auth("no-such-client", secret),
         },
         "no credentials": {"data": {"grant_type": "client_credentials"}},
         "id without secret": {"data": {"grant_type": "client_credentials", "client_id": service.client_id}},
@@ -80,7 +75,7 @@ def _cases(service: Application, secret: str, web: Application, web_secret: str)
         },
         "a client of another grant": {
             "data": {"grant_type": "client_credentials"},
-            "auth": _basic(web.client_id, web_secret),
+            "auth": basic_auth(web.client_id, web_secret),
         },
     }
 
@@ -125,7 +120,7 @@ def test_the_fast_path_writes_what_dot_wrote(monkeypatch):
     service, secret = make_app(name="Billing", grant=Application.GRANT_CLIENT_CREDENTIALS)
     request = {
         "data": {"grant_type": "client_credentials", "scope": "permissions"},
-        "auth": _basic(service.client_id, secret),
+        "auth": basic_auth(service.client_id, secret),
     }
     fast_token = _post(request).json()["access_token"]
     monkeypatch.setattr(client_credentials, "GRANT_TYPE", "routed-to-dot")
@@ -171,7 +166,7 @@ def test_one_authentication_method_per_request():
                 "client_id": service.client_id,
                 "client_secret": secret,
             },
-            "auth": _basic(service.client_id, "wrong"),
+            "auth": basic_auth(service.client_id, "wrong"),
         }
     )
     assert response.status_code == 401
@@ -184,7 +179,7 @@ def test_secrets_stored_in_older_formats_still_work():
     )
     clients.clear()  # update() sends no signal; an operator's edit through the model does
     response = _post(
-        {"data": {"grant_type": "client_credentials"}, "auth": _basic(service.client_id, secret)}
+        {"data": {"grant_type": "client_credentials"}, "auth": basic_auth(service.client_id, secret)}
     )
     assert response.status_code == 200
 
@@ -206,14 +201,14 @@ def test_a_new_secret_and_a_deleted_client_take_effect_at_once():
     deadline = time.monotonic() + 10
     while clients._generation < generation + 2 and time.monotonic() < deadline:
         time.sleep(0.05)
-    basic = _basic(service.client_id, secret)
+    basic = basic_auth(service.client_id, secret)
     assert _post({"data": {"grant_type": "client_credentials"}, "auth": basic}).status_code == 200
     assert clients._entries  # cached
 
     service.client_secret = "a-new-secret-of-enough-length-1234"
     service.save()
     assert _post({"data": {"grant_type": "client_credentials"}, "auth": basic}).status_code == 401
-    fresh = _basic(service.client_id, "a-new-secret-of-enough-length-1234")
+    fresh = basic_auth(service.client_id, "a-new-secret-of-enough-length-1234")
     assert _post({"data": {"grant_type": "client_credentials"}, "auth": fresh}).status_code == 200
 
     service.delete()
@@ -241,7 +236,7 @@ def test_a_client_deleted_under_a_stale_cache_entry_is_refused_not_a_500(monkeyp
     Application.objects.filter(pk=service.pk).delete()
     monkeypatch.setattr(clients, "get", lambda client_id: record)
     response = _post(
-        {"data": {"grant_type": "client_credentials"}, "auth": _basic(service.client_id, secret)}
+        {"data": {"grant_type": "client_credentials"}, "auth": basic_auth(service.client_id, secret)}
     )
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_client"

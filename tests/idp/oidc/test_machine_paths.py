@@ -4,29 +4,23 @@ left out (idp.machine) and every other guarantee kept."""
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
-from urllib.parse import quote_plus, urlencode
+from urllib.parse import urlencode
 
 import pytest
 from django.conf import settings
 from django.test import Client
 
-from accounts import services as accounts
 from accounts.models import Role
 from idp import machine
 from idp.oidc import introspection, revocation, userinfo
 from idp.oidc.issuance import issue_tokens
 from idp.oidc.models import Application
-from tests.idp.oidc.conftest import make_app
+from tests.idp.oidc.conftest import FastPathSpy, basic_auth, make_app
 from tests.wsgi import wsgi_call
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _basic(client_id: str, secret: str) -> str:
-    return "Basic " + base64.b64encode(f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()).decode()
 
 
 def _answer(response: Any) -> tuple[int, bytes, dict[str, str | None]]:
@@ -34,31 +28,9 @@ def _answer(response: Any) -> tuple[int, bytes, dict[str, str | None]]:
     return response.status_code, response.content, {name: response.get(name) for name in names}
 
 
-class Spy:
-    """Counts the requests a fast path answered itself (not handed to oauthlib)."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, module: Any) -> None:
-        self.answered = 0
-        real = module.fast_response
-
-        def counting(request: Any) -> Any:
-            response = real(request)
-            self.answered += response is not None
-            return response
-
-        monkeypatch.setattr(module, "fast_response", counting)
-
-
 @pytest.fixture
-def user_tokens(acme):
-    ivan = accounts.create_user(
-        actor=None,
-        username="ivan",
-        password="pw-ivan-12345",
-        email="ivan@acme.example",
-        role=Role.CLIENT_ADMIN,
-        organisation=acme,
-    )
+def user_tokens(rp_user):
+    ivan = rp_user
     return ivan, {
         scope: issue_tokens(user=ivan, channel="rest", scope=scope).access_token
         for scope in ("openid", "openid profile email phone", "openid permissions", "profile")
@@ -67,7 +39,9 @@ def user_tokens(acme):
 
 def _service_token(app: Application, secret: str) -> str:
     response = Client().post(
-        "/o/token/", {"grant_type": "client_credentials"}, HTTP_AUTHORIZATION=_basic(app.client_id, secret)
+        "/o/token/",
+        {"grant_type": "client_credentials"},
+        HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
     )
     return response.json()["access_token"]
 
@@ -83,7 +57,7 @@ def test_introspection_answers_like_oauthlib(monkeypatch, user_tokens):
     revoked = tokens["openid"]
     revocation.revoke_presented(access_token=revoked, refresh_token="")
     forged = user_token[:-4] + ("AAAA" if not user_token.endswith("AAAA") else "BBBB")
-    as_api, as_nosy = _basic(api.client_id, api_secret), _basic(nosy.client_id, nosy_secret)
+    as_api, as_nosy = basic_auth(api.client_id, api_secret), basic_auth(nosy.client_id, nosy_secret)
     cases: dict[str, tuple[dict[str, Any], dict[str, str], str]] = {
         "a resource server, a user's token": ({"token": user_token}, {"HTTP_AUTHORIZATION": as_api}, ""),
         "a hint": (
@@ -108,7 +82,11 @@ def test_introspection_answers_like_oauthlib(monkeypatch, user_tokens):
             "",
         ),
         "no token": ({}, {"HTTP_AUTHORIZATION": as_api}, ""),
-        "wrong secret": ({"token": user_token}, {"HTTP_AUTHORIZATION": _basic(api.client_id, "nope")}, ""),
+        "wrong secret": (
+            {"token": user_token},
+            {"HTTP_AUTHORIZATION": basic_auth(api.client_id, "nope")},
+            "",
+        ),
         "a query string": ({"token": user_token}, {"HTTP_AUTHORIZATION": as_api}, "?token=x"),
     }
 
@@ -116,7 +94,7 @@ def test_introspection_answers_like_oauthlib(monkeypatch, user_tokens):
         data, headers, query = case
         return _answer(Client().post("/o/introspect/" + query, data, **headers))
 
-    spy = Spy(monkeypatch, introspection)
+    spy = FastPathSpy(monkeypatch, introspection, "fast_response")
     fast = {name: ask(case) for name, case in cases.items()}
     assert spy.answered == 8  # the first eight; oauthlib answers the rest
     monkeypatch.setattr(introspection, "fast_response", lambda request: None)
@@ -154,7 +132,7 @@ def test_userinfo_answers_like_dot(monkeypatch, user_tokens):
         method, headers = case
         return _answer(getattr(Client(), method)("/o/userinfo/", **headers))
 
-    spy = Spy(monkeypatch, userinfo)
+    spy = FastPathSpy(monkeypatch, userinfo, "fast_response")
     fast = {name: ask(case) for name, case in cases.items()}
     assert spy.answered == 4  # the three with `openid`, and the POST
     monkeypatch.setattr(userinfo, "fast_response", lambda request: None)
@@ -168,6 +146,7 @@ def test_userinfo_answers_like_dot(monkeypatch, user_tokens):
         "preferred_username": "ivan",
         "email": "ivan@acme.example",
         "email_verified": False,
+        "phone_number": ivan.phone,
         "phone_number_verified": False,
     }
     assert "permissions" in json.loads(fast["scope openid permissions"][1])
@@ -204,7 +183,7 @@ def test_machine_paths_answer_through_the_lean_stack_with_every_guarantee(user_t
         "POST",
         "/o/token/",
         body=urlencode({"grant_type": "client_credentials"}).encode(),
-        AUTHORIZATION=_basic(service.client_id, secret),
+        AUTHORIZATION=basic_auth(service.client_id, secret),
     )
     assert issued["status"] == 200
     headers = dict(issued["headers"])
