@@ -11,6 +11,7 @@ from collections import defaultdict
 from datetime import timedelta
 
 import pytest
+import yaml
 from confluent_kafka import Producer
 from django.db import connection, connections, transaction
 from django.utils import timezone
@@ -368,20 +369,13 @@ def test_a_commit_kicks_a_celery_worker_that_relays_the_event(topics, tmp_path):
     import subprocess
     import sys
 
+    # The worker as docker-compose.yml runs it (its pool and concurrency), minus cluster chatter.
+    compose = yaml.safe_load((events.ROOT / "docker-compose.yml").read_text())["services"]["worker"][
+        "command"
+    ]
+    assert compose[:2] == ["celery", "-A"]
     worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "idp",
-            "worker",
-            "--concurrency=1",
-            "--loglevel=WARNING",
-            "--without-heartbeat",
-            "--without-mingle",
-            "--without-gossip",
-        ],
+        [sys.executable, "-m", *compose, "--without-heartbeat", "--without-mingle", "--without-gossip"],
         cwd=events.ROOT,
         env={**events.database_env(), **topics.as_env()},
         stdout=subprocess.DEVNULL,

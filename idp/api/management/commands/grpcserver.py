@@ -1,15 +1,15 @@
 from __future__ import annotations
 
+import os
 import signal
-import subprocess
 import sys
 import threading
-import time
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from idp.api import grpc_supervisor
 from idp.api.grpc_server import build_server
 
 
@@ -63,48 +63,12 @@ class Command(BaseCommand):
         self.stdout.write("gRPC server stopped")
 
     def _supervise(self, options: dict[str, Any]) -> None:
-        """Run N single-process servers on one port. Separate interpreters rather than fork:
-        gRPC's core threads do not survive a fork. If one dies, stop all and exit non-zero, so
-        the orchestrator restarts the whole unit instead of serving at reduced capacity."""
+        """Become the Django-free supervisor of N servers (idp/api/grpc_supervisor.py): same PID."""
         if options["bind"].rsplit(":", 1)[-1] == "0":
             raise CommandError("--processes > 1 needs a fixed port (the processes share it)")
-        command = [
-            sys.executable,
-            str(settings.BASE_DIR / "manage.py"),
-            "grpcserver",
-            "--bind",
-            options["bind"],
-            "--workers",
-            str(options["workers"]),
-            "--processes",
-            "1",
-            "--grace",
-            str(options["grace"]),
-        ]
-        # The command line is our own interpreter, manage.py and validated options.
-        children = [subprocess.Popen(command) for _ in range(options["processes"])]  # noqa: S603
-        stopping = threading.Event()
-
-        def stop(signum: int, frame: Any) -> None:
-            stopping.set()
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        failed = None
-        while not stopping.is_set():
-            failed = next((child for child in children if child.poll() is not None), None)
-            if failed is not None:
-                break
-            stopping.wait(0.5)
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + options["grace"] + 5
-        for child in children:
-            try:
-                child.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
-        if failed is not None:
-            raise CommandError(f"a gRPC server process exited with {failed.returncode}; stopped the others")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        arguments = ["--bind", options["bind"], "--workers", str(options["workers"])]
+        arguments += ["--processes", str(options["processes"]), "--grace", str(options["grace"])]
+        # Our own interpreter and file, and options validated above.
+        os.execv(sys.executable, [sys.executable, grpc_supervisor.__file__, *arguments])  # noqa: S606

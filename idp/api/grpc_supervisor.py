@@ -1,0 +1,78 @@
+"""`manage.py grpcserver --processes N`: N single-process gRPC servers on one port, watched by a
+process that has not loaded Django.
+
+The command checks its options with Django's settings, then replaces itself (same PID, for the
+orchestrator) with this file run as a script: a supervisor needs no apps, and a full Django held
+about 100 MB only to wait on its children (bench/stack/RESULTS.md). Separate interpreters rather
+than fork: gRPC's core threads do not survive a fork. If one child dies, the others are stopped
+and the supervisor exits non-zero, so the orchestrator restarts the whole unit instead of serving
+at reduced capacity. Imports nothing of the project: keep it that way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+MANAGE = Path(__file__).resolve().parents[2] / "manage.py"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bind", required=True)
+    parser.add_argument("--workers", required=True)
+    parser.add_argument("--processes", type=int, required=True)
+    parser.add_argument("--grace", type=float, required=True)
+    options = parser.parse_args(argv)
+    command = [
+        sys.executable,
+        str(MANAGE),
+        "grpcserver",
+        "--bind",
+        options.bind,
+        "--workers",
+        options.workers,
+        "--processes",
+        "1",
+        "--grace",
+        str(options.grace),
+    ]
+    # The command line is our own interpreter, manage.py and options the command validated.
+    children = [subprocess.Popen(command) for _ in range(options.processes)]  # noqa: S603
+    stopping = threading.Event()
+
+    def stop(signum: int, frame: Any) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    failed = None
+    while not stopping.is_set():
+        failed = next((child for child in children if child.poll() is not None), None)
+        if failed is not None:
+            break
+        stopping.wait(0.5)
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + options.grace + 5
+    for child in children:
+        try:
+            child.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+    if failed is not None:
+        print(f"a gRPC server process exited with {failed.returncode}; stopped the others", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
