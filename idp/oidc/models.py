@@ -10,6 +10,8 @@ honours: one flag, so the interactive and the `prompt=none` paths cannot disagre
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
@@ -102,6 +104,13 @@ class Application(AbstractApplication):
     # userinfo, fragments and case changes, which open redirects through a registered URI.
     def redirect_uri_allowed(self, uri: str) -> bool:
         return uri in self.redirect_uris.split()
+
+    @property
+    def get_absolute_url(self) -> NoReturn:
+        # DOT's points at its own management pages, which this service does not mount: reversing
+        # it was a 500 behind the admin's "View on site". An application has no page of its own,
+        # so the attribute is absent: the admin shows no link, and Django's shortcut view a 404.
+        raise AttributeError("an application has no page of its own")
 
     def post_logout_redirect_uri_allowed(self, uri: str) -> bool:
         return uri in self.post_logout_redirect_uris.split()

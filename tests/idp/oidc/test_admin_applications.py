@@ -6,6 +6,7 @@ import re
 
 import pytest
 from django.contrib.auth.hashers import check_password
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 
 from audit.models import AuditLog
@@ -161,3 +162,14 @@ def test_marking_a_resource_server_is_audited(as_irina):
         "fields": ["resource_server"],
         "resource_server": True,
     }
+
+
+def test_an_application_has_no_view_on_site_link_and_its_shortcut_is_a_404(as_irina):
+    # DOT's get_absolute_url names management pages this service does not serve: the link
+    # answered 500 (NoReverseMatch).
+    app = Application.objects.create(name="Billing", **{k: v for k, v in SERVICE.items() if k != "name"})
+    page = as_irina.get(f"{APPS}{app.pk}/change/")
+    assert page.status_code == 200
+    assert "View on site" not in page.content.decode()
+    content_type = ContentType.objects.get_for_model(Application)
+    assert as_irina.get(f"/admin/r/{content_type.pk}/{app.pk}/").status_code == 404
