@@ -11,25 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import sys
+from pathlib import Path
 
-
-def descendants(root: int) -> list[int]:
-    tree: dict[int, list[int]] = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            tree.setdefault(ppid, []).append(int(name))
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(tree.get(pid, []))
-    return out
+# The process walk is cpusplit.py's (bench/token_validate), which run.sh uses beside this.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "token_validate"))
+from cpusplit import descendants
 
 
 def field_kb(path: str, name: str) -> int:
@@ -43,19 +30,24 @@ def field_kb(path: str, name: str) -> int:
     return 0
 
 
+def tree_memory(pid: int) -> dict[str, float]:
+    """{"processes", "rss_mb", "pss_mb"} of `pid` and its descendants."""
+    pids = descendants([pid])
+    rss = sum(field_kb(f"/proc/{p}/status", "VmRSS") for p in pids)
+    pss = sum(field_kb(f"/proc/{p}/smaps_rollup", "Pss") for p in pids)
+    return {"processes": len(pids), "rss_mb": rss / 1024, "pss_mb": pss / 1024}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("pid", type=int)
     parser.add_argument("--json")
     args = parser.parse_args()
-    pids = descendants(args.pid)
-    rss = sum(field_kb(f"/proc/{p}/status", "VmRSS") for p in pids)
-    pss = sum(field_kb(f"/proc/{p}/smaps_rollup", "Pss") for p in pids)
-    result = {"processes": len(pids), "rss_mb": rss / 1024, "pss_mb": pss / 1024}
+    result = tree_memory(args.pid)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f)
-    print(f"{len(pids)} processes: RSS {rss / 1024:.0f} MB, PSS {pss / 1024:.0f} MB")
+    print(f"{result['processes']} processes: RSS {result['rss_mb']:.0f} MB, PSS {result['pss_mb']:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -38,9 +38,11 @@ import requests
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "bench" / "compare"))
+from procmem import tree_memory  # noqa: E402 - a script beside this one
+
 VENV_BIN = Path(sys.executable).parent
 HERE = ROOT / "bench" / "stack"
-PROCMEM = ROOT / "bench" / "compare" / "procmem.py"
 SERVICES = ("web", "grpc", "worker", "beat", "consumer")
 DATABASE = "idp_bench_stack"
 
@@ -86,16 +88,6 @@ def _env_pairs(text: str) -> list[str]:
         pairs += [word for word in stripped.split() if "=" in word]
         inside = line.rstrip().endswith("\\")
     return pairs
-
-
-def memory(pid: int) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, str(PROCMEM), str(pid), "--json", "/dev/stdout"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return json.JSONDecoder().raw_decode(out)[0]  # the JSON, then procmem.py's line
 
 
 def wait_for(
@@ -187,7 +179,7 @@ def main() -> None:
         wait_for(lambda: logs["grpc"].read_text().count("listening") >= 1, "gRPC", processes)
         wait_for(lambda: "ready." in logs["worker"].read_text(), "the Celery worker", processes)
         time.sleep(args.idle)
-        idle = {name: memory(process.pid) for name, process in processes.items()}
+        idle = {name: tree_memory(process.pid) for name, process in processes.items()}
 
         basic = "Basic " + base64.b64encode(f"{creds['CC_ID']}:{creds['CC_SECRET']}".encode()).decode()
         lua = ROOT / "bench/compare/bench.lua"
@@ -213,7 +205,7 @@ def main() -> None:
             subprocess.run([ghz, *call, f"127.0.0.1:{grpc_port}"], check=True, capture_output=True)
         registered = _register(env, args.registrations)
         time.sleep(5)
-        loaded = {name: memory(process.pid) for name, process in processes.items()}
+        loaded = {name: tree_memory(process.pid) for name, process in processes.items()}
         report(idle, loaded, args, out, registered)
     finally:
         for process in processes.values():

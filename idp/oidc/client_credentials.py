@@ -23,12 +23,11 @@ from oauthlib.oauth2.rfc6749 import errors
 
 from audit import services as audit
 from audit.registry import AuditAction
-from idp.oidc import client_auth, tokens
+from idp.oidc import client_auth, responses, tokens
 from idp.oidc.client_cache import ClientRecord
 from idp.oidc.models import AccessToken, Application
 
 GRANT_TYPE = "client_credentials"
-_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 # Scopes that speak about a person (OIDC Core §5.4, §11). A service token names no person, so it
 # never carries them: userinfo would have no one to describe.
@@ -56,7 +55,7 @@ def token_response(request: HttpRequest) -> HttpResponse:
     try:
         client, scopes = _validate(request)
     except errors.OAuth2Error as error:
-        return _response(error.json, error.status_code, error.headers)
+        return responses.no_store_json(error.json, error.status_code, error.headers)
     now = time.time()
     expires_in = settings.OAUTH2_PROVIDER["ACCESS_TOKEN_EXPIRE_SECONDS"]
     scope = " ".join(scopes)
@@ -82,10 +81,10 @@ def token_response(request: HttpRequest) -> HttpResponse:
         # The client was deleted between the cached lookup and the INSERT (its foreign key).
         if not Application.objects.filter(pk=client.pk).exists():
             error = errors.InvalidClientError()
-            return _response(error.json, error.status_code, error.headers)
+            return responses.no_store_json(error.json, error.status_code, error.headers)
         raise
     body = {"access_token": access_token, "expires_in": expires_in, "token_type": "Bearer", "scope": scope}
-    return _response(json.dumps(body), 200, {})
+    return responses.no_store_json(json.dumps(body))
 
 
 def _validate(request: HttpRequest) -> tuple[ClientRecord, list[str]]:
@@ -117,10 +116,3 @@ def _save(client: ClientRecord, raw_token: str, jti: str, scope: str, expires: d
         target=client.audit_ref(),
         details={"grantType": GRANT_TYPE, "scope": scope, "jti": jti},
     )
-
-
-def _response(body: str, status: int, headers: dict[str, str]) -> HttpResponse:
-    response = HttpResponse(body, status=status, content_type="application/json")
-    for name, value in {**_HEADERS, **headers}.items():
-        response[name] = value
-    return response

@@ -17,8 +17,8 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
-from idp.oidc import client_auth
-from idp.oidc.tokens import AccessTokenClaims, TokenError, verify_access_token
+from idp.oidc import client_auth, responses
+from idp.oidc.tokens import TokenError, verify_access_token
 
 # What an active access token's introspection says: its own claims, under RFC 7662 §2.2's names
 # (ours: `role`, `clientId`, `sid`), and nothing else it carries.
@@ -36,17 +36,20 @@ ANSWERED_CLAIMS = (
     "clientId",
     "sid",
 )
-_HEADERS = {"Content-Type": "application/json", "Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def access_token_answer(
-    verified: AccessTokenClaims | None, caller_client_id: str, caller_is_resource_server: bool
+    token: str, caller_client_id: str, caller_is_resource_server: bool
 ) -> dict[str, Any] | None:
-    """The claims to answer for a verified access token, or None (`active: false`). RFC 7662 §4:
-    a client learns about its own tokens only; a resource server (an API that accepts other
-    clients' tokens) about any access token. Anything else gets the answer a token that does not
-    exist gets."""
-    if verified is None or not (caller_is_resource_server or verified.client_id == caller_client_id):
+    """The claims to answer for an access token, or None (`active: false`): it must verify
+    offline (signature, expiry, audience, blacklist), and RFC 7662 §4: a client learns about its
+    own tokens only; a resource server (an API that accepts other clients' tokens) about any
+    access token. Anything else gets the answer a token that does not exist gets."""
+    try:
+        verified = verify_access_token(token)
+    except TokenError:
+        return None
+    if not (caller_is_resource_server or verified.client_id == caller_client_id):
         return None
     raw = verified.raw
     return {name: raw[name] for name in ANSWERED_CLAIMS if name in raw} | {"token_type": "Bearer"}
@@ -65,13 +68,6 @@ def fast_response(request: HttpRequest) -> HttpResponse | None:
     caller = client_auth.authenticate(request)
     if caller is None:
         return None
-    try:
-        verified = verify_access_token(given[0])
-    except TokenError:
-        verified = None
-    claims = access_token_answer(verified, caller.client_id, caller.resource_server)
+    claims = access_token_answer(given[0], caller.client_id, caller.resource_server)
     body = {"active": False} if claims is None else {"active": True, **claims}
-    response = HttpResponse(json.dumps(body), status=200)
-    for name, value in _HEADERS.items():
-        response[name] = value
-    return response
+    return responses.no_store_json(json.dumps(body))

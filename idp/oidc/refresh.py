@@ -36,14 +36,13 @@ from oauthlib.common import Request as OAuthlibRequest
 from accounts import assurance
 from audit import services as audit
 from audit.registry import AuditAction
-from idp.oidc import client_auth, tokens
+from idp.oidc import client_auth, responses, tokens
 from idp.oidc.models import AccessToken, IDToken, RefreshToken
 from idp.oidc.revocation import refresh_tokens_by_value
 from idp.oidc.validators import Validator
 
 GRANT_TYPE = "refresh_token"
 _ANSWERED_PARAMS = frozenset({"grant_type", "refresh_token", "client_id", "client_secret"})
-_HEADERS = {"Content-Type": "application/json", "Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 class _SupersededError(Exception):
@@ -86,10 +85,7 @@ def token_response(request: HttpRequest) -> HttpResponse | None:
         token = _rotate(request, client, row, previous)
     except _SupersededError:
         return None
-    response = HttpResponse(json.dumps(token), status=200)
-    for name, value in _HEADERS.items():
-        response[name] = value
-    return response
+    return responses.no_store_json(json.dumps(token))
 
 
 def _rotate(request: HttpRequest, client: Any, row: RefreshToken, previous: AccessToken) -> dict[str, Any]:
