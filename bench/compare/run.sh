@@ -28,6 +28,9 @@
 # 6. open loop at HALF of each system's own peak (HALF_DURATION s): oha -q RATE
 #    --latency-correction (client_credentials, introspection, userinfo, REST validate),
 #    chainloop.py (refresh), codeflow.py --rate (code flow), ghz --async --rps (gRPC);
+#    With FLOOR=1, each round also measures the floors (floor.py) served the same way: a bare WSGI
+#    app and a Django view without middleware under granian (WORKERS x THREADS) with introspection's
+#    requests, and a bare grpcio TokenValidate (GRPC_PROCS x GRPC_THREADS) with gRPC's;
 # 7. the bcrypt floor (hashfloor.py), then summarize.py writes OUT/summary.md; removes what it
 #    started (servers, databases, private services, temp dir; OUT is kept), also on failure.
 #
@@ -35,7 +38,7 @@
 # CONNS (8), WRK_THREADS (1), FLOW_C (8), OHA_C (64), WORKERS (2), THREADS (4), GRPC_PROCS (2), GRPC_THREADS (8),
 # GHZ_C (32), GHZ_CONNS (8), POOL (1000), CHAINS (128), KC_LOGINS (50), USERS (5), CC_ALG (RS256;
 # ES256: the project's bench-cc signs its tokens with ES256, Keycloak's stays on its RS256 default),
-# PATHS ("cc introspect refresh userinfo codeflow"), VALIDATE (1), HALF (1), HASHFLOOR_S (5),
+# PATHS ("cc introspect refresh userinfo codeflow"), VALIDATE (1), FLOOR (1), HALF (1), HASHFLOOR_S (5),
 # SERVICES (private|shared), KC_VERSION (26.4.7), KC_HEAP, KC_CACHE (local; ispn = clustered),
 # IDP_BENCH_CACHE (~/.cache/idp-bench), JAVA_HOME (a JDK 21+), OUT (results dir; default a kept
 # temp dir). Needs: the project's .venv, wrk, oha, ghz, psql, curl, a JDK 21+. Loopback only.
@@ -68,6 +71,7 @@ KC_LOGINS=${KC_LOGINS:-50}
 USERS=${USERS:-5}
 PATHS=${PATHS:-cc introspect refresh userinfo codeflow}
 VALIDATE=${VALIDATE:-1}
+FLOOR=${FLOOR:-1}
 HALF=${HALF:-1}
 HASHFLOOR_S=${HASHFLOOR_S:-5}
 SERVICES=${SERVICES:-private}
@@ -118,6 +122,7 @@ TOK=$WORK/tokens
 STARTED_SERVICES=0
 WEB_PID=
 GRPC_PID=
+FLOOR_PIDS=()
 KC_PID=
 ADMIN_URL=
 T_START=$SECONDS
@@ -146,6 +151,7 @@ cleanup() {
     stop_keycloak
     [[ -n $GRPC_PID ]] && { stop_pid "$GRPC_PID"; say "stopped the gRPC server ($GRPC_PID)"; }
     [[ -n $WEB_PID ]] && { stop_pid "$WEB_PID"; say "stopped granian ($WEB_PID)"; }
+    for pid in "${FLOOR_PIDS[@]}"; do stop_pid "$pid" 5; done
     if [[ -n $ADMIN_URL ]]; then
         psql "$ADMIN_URL" -qAt -c "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" \
             -c "DROP DATABASE IF EXISTS $KC_DB WITH (FORCE)" >/dev/null 2>&1 \
@@ -243,9 +249,9 @@ PG_VERSION=$(psql "$ADMIN_URL" -qAt -c 'show server_version')
 REDIS_VERSION=$(redis-cli -u "$REDIS_URL" info server 2>/dev/null | tr -d '\r' | sed -n 's/^redis_version://p')
 say "PostgreSQL $PG_VERSION (pid $PG_PID), Redis $REDIS_VERSION; databases $DB_NAME and $KC_DB"
 
-read -r WPORT GPORT KPORT < <("$PY" -c '
+read -r WPORT GPORT KPORT FWPORT FDPORT FGPORT < <("$PY" -c '
 import socket
-s = [socket.socket() for _ in range(3)]
+s = [socket.socket() for _ in range(6)]
 for x in s: x.bind(("127.0.0.1", 0))
 print(*[x.getsockname()[1] for x in s])')
 WURL=http://127.0.0.1:$WPORT
@@ -317,6 +323,31 @@ for _ in $(seq 150); do
     sleep 0.2
 done
 say "project: granian ${WEB_ARGS[*]} (pid $WEB_PID); gRPC on $GTARGET (pid $GRPC_PID)"
+
+declare -A FLOOR_PID=()
+if [[ $FLOOR == 1 ]]; then
+    for app in bare:$FWPORT django_app:$FDPORT; do
+        args=(--interface wsgi --host 127.0.0.1 --port "${app#*:}" --workers "$WORKERS" --blocking-threads "$THREADS"
+            "floor:${app%%:*}")
+        record "$GRANIAN" "${args[@]}"
+        (cd "$HERE" && exec "$GRANIAN" "${args[@]}") >>"$WORK/floor.log" 2>&1 &
+        FLOOR_PIDS+=($!)
+    done
+    FLOOR_PID[barewsgi]=${FLOOR_PIDS[0]} FLOOR_PID[baredjango]=${FLOOR_PIDS[1]}
+    args=(grpc --bind "127.0.0.1:$FGPORT" --processes "$GRPC_PROCS" --workers "$GRPC_THREADS")
+    record "$PY" "$HERE/floor.py" "${args[@]}"
+    "$PY" "$HERE/floor.py" "${args[@]}" >>"$WORK/floor.log" 2>&1 &
+    FLOOR_PIDS+=($!)
+    FLOOR_PID[baregrpc]=$!
+    for _ in $(seq 100); do
+        if [[ $(grep -c listening "$WORK/floor.log") == "$GRPC_PROCS" ]] \
+            && curl -fsS -o /dev/null -d token=x "http://127.0.0.1:$FWPORT/" \
+            && curl -fsS -o /dev/null -d token=x "http://127.0.0.1:$FDPORT/"; then break; fi
+        sleep 0.2
+    done 2>/dev/null
+    curl -fsS -d token=x "http://127.0.0.1:$FDPORT/" | grep -q active || die "the floors did not start: $(tail -5 "$WORK/floor.log")"
+    say "floors: bare WSGI on $FWPORT, Django on $FDPORT, bare gRPC on $FGPORT"
+fi
 
 # --- 5. Keycloak: wait, then the realm, clients and users by kcadm.sh -----------------------------
 for _ in $(seq 600); do
@@ -439,14 +470,22 @@ gen() {
                 --chains "$TOK/$sys/refresh.txt" --chains-out "$TOK/$sys/refresh.next" --rate "$rate" \
                 --duration "$dur" --json "$outbase.chain.json" >"$outbase.chain.txt"
             mv "$TOK/$sys/refresh.next" "$TOK/$sys/refresh.txt" ;;
-        grpc:*)
+        grpc:* | baregrpc:)
             local g=("$GHZ" --insecure --proto "$REPO/proto/auth.proto" --call AuthService.TokenValidate
                 --data-file "$TOK/project/pool.json" --connections "$GHZ_CONNS" -z "${dur}s" -O json)
             if [[ -n $rate ]]; then g+=(--async --rps "$rate" -c "$GHZ_CONNS"); else g+=(-c "$GHZ_C"); fi
-            record "${g[@]}" "$GTARGET"
-            "${g[@]}" "$GTARGET" >"$outbase.ghz.json" 2>"$outbase.ghz.err"
+            local target=$GTARGET
+            [[ $path == baregrpc ]] && target=127.0.0.1:$FGPORT
+            record "${g[@]}" "$target"
+            "${g[@]}" "$target" >"$outbase.ghz.json" 2>"$outbase.ghz.err"
             # ghz's JSON lists every call and repeats the token pool (megabytes): keep the summary.
             "$PY" "$HERE/summarize.py" --trim-ghz "$outbase.ghz.json" ;;
+        barewsgi: | baredjango:)
+            local port=$FWPORT
+            [[ $path == baredjango ]] && port=$FDPORT
+            record env BENCH_AUTH="${CC_AUTH[project]}" "${wrk[@]}" "http://127.0.0.1:$port/o/introspect/" -- pool "$TOK/project/pool.txt" token=
+            BENCH_AUTH=${CC_AUTH[project]} "${wrk[@]}" "http://127.0.0.1:$port/o/introspect/" -- pool "$TOK/project/pool.txt" token= \
+                >"$outbase.wrk.txt" ;;
         restvalidate:)
             local v=(wrk -t"$WRK_THREADS" -c"$CONNS" -d"${dur}s" -s "$REPO/bench/token_validate/validate.lua"
                 "$WURL/api/v1/auth/validate" -- "$TOK/project/pool.txt")
@@ -466,6 +505,7 @@ measure() {
     local key=$1 path=$2 sys=$3 dur=$4 rate=${5:-} server window
     server=${SERVER[$sys]}
     [[ $path == grpc ]] && server=$GRPC_PID
+    [[ -n ${FLOOR_PID[$path]:-} ]] && server=${FLOOR_PID[$path]}
     window=$(awk -v d="$dur" 'BEGIN { w = (d > 8 ? d - 4 : d - 1); print (w > 1 ? w : 1) }')
     gen "$path" "$sys" "$dur" "$OUT/$key" "$rate" &
     local genpid=$!
@@ -505,6 +545,9 @@ if [[ $VALIDATE == 1 ]]; then
     gen grpc project "$WARMUP" "$OUT/warmup-grpc-project"
     gen restvalidate project "$WARMUP" "$OUT/warmup-restvalidate-project"
 fi
+FLOORS=()
+[[ $FLOOR == 1 ]] && FLOORS=(barewsgi baredjango baregrpc)
+for path in "${FLOORS[@]}"; do gen "$path" project "$WARMUP" "$OUT/warmup-$path-project"; done
 
 for r in $(seq "$ROUNDS"); do
     say "round $r of $ROUNDS"
@@ -515,6 +558,7 @@ for r in $(seq "$ROUNDS"); do
         measure "r$r-grpc-project" grpc project "$DURATION"
         measure "r$r-restvalidate-project" restvalidate project "$DURATION"
     fi
+    for path in "${FLOORS[@]}"; do measure "r$r-$path-project" "$path" project "$DURATION"; done
 done
 
 if [[ $HALF == 1 ]]; then

@@ -29,7 +29,17 @@ PATHS = {
     "codeflow": "code flows (authorize, login, code, token)",
     "grpc": "gRPC TokenValidate (project only)",
     "restvalidate": "REST POST /api/v1/auth/validate (project only)",
+    "barewsgi": "floor: a bare WSGI app under granian (introspection's requests)",
+    "baredjango": "floor: a Django view, no middleware, no database (introspection's requests)",
+    "baregrpc": "floor: a bare grpcio TokenValidate (gRPC's requests)",
 }
+FLOORS = ("barewsgi", "baredjango", "baregrpc")
+# Each floor against the Keycloak paths it bounds: (floor, Keycloak path, the line's multiple).
+CEILINGS = (
+    ("baredjango", "introspect", 2.0),
+    ("baredjango", "userinfo", 1.0),
+    ("baregrpc", "introspect", 4.0),
+)
 SYSTEMS = ("project", "keycloak")
 
 
@@ -226,7 +236,7 @@ def summary(out: Path) -> None:
             f"| {PATHS[path]} | {prow} | {krow} | {ratio} | {plat} | {klat} |"
             + (f" not ok: {'; '.join(bad)}" if bad else "")
         )
-    if path_k := [p for p in ("grpc", "restvalidate") if p in present]:
+    if path_k := [p for p in ("grpc", "restvalidate", *FLOORS) if p in present]:
         kin = rounds(out, "introspect", "keycloak")
         if kin:
             for path in path_k:
@@ -436,6 +446,27 @@ def across(dirs: list[Path]) -> None:
 
     def verdict(ok: bool) -> str:
         return "met" if ok else "**not met**"
+
+    ceilings = []
+    for floor, kpath, need in CEILINGS:
+        pairs = [
+            (a["rps"], b["rps"])
+            for a, b in zip(last[floor, "project"], last[kpath, "keycloak"], strict=True)
+            if a and b and b["rps"] > 0
+        ]
+        if pairs:
+            text = " / ".join(f"{a:,.0f} ÷ {b:,.0f} = {a / b:.2f} x" for a, b in pairs)
+            reach = "the line is above the floor" if max(a / b for a, b in pairs) < need else "within reach"
+            ceilings.append(
+                f"| {PATHS[floor]} ÷ Keycloak's {PATHS[kpath]} (the line: {need:g} x) | {text} | {reach} |"
+            )
+    if ceilings:
+        print(
+            "\nThe floors (floor.py, same run): no path of the project can pass what its server does with "
+            "no work at all.\n"
+        )
+        print("| floor ÷ Keycloak | per run | |\n| --- | --- | --- |")
+        print("\n".join(ceilings))
 
     print("\n| issue 14 acceptance line | measured (per run) | |")
     print("| --- | --- | --- |")
