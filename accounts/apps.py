@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class AccountsConfig(AppConfig):
     name = "accounts"
-    verbose_name = "Accounts"
+    verbose_name = _("Accounts")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
@@ -12,7 +13,11 @@ class AccountsConfig(AppConfig):
 
         from accounts import session_registry  # noqa: F401 - connects the login signal handlers
         from accounts.builtin_roles import ensure_builtin
+        from accounts.models import SMSDevice
+        from accounts.otp_apps import name_device_fields
         from accounts.staff_groups import ensure_staff_groups
+
+        name_device_fields(SMSDevice)  # the fields it inherits from django-otp, as its siblings'
 
         post_migrate.connect(ensure_builtin, sender=self, dispatch_uid="accounts.builtin_roles")
         _install_organisation_ports()

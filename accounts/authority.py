@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from django.core.exceptions import PermissionDenied
+from django.utils import translation
 
 from accounts import rbac
 from accounts.models import Role, User
@@ -90,7 +91,10 @@ def decide(actor: User | None, act: Act, target: User) -> tuple[bool, str]:
 
 
 def _rank_name(user: User) -> str:
-    return "superuser" if user.is_superuser else user.get_role_display().lower()
+    # The role's English name, whatever the reader's language: the reason goes into the audit
+    # record (access.denied) and the refusal's text, and `_a` picks its article.
+    with translation.override(None):
+        return "superuser" if user.is_superuser else user.get_role_display().lower()
 
 
 def _a(noun: str) -> str:

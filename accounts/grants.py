@@ -12,6 +12,7 @@ import uuid
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils.translation import gettext_lazy as _
 
 from accounts import authority
 from accounts.events import user_payload
@@ -96,9 +97,11 @@ def grant_permission(
     *, actor: User | None, user: User, permission: AccessPermission, scope: str
 ) -> UserGrant:
     if scope not in Scope.values:
-        raise ValidationError({"scope": f"unknown scope {scope!r}"})
+        raise ValidationError(
+            {"scope": ValidationError(_("unknown scope %(scope)s"), params={"scope": repr(scope)})}
+        )
     if scope == ALL and user.organisation_id is not None:
-        raise ValidationError({"scope": "a B2B client's user cannot act on all clients"})
+        raise ValidationError({"scope": _("a B2B client's user cannot act on all clients")})
     authority.require(actor, authority.CHANGE_GRANTS, user)
     _require_grantable(actor, permission.name, scope, target=user, organisation_id=user.organisation_id)
     grant, created = UserGrant.objects.update_or_create(

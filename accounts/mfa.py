@@ -8,6 +8,7 @@ logs them in, and the session's `amr` then says which factors were used (RFC 817
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +20,8 @@ from django.contrib.auth import login as auth_login
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest
-from django_otp.models import Device
+from django.utils import timezone
+from django_otp.models import Device, SideChannelDevice, VerifyNotAllowed
 from django_otp.plugins.otp_email.models import EmailDevice
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -96,13 +98,43 @@ def pending_user(request: HttpRequest) -> User | None:
 
 @dataclass(frozen=True)
 class Verification:
+    """The outcome of a code. `rate_limited`: too many codes for the account (counted in Redis);
+    `throttled`: the device refuses codes for a moment after a wrong one (django-otp's back-off,
+    1 s, 2 s, 4 s...), so the code was not even looked at. `retry_after`: seconds until the next
+    code is looked at (also after a wrong one)."""
+
     ok: bool
     rate_limited: bool = False
+    throttled: bool = False
     retry_after: int = 0
+
+
+def _seconds_until(when: Any) -> int:
+    return max(1, math.ceil((when - timezone.now()).total_seconds()))
+
+
+def throttled_for(device: Device) -> int:
+    """Seconds before `device` looks at a code again after wrong ones (0: it would now)."""
+    allowed, info = device.verify_is_allowed()
+    if allowed or not info or info.get("reason") != VerifyNotAllowed.N_FAILED_ATTEMPTS:
+        return 0
+    return _seconds_until(info["locked_until"])
 
 
 def verify(request: HttpRequest, user: User, device: Device, token: str) -> Verification:
     """Check a code for `device`; on success log the user in with the right `amr`."""
+    # A code typed while the device still backs off from a wrong one is not a wrong code: say when
+    # to try again instead (django_otp.verify_token would silently refuse even the right one).
+    wait = throttled_for(device)
+    if wait:
+        audit.record(
+            AuditAction.MFA_FAILED,
+            actor=None,
+            target=user,
+            organisation_id=user.organisation_id,
+            details={"device": type(device).__name__, "reason": "throttled"},
+        )
+        return Verification(False, throttled=True, retry_after=wait)
     decision = ratelimit.hit(ratelimit.configured("otp-verify"), str(user.pk))
     if not decision.allowed:
         audit.record(
@@ -125,7 +157,8 @@ def verify(request: HttpRequest, user: User, device: Device, token: str) -> Veri
             organisation_id=user.organisation_id,
             details={"device": type(device).__name__, "reason": "wrong_code"},
         )
-        return Verification(False)
+        device.refresh_from_db()
+        return Verification(False, retry_after=throttled_for(device))
     methods = list(dict.fromkeys([*pending_methods(request), method, assurance.SECOND_FACTOR]))
     request.session.pop(PENDING, None)
     auth_login(request, user, backend="accounts.authentication.LoginBackend")
@@ -139,6 +172,63 @@ def verify(request: HttpRequest, user: User, device: Device, token: str) -> Veri
         details={"device": type(device).__name__, "methods": methods},
     )
     return Verification(True)
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """A code asked for by e-mail or SMS. `sent`: a new one went out now (else one went out less
+    than the cooldown ago, and it still works); `retry_after`: seconds before another may be asked."""
+
+    sent: bool
+    retry_after: int
+
+
+def send_code(device: Device) -> Challenge:
+    """Send a new code through `device`'s channel (e-mail, SMS), unless one went out within its
+    cooldown. The channel's own library messages are not shown to anyone: the page says what
+    happened in its own words."""
+    if not isinstance(device, SideChannelDevice):
+        raise ValueError("only e-mail and SMS devices send codes")
+    wait = cooldown(device)
+    if wait:
+        return Challenge(sent=False, retry_after=wait)
+    user = device.user
+    device.generate_challenge(
+        {"username": user.get_username(), "minutes": max(1, settings.IDP_OTP_CODE_VALIDITY // 60)}
+    )
+    device.refresh_from_db()
+    return Challenge(sent=True, retry_after=cooldown(device))
+
+
+def cooldown(device: Device) -> int:
+    """Seconds before `device` sends another code (0: it would now)."""
+    allowed, info = device.generate_is_allowed()
+    if allowed or not info or "next_generation_at" not in info:
+        return 0
+    return _seconds_until(info["next_generation_at"])
+
+
+def kind(device: Device) -> str:
+    """What a device is, for pages and templates: totp, email, sms or backup."""
+    if isinstance(device, StaticDevice):
+        return "backup"
+    if isinstance(device, EmailDevice):
+        return "email"
+    if isinstance(device, SMSDevice):
+        return "sms"
+    return "totp"
+
+
+def destination(device: Device) -> str:
+    """Where a side-channel code goes, masked for the page: o***@example.com, +7•••••••66."""
+    if isinstance(device, EmailDevice):
+        address = device.email or device.user.email
+        local, _, domain = address.partition("@")
+        return f"{local[:1]}***@{domain}" if domain else ""
+    if isinstance(device, SMSDevice):
+        number = device.number
+        return f"{number[:2]}{'•' * max(0, len(number) - 4)}{number[-2:]}" if len(number) > 4 else ""
+    return ""
 
 
 def note_second_factor(request: HttpRequest, device: Device) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Sequence
+from urllib.parse import urlencode
 
 import qrcode
 import qrcode.image.svg
+from django.contrib import messages
 from django.contrib.auth import SESSION_KEY, logout
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -15,6 +17,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 from django_otp.models import SideChannelDevice
@@ -64,9 +67,19 @@ def _qr_svg(device: TOTPDevice) -> str:
     return buffer.getvalue().decode()
 
 
+SENT = "idp_mfa_sent"  # the side-channel devices that already sent a code in this pending step
+
+
+def _seconds(n: int) -> str:
+    return ngettext("%(n)s second", "%(n)s seconds", n) % {"n": n}
+
+
 @never_cache
 @require_http_methods(["GET", "POST"])
 def verify(request: HttpRequest) -> HttpResponse:
+    """The code after the password. An e-mail or SMS method sends its code on arrival (once per
+    method and pending step; "send again" after its cooldown). A wrong code, the device's back-off
+    after one and the account's limit are each said as what they are, with when to try again."""
     user = mfa.pending_user(request)
     if user is None:
         return redirect("accounts:login")
@@ -74,29 +87,73 @@ def verify(request: HttpRequest) -> HttpResponse:
     if not devices:
         return redirect("accounts:mfa-enrol")
     chosen = mfa.device_of(user, request.POST.get("device") or request.GET.get("device") or "") or devices[0]
-    message, error, status, retry_after = "", "", 200, 0
-    if request.method == "POST" and request.POST.get("action") == "send":
-        message = chosen.generate_challenge()
-    elif request.method == "POST":
-        result = mfa.verify(request, user, chosen, request.POST.get("token", ""))
+    side_channel = isinstance(chosen, SideChannelDevice)
+    notice, error, status, retry_after, token = "", "", 200, 0, ""
+    sent = request.session.get(SENT, [])
+    sending = request.method == "POST" and request.POST.get("action") == "send"
+    if request.method == "POST" and not sending:
+        token = request.POST.get("token", "")
+        result = mfa.verify(request, user, chosen, token)
         if result.ok:
+            request.session.pop(SENT, None)
             return HttpResponseRedirect(request.session.pop(NEXT, None) or reverse("home"))
-        if result.rate_limited:
+        if result.rate_limited or result.throttled:
             status, retry_after = 429, result.retry_after
-            error = _("Too many attempts. Try again in %(seconds)s seconds.") % {"seconds": retry_after}
+        wait = {"wait": _seconds(retry_after)}
+        if result.rate_limited:
+            error = _("Too many codes for this account. Try again in %(wait)s.") % wait
+            token = ""
+        elif result.throttled:
+            # Not a mistake of the person: the code they typed stays in the field, to confirm again.
+            notice = _("Wait %(wait)s after a wrong code, then confirm again.") % wait
         else:
             error = _("That code is not valid.")
+            token = ""
+    elif side_channel and (sending or chosen.persistent_id not in sent):
+        challenge = mfa.send_code(chosen)
+        request.session[SENT] = [*sent, chosen.persistent_id]
+        where = mfa.destination(chosen)
+        if challenge.sent:
+            notice = _("We sent a code to %(where)s.") % {"where": where} if where else _("We sent a code.")
+        elif sending:
+            notice = _("The code we sent a moment ago still works. You can ask for another in %(wait)s.")
+            notice %= {"wait": _seconds(challenge.retry_after)}
     context = {
         "devices": devices,
+        "others": [(d.persistent_id, METHOD_LABELS[mfa.kind(d)]) for d in devices if d != chosen],
         "chosen": chosen,
-        "message": message,
+        "kind": mfa.kind(chosen),
+        "notice": notice,
         "error": error,
-        "side_channel": isinstance(chosen, SideChannelDevice),
+        "token": token,
+        "wait": retry_after or mfa.throttled_for(chosen),
+        "resend_in": mfa.cooldown(chosen) if side_channel else 0,
+        "side_channel": side_channel,
+        "username": user.get_username(),
     }
     response = render(request, "mfa/verify.html", context, status=status)
     if retry_after:
         response["Retry-After"] = str(retry_after)
     return response
+
+
+# Each method as the person sees it (the device rows keep the library's English names).
+METHOD_LABELS = {
+    "totp": gettext_lazy("Authenticator app"),
+    "email": gettext_lazy("Code by e-mail"),
+    "sms": gettext_lazy("Code by SMS"),
+    "backup": gettext_lazy("Backup code"),
+}
+
+
+@never_cache
+@require_http_methods(["POST"])
+def cancel(request: HttpRequest) -> HttpResponse:
+    """ "Not you?": the pending sign-in ends here; the login page comes back, for the same request."""
+    next_url = request.session.get(NEXT)
+    request.session.flush()
+    login = reverse("accounts:login")
+    return redirect(f"{login}?{urlencode({'next': next_url})}" if next_url else login)
 
 
 @never_cache
@@ -119,6 +176,7 @@ def enrol(request: HttpRequest) -> HttpResponse:
             device = TOTPDevice.objects.get(pk=int(device_id))
             if signed_in:
                 mfa.note_second_factor(request, device)
+                messages.success(request, _("Authenticator app added: sign-ins can be confirmed with it."))
                 return redirect("accounts:mfa-manage")
             result = mfa.verify(request, user, device, token)
             if result.ok:
@@ -152,22 +210,43 @@ def manage(request: HttpRequest) -> HttpResponse:
     notice = ""
     if request.method == "POST":
         action = request.POST.get("action")
+        done = ""
         if action == "backup-codes":
-            codes = mfa.new_backup_codes(user, methods=methods)
-        elif action == "email" and mfa.enable_email(user, methods=methods) is None:
-            notice = _("Add an e-mail address to your account first.")
-        elif action == "sms" and mfa.enable_sms(user, methods=methods) is None:
-            notice = _("Add a phone number to your account first.")
+            codes = mfa.new_backup_codes(user, methods=methods)  # shown on this answer, once
+        elif action == "email":
+            if mfa.enable_email(user, methods=methods) is None:
+                notice = _("Add an e-mail address to your account first.")
+            else:
+                done = _("Sign-ins can now be confirmed with a code sent by e-mail.")
+        elif action == "sms":
+            if mfa.enable_sms(user, methods=methods) is None:
+                notice = _("Add a phone number on your profile page first.")
+            else:
+                done = _("Sign-ins can now be confirmed with a code sent by SMS.")
         elif action == "remove":
             device = mfa.device_of(user, request.POST.get("device", ""))
             if device is not None:
                 mfa.remove_device(actor=user, user=user, device=device, methods=methods)
+                done = _("%(method)s removed.") % {"method": METHOD_LABELS[mfa.kind(device)]}
+        if done:
+            messages.success(request, done)
+            return redirect("accounts:mfa-manage")
+    rows = [
+        {
+            "device": device,
+            "label": METHOD_LABELS[mfa.kind(device)],
+            "where": mfa.destination(device),
+            "left": device.token_set.count() if mfa.kind(device) == "backup" else None,
+        }
+        for device in mfa.devices(user)
+    ]
     return render(
         request,
         "mfa/manage.html",
         {
-            "devices": mfa.devices(user),
+            "rows": rows,
             "codes": codes,
+            "codes_text": "\n".join(codes),
             "notice": notice,
             "required": assurance.policy_requires_second_factor(user),
         },

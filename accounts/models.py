@@ -8,6 +8,7 @@ from django.contrib.auth.models import PermissionsMixin
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils.translation import gettext_lazy as _
 from django_otp.models import CooldownMixin, SideChannelDevice, ThrottlingMixin, TimestampMixin
 
 from accounts import sms
@@ -16,10 +17,10 @@ from accounts import sms
 class Role(models.TextChoices):
     """The built-in roles of the seed; the `role` claim carries one of these."""
 
-    INTERNAL_ADMIN = "internal_admin", "Internal administrator"
-    OPERATOR = "operator", "Operator"
-    CLIENT_ADMIN = "client_admin", "B2B client administrator"
-    CLIENT_USER = "client_user", "B2B client user"
+    INTERNAL_ADMIN = "internal_admin", _("Internal administrator")
+    OPERATOR = "operator", _("Operator")
+    CLIENT_ADMIN = "client_admin", _("B2B client administrator")
+    CLIENT_USER = "client_user", _("B2B client user")
 
 
 class UserManager(BaseUserManager["User"]):
@@ -48,17 +49,19 @@ class User(AbstractBaseUser, PermissionsMixin):
     """A person who signs in: internal staff (no organisation) or a user of one B2B organisation."""
 
     class Status(models.TextChoices):
-        ACTIVE = "active", "Active"
-        BLOCKED = "blocked", "Blocked"
-        PENDING = "pending", "Pending"
+        ACTIVE = "active", _("Active")
+        BLOCKED = "blocked", _("Blocked")
+        PENDING = "pending", _("Pending")
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    username = models.CharField(max_length=150)
-    email = models.EmailField(blank=True, db_index=True)
-    email_verified = models.BooleanField(default=False, help_text="The user proved they receive mail there.")
-    phone = models.CharField(max_length=32, blank=True)
-    role = models.CharField(max_length=32, choices=Role.choices, default=Role.CLIENT_USER)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    id = models.UUIDField(_("ID"), primary_key=True, default=uuid.uuid4, editable=False)
+    username = models.CharField(_("login"), max_length=150)
+    email = models.EmailField(_("e-mail"), blank=True, db_index=True)
+    email_verified = models.BooleanField(
+        _("e-mail confirmed"), default=False, help_text=_("The user proved they receive mail there.")
+    )
+    phone = models.CharField(_("phone"), max_length=32, blank=True)
+    role = models.CharField(_("role"), max_length=32, choices=Role.choices, default=Role.CLIENT_USER)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE)
     organisation = models.ForeignKey(
         "clients.Organisation",
         null=True,
@@ -66,10 +69,13 @@ class User(AbstractBaseUser, PermissionsMixin):
         on_delete=models.PROTECT,
         related_name="users",
         db_column="client_id",  # the B2B client; the column keeps its contract name
+        verbose_name=_("B2B client"),
     )
-    is_staff = models.BooleanField(default=False, help_text="May sign in to the operators' admin.")
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    is_staff = models.BooleanField(
+        _("admin access"), default=False, help_text=_("May sign in to the operators' admin.")
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     objects = UserManager()
 
@@ -80,6 +86,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     class Meta:
         db_table = "users"
         ordering = ["username"]
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
         constraints = [
             # Seed 004: one login may repeat across B2B clients, but never inside one, and
             # never between two internal staff. Case-insensitive, so "Ann" cannot shadow "ann".
@@ -107,17 +115,28 @@ class LoginFailures(models.Model):
     """Consecutive failed logins of one user and the lock they led to (Keycloak-style)."""
 
     user = models.OneToOneField(
-        User, primary_key=True, on_delete=models.CASCADE, related_name="login_failures"
+        User,
+        primary_key=True,
+        on_delete=models.CASCADE,
+        related_name="login_failures",
+        verbose_name=_("user"),
     )
-    failed_count = models.PositiveIntegerField(default=0, help_text="Failures since the last success or lock")
-    lock_count = models.PositiveIntegerField(default=0, help_text="Locks since the last successful login")
-    locked_until = models.DateTimeField(null=True, blank=True)
-    permanent = models.BooleanField(default=False, help_text="Locked until an operator unlocks")
-    last_failure_at = models.DateTimeField(null=True, blank=True)
+    failed_count = models.PositiveIntegerField(
+        _("failed logins"), default=0, help_text=_("Failures since the last success or lock")
+    )
+    lock_count = models.PositiveIntegerField(
+        _("locks"), default=0, help_text=_("Locks since the last successful login")
+    )
+    locked_until = models.DateTimeField(_("locked until"), null=True, blank=True)
+    permanent = models.BooleanField(
+        _("locked for good"), default=False, help_text=_("Locked until an operator unlocks")
+    )
+    last_failure_at = models.DateTimeField(_("last failure"), null=True, blank=True)
 
     class Meta:
         db_table = "login_failures"
-        verbose_name_plural = "login failures"
+        verbose_name = _("login failures")
+        verbose_name_plural = _("login failures")
 
     def __str__(self) -> str:
         return f"{self.user_id}: {self.failed_count} failures"
@@ -132,11 +151,12 @@ class LoginFailures(models.Model):
 class SMSDevice(TimestampMixin, CooldownMixin, ThrottlingMixin, SideChannelDevice):
     """A one-time code sent by SMS (django-otp has e-mail and TOTP devices, not this one)."""
 
-    number = models.CharField(max_length=32, help_text="E.164, e.g. +79990001122")
+    number = models.CharField(_("phone number"), max_length=32, help_text=_("E.164, e.g. +79990001122"))
 
     class Meta(SideChannelDevice.Meta):
         db_table = "otp_sms_devices"
-        verbose_name = "SMS device"
+        verbose_name = _("SMS device")
+        verbose_name_plural = _("SMS devices")
 
     def generate_challenge(self, extra_context: dict[str, Any] | None = None) -> str:
         from django.conf import settings
@@ -147,7 +167,9 @@ class SMSDevice(TimestampMixin, CooldownMixin, ThrottlingMixin, SideChannelDevic
             return gettext("A code was sent a moment ago; wait before asking for another.")
         self.cooldown_set(commit=False)
         self.generate_token(valid_secs=settings.IDP_OTP_CODE_VALIDITY, commit=True)
-        sms.send_sms(self.number, gettext("Your sign-in code: %(code)s") % {"code": self.token})
+        minutes = max(1, settings.IDP_OTP_CODE_VALIDITY // 60)
+        text = gettext("Your sign-in code: %(code)s. It works for %(minutes)s min. Do not tell it to anyone.")
+        sms.send_sms(self.number, text % {"code": self.token, "minutes": minutes})
         return gettext("sent by SMS")
 
     def verify_token(self, token: str) -> bool:
@@ -177,18 +199,24 @@ class UserSession(models.Model):
     and to the OIDC `sid` its tokens carry (accounts.session_registry writes and deletes it).
     """
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="browser_sessions")
-    session_key = models.CharField(max_length=40, unique=True)
-    sid = models.CharField(max_length=64, db_index=True, help_text="The OIDC `sid` of its tokens")
-    created_at = models.DateTimeField(help_text="When the user signed in")
-    last_seen_at = models.DateTimeField(help_text="Last request, to within a minute")
-    ip = models.GenericIPAddressField(null=True, blank=True)
-    user_agent = models.CharField(max_length=512, blank=True)
+    id = models.UUIDField(_("ID"), primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="browser_sessions", verbose_name=_("user")
+    )
+    session_key = models.CharField(_("session key"), max_length=40, unique=True)
+    sid = models.CharField(
+        _("session ID (sid)"), max_length=64, db_index=True, help_text=_("The OIDC `sid` of its tokens")
+    )
+    created_at = models.DateTimeField(_("signed in"), help_text=_("When the user signed in"))
+    last_seen_at = models.DateTimeField(_("last active"), help_text=_("Last request, to within a minute"))
+    ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    user_agent = models.CharField(_("browser (user agent)"), max_length=512, blank=True)
 
     class Meta:
         db_table = "user_sessions"
         ordering = ["-last_seen_at"]
+        verbose_name = _("browser session")
+        verbose_name_plural = _("browser sessions")
         indexes = [models.Index(fields=["user", "-last_seen_at"], name="user_sessions_user_seen_idx")]
 
     def __str__(self) -> str:
@@ -201,24 +229,26 @@ PERMISSION_NAME = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
 
 
 class Scope(models.TextChoices):
-    OWN_ORGANISATION = "own", "Own B2B client only"
-    ALL_ORGANISATIONS = "all", "All clients"
+    OWN_ORGANISATION = "own", _("Own B2B client only")
+    ALL_ORGANISATIONS = "all", _("All clients")
 
 
 class AccessPermission(models.Model):
     """A permission named `service.resource.action`, e.g. `parcels.parcel.read`."""
 
     name = models.CharField(
+        _("name"),
         max_length=150,
         unique=True,
-        validators=[RegexValidator(PERMISSION_NAME, "use service.resource.action, lower case")],
+        validators=[RegexValidator(PERMISSION_NAME, _("use service.resource.action, lower case"))],
     )
-    description = models.CharField(max_length=255, blank=True)
+    description = models.CharField(_("description"), max_length=255, blank=True)
 
     class Meta:
         db_table = "permissions"
         ordering = ["name"]
-        verbose_name = "permission"
+        verbose_name = _("permission")
+        verbose_name_plural = _("permissions")
 
     def __str__(self) -> str:
         return self.name
@@ -227,28 +257,39 @@ class AccessPermission(models.Model):
 class AccessRole(models.Model):
     """A named set of permissions, each with a scope. The built-in ones are the seed's roles."""
 
-    code = models.SlugField(max_length=64, unique=True)
-    name = models.CharField(max_length=150)
-    description = models.CharField(max_length=255, blank=True)
-    builtin = models.BooleanField(default=False, editable=False)
-    permissions = models.ManyToManyField(AccessPermission, through="RoleGrant", related_name="roles")
+    code = models.SlugField(_("code"), max_length=64, unique=True)
+    name = models.CharField(_("name"), max_length=150)
+    description = models.CharField(_("description"), max_length=255, blank=True)
+    builtin = models.BooleanField(_("built-in"), default=False, editable=False)
+    permissions = models.ManyToManyField(
+        AccessPermission, through="RoleGrant", related_name="roles", verbose_name=_("permissions")
+    )
 
     class Meta:
         db_table = "roles"
         ordering = ["code"]
-        verbose_name = "role"
+        verbose_name = _("role")
+        verbose_name_plural = _("roles")
 
     def __str__(self) -> str:
         return self.name
 
 
 class RoleGrant(models.Model):
-    role = models.ForeignKey(AccessRole, on_delete=models.CASCADE, related_name="grants")
-    permission = models.ForeignKey(AccessPermission, on_delete=models.CASCADE, related_name="role_grants")
-    scope = models.CharField(max_length=8, choices=Scope.choices, default=Scope.OWN_ORGANISATION)
+    role = models.ForeignKey(
+        AccessRole, on_delete=models.CASCADE, related_name="grants", verbose_name=_("role")
+    )
+    permission = models.ForeignKey(
+        AccessPermission, on_delete=models.CASCADE, related_name="role_grants", verbose_name=_("permission")
+    )
+    scope = models.CharField(
+        _("applies to"), max_length=8, choices=Scope.choices, default=Scope.OWN_ORGANISATION
+    )
 
     class Meta:
         db_table = "role_permissions"
+        verbose_name = _("permission of a role")
+        verbose_name_plural = _("permissions of roles")
         constraints = [models.UniqueConstraint(fields=["role", "permission"], name="one_grant_per_role")]
 
     def __str__(self) -> str:
@@ -258,12 +299,18 @@ class RoleGrant(models.Model):
 class UserRole(models.Model):
     """An extra role held beside the user's primary `role`."""
 
-    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="extra_roles")
-    role = models.ForeignKey(AccessRole, on_delete=models.CASCADE, related_name="holders")
-    assigned_at = models.DateTimeField(auto_now_add=True)
+    user = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="extra_roles", verbose_name=_("user")
+    )
+    role = models.ForeignKey(
+        AccessRole, on_delete=models.CASCADE, related_name="holders", verbose_name=_("role")
+    )
+    assigned_at = models.DateTimeField(_("assigned"), auto_now_add=True)
 
     class Meta:
         db_table = "user_roles"
+        verbose_name = _("extra role")
+        verbose_name_plural = _("extra roles")
         constraints = [models.UniqueConstraint(fields=["user", "role"], name="one_assignment_per_role")]
 
     def __str__(self) -> str:
@@ -273,13 +320,21 @@ class UserRole(models.Model):
 class UserGrant(models.Model):
     """A permission granted to one user directly."""
 
-    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="direct_grants")
-    permission = models.ForeignKey(AccessPermission, on_delete=models.CASCADE, related_name="user_grants")
-    scope = models.CharField(max_length=8, choices=Scope.choices, default=Scope.OWN_ORGANISATION)
-    granted_at = models.DateTimeField(auto_now_add=True)
+    user = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="direct_grants", verbose_name=_("user")
+    )
+    permission = models.ForeignKey(
+        AccessPermission, on_delete=models.CASCADE, related_name="user_grants", verbose_name=_("permission")
+    )
+    scope = models.CharField(
+        _("applies to"), max_length=8, choices=Scope.choices, default=Scope.OWN_ORGANISATION
+    )
+    granted_at = models.DateTimeField(_("granted"), auto_now_add=True)
 
     class Meta:
         db_table = "user_permissions_granted"
+        verbose_name = _("direct permission")
+        verbose_name_plural = _("direct permissions")
         constraints = [models.UniqueConstraint(fields=["user", "permission"], name="one_grant_per_user")]
 
     def __str__(self) -> str:

@@ -17,6 +17,8 @@ import uuid
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy
 
 from accounts.builtin_roles import PERMISSIONS
 from accounts.models import AccessPermission, AccessRole, Role, RoleGrant, Scope, User, UserGrant
@@ -134,12 +136,12 @@ def save_permission(
             with transaction.atomic():  # a concurrent duplicate becomes a clean error
                 permission.save()
         except IntegrityError:
-            raise ValidationError({"name": "this permission exists already"}) from None
+            raise ValidationError({"name": _("this permission exists already")}) from None
         action, details = AuditAction.PERMISSION_CREATED, {"name": permission.name}
     else:
         permission = AccessPermission.objects.select_for_update().get(pk=permission.pk)
         if name.strip() != permission.name:
-            raise ValidationError({"name": "a permission's name cannot change"}, code="immutable")
+            raise ValidationError({"name": _("a permission's name cannot change")}, code="immutable")
         if permission.description == description:
             return permission
         permission.description = description
@@ -157,14 +159,15 @@ def delete_permission(*, actor: User | None, permission: AccessPermission) -> No
     require(actor, Permission.ROLE_MANAGE)
     permission = AccessPermission.objects.select_for_update().get(pk=permission.pk)
     if permission.name in _builtin_permission_names():
-        raise ValidationError("a built-in permission cannot be deleted", code="builtin")
+        raise ValidationError(_("a built-in permission cannot be deleted"), code="builtin")
     roles = list(permission.role_grants.values_list("role__code", flat=True))
     users = permission.user_grants.count()
     if roles or users:
         # Deleting it would silently change what those roles and users may do: take it away first.
         raise ValidationError(
-            f"{permission.name} is still granted ({len(roles)} role(s), {users} user(s)): revoke it first",
+            _("%(name)s is still granted (roles: %(roles)d, users: %(users)d): revoke it first"),
             code="in_use",
+            params={"name": permission.name, "roles": len(roles), "users": users},
         )
     audit.record(
         AuditAction.PERMISSION_DELETED, actor=actor, target=permission, details={"name": permission.name}
@@ -194,10 +197,23 @@ def save_role(
     require(actor, Permission.ROLE_MANAGE)
     for permission, scope in grants.items():
         if scope not in Scope.values:
-            raise ValidationError({"grants": f"unknown scope {scope!r} for {permission}"})
+            raise ValidationError(
+                {
+                    "grants": ValidationError(
+                        _("unknown scope %(scope)s for %(permission)s"),
+                        params={"scope": repr(scope), "permission": permission},
+                    )
+                }
+            )
     found = {p.name: p for p in AccessPermission.objects.filter(name__in=grants)}
     if missing := sorted(set(grants) - set(found)):
-        raise ValidationError({"grants": f"unknown permissions: {', '.join(missing)}"})
+        raise ValidationError(
+            {
+                "grants": ValidationError(
+                    _("unknown permissions: %(names)s"), params={"names": ", ".join(missing)}
+                )
+            }
+        )
 
     created = role is None
     values = {"name": name.strip(), "description": description.strip()}
@@ -207,7 +223,7 @@ def save_role(
     else:
         role = AccessRole.objects.select_for_update().get(pk=role.pk)
         if code.strip() != role.code:
-            raise ValidationError({"code": "a role's code cannot change"}, code="immutable")
+            raise ValidationError({"code": _("a role's code cannot change")}, code="immutable")
         changed = sorted(field for field in ROLE_FIELDS if getattr(role, field) != values[field])
     for field in changed:
         setattr(role, field, values[field])
@@ -226,7 +242,7 @@ def save_role(
         with transaction.atomic():
             role.save()
     except IntegrityError:
-        raise ValidationError({"code": "a role with this code exists already"}) from None
+        raise ValidationError({"code": _("a role with this code exists already")}) from None
     if removed:
         RoleGrant.objects.filter(role=role, permission__name__in=removed).delete()
     for permission, scope in rescoped.items():
@@ -259,12 +275,18 @@ def delete_role(*, actor: User | None, role: AccessRole) -> None:
     require(actor, Permission.ROLE_MANAGE)
     role = AccessRole.objects.select_for_update().get(pk=role.pk)
     if role.builtin:
-        raise ValidationError("a built-in role cannot be deleted", code="builtin")
+        raise ValidationError(_("a built-in role cannot be deleted"), code="builtin")
     holders = role.holders.count()
     if holders:
         # Deleting it would quietly take permissions from its holders: unassign it (audited) first.
         raise ValidationError(
-            f"{role.code} is still held by {holders} user(s): unassign it first", code="in_use"
+            ngettext_lazy(
+                "%(code)s is still held by %(count)d user: unassign it first",
+                "%(code)s is still held by %(count)d users: unassign it first",
+                "count",
+            ),
+            code="in_use",
+            params={"code": role.code, "count": holders},
         )
     grants = dict(role.grants.values_list("permission__name", "scope"))
     audit.record(

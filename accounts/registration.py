@@ -24,6 +24,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import translation
 from google.protobuf.message import DecodeError
 
 from accounts import services
@@ -187,6 +188,12 @@ def _mask_secrets(value: Any) -> Any:
 
 def _classify(error: ValidationError) -> tuple[str, str]:
     """A create_user refusal as (error code, message); the messages never contain the password."""
+    # The message goes out in the result event: English, whatever language may be active.
+    with translation.override(None):
+        return _classified(error)
+
+
+def _classified(error: ValidationError) -> tuple[str, str]:
     if hasattr(error, "error_dict"):
         login_errors = error.error_dict.get("username", [])
         codes = {item.code for item in login_errors}

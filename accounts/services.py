@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext_lazy as _
 
 from accounts import authority, token_revocation, verification
 from accounts.events import user_payload
@@ -21,16 +22,22 @@ from core.permissions import Permission
 
 def _check_role_fits_organisation(role: str, organisation: Organisation | None) -> None:
     if role not in Role.values:
-        raise ValidationError({"role": f"unknown role {role!r}"}, code="invalid_role")
+        raise ValidationError(
+            {
+                "role": ValidationError(
+                    _("unknown role %(role)s"), code="invalid_role", params={"role": repr(role)}
+                )
+            }
+        )
     # An organisation user without an organisation is an individual account (self-registration, seed 004);
     # an organisation admin always has an organisation, and internal staff never do.
     if role == Role.CLIENT_ADMIN and organisation is None:
         raise ValidationError(
-            {"organisation": "a B2B client administrator needs a client"}, code="client_required"
+            {"organisation": _("a B2B client administrator needs a client")}, code="client_required"
         )
     if role not in ORGANISATION_ROLES_SCOPED and organisation is not None:
         raise ValidationError(
-            {"organisation": "internal staff belong to no B2B client"}, code="role_client_mismatch"
+            {"organisation": _("internal staff belong to no B2B client")}, code="role_client_mismatch"
         )
 
 
@@ -55,12 +62,12 @@ def create_user(
     require(actor, Permission.USER_CREATE, organisation_id=organisation.id if organisation else None)
     require_assignable(actor, role)
     if is_staff and not (actor is None or actor.is_superuser):
-        raise PermissionDenied("only a superuser grants admin access")  # as in update_user
+        raise PermissionDenied(_("only a superuser grants admin access"))  # as in update_user
     if email_verified and actor is not None:
-        raise PermissionDenied("only the system marks an address as confirmed")
+        raise PermissionDenied(_("only the system marks an address as confirmed"))
     _check_role_fits_organisation(role, organisation)
     if organisation is not None and not organisation.is_active:
-        raise ValidationError("the B2B client is suspended", code="client_suspended")
+        raise ValidationError(_("the B2B client is suspended"), code="client_suspended")
 
     user = User(
         username=User.normalize_username(username.strip()),
@@ -74,7 +81,7 @@ def create_user(
     )
     # The code sits on the field's error: Django drops `code=` given beside a dict of messages.
     if not user.username:
-        raise ValidationError({"username": ValidationError("a login is required", code="required")})
+        raise ValidationError({"username": ValidationError(_("a login is required"), code="required")})
     if password is not None:
         validate_password(password, user)
     user.set_password(password)
@@ -85,7 +92,7 @@ def create_user(
             user.save()
     except IntegrityError:
         raise ValidationError(
-            {"username": ValidationError("this login is taken", code="login_taken")}
+            {"username": ValidationError(_("this login is taken"), code="login_taken")}
         ) from None
 
     audit.record(
@@ -118,7 +125,7 @@ def update_user(*, actor: User | None, user: User, changes: dict[str, Any]) -> U
     locked = User.objects.select_for_update().get(pk=user.pk)
     authority.require(actor, authority.UPDATE_PROFILE, locked)
     if {"is_staff", "is_superuser"} & set(changes) and not (actor is None or actor.is_superuser):
-        raise PermissionDenied("only a superuser changes admin access")
+        raise PermissionDenied(_("only a superuser changes admin access"))
     changed = sorted(name for name, value in changes.items() if getattr(locked, name) != value)
     if not changed:
         return locked
@@ -178,7 +185,7 @@ def _set_status(
 def block_user(*, actor: User | None, user: User, reason: str) -> User:
     """Block a user: no more sign-ins; their sessions end and their tokens are revoked."""
     if actor is not None and actor.pk == user.pk:
-        raise ValidationError("you cannot block yourself", code="self_block")
+        raise ValidationError(_("you cannot block yourself"), code="self_block")
     blocked = _set_status(
         actor=actor,
         user=user,
@@ -211,7 +218,7 @@ def unblock_user(*, actor: User | None, user: User, reason: str = "") -> User:
 def change_role(*, actor: User | None, user: User, role: str, reason: str = "") -> User:
     """Give a user another role; audited and published with the old and the new role."""
     if actor is not None and actor.pk == user.pk:
-        raise ValidationError("you cannot change your own role", code="self_role_change")
+        raise ValidationError(_("you cannot change your own role"), code="self_role_change")
     locked = User.objects.select_for_update().get(pk=user.pk)
     authority.require(actor, authority.CHANGE_ROLE, locked)
     if locked.role == role:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from accounts import invitation_views, mfa_views, password_views, session_views, views
+from accounts import invitation_views, mfa_views, password_views, profile_views, session_views, views
 
 app_name = "accounts"
 
@@ -11,6 +11,7 @@ urlpatterns = [
     path("invitation/<str:token>/", invitation_views.accept, name="invitation"),
     path("verify-email/<str:token>/", invitation_views.verify_email, name="verify-email"),
     path("2fa/verify/", mfa_views.verify, name="mfa-verify"),
+    path("2fa/cancel/", mfa_views.cancel, name="mfa-cancel"),
     path("2fa/enrol/", mfa_views.enrol, name="mfa-enrol"),
     path("2fa/", mfa_views.manage, name="mfa-manage"),
     # Account security: passwords and sessions (accounts.passwords, accounts.session_registry).
@@ -24,6 +25,7 @@ urlpatterns = [
         name="password-reset-confirm",
     ),
     path("password/reset/complete/", password_views.password_reset_complete, name="password-reset-complete"),
+    path("profile/", profile_views.profile_page, name="profile"),
     path("sessions/", session_views.session_list, name="sessions"),
     path("sessions/<uuid:session_id>/end/", session_views.session_end, name="session-end"),
     path("sessions/end-others/", session_views.session_end_others, name="sessions-end-others"),

@@ -23,6 +23,11 @@ class LoginForm(AuthenticationForm):
         "inactive": _("The login or password is incorrect."),
     }
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["username"].error_messages["required"] = _("Enter your login or e-mail address.")
+        self.fields["password"].error_messages["required"] = _("Enter your password.")
+
     def clean(self) -> dict[str, Any]:
         try:
             return self._authenticate()
@@ -94,6 +99,11 @@ class LoginView(auth_views.LoginView):
             response.status_code = 429
             response["Retry-After"] = str(self.request.login_result.retry_after)
         return response
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["company_sign_in"] = domains.company_sign_in_offered()
+        return context
 
     def get_initial(self) -> dict[str, str]:
         initial = super().get_initial()

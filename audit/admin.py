@@ -14,7 +14,10 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
+from audit import names
 from audit import services as audit
 from audit.models import AuditLog, DeadLetter, OutboxEvent, ProcessedMessage
 from audit.outbox.lag import outbox_lag
@@ -37,7 +40,7 @@ class TextFilter(admin.SimpleListFilter):
 
 
 class ActorFilter(TextFilter):
-    title = "actor (id or exact label)"
+    title = _("actor (id or exact label)")
     parameter_name = "actor"
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[AuditLog]) -> QuerySet[AuditLog]:
@@ -48,7 +51,7 @@ class ActorFilter(TextFilter):
 
 
 class OrganisationFilter(TextFilter):
-    title = "B2B client (id)"
+    title = _("B2B client (id)")
     parameter_name = "client"
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[AuditLog]) -> QuerySet[AuditLog]:
@@ -59,6 +62,24 @@ class OrganisationFilter(TextFilter):
             return queryset.filter(organisation_id=uuid.UUID(value))
         except ValueError:
             return queryset.none()
+
+
+def action_name(action: str) -> str:
+    """An action's name in the reader's language (audit.registry), or its code if it has none."""
+    try:
+        return str(AuditAction(action).label)
+    except ValueError:
+        return action
+
+
+class ActionFilter(admin.AllValuesFieldListFilter):
+    """The actions the log holds, each by its name; the filter's value stays the code."""
+
+    def choices(self, changelist: Any) -> Iterator[dict[str, Any]]:
+        for choice in super().choices(changelist):
+            if choice["display"] in AuditAction.values:  # not "All" nor an unknown (older) code
+                choice = {**choice, "display": AuditAction(choice["display"]).label}
+            yield choice
 
 
 # OWASP "CSV injection": a spreadsheet runs a cell that starts with one of these as a formula.
@@ -113,7 +134,7 @@ def csv_rows(entries: QuerySet[AuditLog]) -> Iterator[str]:
 class AuditLogAdmin(ReadOnlyModelAdmin):  # append-only: nothing is edited by hand
     list_display = [
         "occurred_at",
-        "action",
+        "action_with_name",
         "actor_label",
         "target_type",
         "target_label",
@@ -121,7 +142,7 @@ class AuditLogAdmin(ReadOnlyModelAdmin):  # append-only: nothing is edited by ha
         "ip",
     ]
     list_filter = [
-        "action",
+        ("action", ActionFilter),
         ActorFilter,
         ("target_type", admin.AllValuesFieldListFilter),
         OrganisationFilter,
@@ -130,6 +151,26 @@ class AuditLogAdmin(ReadOnlyModelAdmin):  # append-only: nothing is edited by ha
     search_fields = ["actor_id", "actor_label", "target_id", "target_label", "request_id", "ip"]
     date_hierarchy = "occurred_at"
     actions = ["export_selected"]
+
+    def get_list_display(self, request: HttpRequest) -> list[Any]:
+        # Each B2B client by its name (audit.names, once per client on the page), not its id.
+        known: dict[uuid.UUID, str] = {}
+
+        @admin.display(description=_("B2B client"), ordering="organisation_id")
+        def organisation(entry: AuditLog) -> str:
+            if entry.organisation_id is None:
+                return "—"
+            if entry.organisation_id not in known:
+                known.update(names.organisation_names([entry.organisation_id]))
+                known.setdefault(entry.organisation_id, str(entry.organisation_id))
+            return known[entry.organisation_id]
+
+        shown = super().get_list_display(request)
+        return [organisation if field == "organisation_id" else field for field in shown]
+
+    @admin.display(description=_("action"), ordering="action")
+    def action_with_name(self, obj: AuditLog) -> str:
+        return format_html("{} <code>{}</code>", action_name(obj.action), obj.action)
 
     def get_urls(self) -> list[Any]:
         export = path("export/", self.admin_site.admin_view(self.export_view), name="audit_auditlog_export")
@@ -146,7 +187,7 @@ class AuditLogAdmin(ReadOnlyModelAdmin):  # append-only: nothing is edited by ha
         filters = {k: v for k, v in request.GET.items() if k not in ("o", "p")}
         return self._export(request, entries, {"filters": filters})
 
-    @admin.action(description="Export selected entries as CSV", permissions=["view"])
+    @admin.action(description=_("Export selected entries as CSV"), permissions=["view"])
     def export_selected(self, request: HttpRequest, queryset: QuerySet[AuditLog]) -> HttpResponse:
         return self._export(request, queryset, {"selected": True})
 
@@ -168,7 +209,7 @@ class OutboxEventAdmin(ReadOnlyModelAdmin):
     list_filter = ["type", "topic", ("published_at", admin.EmptyFieldListFilter)]
     search_fields = ["id", "key", "subject"]
 
-    @admin.display(description="last error")
+    @admin.display(description=_("last error"))
     def short_error(self, obj: OutboxEvent) -> str:
         return obj.last_error[:80]
 

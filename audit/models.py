@@ -5,6 +5,7 @@ from typing import Any, NoReturn
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class AppendOnlyError(Exception):
@@ -26,27 +27,31 @@ class AuditLog(models.Model):
     rewrites the history of what they did.
     """
 
-    occurred_at = models.DateTimeField(default=timezone.now, db_index=True)
+    occurred_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
     # Names come from audit.registry.AuditAction; not `choices`, so that a new action needs no
     # migration of this (append-only, ever-growing) table.
-    action = models.CharField(max_length=64, db_index=True)
-    actor_id = models.CharField(max_length=64, blank=True, db_index=True)
-    actor_label = models.CharField(max_length=255, blank=True)
-    target_type = models.CharField(max_length=64, blank=True)
-    target_id = models.CharField(max_length=64, blank=True, db_index=True)
-    target_label = models.CharField(max_length=255, blank=True)
+    action = models.CharField(_("action"), max_length=64, db_index=True)
+    actor_id = models.CharField(_("actor ID"), max_length=64, blank=True, db_index=True)
+    actor_label = models.CharField(_("actor"), max_length=255, blank=True)
+    target_type = models.CharField(_("target type"), max_length=64, blank=True)
+    target_id = models.CharField(_("target ID"), max_length=64, blank=True, db_index=True)
+    target_label = models.CharField(_("target"), max_length=255, blank=True)
     # The B2B client the record concerns (the column keeps the contract's word, `clientId`).
-    organisation_id = models.UUIDField(null=True, blank=True, db_index=True, db_column="client_id")
-    ip = models.GenericIPAddressField(null=True, blank=True)
-    user_agent = models.CharField(max_length=512, blank=True)
-    request_id = models.CharField(max_length=64, blank=True)
-    details = models.JSONField(default=dict, blank=True)
+    organisation_id = models.UUIDField(
+        _("B2B client ID"), null=True, blank=True, db_index=True, db_column="client_id"
+    )
+    ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    user_agent = models.CharField(_("browser (user agent)"), max_length=512, blank=True)
+    request_id = models.CharField(_("request ID"), max_length=64, blank=True)
+    details = models.JSONField(_("details"), default=dict, blank=True)
 
     objects = AuditLogQuerySet.as_manager()
 
     class Meta:
         db_table = "audit_logs"
         ordering = ["-occurred_at", "-id"]
+        verbose_name = _("audit log entry")
+        verbose_name_plural = _("audit log entries")
         indexes = [models.Index(fields=["target_type", "target_id", "-occurred_at"])]
 
     def __str__(self) -> str:
@@ -64,21 +69,23 @@ class AuditLog(models.Model):
 class OutboxEvent(models.Model):
     """An event written in the same transaction as the change it reports; the relay sends it."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    type = models.CharField(max_length=64, db_index=True)
-    topic = models.CharField(max_length=255)
-    key = models.CharField(max_length=255, blank=True)
-    subject = models.CharField(max_length=255, blank=True)
-    payload = models.JSONField(default=dict)
-    headers = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    published_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
-    last_error = models.TextField(blank=True)
+    id = models.UUIDField(_("ID"), primary_key=True, default=uuid.uuid4, editable=False)
+    type = models.CharField(_("type"), max_length=64, db_index=True)
+    topic = models.CharField(_("topic"), max_length=255)
+    key = models.CharField(_("key"), max_length=255, blank=True)
+    subject = models.CharField(_("subject"), max_length=255, blank=True)
+    payload = models.JSONField(_("payload"), default=dict)
+    headers = models.JSONField(_("headers"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    published_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    last_error = models.TextField(_("last error"), blank=True)
 
     class Meta:
         db_table = "outbox_events"
         ordering = ["created_at"]
+        verbose_name = _("outbox event")
+        verbose_name_plural = _("outbox events")
         indexes = [
             # The relay's scan: unsent rows, oldest first.
             models.Index(
@@ -111,15 +118,17 @@ class ProcessedMessage(models.Model):
     consumer de-duplicates on the message's event id through this table.
     """
 
-    consumer = models.CharField(max_length=64)
-    message_id = models.CharField(max_length=255)
-    processed_at = models.DateTimeField(default=timezone.now, db_index=True)
+    consumer = models.CharField(_("consumer"), max_length=64)
+    message_id = models.CharField(_("message ID"), max_length=255)
+    processed_at = models.DateTimeField(_("processed"), default=timezone.now, db_index=True)
     # What came of it (ids and codes only, never message content): shown when it is redelivered.
-    outcome = models.JSONField(default=dict, blank=True)
+    outcome = models.JSONField(_("outcome"), default=dict, blank=True)
 
     class Meta:
         db_table = "processed_messages"
         ordering = ["-processed_at"]
+        verbose_name = _("processed message")
+        verbose_name_plural = _("processed messages")
         constraints = [
             models.UniqueConstraint(fields=["consumer", "message_id"], name="processed_messages_unique"),
         ]
@@ -137,23 +146,25 @@ class DeadLetter(models.Model):
     HMAC-SHA256 of the original under SECRET_KEY: it matches copies without revealing content.
     """
 
-    consumer = models.CharField(max_length=64)
-    topic = models.CharField(max_length=255)
-    partition = models.IntegerField()
-    offset = models.BigIntegerField()
-    key = models.CharField(max_length=255, blank=True)
-    reason = models.CharField(max_length=64, db_index=True)
-    detail = models.TextField(blank=True)
-    headers = models.JSONField(default=dict, blank=True)
-    value = models.TextField(blank=True)
-    value_kept = models.BooleanField(default=False)
-    value_size = models.PositiveIntegerField(default=0)
-    value_digest = models.CharField(max_length=64, blank=True)
-    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+    consumer = models.CharField(_("consumer"), max_length=64)
+    topic = models.CharField(_("topic"), max_length=255)
+    partition = models.IntegerField(_("partition"))
+    offset = models.BigIntegerField(_("offset"))
+    key = models.CharField(_("key"), max_length=255, blank=True)
+    reason = models.CharField(_("reason"), max_length=64, db_index=True)
+    detail = models.TextField(_("detail"), blank=True)
+    headers = models.JSONField(_("headers"), default=dict, blank=True)
+    value = models.TextField(_("value"), blank=True)
+    value_kept = models.BooleanField(_("value kept"), default=False)
+    value_size = models.PositiveIntegerField(_("value size (bytes)"), default=0)
+    value_digest = models.CharField(_("value digest (HMAC)"), max_length=64, blank=True)
+    received_at = models.DateTimeField(_("received"), default=timezone.now, db_index=True)
 
     class Meta:
         db_table = "dead_letters"
         ordering = ["-received_at"]
+        verbose_name = _("dead letter")
+        verbose_name_plural = _("dead letters")
         constraints = [
             models.UniqueConstraint(
                 fields=["consumer", "topic", "partition", "offset"], name="dead_letters_unique_source"

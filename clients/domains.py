@@ -18,6 +18,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from audit import services as audit
 from audit.registry import AuditAction
@@ -44,7 +45,9 @@ def normalize_domain(value: str) -> str:
     """`Example.COM.` → `example.com`; non-ASCII names in IDNA form. Raises ValidationError."""
     raw = (value or "").strip().rstrip(".").lower()
     if raw.startswith("*.") or "@" in raw or "/" in raw or ":" in raw:
-        raise ValidationError({"domain": "enter a bare domain name, e.g. example.com"}, code="invalid_domain")
+        raise ValidationError(
+            {"domain": _("enter a bare domain name, e.g. example.com")}, code="invalid_domain"
+        )
     try:
         name = idna.encode(raw, uts46=True).decode("ascii") if raw else ""
     except (idna.IDNAError, UnicodeError, ValueError):  # IDNAError is one; be safe on odd input
@@ -57,7 +60,13 @@ def normalize_domain(value: str) -> str:
         or not all(_LABEL.match(label) for label in labels)
         or labels[-1].isdigit()
     ):
-        raise ValidationError({"domain": f"{value!r} is not a domain name"}, code="invalid_domain")
+        raise ValidationError(
+            {
+                "domain": ValidationError(
+                    _("%(value)s is not a domain name"), code="invalid_domain", params={"value": repr(value)}
+                )
+            }
+        )
     return name
 
 
@@ -91,8 +100,9 @@ def dns_txt_records(name: str) -> list[str]:
         return []
     except dns.exception.DNSException as exc:
         raise DomainVerificationError(
-            f"DNS could not be asked about {name} ({type(exc).__name__}); try again later",
+            _("DNS could not be asked about %(name)s (%(error)s); try again later"),
             code="dns_unavailable",
+            params={"name": name, "error": type(exc).__name__},
         ) from None
     # A TXT record is a list of strings of at most 255 bytes each, to be read joined.
     return [b"".join(record.strings).decode("utf-8", "replace") for record in answer]
@@ -107,7 +117,15 @@ def add_domain(*, actor: Actor, organisation: Organisation, domain: str) -> Orga
     ports.require_permission(actor, Permission.SSO_MANAGE, organisation_id=organisation.id)
     name = normalize_domain(domain)
     if OrganisationDomain.objects.filter(organisation=organisation, domain=name).exists():
-        raise ValidationError({"domain": f"{name} is already listed for this client"}, code="domain_exists")
+        raise ValidationError(
+            {
+                "domain": ValidationError(
+                    _("%(name)s is already listed for this client"),
+                    code="domain_exists",
+                    params={"name": name},
+                )
+            }
+        )
     row = OrganisationDomain(
         organisation=organisation, domain=name, verification_token=secrets.token_urlsafe(24)
     )
@@ -116,7 +134,13 @@ def add_domain(*, actor: Actor, organisation: Organisation, domain: str) -> Orga
             row.save()
     except IntegrityError:
         raise ValidationError(
-            {"domain": f"{name} is already listed for this client"}, code="domain_exists"
+            {
+                "domain": ValidationError(
+                    _("%(name)s is already listed for this client"),
+                    code="domain_exists",
+                    params={"name": name},
+                )
+            }
         ) from None
     audit.record(
         AuditAction.SSO_DOMAIN_ADDED,
@@ -145,9 +169,12 @@ def verify_domain_by_dns(
     found = [text.strip().strip('"') for text in (resolver or dns_txt_records)(record_name(domain))]
     if record_value(domain) not in found:
         raise DomainVerificationError(
-            f"no TXT record {record_name(domain)} with the value {record_value(domain)} was found "
-            "(DNS changes can take a while to appear)",
+            _(
+                "no TXT record %(name)s with the value %(value)s was found "
+                "(DNS changes can take a while to appear)"
+            ),
             code="record_missing",
+            params={"name": record_name(domain), "value": record_value(domain)},
         )
     with transaction.atomic():
         return _mark_verified(actor=actor, domain=domain, method=OrganisationDomain.Method.DNS)
@@ -161,7 +188,13 @@ def _mark_verified(*, actor: Actor, domain: OrganisationDomain, method: str) -> 
         domain=locked.domain, status=OrganisationDomain.Status.VERIFIED
     ).exclude(pk=locked.pk)
     error = ValidationError(
-        {"domain": f"{locked.domain} is already verified for another client"}, code="domain_taken"
+        {
+            "domain": ValidationError(
+                _("%(name)s is already verified for another client"),
+                code="domain_taken",
+                params={"name": locked.domain},
+            )
+        }
     )
     if taken.exists():
         raise error
@@ -221,6 +254,14 @@ def provider_for_login(login: str) -> IdentityProvider | None:
         )
         .first()
     )
+
+
+def company_sign_in_offered() -> bool:
+    """Whether any organisation signs in here with its own identity provider (the login page's
+    hint about company accounts is shown only then)."""
+    return IdentityProvider.objects.filter(
+        enabled=True, organisation__domains__status=OrganisationDomain.Status.VERIFIED
+    ).exists()
 
 
 def password_login_forbidden(*, login: str = "", user: AbstractBaseUser | None = None) -> bool:

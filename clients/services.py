@@ -5,6 +5,7 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.translation import gettext_lazy as _
 
 from audit import services as audit
 from audit.registry import AuditAction
@@ -89,26 +90,28 @@ IDENTITY_PROVIDER_FIELDS = frozenset(
 
 def check_identity_provider(provider: IdentityProvider) -> None:
     """What the model cannot say about itself; raises ValidationError by field (the admin form shows it)."""
-    errors: dict[str, list[str]] = {}
+    errors: dict[str, list[Any]] = {}
     try:
         upstream.check_url(provider.issuer, what="issuer")
         if urlsplit(provider.issuer).query:
-            raise ValidationError("the issuer has no query part (OIDC Discovery §2)")
+            raise ValidationError(_("the issuer has no query part (OIDC Discovery §2)"))
     except ValidationError as exc:
         errors["issuer"] = exc.messages
     if "openid" not in provider.scopes.split():
-        errors["scopes"] = ["the scopes must include openid"]
+        errors["scopes"] = [_("the scopes must include openid")]
     mapping = provider.role_mapping
     organisation_roles = {value for value, _ in ORGANISATION_ROLES}
     if not isinstance(mapping, dict) or not all(
         isinstance(group, str) and group and role in organisation_roles for group, role in mapping.items()
     ):
         errors["role_mapping"] = [
-            "a JSON object of upstream group → role, the role one of: "
-            + ", ".join(sorted(organisation_roles))
+            ValidationError(
+                _("a JSON object of upstream group → role, the role one of: %(roles)s"),
+                params={"roles": ", ".join(sorted(organisation_roles))},
+            )
         ]
     if not provider.username_claim.strip():
-        errors["username_claim"] = ["a claim must give the login"]
+        errors["username_claim"] = [_("a claim must give the login")]
     if errors:
         raise ValidationError(errors)
 

@@ -12,6 +12,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.utils.translation import gettext_lazy
 
 from core.config import ConfigError, env_bool, env_int, env_list, env_str
 
@@ -104,11 +105,12 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "oauth2_provider",
+    # Third-party apps through AppConfig subclasses of ours: readable, translated admin sections.
+    "idp.oidc.toolkit.OAuthToolkitConfig",  # oauth2_provider
     "django_otp",
-    "django_otp.plugins.otp_totp",
-    "django_otp.plugins.otp_static",
-    "django_otp.plugins.otp_email",
+    "accounts.otp_apps.TOTPConfig",  # django_otp.plugins.otp_totp
+    "accounts.otp_apps.StaticConfig",  # django_otp.plugins.otp_static
+    "accounts.otp_apps.EmailConfig",  # django_otp.plugins.otp_email
     "audit",
     "clients",
     "accounts",
@@ -294,6 +296,8 @@ IDP_RATE_LIMITS = {
     "password-reset-ip": (env_int("IDP_RL_RESET_PER_IP", 10, minimum=1), 900),
     "password-reset-account": (env_int("IDP_RL_RESET_PER_ACCOUNT", 3, minimum=1), 3600),
     "otp-verify": (env_int("IDP_RL_OTP_PER_USER", 5, minimum=1), 300),
+    # the account console's password checks and phone codes (accounts.profile)
+    "profile-change": (env_int("IDP_RL_PROFILE_PER_USER", 10, minimum=1), 3600),
     "registration-ip": (env_int("IDP_RL_REGISTRATION_PER_IP", 20, minimum=1), 3600),
 }
 # Lockout after this many failed logins in a row; the lock doubles with each repeat, up to the max.
@@ -313,7 +317,10 @@ IDP_MFA_REQUIRED_ROLES = env_list("IDP_MFA_REQUIRED_ROLES", ["internal_admin", "
 IDP_MFA_PENDING_SECONDS = env_int("IDP_MFA_PENDING_SECONDS", 300, minimum=30)
 IDP_OTP_CODE_VALIDITY = env_int("IDP_OTP_CODE_VALIDITY", 300, minimum=30)
 OTP_EMAIL_TOKEN_VALIDITY = IDP_OTP_CODE_VALIDITY
-OTP_EMAIL_SUBJECT = env_str("IDP_OTP_EMAIL_SUBJECT", "Your sign-in code")
+# In the language of the page that asked for the code, unless the operator sets one.
+OTP_EMAIL_SUBJECT = env_str("IDP_OTP_EMAIL_SUBJECT", "") or gettext_lazy("Your sign-in code")
+OTP_EMAIL_BODY_TEMPLATE_PATH = "accounts/email/otp_code.txt"
+OTP_EMAIL_BODY_HTML_TEMPLATE_PATH = "accounts/email/otp_code.html"
 OTP_TOTP_ISSUER = env_str("IDP_OTP_TOTP_ISSUER", "Auth & User Service")
 IDP_SMS_BACKEND = env_str("IDP_SMS_BACKEND", "accounts.sms.ConsoleGateway")
 IDP_SMS_HTTP_URL = env_str("IDP_SMS_HTTP_URL")
@@ -346,6 +353,13 @@ OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL = "oidc.AccessToken"
 OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "oidc.RefreshToken"
 OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oidc.IDToken"
 OAUTH2_PROVIDER_GRANT_MODEL = "oidc.Grant"
+
+
+def gettext_noop(message: str) -> str:
+    """Marks a string for the catalogue (makemessages finds the name) without translating it:
+    Django's own would read the settings while they are still being loaded."""
+    return message
+
 
 OAUTH2_PROVIDER = {
     "OIDC_ENABLED": True,
@@ -381,13 +395,15 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
     "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
     "COMPLIANT_BCP_RFC9700_REDIRECT_URI_SCHEME": not DEBUG,
+    # Said to people on the consent screen and the account console, in their language there
+    # (gettext_noop: marked for the catalogue here, translated where shown).
     "SCOPES": {
-        "openid": "Sign you in",
-        "profile": "Your name and role",
-        "email": "Your e-mail address",
-        "phone": "Your phone number",
-        "offline_access": "Stay signed in",
-        "permissions": "What you are allowed to do",
+        "openid": gettext_noop("Sign you in"),
+        "profile": gettext_noop("Your name and role"),
+        "email": gettext_noop("Your e-mail address"),
+        "phone": gettext_noop("Your phone number"),
+        "offline_access": gettext_noop("Stay signed in"),
+        "permissions": gettext_noop("What you are allowed to do"),
     },
     "DEFAULT_SCOPES": ["openid"],
 }

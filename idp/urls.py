@@ -1,14 +1,17 @@
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponsePermanentRedirect
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts.views import admin_login, home
-from idp import health, metrics
+from idp import dashboard, health, metrics
+from idp.oidc import connected_views
 from idp.oidc import views as oidc_views
 
 admin.site.site_header = "Auth & User Service"
 admin.site.site_title = "Auth & User Service"
+dashboard.install(admin.site)
 
 # The admin pages of the B2B clients were named after the model's old name, `Client`; operators'
 # bookmarks still work.
@@ -35,7 +38,21 @@ urlpatterns = [
     path("api/v1/docs", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/login/", admin_login, name="admin-login"),
     re_path(r"^admin/clients/(?P<model>client|clientdomain)/(?P<rest>.*)$", _renamed_admin_page),
+    # The admin header's "Change password" is our page (accounts.passwords: checked, audited,
+    # evented, other sessions ended), never Django's stock form.
+    path(
+        "admin/password_change/",
+        RedirectView.as_view(pattern_name="accounts:password-change"),
+        name="admin-password-change",
+    ),
     path("admin/", admin.site.urls),
+    # The account console's connected applications live with the OIDC layer that issued their access.
+    path("accounts/applications/", connected_views.applications, name="oidc-applications"),
+    path(
+        "accounts/applications/<str:client_id>/withdraw/",
+        connected_views.withdraw,
+        name="oidc-application-withdraw",
+    ),
     path("accounts/", include("accounts.urls")),
     path("sso/", include("accounts.sso.urls")),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -14,6 +14,8 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.utils.functional import Promise
+from django.utils.translation import gettext
 
 from accounts import rbac
 from accounts.models import Scope, User
@@ -28,7 +30,7 @@ class RefusedError(Exception):
 def refusal_text(exc: PermissionDenied | ValidationError) -> str:
     if isinstance(exc, ValidationError):
         return "; ".join(exc.messages)
-    return str(exc) or "not allowed"
+    return str(exc) or gettext("not allowed")
 
 
 def calling(service: Callable[[], T]) -> T:
@@ -99,12 +101,17 @@ class ServiceModelAdmin(admin.ModelAdmin):
             self.message_user(request, str(exc), messages.ERROR)
             return HttpResponseRedirect(request.path.rsplit("delete/", 1)[0] + "change/")
 
+    def label_of(self, obj: Any) -> str:
+        """How an object is named in the action's messages (a user by login and client name)."""
+        return str(obj)
+
     def for_each(
-        self, request: HttpRequest, objects: Iterable[T], call: Callable[[T], object], done: str
+        self, request: HttpRequest, objects: Iterable[T], call: Callable[[T], object], done: Promise
     ) -> int:
         """An action's loop: call a service per object, report each refusal, then the count.
 
-        `done` is a message with `{count}`; each object commits (or not) on its own.
+        `done` is a message with `%(count)d`, an `ngettext_lazy(..., "count")` so that the count
+        picks its plural form; each object commits (or not) on its own.
         """
         count = 0
         for obj in objects:
@@ -112,6 +119,9 @@ class ServiceModelAdmin(admin.ModelAdmin):
                 call(obj)
                 count += 1
             except (PermissionDenied, ValidationError) as exc:
-                self.message_user(request, f"{obj}: {refusal_text(exc)}", messages.ERROR)
-        self.message_user(request, done.format(count=count), messages.SUCCESS if count else messages.WARNING)
+                self.message_user(request, f"{self.label_of(obj)}: {refusal_text(exc)}", messages.ERROR)
+        if count:
+            self.message_user(request, done % {"count": count}, messages.SUCCESS)
+        else:
+            self.message_user(request, gettext("Nothing was changed."), messages.WARNING)
         return count

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 from django_otp.plugins.otp_email.models import EmailDevice
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -27,9 +29,25 @@ for _device_model in (TOTPDevice, StaticDevice, EmailDevice):
         admin.site.unregister(_device_model)
 
 
+class DeviceForm(forms.ModelForm):
+    """Only the read-only page's help texts: django-otp's, translated (its fields' own are not)."""
+
+    class Meta:
+        help_texts = {
+            "user": _("The user that this device belongs to."),
+            "name": _("The human-readable name of this device."),
+            "confirmed": _("Is this device ready for use?"),
+            "created_at": _("The date and time when this device was initially created in the system."),
+            "last_used_at": _("The most recent date and time this device was used."),
+            "throttling_failure_count": _("Number of successive failed attempts."),
+            "email": _("Optional alternative email address to send tokens to"),
+        }
+
+
 class DeviceAdmin(ReadOnlyModelAdmin):
     """A user's second factors (search by login or e-mail); never a key, code or backup code."""
 
+    form = DeviceForm
     list_display = ["user", "name", "confirmed", "created_at", "last_used_at"]
     list_filter = ["confirmed"]
     search_fields = ["user__username", "user__email"]
@@ -75,10 +93,10 @@ class StaffGroupAdmin(ReadOnlyModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Group]:
         return super().get_queryset(request).annotate(members_count=Count("user", distinct=True))
 
-    @admin.display(description="members", ordering="members_count")
+    @admin.display(description=_("members"), ordering="members_count")
     def member_count(self, obj: Group) -> int:
         return obj.members_count
 
-    @admin.display(description="members")
+    @admin.display(description=_("members"))
     def members(self, obj: Group) -> str:
         return ", ".join(obj.user_set.order_by("username").values_list("username", flat=True)) or "-"

@@ -12,7 +12,10 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils.functional import Promise
 from django.utils.html import format_html
+from django.utils.translation import gettext, ngettext_lazy
+from django.utils.translation import gettext_lazy as _
 
 from accounts.admin.base import ServiceModelAdmin, calling, visible_organisations
 from accounts.models import Role, User
@@ -32,8 +35,8 @@ class OrganisationAdministratorsInline(admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = True
-    verbose_name = "administrator"
-    verbose_name_plural = "administrators of this client"
+    verbose_name = _("administrator")
+    verbose_name_plural = _("administrators of this client")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
         return super().get_queryset(request).filter(role=Role.CLIENT_ADMIN)
@@ -90,17 +93,19 @@ class OrganisationAdmin(ServiceModelAdmin):
     def get_inlines(self, request: HttpRequest, obj: Organisation | None) -> list[Any]:
         return [] if obj is None else self.inlines
 
-    @admin.display(description="Users")
+    @admin.display(description=_("Users"))
     def users(self, obj: Organisation) -> str:
         users = reverse("admin:accounts_user_changelist")
         add = reverse("admin:accounts_user_add")
         return format_html(
-            '<a href="{}?organisation__id__exact={}">All users of this client</a> &middot; '
-            '<a href="{}?organisation={}&amp;role=client_admin">Add an administrator</a>',
+            '<a href="{}?organisation__id__exact={}">{}</a> &middot; '
+            '<a href="{}?organisation={}&amp;role=client_admin">{}</a>',
             users,
             obj.pk,
+            gettext("All users of this client"),
             add,
             obj.pk,
+            gettext("Add an administrator"),
         )
 
     def save_model(
@@ -136,6 +141,7 @@ class OrganisationAdmin(ServiceModelAdmin):
 
 class IdentityProviderForm(forms.ModelForm):
     issuer = forms.URLField(
+        label=_("Issuer"),
         max_length=500,
         assume_scheme="https",
         help_text=IdentityProvider._meta.get_field("issuer").help_text,
@@ -144,7 +150,8 @@ class IdentityProviderForm(forms.ModelForm):
         widget=forms.PasswordInput(render_value=False),
         required=False,
         strip=True,
-        help_text="Write-only: never shown again. Leave empty to keep the stored secret.",
+        label=_("Client secret"),
+        help_text=_("Write-only: never shown again. Leave empty to keep the stored secret."),
     )
 
     class Meta:
@@ -185,11 +192,11 @@ class IdentityProviderAdmin(ServiceModelAdmin):
         fixed = ["redirect_uri", "secret_stored", "created_at", "updated_at"]
         return ["organisation", *fixed] if obj is not None else fixed
 
-    @admin.display(description="Redirect URI to register upstream")
+    @admin.display(description=_("Redirect URI to register upstream"))
     def redirect_uri(self, obj: IdentityProvider) -> str:
-        return upstream.callback_url(obj) if obj.pk else "(shown once saved)"
+        return upstream.callback_url(obj) if obj.pk else gettext("(shown once saved)")
 
-    @admin.display(boolean=True, description="Secret stored")
+    @admin.display(boolean=True, description=_("Secret stored"))
     def secret_stored(self, obj: IdentityProvider) -> bool:
         return obj.has_secret
 
@@ -254,7 +261,7 @@ class OrganisationDomainAdmin(ServiceModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: OrganisationDomain | None = None) -> list[str]:
         return [] if obj is None else self.get_fields(request, obj)
 
-    @admin.display(description="DNS record that proves the domain")
+    @admin.display(description=_("DNS record that proves the domain"))
     def dns_record(self, obj: OrganisationDomain) -> str:
         return format_html(
             "<code>{} TXT &quot;{}&quot;</code>", domains.record_name(obj), domains.record_value(obj)
@@ -272,29 +279,35 @@ class OrganisationDomainAdmin(ServiceModelAdmin):
         obj._state.adding = False
 
     def _each(
-        self, request: HttpRequest, queryset: QuerySet[OrganisationDomain], verb: str, call: Any
+        self, request: HttpRequest, queryset: QuerySet[OrganisationDomain], done: Promise, call: Any
     ) -> None:
-        self.for_each(request, queryset.select_related("organisation"), call, f"{{count}} domain(s) {verb}.")
+        self.for_each(request, queryset.select_related("organisation"), call, done)
 
-    @admin.action(description="Approve selected domains (verified by an operator)")
+    @admin.action(description=_("Approve selected domains (verified by an operator)"))
     def approve(self, request: HttpRequest, queryset: QuerySet[OrganisationDomain]) -> None:
         self._each(
-            request, queryset, "approved", lambda d: domains.approve_domain(actor=request.user, domain=d)
+            request,
+            queryset,
+            ngettext_lazy("%(count)d domain approved.", "%(count)d domains approved.", "count"),
+            lambda d: domains.approve_domain(actor=request.user, domain=d),
         )
 
-    @admin.action(description="Check the DNS TXT record of selected domains")
+    @admin.action(description=_("Check the DNS TXT record of selected domains"))
     def check_dns(self, request: HttpRequest, queryset: QuerySet[OrganisationDomain]) -> None:
         self._each(
             request,
             queryset,
-            "verified",
+            ngettext_lazy("%(count)d domain verified.", "%(count)d domains verified.", "count"),
             lambda d: domains.verify_domain_by_dns(actor=request.user, domain=d),
         )
 
-    @admin.action(description="Remove selected domains")
+    @admin.action(description=_("Remove selected domains"))
     def remove(self, request: HttpRequest, queryset: QuerySet[OrganisationDomain]) -> None:
         self._each(
-            request, queryset, "removed", lambda d: domains.remove_domain(actor=request.user, domain=d)
+            request,
+            queryset,
+            ngettext_lazy("%(count)d domain removed.", "%(count)d domains removed.", "count"),
+            lambda d: domains.remove_domain(actor=request.user, domain=d),
         )
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from django import forms
 from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from accounts import rbac
 from accounts.admin.base import ServiceModelAdmin, calling
@@ -26,7 +27,7 @@ class AccessPermissionAdmin(ServiceModelAdmin):
     search_fields = ["name", "description"]
     fields = ["name", "description"]
 
-    @admin.display(boolean=True, description="built-in")
+    @admin.display(boolean=True, description=_("built-in"))
     def builtin(self, obj: AccessPermission) -> bool:
         return obj.name in BUILTIN_PERMISSIONS
 
@@ -68,8 +69,8 @@ class RoleGrantInline(admin.TabularInline):
     model = RoleGrant
     extra = 1
     fields = ["permission", "scope"]
-    verbose_name = "permission"
-    verbose_name_plural = "permissions of this role"
+    verbose_name = _("permission")
+    verbose_name_plural = _("permissions of this role")
 
 
 @admin.register(AccessRole)
@@ -89,11 +90,11 @@ class AccessRoleAdmin(ServiceModelAdmin):
             )
         )
 
-    @admin.display(description="permissions", ordering="permission_count")
+    @admin.display(description=_("permissions"), ordering="permission_count")
     def permission_count(self, obj: AccessRole) -> int:
         return obj.permission_count
 
-    @admin.display(description="extra holders", ordering="holder_count")
+    @admin.display(description=_("extra holders"), ordering="holder_count")
     def holder_count(self, obj: AccessRole) -> int:
         return obj.holder_count
 

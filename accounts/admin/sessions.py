@@ -9,6 +9,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from accounts import session_registry
 from accounts.models import (
@@ -19,11 +21,11 @@ from core.read_only_admin import ReadOnlyModelAdmin
 
 
 class LockedFilter(admin.SimpleListFilter):
-    title = "locked"
+    title = _("locked")
     parameter_name = "locked"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("yes", "Locked now")]
+        return [("yes", _("Locked now"))]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[LoginFailures]) -> QuerySet[LoginFailures]:
         if self.value() == "yes":
@@ -54,11 +56,11 @@ class UserSessionAdmin(ReadOnlyModelAdmin):
     exclude = ["session_key"]  # a live session key is a bearer credential: never shown
     actions = ["end_sessions"]
 
-    @admin.display(description="user agent")
+    @admin.display(description=_("browser (user agent)"))
     def short_user_agent(self, obj: UserSession) -> str:
         return obj.user_agent[:80]
 
-    @admin.action(description="End selected sessions (and revoke their tokens)", permissions=["view"])
+    @admin.action(description=_("End selected sessions (and revoke their tokens)"), permissions=["view"])
     def end_sessions(self, request: HttpRequest, queryset: QuerySet[UserSession]) -> None:
 
         done = 0
@@ -69,4 +71,6 @@ class UserSessionAdmin(ReadOnlyModelAdmin):
             except (PermissionDenied, ValidationError) as exc:
                 reason = "; ".join(getattr(exc, "messages", [str(exc)]))
                 self.message_user(request, f"{row}: {reason}", messages.ERROR)
-        self.message_user(request, f"{done} session(s) ended.")
+        self.message_user(
+            request, ngettext("%(count)d session ended.", "%(count)d sessions ended.", done) % {"count": done}
+        )

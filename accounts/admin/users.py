@@ -3,6 +3,7 @@ accounts.grants, accounts.passwords, ...)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
@@ -16,6 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext, ngettext_lazy
 
 from accounts import grants, lockout, mfa, passwords, services, session_registry, sessions
 from accounts.admin.base import ServiceModelAdmin, calling, refusal_text, visible_organisations
@@ -28,7 +30,7 @@ from accounts.models import (
     UserGrant,
     UserRole,
 )
-from accounts.policy import ASSIGNABLE_ROLES
+from accounts.policy import ASSIGNABLE_ROLES, ORGANISATION_ROLES_SCOPED
 from audit import services as audit
 from audit.registry import AuditAction
 from core.permissions import Permission
@@ -44,12 +46,24 @@ class UserCreationForm(forms.ModelForm):
     password = forms.CharField(
         widget=forms.PasswordInput,
         required=False,
-        help_text="Leave empty for a user who signs in by SSO or an invitation.",
+        help_text=_("Leave empty for a user who signs in by SSO or an invitation."),
     )
 
     class Meta:
         model = User
         fields = ["username", "email", "phone", "role", "organisation", "is_staff"]
+
+
+def fitting_roles(users: Iterable[User]) -> set[str]:
+    """The primary roles every one of `users` may hold: a B2B client's users hold its roles,
+    everyone else any role but a client's administrator (accounts.services checks again)."""
+    fitting = set(Role.values)
+    for user in users:
+        if user.organisation_id is not None:
+            fitting &= ORGANISATION_ROLES_SCOPED
+        else:
+            fitting.discard(Role.CLIENT_ADMIN)
+    return fitting
 
 
 class ChangeRoleForm(forms.Form):
@@ -61,17 +75,23 @@ class ChangeRoleForm(forms.Form):
         help_text=_("Kept in the audit record and the user.roleChanged event."),
     )
 
-    def __init__(self, *args: Any, actor: User, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, actor: User, users: list[User], **kwargs: Any) -> None:
+        # Nothing chosen in advance: the roles these users can hold and `actor` may hand out, and
+        # their present role when they share one.
+        current = {user.role for user in users}
+        kwargs.setdefault("initial", {"role": current.pop() if len(current) == 1 else ""})
         super().__init__(*args, **kwargs)
-        self.fields["role"].choices = assignable_roles(actor)
+        fitting = fitting_roles(users)
+        offered = [(value, label) for value, label in assignable_roles(actor) if value in fitting]
+        self.fields["role"].choices = [("", _("— choose a role —")), *offered]
 
 
 class UserLockedFilter(admin.SimpleListFilter):
-    title = "locked"
+    title = _("locked")
     parameter_name = "locked"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("yes", "Locked now"), ("no", "Not locked")]
+        return [("yes", _("Locked now")), ("no", _("Not locked"))]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> QuerySet[User]:
         locked = Q(login_failures__permanent=True) | Q(login_failures__locked_until__gt=timezone.now())
@@ -89,8 +109,8 @@ class ExtraRoleInline(admin.TabularInline):
     extra = 1
     fields = ["role", "assigned_at"]
     readonly_fields = ["assigned_at"]
-    verbose_name = "extra role"
-    verbose_name_plural = "extra roles (beside the primary role)"
+    verbose_name = _("extra role")
+    verbose_name_plural = _("extra roles (beside the primary role)")
 
 
 class DirectGrantInline(admin.TabularInline):
@@ -100,8 +120,8 @@ class DirectGrantInline(admin.TabularInline):
     extra = 1
     fields = ["permission", "scope", "granted_at"]
     readonly_fields = ["granted_at"]
-    verbose_name = "direct permission"
-    verbose_name_plural = "direct permissions"
+    verbose_name = _("direct permission")
+    verbose_name_plural = _("direct permissions")
 
 
 @admin.register(User)
@@ -141,12 +161,13 @@ class UserAdmin(ServiceModelAdmin):
         "is_staff",
         "is_superuser",
         "groups",
-        "user_permissions",
         "last_login",
         "created_at",
         "updated_at",
     ]
-    filter_horizontal = ["groups", "user_permissions"]
+    # Django's per-user model permissions are not offered: our roles and grants (below) decide what
+    # a person may do; the staff groups only open the admin's pages (accounts.staff_groups).
+    filter_horizontal = ["groups"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
         # A client's administrator with staff access sees their own client's users only.
@@ -159,14 +180,27 @@ class UserAdmin(ServiceModelAdmin):
             kwargs["form"] = UserCreationForm
             # Exactly the fields shown: a field left out must not be settable by a forged POST.
             kwargs["fields"] = self.get_fields(request)
-        return super().get_form(request, obj, **kwargs)
+        form = super().get_form(request, obj, **kwargs)
+        if "groups" in form.base_fields:
+            form.base_fields["groups"].label = _("admin pages (staff groups)")
+            form.base_fields["groups"].help_text = _(
+                "Which admin pages this person sees (with “staff”). What they may do to whom is "
+                "decided by their roles and permissions below."
+            )
+        return form
 
     def get_fields(self, request: HttpRequest, obj: User | None = None) -> list[str]:
         if obj is None:
             # Admin access is granted by superusers only, at creation too.
             staff = ["is_staff"] if request.user.is_superuser else []
             return ["username", "password", "email", "phone", "role", "organisation", *staff]
-        return self.fields
+        if request.user.is_superuser:
+            return self.fields
+        return ["staff_groups" if name == "groups" else name for name in self.fields]
+
+    @admin.display(description=_("admin pages (staff groups)"))
+    def staff_groups(self, obj: User) -> str:
+        return ", ".join(obj.groups.order_by("name").values_list("name", flat=True)) or "—"
 
     def get_inlines(self, request: HttpRequest, obj: User | None) -> list[type[admin.TabularInline]]:
         return [] if obj is None else [ExtraRoleInline, DirectGrantInline]
@@ -177,7 +211,7 @@ class UserAdmin(ServiceModelAdmin):
         if request.user.is_superuser:
             return self.readonly_fields
         # Admin access is granted by superusers only: no operator promotes themselves.
-        return [*self.readonly_fields, "is_staff", "is_superuser", "groups", "user_permissions"]
+        return [*self.readonly_fields, "is_staff", "is_superuser", "staff_groups"]
 
     def formfield_for_choice_field(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "role":
@@ -201,7 +235,11 @@ class UserAdmin(ServiceModelAdmin):
         found.pop("delete_selected", None)
         return found
 
-    @admin.display(boolean=True, description="locked")
+    def label_of(self, obj: User) -> str:
+        # A client's user by the client's name, not its id (User.__str__ keeps the id: audit labels).
+        return f"{obj.username} · {obj.organisation.name}" if obj.organisation_id else obj.username
+
+    @admin.display(boolean=True, description=_("locked"))
     def locked(self, obj: User) -> bool:
         try:
             return obj.login_failures.is_locked()
@@ -301,16 +339,20 @@ class UserAdmin(ServiceModelAdmin):
 
     # --- actions: each calls one service per user; a refusal is a message, the rest go on ----------
 
-    @admin.action(description="Change the role of selected users…", permissions=["change"])
+    @admin.action(description=_("Change the role of selected users…"), permissions=["change"])
     def change_role(self, request: HttpRequest, queryset: QuerySet[User]) -> HttpResponse | None:
-        form = ChangeRoleForm(request.POST if "apply" in request.POST else None, actor=request.user)
+        users = list(queryset.select_related("organisation"))
+        posted = request.POST if "apply" in request.POST else None
+        form = ChangeRoleForm(posted, actor=request.user, users=users)
         if form.is_valid():
             role, reason = form.cleaned_data["role"], form.cleaned_data["reason"]
             self.for_each(
                 request,
-                queryset,
+                users,
                 lambda user: services.change_role(actor=request.user, user=user, role=role, reason=reason),
-                "Role changed for {count} user(s).",
+                ngettext_lazy(
+                    "Role changed for %(count)d user.", "Role changed for %(count)d users.", "count"
+                ),
             )
             return None
         context = {
@@ -318,22 +360,22 @@ class UserAdmin(ServiceModelAdmin):
             "title": _("Change role"),
             "opts": self.opts,
             "form": form,
-            "users": queryset,
+            "users": users,
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             "media": self.media,
         }
         return TemplateResponse(request, "admin/accounts/user/change_role.html", context)
 
-    @admin.action(description="Block selected users", permissions=["change"])
+    @admin.action(description=_("Block selected users"), permissions=["change"])
     def block(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         self.for_each(
             request,
             queryset,
             lambda user: services.block_user(actor=request.user, user=user, reason="blocked in the admin"),
-            "{count} user(s) blocked.",
+            ngettext_lazy("%(count)d user blocked.", "%(count)d users blocked.", "count"),
         )
 
-    @admin.action(description="Unblock selected users", permissions=["change"])
+    @admin.action(description=_("Unblock selected users"), permissions=["change"])
     def unblock(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         self.for_each(
             request,
@@ -341,10 +383,10 @@ class UserAdmin(ServiceModelAdmin):
             lambda user: services.unblock_user(
                 actor=request.user, user=user, reason="unblocked in the admin"
             ),
-            "{count} user(s) unblocked.",
+            ngettext_lazy("%(count)d user unblocked.", "%(count)d users unblocked.", "count"),
         )
 
-    @admin.action(description="Unlock selected users (clear failed-login locks)", permissions=["change"])
+    @admin.action(description=_("Unlock selected users (clear failed-login locks)"), permissions=["change"])
     def unlock(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         done = 0
         for user in queryset:
@@ -352,19 +394,25 @@ class UserAdmin(ServiceModelAdmin):
                 done += lockout.unlock_user(actor=request.user, user=user, reason="unlocked in the admin")
             except (PermissionDenied, ValidationError) as exc:
                 self.message_user(request, f"{user}: {refusal_text(exc)}", messages.ERROR)
-        self.message_user(request, f"{done} user(s) unlocked.")
+        self.message_user(
+            request, ngettext("%(count)d user unlocked.", "%(count)d users unlocked.", done) % {"count": done}
+        )
 
-    @admin.action(description="Reset two-factor authentication of selected users", permissions=["change"])
+    @admin.action(description=_("Reset two-factor authentication of selected users"), permissions=["change"])
     def reset_2fa(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         self.for_each(
             request,
             queryset,
             lambda user: mfa.reset_devices(actor=request.user, user=user),
-            "Two-factor devices removed for {count} user(s).",
+            ngettext_lazy(
+                "Two-factor devices removed for %(count)d user.",
+                "Two-factor devices removed for %(count)d users.",
+                "count",
+            ),
         )
 
     @admin.action(
-        description="End all sessions of selected users (and revoke their tokens)", permissions=["change"]
+        description=_("End all sessions of selected users (and revoke their tokens)"), permissions=["change"]
     )
     def end_all_sessions(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
 
@@ -376,10 +424,12 @@ class UserAdmin(ServiceModelAdmin):
                 done += session_registry.end_all_sessions(actor=request.user, user=user, keep_sid=keep_sid)
             except (PermissionDenied, ValidationError) as exc:
                 self.message_user(request, f"{user}: {refusal_text(exc)}", messages.ERROR)
-        self.message_user(request, f"{done} session(s) ended.")
+        self.message_user(
+            request, ngettext("%(count)d session ended.", "%(count)d sessions ended.", done) % {"count": done}
+        )
 
     @admin.action(
-        description="Force a password reset of selected users (e-mail a link, end their sessions)",
+        description=_("Force a password reset of selected users (e-mail a link, end their sessions)"),
         permissions=["change"],
     )
     def force_password_reset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
@@ -389,6 +439,11 @@ class UserAdmin(ServiceModelAdmin):
             lambda user: passwords.force_password_reset(
                 actor=request.user, user=user, reason="forced in the admin"
             ),
-            "Password reset forced for {count} user(s): the old password no longer works and a "
-            "reset link was e-mailed.",
+            ngettext_lazy(
+                "Password reset forced for %(count)d user: the old password no longer works and a "
+                "reset link was e-mailed.",
+                "Password reset forced for %(count)d users: their old passwords no longer work and "
+                "reset links were e-mailed.",
+                "count",
+            ),
         )

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from accounts import services as accounts
 from accounts.models import Role, User
@@ -105,7 +105,8 @@ def provision(provider: IdentityProvider, profile: Profile) -> tuple[User, bool]
         with transaction.atomic():
             return _provision(provider, profile)
     except (ValidationError, PermissionDenied) as exc:
-        messages = exc.messages if isinstance(exc, ValidationError) else [str(exc)]
+        with translation.override(None):  # the detail goes into the audit record: in English
+            messages = exc.messages if isinstance(exc, ValidationError) else [str(exc)]
         raise SSOError(SSOErrorCode.PROVISIONING_FAILED, "; ".join(messages)) from None
     except IntegrityError:  # a parallel first sign-in of the same person won the race
         raise SSOError(SSOErrorCode.PROVISIONING_FAILED, "a parallel sign-in; try again") from None

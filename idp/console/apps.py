@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class ConsoleConfig(AppConfig):
@@ -8,4 +9,4 @@ class ConsoleConfig(AppConfig):
 
     name = "idp.console"
     label = "console"
-    verbose_name = "Console commands"
+    verbose_name = _("Console commands")

@@ -25,6 +25,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from accounts.admin.base import ServiceModelAdmin, calling, refusal_text
@@ -55,17 +56,19 @@ class ApplicationForm(forms.ModelForm):
             "allowed_origins": forms.Textarea(attrs={"rows": 2}),
         }
         labels = {
-            "skip_authorization": "First party (no consent screen)",
-            "resource_server": "Resource server",
+            "skip_authorization": _("First party (no consent screen)"),
+            "resource_server": _("Resource server"),
         }
         help_texts = {
-            "redirect_uris": "Space or line separated; matched as exact strings.",
-            "skip_authorization": "An app of the platform itself: its users are not asked for consent.",
-            "resource_server": (
+            "redirect_uris": _("Space or line separated; matched as exact strings."),
+            "skip_authorization": _("An app of the platform itself: its users are not asked for consent."),
+            "resource_server": _(
                 "May introspect tokens issued to other clients (an API that accepts them); other "
                 "clients introspect only their own tokens."
             ),
-            "algorithm": "RS256 for OpenID Connect (ID tokens); none for a service using client credentials.",
+            "algorithm": _(
+                "RS256 for OpenID Connect (ID tokens); none for a service using client credentials."
+            ),
         }
 
 
@@ -91,7 +94,7 @@ class ApplicationAdmin(ServiceModelAdmin):
     radio_fields = {"client_type": admin.HORIZONTAL, "authorization_grant_type": admin.VERTICAL}
     actions = ["new_secret"]
 
-    @admin.display(boolean=True, description="first party", ordering="skip_authorization")
+    @admin.display(boolean=True, description=_("first party"), ordering="skip_authorization")
     def first_party(self, obj: Application) -> bool:
         return obj.skip_authorization
 
@@ -153,7 +156,9 @@ class ApplicationAdmin(ServiceModelAdmin):
         }
         return TemplateResponse(request, "admin/oidc/application/secret.html", context)
 
-    @admin.action(description="Issue a new client secret for selected applications", permissions=["change"])
+    @admin.action(
+        description=_("Issue a new client secret for selected applications"), permissions=["change"]
+    )
     def new_secret(self, request: HttpRequest, queryset: QuerySet[Application]) -> HttpResponse | None:
         issued = []
         for app in queryset:
@@ -197,13 +202,13 @@ class SigningKeyAdmin(ReadOnlyModelAdmin):
     ]
     readonly_fields = fields
 
-    @admin.display(boolean=True, description="in the JWKS")
+    @admin.display(boolean=True, description=_("in the JWKS"))
     def published(self, obj: SigningKey) -> bool:
         return obj.status != SigningKey.Status.RETIRED or bool(
             obj.published_until and obj.published_until > timezone.now()
         )
 
-    @admin.display(description="public key (JWK)")
+    @admin.display(description=_("public key (JWK)"))
     def public_key(self, obj: SigningKey) -> str:
         return format_html("<pre>{}</pre>", json.dumps(obj.public_jwk, indent=2))
 
@@ -228,7 +233,9 @@ class SigningKeyAdmin(ReadOnlyModelAdmin):
         if request.method == "POST":
             force = request.POST.get("mode") == "force"
             if force and request.POST.get("confirm") != "yes":
-                self.message_user(request, "Tick the box to confirm a forced rotation.", messages.ERROR)
+                self.message_user(
+                    request, gettext("Tick the box to confirm a forced rotation."), messages.ERROR
+                )
                 return HttpResponseRedirect(here)
             return self._rotate(request, force=force)
         active = keys.ensure_keys()
@@ -254,18 +261,27 @@ class SigningKeyAdmin(ReadOnlyModelAdmin):
             self.message_user(request, refusal_text(exc), messages.ERROR)
             return HttpResponseRedirect(reverse("admin:oidc_signingkey_rotate"))
         if active.pk != before.pk:
-            self.message_user(
-                request,
-                f"Rotated{' (forced)' if force else ''}: key {active.kid} signs now; {before.kid} stays "
-                "published until the tokens it signed have expired.",
-                messages.SUCCESS,
+            done = (
+                gettext(
+                    "Rotated (forced): key %(new)s signs now; %(old)s stays published until the tokens "
+                    "it signed have expired."
+                )
+                if force
+                else gettext(
+                    "Rotated: key %(new)s signs now; %(old)s stays published until the tokens it signed "
+                    "have expired."
+                )
             )
+            self.message_user(request, done % {"new": active.kid, "old": before.kid}, messages.SUCCESS)
         else:
             self.message_user(
                 request,
-                f"Not rotated: the next key has been published for less than the JWKS cache lifetime "
-                f"({int(_jwks_lead().total_seconds() // 60)} min), so verifiers may not know it yet. Try "
-                "again later, or force the rotation if the signing key is compromised.",
+                gettext(
+                    "Not rotated: the next key has been published for less than the JWKS cache lifetime "
+                    "(%(minutes)d min), so verifiers may not know it yet. Try again later, or force the "
+                    "rotation if the signing key is compromised."
+                )
+                % {"minutes": int(_jwks_lead().total_seconds() // 60)},
                 messages.WARNING,
             )
         return HttpResponseRedirect(reverse("admin:oidc_signingkey_changelist"))

@@ -1,10 +1,11 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class OidcConfig(AppConfig):
     name = "idp.oidc"
     label = "oidc"
-    verbose_name = "OpenID Connect"
+    verbose_name = _("OpenID Connect")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

@@ -15,6 +15,7 @@ from typing import NoReturn
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from oauth2_provider.models import (
     AbstractAccessToken,
     AbstractApplication,
@@ -34,22 +35,25 @@ class Application(AbstractApplication):
     algorithm = models.CharField(
         max_length=5,
         choices=[
-            (AbstractApplication.NO_ALGORITHM, "No OpenID Connect (access tokens RS256)"),
-            (AbstractApplication.RS256_ALGORITHM, "RS256 (RSA with SHA-256)"),
-            (ES256_ALGORITHM, "ES256 (ECDSA P-256 with SHA-256)"),
+            (AbstractApplication.NO_ALGORITHM, _("No OpenID Connect (access tokens RS256)")),
+            (AbstractApplication.RS256_ALGORITHM, _("RS256 (RSA with SHA-256)")),
+            (ES256_ALGORITHM, _("ES256 (ECDSA P-256 with SHA-256)")),
         ],
         default=AbstractApplication.NO_ALGORITHM,
         blank=True,
-        verbose_name="signing algorithm",
+        verbose_name=_("signing algorithm"),
     )
 
     resource_server = models.BooleanField(
+        _("resource server"),
         default=False,
-        help_text="May introspect tokens issued to other clients (an API that accepts them).",
+        help_text=_("May introspect tokens issued to other clients (an API that accepts them)."),
     )
 
     class Meta(AbstractApplication.Meta):
         db_table = "oauth_applications"
+        verbose_name = _("application")
+        verbose_name_plural = _("applications")
 
     # What this provider implements: code + PKCE for people, client credentials for services
     # (RFC 9700 §2.1.2 rules out implicit and the password grant); tokens signed with RS256 or ES256.
@@ -78,15 +82,15 @@ class Application(AbstractApplication):
             self.algorithm = algorithm
         if self.authorization_grant_type not in self.SUPPORTED_GRANTS:
             errors.setdefault("authorization_grant_type", []).append(
-                "only the authorization code grant (with PKCE) and client credentials are supported"
+                _("only the authorization code grant (with PKCE) and client credentials are supported")
             )
         if self.algorithm not in self.SUPPORTED_ALGORITHMS:
-            errors.setdefault("algorithm", []).append("tokens are signed with RS256 or ES256")
+            errors.setdefault("algorithm", []).append(_("tokens are signed with RS256 or ES256"))
         if (
             self.authorization_grant_type == self.GRANT_CLIENT_CREDENTIALS
             and self.client_type == self.CLIENT_PUBLIC
         ):
-            errors.setdefault("client_type", []).append("client credentials need a confidential client")
+            errors.setdefault("client_type", []).append(_("client credentials need a confidential client"))
         for uri in self.post_logout_redirect_uris.split():
             try:
                 AllowedURIValidator(
@@ -119,42 +123,61 @@ class Application(AbstractApplication):
 class Grant(AbstractGrant):
     """An authorization code; kept after use (not deleted) so that a replay can be detected."""
 
-    used_at = models.DateTimeField(null=True, blank=True)
+    used_at = models.DateTimeField(_("used"), null=True, blank=True)
     # The browser session the code was issued in (OIDC `sid`) and when the user authenticated.
-    sid = models.CharField(max_length=64, blank=True)
-    auth_time = models.DateTimeField(null=True, blank=True)
-    amr = models.CharField(max_length=64, blank=True, help_text="Space-separated methods (RFC 8176)")
+    sid = models.CharField(_("session ID (sid)"), max_length=64, blank=True)
+    auth_time = models.DateTimeField(_("signed in"), null=True, blank=True)
+    amr = models.CharField(
+        _("sign-in methods (amr)"),
+        max_length=64,
+        blank=True,
+        help_text=_("Space-separated methods (RFC 8176)"),
+    )
 
     class Meta(AbstractGrant.Meta):
         db_table = "oauth_grants"
+        verbose_name = _("authorization code")
+        verbose_name_plural = _("authorization codes")
 
 
 class AccessToken(AbstractAccessToken):
-    jti = models.CharField(max_length=64, blank=True, db_index=True)
-    sid = models.CharField(max_length=64, blank=True, db_index=True)
+    jti = models.CharField(_("token ID (jti)"), max_length=64, blank=True, db_index=True)
+    sid = models.CharField(_("session ID (sid)"), max_length=64, blank=True, db_index=True)
     amr = models.CharField(
+        _("sign-in methods (amr)"),
         max_length=64,
         blank=True,
-        help_text=(
+        help_text=_(
             "Space-separated methods (RFC 8176) the user proved for the grant this token descends from"
         ),
     )
     authorization_code = models.ForeignKey(
-        Grant, null=True, blank=True, on_delete=models.SET_NULL, related_name="access_tokens"
+        Grant,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="access_tokens",
+        verbose_name=_("authorization code"),
     )
 
     class Meta(AbstractAccessToken.Meta):
         db_table = "oauth_access_tokens"
+        verbose_name = _("access token")
+        verbose_name_plural = _("access tokens")
 
 
 class RefreshToken(AbstractRefreshToken):
     class Meta(AbstractRefreshToken.Meta):
         db_table = "oauth_refresh_tokens"
+        verbose_name = _("refresh token")
+        verbose_name_plural = _("refresh tokens")
 
 
 class IDToken(AbstractIDToken):
     class Meta(AbstractIDToken.Meta):
         db_table = "oauth_id_tokens"
+        verbose_name = _("ID token")
+        verbose_name_plural = _("ID tokens")
 
 
 class SigningKey(models.Model):
@@ -163,25 +186,34 @@ class SigningKey(models.Model):
     signs."""
 
     class Status(models.TextChoices):
-        NEXT = "next", "Published, not signing yet"
-        ACTIVE = "active", "Signing"
-        RETIRED = "retired", "Retired"
+        NEXT = "next", _("Published, not signing yet")
+        ACTIVE = "active", _("Signing")
+        RETIRED = "retired", _("Retired")
 
-    kid = models.CharField(max_length=64, unique=True)
-    algorithm = models.CharField(max_length=8, default="RS256")
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.NEXT, db_index=True)
-    public_jwk = models.JSONField()
-    private_key_encrypted = models.TextField(help_text="PEM, encrypted with IDP_KEY_ENCRYPTION_KEY")
-    created_at = models.DateTimeField(default=timezone.now)
-    activated_at = models.DateTimeField(null=True, blank=True)
-    retired_at = models.DateTimeField(null=True, blank=True)
+    kid = models.CharField(_("key ID (kid)"), max_length=64, unique=True)
+    algorithm = models.CharField(_("algorithm"), max_length=8, default="RS256")
+    status = models.CharField(
+        _("status"), max_length=8, choices=Status.choices, default=Status.NEXT, db_index=True
+    )
+    public_jwk = models.JSONField(_("public key (JWK)"))
+    private_key_encrypted = models.TextField(
+        _("private key (encrypted)"), help_text=_("PEM, encrypted with IDP_KEY_ENCRYPTION_KEY")
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    activated_at = models.DateTimeField(_("signing since"), null=True, blank=True)
+    retired_at = models.DateTimeField(_("retired"), null=True, blank=True)
     published_until = models.DateTimeField(
-        null=True, blank=True, help_text="A retired key leaves the JWKS after this time."
+        _("published until"),
+        null=True,
+        blank=True,
+        help_text=_("A retired key leaves the JWKS after this time."),
     )
 
     class Meta:
         db_table = "oauth_signing_keys"
         ordering = ["-created_at"]
+        verbose_name = _("signing key")
+        verbose_name_plural = _("signing keys")
         constraints = [
             models.UniqueConstraint(
                 fields=["algorithm"],
@@ -197,12 +229,14 @@ class SigningKey(models.Model):
 class RevokedToken(models.Model):
     """The durable copy of the Redis blacklist: a revoked access token's `jti` until it expires."""
 
-    jti = models.CharField(max_length=64, primary_key=True)
-    expires_at = models.DateTimeField(db_index=True)
-    revoked_at = models.DateTimeField(default=timezone.now)
+    jti = models.CharField(_("token ID (jti)"), max_length=64, primary_key=True)
+    expires_at = models.DateTimeField(_("expires"), db_index=True)
+    revoked_at = models.DateTimeField(_("revoked"), default=timezone.now)
 
     class Meta:
         db_table = "oauth_revoked_tokens"
+        verbose_name = _("revoked token")
+        verbose_name_plural = _("revoked tokens")
 
     def __str__(self) -> str:
         return self.jti
@@ -211,13 +245,19 @@ class RevokedToken(models.Model):
 class Consent(models.Model):
     """A user's standing approval of a third-party app for some scopes (skips the consent screen)."""
 
-    user = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="consents")
-    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="consents")
-    scope = models.TextField(help_text="Space-separated scopes approved")
-    granted_at = models.DateTimeField(default=timezone.now)
+    user = models.ForeignKey(
+        "accounts.User", on_delete=models.CASCADE, related_name="consents", verbose_name=_("user")
+    )
+    application = models.ForeignKey(
+        Application, on_delete=models.CASCADE, related_name="consents", verbose_name=_("application")
+    )
+    scope = models.TextField(_("scopes"), help_text=_("Space-separated scopes approved"))
+    granted_at = models.DateTimeField(_("granted"), default=timezone.now)
 
     class Meta:
         db_table = "oauth_consents"
+        verbose_name = _("consent")
+        verbose_name_plural = _("consents")
         constraints = [models.UniqueConstraint(fields=["user", "application"], name="one_consent_per_app")]
 
     def __str__(self) -> str:

@@ -16,7 +16,7 @@ from django.db.models import Q, QuerySet
 from oauth2_provider.models import revoke_access_token
 
 from accounts.models import User
-from idp.oidc.models import AccessToken, Grant, RefreshToken
+from idp.oidc.models import AccessToken, Application, Grant, RefreshToken
 from idp.oidc.tokens import TokenError, verify_access_token
 
 
@@ -56,6 +56,20 @@ def revoke_user_tokens(user: User, *, keep_sid: str = "") -> int:
     for token in refresh:
         token.revoke()
         count += 1
+    return count
+
+
+@transaction.atomic
+def revoke_application_tokens(user: User, application: Application) -> int:
+    """Revoke every access and refresh token `application` holds for `user` (a withdrawn
+    consent); returns how many access tokens went."""
+    families = list(
+        RefreshToken.objects.filter(user=user, application=application).values_list("token_family", flat=True)
+    )
+    count = _revoke_access(AccessToken.objects.filter(user=user, application=application))
+    for token in RefreshToken.objects.filter(user=user, application=application, revoked__isnull=True):
+        token.revoke()
+    _revoke_families(families)
     return count
 
 

@@ -4,20 +4,24 @@ through DOT + the validator)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 from oauth2_provider.generators import generate_client_secret
 
+from accounts import authority
 from accounts.models import User
 from accounts.rbac import require
 from audit import services as audit
 from audit.registry import AuditAction
 from core.permissions import Permission
-from idp.oidc import keys
-from idp.oidc.models import Application, Consent, SigningKey
+from idp.oidc import keys, revocation
+from idp.oidc.models import AccessToken, Application, Consent, RefreshToken, SigningKey
 
 
 @transaction.atomic
@@ -170,3 +174,66 @@ def record_consent(
         organisation_id=user.organisation_id,
         details={"scope": scope},
     )
+
+
+@dataclass(frozen=True)
+class Connection:
+    """An application that holds the user's standing consent or live tokens of theirs."""
+
+    application: Application
+    scopes: list[str]  # what it was allowed: the consent's scopes, else its live tokens'
+    since: datetime | None  # when the consent was given (None: a first-party app, never asked)
+    last_used: datetime | None  # when it last got a token
+    consented: bool
+
+
+def connections(user: User) -> list[Connection]:
+    """The user's connected applications, most recently used first (the account console)."""
+    consents = {c.application_id: c for c in Consent.objects.filter(user=user)}
+    live = AccessToken.objects.filter(user=user, expires__gt=timezone.now(), application__isnull=False)
+    last = dict(live.values("application").annotate(last=Max("created")).values_list("application", "last"))
+    refresh = RefreshToken.objects.filter(user=user, revoked__isnull=True, application__isnull=False)
+    for app_id, created in (
+        refresh.values("application").annotate(last=Max("created")).values_list("application", "last")
+    ):
+        last[app_id] = max(filter(None, (last.get(app_id), created)))
+    token_scopes: dict[int, set[str]] = {}
+    for app_id, scope in live.values_list("application", "scope"):
+        token_scopes.setdefault(app_id, set()).update(scope.split())
+    found = []
+    for app in Application.objects.filter(pk__in=set(consents) | set(last)).order_by("name"):
+        consent = consents.get(app.pk)
+        scopes = consent.scope.split() if consent else sorted(token_scopes.get(app.pk, ()))
+        found.append(
+            Connection(
+                application=app,
+                scopes=scopes,
+                since=consent.granted_at if consent else None,
+                last_used=last.get(app.pk),
+                consented=consent is not None,
+            )
+        )
+    return sorted(found, key=lambda c: c.last_used or c.since or timezone.now(), reverse=True)
+
+
+@transaction.atomic
+def withdraw_consent(*, actor: User | None, user: User, application: Application) -> int:
+    """The user takes back what `application` was allowed: the standing consent goes (the next
+    authorization asks again) and every token it holds for the user is revoked at once, on every
+    process (the blacklist). Returns how many access tokens went."""
+    authority.require(actor, authority.END_SESSIONS, user)
+    withdrawn = Consent.objects.filter(user=user, application=application).delete()[0]
+    revoked = revocation.revoke_application_tokens(user, application)
+    audit.record(
+        AuditAction.CONSENT_WITHDRAWN,
+        actor=actor,
+        target=application,
+        organisation_id=user.organisation_id,
+        details={
+            "clientId": application.client_id,
+            "user": str(user.pk),
+            "consent": bool(withdrawn),
+            "tokens": revoked,
+        },
+    )
+    return revoked

@@ -128,6 +128,7 @@ def test_backup_codes_work_once(client, staff):
 
 def test_wrong_codes_are_refused_then_rate_limited(client, staff, settings):
     settings.IDP_RATE_LIMITS = {**settings.IDP_RATE_LIMITS, "otp-verify": (3, 300)}
+    settings.OTP_EMAIL_THROTTLE_FACTOR = 0  # the account's limit alone (the device's back-off: below)
     _password(client)
     client.post("/accounts/2fa/verify/", {"action": "send"})
     answers = [client.post("/accounts/2fa/verify/", {"token": "000000"}).status_code for _ in range(4)]
@@ -180,3 +181,106 @@ def test_an_operator_cannot_reset_a_peers_devices(staff, operator):
     with pytest.raises(PermissionDenied):
         mfa.reset_devices(actor=operator, user=staff)
     assert mfa.devices(staff) != []
+
+
+def test_an_emailed_code_is_sent_on_arrival_once_and_the_page_says_where(client, staff, mailoutbox):
+    _password(client)
+    mailoutbox.clear()  # the address's confirmation link, mailed when the account was made
+    page = client.get("/accounts/2fa/verify/")
+    assert len(mailoutbox) == 1
+    assert "o***@idp.example" in page.content.decode()
+    assert client.get("/accounts/2fa/verify/").status_code == 200
+    assert len(mailoutbox) == 1  # a reload does not send another
+    again = client.post("/accounts/2fa/verify/", {"action": "send"})
+    assert len(mailoutbox) == 1  # within the cooldown: the first code still works, and the page says so
+    assert "still works" in again.content.decode()
+    assert "Token generation" not in again.content.decode()  # no library message reaches the page
+    message = mailoutbox[0]
+    assert message.subject == "Your sign-in code"
+    html = {kind: body for body, kind in message.alternatives}["text/html"]
+    code = _code_from(message.body)
+    for body in (message.body, html):
+        assert code in body
+        assert '"oksana"' in body.replace("&quot;", '"')
+        assert "5 minutes" in body
+        assert "not signing in" in body
+
+
+def test_the_code_e_mail_is_in_the_language_of_the_page(client, staff, mailoutbox):
+    _password(client)
+    client.get("/accounts/2fa/verify/", HTTP_ACCEPT_LANGUAGE="ru")
+    message = mailoutbox[-1]
+    assert message.subject != "Your sign-in code"
+    assert re.search("[\u0430-\u044f]", message.subject)  # Cyrillic
+    assert re.search("[\u0430-\u044f]", message.body)
+
+
+def test_the_right_code_just_after_a_typo_is_kept_and_asked_again_not_refused(client, staff, mailoutbox):
+    _password(client)
+    client.get("/accounts/2fa/verify/")
+    code = _code_from(mailoutbox[-1].body)
+    wrong = client.post("/accounts/2fa/verify/", {"token": "000000" if code != "000000" else "111111"})
+    assert "That code is not valid." in wrong.content.decode()
+    assert 'data-wait="1"' in wrong.content.decode()  # the button waits out the device's back-off
+
+    early = client.post("/accounts/2fa/verify/", {"token": code})  # within that second
+    assert early.status_code == 429
+    assert early.headers["Retry-After"] == "1"
+    text = early.content.decode()
+    assert "not valid" not in text
+    assert "Wait 1 second after a wrong code" in text
+    assert f'value="{code}"' in text  # the typed code is kept for the next try
+    assert "_auth_user_id" not in client.session
+    reasons = list(
+        AuditLog.objects.filter(action=AuditAction.MFA_FAILED).values_list("details__reason", flat=True)
+    )
+    assert sorted(reasons) == ["throttled", "wrong_code"]  # the early one is not a wrong code
+
+    time.sleep(1.05)
+    assert client.post("/accounts/2fa/verify/", {"token": code}).headers["Location"] == "/"
+
+
+def test_not_you_ends_the_pending_step_and_keeps_the_request(client, staff):
+    _password(client, next_url="/o/authorize/%3Fclient_id%3Dx")
+    answer = client.post("/accounts/2fa/cancel/")
+    assert answer.headers["Location"] == "/accounts/login/?next=%2Fo%2Fauthorize%2F%3Fclient_id%3Dx"
+    assert mfa.PENDING not in client.session
+    assert client.get("/accounts/2fa/verify/").headers["Location"] == "/accounts/login/"
+    assert client.get("/accounts/2fa/cancel/").status_code == 405  # a link cannot end it
+
+
+def test_the_method_chooser_offers_each_other_method_by_name(client, staff, mailoutbox):
+    mfa.new_backup_codes(staff, methods=["pwd"])
+    mfa.enable_email(staff, methods=["pwd", "otp", "mfa"])  # a session that proved the codes
+    _password(client)
+    text = client.get("/accounts/2fa/verify/").content.decode()
+    assert "Other ways to confirm" in text
+    assert "Backup code" in text
+    backup = next(d for d in mfa.devices(staff) if mfa.kind(d) == "backup")
+    page = client.get("/accounts/2fa/verify/", {"device": backup.persistent_id}).content.decode()
+    assert "One of your backup codes" in page
+    assert "Code by e-mail" in page
+
+
+def test_the_settings_page_lists_each_method_by_name_with_its_dates_and_says_what_changed(
+    client, staff, mailoutbox
+):
+    _password(client)
+    client.get("/accounts/2fa/verify/")
+    client.post("/accounts/2fa/verify/", {"token": _code_from(mailoutbox[-1].body)})  # signed in with 2FA
+    codes = client.post("/accounts/2fa/", {"action": "backup-codes"}).content.decode()
+    assert "Your new backup codes" in codes
+    assert 'data-copy="codes-text"' in codes
+    assert 'data-download="codes-text"' in codes
+    shown = re.findall(r"<li><code>([^<]+)</code></li>", codes)
+    assert len(shown) == mfa.BACKUP_CODES
+
+    enabled = client.post("/accounts/2fa/", {"action": "email"})
+    assert enabled.headers["Location"] == "/accounts/2fa/"  # no second post on a reload
+    page = client.get("/accounts/2fa/").content.decode()
+    assert "Sign-ins can now be confirmed with a code sent by e-mail." in page
+    assert "Code by e-mail</strong> · o***@idp.example" in page
+    assert f"{mfa.BACKUP_CODES} codes left" in page
+    assert "added 20" in page  # the date each method was added
+    assert "last used 20" in page  # the e-mail method was just used
+    assert "Backup codes" not in page  # the library's stored name is not what people read

@@ -82,3 +82,46 @@ def test_logins_are_audited_with_their_session_facts(client, acme):
     assert session[sessions.SID]
     assert session[sessions.AMR] == ["pwd"]
     assert isinstance(session[sessions.AUTH_TIME], int)
+
+
+def test_an_empty_submit_says_what_is_missing_next_to_the_field(client):
+    page = client.post("/accounts/login/", {"username": "", "password": ""}).content.decode()
+    assert "Enter your login or e-mail address." in page
+    assert 'aria-invalid="true" aria-describedby="id_username_error"' in page
+
+
+def test_after_a_refused_password_the_cursor_is_in_the_password_field(client, acme):
+    from accounts import services
+
+    services.create_user(actor=None, username="ivan", password="acme-password-1", organisation=acme)
+    refused = client.post("/accounts/login/", {"username": "ivan", "password": "nope-nope-nope"})
+    page = refused.content.decode()
+    username = next(tag for tag in page.split("<input") if 'id="id_username"' in tag)
+    password = next(tag for tag in page.split("<input") if 'id="id_password"' in tag)
+    assert 'value="ivan"' in username
+    assert "autofocus" not in username
+    assert "autofocus" in password
+    fresh = client.get("/accounts/login/").content.decode()
+    assert "autofocus" in next(tag for tag in fresh.split("<input") if 'id="id_username"' in tag)
+
+
+def test_the_company_account_hint_shows_only_where_a_company_signs_in_with_its_own_provider(client, acme):
+    from clients import domains
+    from clients.models import IdentityProvider
+
+    assert "Company account?" not in client.get("/accounts/login/").content.decode()
+    IdentityProvider.objects.create(
+        organisation=acme, name="Acme login", issuer="https://login.acme.example", client_id="idp"
+    )
+    assert "Company account?" not in client.get("/accounts/login/").content.decode()  # no domain yet
+    domains.approve_domain(
+        actor=None, domain=domains.add_domain(actor=None, organisation=acme, domain="acme.example")
+    )
+    assert "Company account?" in client.get("/accounts/login/").content.decode()
+
+
+def test_the_language_switch_names_each_language_in_itself_and_marks_the_current_one(client):
+    page = client.get("/accounts/login/", HTTP_ACCEPT_LANGUAGE="ru").content.decode()
+    assert ">English</button>" in page
+    assert 'aria-current="true" class="current">Русский</button>' in page
+    assert "Английский" not in page

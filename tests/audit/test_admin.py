@@ -31,3 +31,31 @@ def test_dead_letters_are_listed_read_only(client, admin_user):
     assert client.get(f"/admin/audit/deadletter/{letter.pk}/change/").status_code == 200
     assert client.post(f"/admin/audit/deadletter/{letter.pk}/delete/", {"post": "yes"}).status_code == 403
     assert DeadLetter.objects.filter(pk=letter.pk).exists()
+
+
+def test_the_audit_list_names_each_b2b_client_instead_of_its_id(client, admin_user, acme):
+    from audit.registry import AuditAction
+
+    audit.record(AuditAction.USER_UPDATED, actor=None, organisation_id=acme.pk, details={"fields": []})
+    client.force_login(admin_user)
+
+    page = client.get("/admin/audit/auditlog/").content.decode()
+
+    assert acme.name in page
+    assert f">{acme.pk}<" not in page
+
+
+def test_the_admin_front_page_shows_the_figures_an_operator_checks_first(client, admin_user):
+    from django.utils import timezone
+
+    from accounts.models import LoginFailures
+
+    LoginFailures.objects.create(
+        user=admin_user, failed_count=5, locked_until=timezone.now() + timezone.timedelta(minutes=5)
+    )
+    client.force_login(admin_user)
+
+    page = client.get("/admin/").content.decode()
+
+    assert "Today at a glance" in page
+    assert '<strong>1</strong><a href="accounts/user/?locked=yes">accounts locked now</a>' in page

@@ -172,7 +172,7 @@ def test_an_operator_changes_a_role_and_the_users_next_token_carries_it(page, li
     page.fill("#id_reason", "runs Acme's account now")
     page.click("input[name=apply]")
 
-    assert "Role changed for 1 user(s)." in messages(page)
+    assert "Role changed for 1 user." in messages(page)
     [entry] = AuditLog.objects.filter(action=AuditAction.USER_ROLE_CHANGED)
     assert entry.actor_id == str(olga.pk)
     assert entry.target_id == str(ivan.pk)
@@ -194,13 +194,13 @@ def test_an_operator_changes_a_role_and_the_users_next_token_carries_it(page, li
 def test_block_then_unblock(page, sign_in, olga, ivan):
     sign_in(olga, at="/admin/accounts/user/?status__exact=active")
     run_action(page, "block", "ivan")
-    assert "1 user(s) blocked." in messages(page)
+    assert "1 user blocked." in messages(page)
     ivan.refresh_from_db()
     assert ivan.status == User.Status.BLOCKED
 
     page.goto("/admin/accounts/user/?status__exact=blocked")
     run_action(page, "unblock", "ivan")
-    assert "1 user(s) unblocked." in messages(page)
+    assert "1 user unblocked." in messages(page)
     ivan.refresh_from_db()
     assert ivan.status == User.Status.ACTIVE
     assert [e.type for e in OutboxEvent.objects.filter(type__in=["user.blocked", "user.unblocked"])] == [
@@ -218,7 +218,7 @@ def test_unlock_from_the_locked_filter(page, sign_in, olga, ivan):
     page.wait_for_url("**locked=yes**")
     assert page.locator("#result_list tbody tr").count() == 1
     run_action(page, "unlock", "ivan")
-    assert "1 user(s) unlocked." in messages(page)
+    assert "1 user unlocked." in messages(page)
     assert not lockout.is_locked(ivan)
     assert AuditLog.objects.filter(action=AuditAction.USER_UNLOCKED, target_id=str(ivan.pk)).count() == 1
 
@@ -228,7 +228,7 @@ def test_reset_two_factor_authentication(page, sign_in, olga, ivan):
     assert mfa.devices(ivan)
     sign_in(olga, at="/admin/accounts/user/")
     run_action(page, "reset_2fa", "ivan")
-    assert "Two-factor devices removed for 1 user(s)." in messages(page)
+    assert "Two-factor devices removed for 1 user." in messages(page)
     assert not mfa.devices(ivan)
 
 
@@ -238,7 +238,7 @@ def test_end_all_sessions(page, sign_in, olga, ivan):
     assert UserSession.objects.filter(user=ivan).count() == 1
     sign_in(olga, at="/admin/accounts/user/")
     run_action(page, "end_all_sessions", "ivan")
-    assert "1 session(s) ended." in messages(page)
+    assert "1 session ended." in messages(page)
     assert not UserSession.objects.filter(user=ivan).exists()
     assert elsewhere.get("/accounts/sessions/").status_code == 302  # signed out there
 
@@ -246,7 +246,7 @@ def test_end_all_sessions(page, sign_in, olga, ivan):
 def test_force_a_password_reset(page, sign_in, live_server, olga, ivan):
     sign_in(olga, at="/admin/accounts/user/")
     run_action(page, "force_password_reset", "ivan")
-    assert any("Password reset forced for 1 user(s)" in text for text in messages(page))
+    assert any("Password reset forced for 1 user" in text for text in messages(page))
     ivan.refresh_from_db()
     assert not check_password(PASSWORD, ivan.password)
     [message] = [m for m in mail.outbox if m.to == ["ivan@acme.example"]]
@@ -444,3 +444,85 @@ def test_filter_the_audit_log_and_export_it_as_csv(page, sign_in, olga, ivan, ad
     assert [(r["action"], r["actor_label"]) for r in rows] == [("user.blocked", "root")]
     assert rows[0]["details"] == '{"reason": "=1+1"}'
     assert AuditLog.objects.filter(action=AuditAction.AUDIT_EXPORTED, actor_id=str(olga.pk)).count() == 1
+
+
+# --- what the operators saw wrong (issue 15) -----------------------------------------------------------
+
+
+def test_change_role_offers_only_fitting_roles_and_preselects_the_present_one(page, sign_in, irina, ivan):
+    """A client's user: only a client's roles, their present role preselected, the user named by
+    login and client (not the client's id); no choice sends nothing."""
+    sign_in(irina, at="/admin/accounts/user/?q=ivan")
+    run_action(page, "change_role", "ivan")
+    page.wait_for_selector("#change-role")
+    offered = page.locator("#id_role option").evaluate_all("options => options.map(o => o.value)")
+    assert offered == ["", Role.CLIENT_ADMIN, Role.CLIENT_USER]
+    assert page.locator("#id_role").input_value() == Role.CLIENT_USER
+    listed = page.locator("#change-role-users").inner_text()
+    assert "ivan · Acme" in listed
+    assert str(ivan.organisation_id) not in listed
+
+    page.select_option("#id_role", "")
+    page.click("input[name=apply]")  # the browser asks for a choice: nothing is sent
+    assert page.locator("#id_role").evaluate("select => select.validity.valueMissing")
+    assert not AuditLog.objects.filter(action=AuditAction.USER_ROLE_CHANGED).exists()
+
+    page.select_option("#id_role", Role.CLIENT_ADMIN)
+    page.click("input[name=apply]")
+    assert "Role changed for 1 user." in messages(page)
+
+
+def test_view_on_site_is_not_offered_for_an_application(page, sign_in, irina):
+    app = Application.objects.create(
+        name="Portal", client_type="confidential", authorization_grant_type="client-credentials"
+    )
+    sign_in(irina, at=f"/admin/oidc/application/{app.pk}/change/")
+    assert page.locator("a.viewsitelink").count() == 0
+    assert page.request.get(f"/admin/r/{_content_type_id(Application)}/{app.pk}/").status == 404
+
+
+def _content_type_id(model: Any) -> int:
+    from django.contrib.contenttypes.models import ContentType
+
+    return ContentType.objects.get_for_model(model).pk
+
+
+def test_the_admin_headers_change_password_is_ours_audited_and_evented(page, sign_in, olga):
+    sign_in(olga)
+    page.click("#user-tools a[href$='password_change/']")
+    page.wait_for_selector("#id_old_password")
+    assert "/accounts/password/change/" in page.url
+    page.fill("#id_old_password", PASSWORD)
+    page.fill("#id_new_password1", "a-new-admin-password-42")
+    page.fill("#id_new_password2", "a-new-admin-password-42")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/accounts/password/change/done/")
+    olga.refresh_from_db()
+    assert olga.check_password("a-new-admin-password-42")
+    assert AuditLog.objects.filter(action=AuditAction.USER_PASSWORD_CHANGED, target_id=str(olga.pk)).exists()
+    assert OutboxEvent.objects.filter(type=EventType.USER_PASSWORD_CHANGED, key=str(olga.pk)).exists()
+
+
+def test_a_new_client_secret_wraps_and_has_a_copy_button(page, sign_in, irina):
+    page.set_viewport_size({"width": 1280, "height": 800})
+    sign_in(irina, at="/admin/oidc/application/add/")
+    page.fill("#id_name", "Billing service")
+    page.check("input[name=authorization_grant_type][value=client-credentials]")
+    page.click("input[name=_save]")
+    page.wait_for_selector("#client-secrets")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.click("#client-secrets button[data-copy]")
+    expect(page.locator("#client-secrets button[data-copy]")).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == page.locator("code.client-secret").inner_text()
+
+
+def test_the_user_page_shows_one_permission_system_and_the_dashboard_its_figures(page, sign_in, irina, ivan):
+    sign_in(irina)
+    figures = page.locator(".dashboard-figures").inner_text()
+    assert "sign-ins today" in figures
+    assert "accounts locked now" in figures
+    page.goto(f"/admin/accounts/user/{ivan.pk}/change/")
+    page.wait_for_selector("#user_form")
+    assert page.locator("#id_user_permissions_from, #id_user_permissions").count() == 0
+    assert "admin pages (staff groups)" in page.locator("#user_form").inner_text().lower()

@@ -446,7 +446,8 @@ def test_a_tampered_redirect_uri_is_shown_an_error_page_never_redirected(
             response = browser.get(_authorize(provider, app, redirect_uri=redirect_uri, prompt=prompt))
             assert response.status_code == 400, (redirect_uri, prompt)
             assert "Location" not in response.headers
-            assert f"<strong>invalid_request</strong>: {description}" in response.text
+            assert f"<code>invalid_request: {description}</code>" in response.text
+            assert "Go back to the application and try again" in response.text
             assert Grant.objects.count() == grants
 
 

@@ -142,7 +142,7 @@ def test_a_builtin_role_cannot_be_deleted_and_a_held_one_is_refused_with_a_messa
     grants.assign_role(actor=None, user=ivan, role=held)
     before = writes()
     response = as_irina.post(f"{ROLES}{held.pk}/delete/", {"post": "yes"}, follow=True)
-    assert any("still held by 1 user(s)" in text for text in messages_of(response))
+    assert any("still held by 1 user:" in text for text in messages_of(response))
     assert AccessRole.objects.filter(pk=held.pk).exists()
     assert writes() == before
 

@@ -80,8 +80,10 @@ class Browser:
         return self.http.get(urljoin(self.base, url), allow_redirects=False, timeout=10)
 
     def submit(
-        self, page: requests.Response, data: dict[str, str], button: str | None = None
+        self, page: requests.Response, data: dict[str, str], button: str | None = None, url: str | None = None
     ) -> requests.Response:
+        """Post a form of `page` (its hidden fields, `data`, the CSRF token) to the page itself, or
+        to `url` (a form whose action is another address)."""
         fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
         fields.update(
             re.findall(r'<input[^>]*name="([^"]+)"[^>]*type="hidden"[^>]*value="([^"]*)"', page.text)
@@ -93,7 +95,11 @@ class Browser:
             "csrftoken", fields.get("csrfmiddlewaretoken", "")
         )
         return self.http.post(
-            page.url, data=fields, allow_redirects=False, timeout=10, headers={"Referer": page.url}
+            urljoin(self.base, url) if url else page.url,
+            data=fields,
+            allow_redirects=False,
+            timeout=10,
+            headers={"Referer": page.url},
         )
 
     def follow(self, response: requests.Response, limit: int = 10) -> requests.Response:

@@ -40,7 +40,7 @@ def _form(**extra: str) -> dict:
 
 
 def _secret(page: str) -> str:
-    return re.search(r'<code class="client-secret">([^<]+)</code>', page).group(1)
+    return re.search(r'<code class="client-secret"[^>]*>([^<]+)</code>', page).group(1)
 
 
 def test_registering_shows_the_secret_once_and_stores_only_its_hash(as_irina, irina):
