@@ -26,7 +26,7 @@ from django_otp.plugins.otp_email.models import EmailDevice
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts import assurance, authority, sessions
+from accounts import assurance, authority, metrics, sessions
 from accounts.models import SMSDevice, User
 from audit import services as audit
 from audit.registry import AuditAction
@@ -196,6 +196,7 @@ def send_code(device: Device) -> Challenge:
     device.generate_challenge(
         {"username": user.get_username(), "minutes": max(1, settings.IDP_OTP_CODE_VALIDITY // 60)}
     )
+    metrics.CODES_SENT.labels(kind(device)).inc()
     device.refresh_from_db()
     return Challenge(sent=True, retry_after=cooldown(device))
 

@@ -26,9 +26,10 @@ from django.db import (
     connection,
 )
 
-from audit import kafka
+from audit import kafka, metrics
 from audit.consumer import Handler, Malformed, Message, Outcome, process
 from audit.outbox import kick, relay
+from core import tracing
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class EventConsumer:
     batch_size = 20
     max_handler_attempts = 5
     max_backoff = 30.0
+    lag_interval = 15.0  # seconds between two measurements of the group's lag
 
     def __init__(
         self,
@@ -75,6 +77,7 @@ class EventConsumer:
         self.relay_inline = relay_inline
         self.stats = RunStats()
         self._stop = threading.Event()
+        self._lag_due = 0.0
 
     def stop(self, *args: Any) -> None:
         """Finish the message in hand, commit, leave the group (safe from a signal handler)."""
@@ -109,6 +112,7 @@ class EventConsumer:
                 while not self.stopping:
                     if not connection.in_atomic_block:  # (tests run the loop inside a transaction)
                         close_old_connections()
+                    self._measure_lag(consumer)
                     batch = consumer.consume(num_messages=self.batch_size, timeout=self.poll_timeout)
                     if not batch:
                         self._relay()
@@ -129,6 +133,7 @@ class EventConsumer:
         except StopRequested:
             pass
         finally:
+            self._measure_lag(consumer, force=True)
             consumer.close()  # leaves the group at once, so a rebalance need not wait for a timeout
             if self.relay_inline:
                 self._relay()
@@ -138,7 +143,9 @@ class EventConsumer:
     def _consume_one(self, consumer: Consumer, raw: KafkaMessage) -> None:
         message = Message.from_kafka(raw)
         handler = self.handlers[message.topic]
-        outcome = self._process_with_retries(handler, message)
+        with tracing.consuming(topic=message.topic, headers=message.headers):
+            outcome = self._process_with_retries(handler, message)
+        metrics.CONSUMED.labels(message.topic, outcome.status).inc()
         if outcome.status == "handled":
             self.stats.handled += 1
         elif outcome.status == "duplicate":
@@ -200,6 +207,25 @@ class EventConsumer:
             # Harmless: the effect and its ProcessedMessage are committed, so the redelivery
             # that follows (e.g. after a rebalance) is recognised as a duplicate.
             log.warning("consumer: offset commit for %s failed: %s", message.coordinates, exc)
+
+    def _measure_lag(self, consumer: Consumer, *, force: bool = False) -> None:
+        """The group's lag on the partitions this process holds, for the exporter
+        (audit.metrics.consumer_lag): high watermark minus committed offset, every
+        `lag_interval` seconds. Nothing committed yet: the whole partition is behind."""
+        if not force and time.monotonic() < self._lag_due:
+            return
+        self._lag_due = time.monotonic() + self.lag_interval
+        try:
+            assigned = consumer.assignment()
+            lags = {}
+            for committed in consumer.committed(assigned, timeout=2) if assigned else []:
+                low, high = consumer.get_watermark_offsets(committed, timeout=2, cached=False)
+                position = committed.offset if committed.offset >= 0 else low
+                lags[(committed.topic, committed.partition)] = max(0, high - position)
+        except KafkaException as exc:  # the broker is away: keep the last figures
+            log.debug("consumer: lag not measured: %s", exc)
+            return
+        metrics.consumer_lag.update(self.group_id, lags)
 
     def _on_kafka_error(self, error: KafkaError) -> None:
         if error.fatal():

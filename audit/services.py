@@ -14,10 +14,11 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, connection, models, transaction
 
+from audit import metrics
 from audit.models import AuditLog, OutboxEvent
 from audit.outbox import kick
 from audit.registry import AuditAction, EventType
-from core import context
+from core import context, tracing
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ def record(
     entry = _entry(action, actor=actor, target=target, organisation_id=organisation_id, details=details)
     _save_with_event(entry)
     kick.relay_after_commit()
+    metrics.count_record_on_commit(entry.action, entry.details)
     return entry
 
 
@@ -74,6 +76,7 @@ def record_refusal(
         try:
             with transaction.atomic():
                 _save_with_event(entry)
+                metrics.count_record_on_commit(entry.action, entry.details)
             kick.relay_after_commit()
         except DatabaseError:  # the answer to the caller stands; the store's outage is logged
             log.exception("audit: a refusal could not be recorded", extra={"action": str(action)})
@@ -120,6 +123,7 @@ def create_recorded(
                 [*entry_params, *row_params, *event_params],
             )
     kick.relay_after_commit()
+    metrics.count_record_on_commit(entry.action, entry.details)
 
 
 def _entry(
@@ -167,7 +171,7 @@ def _event_of(entry: AuditLog) -> OutboxEvent:
             "requestId": entry.request_id or None,
             "details": entry.details,
         },
-        headers={},
+        headers=tracing.context_headers(),
     )
 
 
@@ -215,7 +219,7 @@ def publish(
         key=key,
         subject=subject or key,
         payload=payload,
-        headers=headers or {},
+        headers={**tracing.context_headers(), **(headers or {})},
     )
     kick.relay_after_commit()
     return event

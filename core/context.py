@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from django.http import HttpRequest, HttpResponse
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,8 @@ def bind(context: RequestContext) -> Iterator[None]:
 def request_id(given: str) -> str:
     """A caller's request id (HTTP `X-Request-ID`, gRPC `x-request-id`) if it is this harmless,
     else a new one: it goes into logs and audit records."""
-    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    # fullmatch: `$` would let a trailing newline through, into log lines and the response header.
+    return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 
 
 def from_request(request: HttpRequest) -> RequestContext:

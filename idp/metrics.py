@@ -1,13 +1,15 @@
-"""Prometheus metrics at /metrics: the outbox relay's lag and the dead letters.
+"""Prometheus metrics at /metrics: what the web processes counted, and the outbox relay's lag
+and the dead letters.
 
-They are read from the database at scrape time, not counted in memory: the relay runs in
-Celery workers and the consumer, other processes than the one Prometheus scrapes, and every
-replica must report the same numbers.
+The counts (requests, audit records, tokens...) are the web processes' own: all of granian's
+workers' with PROMETHEUS_MULTIPROC_DIR (core.metrics). The lag and the dead letters are read
+from the database at scrape time, not counted in memory: the relay runs in Celery workers and
+the consumer, other processes than the one Prometheus scrapes, and every replica must report the
+same numbers. The other process types serve their own counts on their own ports (core.metrics).
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Iterator
 
@@ -17,14 +19,13 @@ from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.platform_collector import PlatformCollector
-from prometheus_client.process_collector import ProcessCollector
 
 from audit.models import DeadLetter
 from audit.outbox import backoff
 from audit.outbox.lag import outbox_lag
+from core.metrics import bearer_token_allows, exposition_registry
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +75,8 @@ class OutboxCollector:
         yield dead_letters
 
 
-registry = CollectorRegistry(auto_describe=False)
-registry.register(OutboxCollector())
-ProcessCollector(registry=registry)
-PlatformCollector(registry=registry)
+# In multiprocess mode the process_* figures are left out: they would be one worker's only.
+registry = exposition_registry(OutboxCollector())
 
 
 def _refusal(request: HttpRequest) -> HttpResponse | None:
@@ -86,8 +85,7 @@ def _refusal(request: HttpRequest) -> HttpResponse | None:
     process figures and outbox lag are reconnaissance, so production starts closed."""
     token = settings.IDP_METRICS_TOKEN
     if token:
-        given = request.headers.get("Authorization", "")
-        if hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        if bearer_token_allows(request.headers.get("Authorization", ""), token):
             return None
         response = HttpResponse("unauthorized\n", status=401, content_type="text/plain")
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'

@@ -119,6 +119,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: counts and times every answer, those of the middleware below included.
+    "core.http_metrics.RequestMetricsMiddleware",
     "core.client_ip.ClientIPMiddleware",  # first: everything after sees the client's address
     "django.middleware.security.SecurityMiddleware",
     "idp.security_headers.SecurityHeadersMiddleware",  # CSP and no-store on every HTML page
@@ -249,6 +251,18 @@ IDP_PROCESSED_RETENTION_DAYS = env_int("IDP_PROCESSED_RETENTION_DAYS", 30, minim
 # when IDP_METRICS_PUBLIC is true: by default in development, never by default in production.
 IDP_METRICS_TOKEN = env_str("IDP_METRICS_TOKEN")
 IDP_METRICS_PUBLIC = env_bool("IDP_METRICS_PUBLIC", DEBUG)
+# The processes that serve no HTTP serve their metrics on these ports (0: not at all), on
+# IDP_METRICS_BIND, behind IDP_METRICS_TOKEN when set. PROMETHEUS_MULTIPROC_DIR: core.metrics.
+IDP_METRICS_BIND = env_str("IDP_METRICS_BIND", "127.0.0.1")
+IDP_METRICS_PORT_GRPC = env_int("IDP_METRICS_PORT_GRPC", 0, minimum=0)
+IDP_METRICS_PORT_WORKER = env_int("IDP_METRICS_PORT_WORKER", 0, minimum=0)
+IDP_METRICS_PORT_CONSUMER = env_int("IDP_METRICS_PORT_CONSUMER", 0, minimum=0)
+IDP_METRICS_PORT_RELAY = env_int("IDP_METRICS_PORT_RELAY", 0, minimum=0)
+# OpenTelemetry tracing (core.tracing), off unless asked for; the standard OTEL_* variables
+# configure the OTLP exporter (endpoint, headers, OTEL_SERVICE_NAME).
+IDP_OTEL = env_bool(
+    "IDP_OTEL", bool(env_str("OTEL_EXPORTER_OTLP_ENDPOINT") or env_str("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+)
 
 # Celery beat: everything periodic, in one schedule.
 CELERY_BEAT_SCHEDULE = {
@@ -484,13 +498,20 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+# json: one JSON object per line, with the request id (core.logs).
+IDP_LOG_FORMAT = env_str("IDP_LOG_FORMAT", "plain").lower()
+if IDP_LOG_FORMAT not in ("plain", "json"):
+    raise ConfigError(f"IDP_LOG_FORMAT must be plain or json, not {IDP_LOG_FORMAT!r}")
+# Celery's worker replaces the root logger's handlers with its own format unless told not to.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = IDP_LOG_FORMAT == "plain"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "core.logs.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": IDP_LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,9 +31,10 @@ from django.db import transaction
 from django.db.models import F, Min
 from django.utils import timezone
 
-from audit import envelope, kafka
+from audit import envelope, kafka, metrics
 from audit.models import OutboxEvent
 from audit.outbox import backoff
+from core import tracing
 
 log = logging.getLogger(__name__)
 
@@ -113,27 +115,29 @@ def _produce(producer: Producer, events: list[OutboxEvent]) -> dict[Any, KafkaEr
         reports[event_id] = error
 
     for event in events:
-        kwargs = {
-            "key": _kafka_key(event),
-            "value": envelope.encode_data(event.payload),
-            "headers": envelope.headers_for(
-                event_id=str(event.id),
-                event_type=event.type,
-                time=event.created_at,
-                subject=event.subject,
-                extra=event.headers,
-            ),
-            "on_delivery": functools.partial(delivered, event.id),
-        }
-        try:
+        # With tracing on, the send continues the trace of the change that wrote the row.
+        with tracing.producing(topic=event.topic, headers=event.headers) as extra:
+            kwargs = {
+                "key": _kafka_key(event),
+                "value": envelope.encode_data(event.payload),
+                "headers": envelope.headers_for(
+                    event_id=str(event.id),
+                    event_type=event.type,
+                    time=event.created_at,
+                    subject=event.subject,
+                    extra=extra,
+                ),
+                "on_delivery": functools.partial(delivered, event.id),
+            }
             try:
-                producer.produce(event.topic, **kwargs)
-            except BufferError:  # the local queue is full: let it drain, then try once more
-                producer.flush(settings.KAFKA_DELIVERY_TIMEOUT)
-                producer.produce(event.topic, **kwargs)
-        except (KafkaException, BufferError) as exc:
-            error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
-            reports[event.id] = error or KafkaError(KafkaError._FAIL, str(exc))
+                try:
+                    producer.produce(event.topic, **kwargs)
+                except BufferError:  # the local queue is full: let it drain, then try once more
+                    producer.flush(settings.KAFKA_DELIVERY_TIMEOUT)
+                    producer.produce(event.topic, **kwargs)
+            except (KafkaException, BufferError) as exc:
+                error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+                reports[event.id] = error or KafkaError(KafkaError._FAIL, str(exc))
     # message.timeout.ms bounds every report; the margin covers the last in-flight request.
     producer.flush(settings.KAFKA_DELIVERY_TIMEOUT + 5)
     return reports
@@ -193,7 +197,21 @@ def relay_batch(*, producer: Producer, limit: int | None = None, skip: Iterable[
         reports = _produce(producer, ready)
         result = _mark_results(ready, reports)
         result.deferred = len(held)
-        return result
+    _count(ready, reports)  # once the marks are committed
+    return result
+
+
+def _count(events: list[OutboxEvent], reports: dict[Any, KafkaError | None]) -> None:
+    sent: Counter[str] = Counter()
+    failed: Counter[tuple[str, str]] = Counter()
+    for event in events:
+        if event.id in reports and reports[event.id] is None:
+            sent[event.topic] += 1
+        else:
+            error = reports.get(event.id)
+            refused = error is not None and error.code() in _MESSAGE_ERRORS
+            failed[(event.topic, "refused" if refused else "unavailable")] += 1
+    metrics.count_relayed(sent, failed)
 
 
 def _broker_reachable(producer: Producer) -> str:
@@ -242,6 +260,7 @@ def relay_pending(
             log.error("outbox relay: Kafka refused %d event(s): %s", total.failed, total.error)
     if error:
         total.kafka_unavailable = True
+        metrics.RELAY_FAILURES.inc()
         state = backoff.record_failure(error)
         waiting = OutboxEvent.objects.filter(published_at__isnull=True).count()
         log.warning(

@@ -10,6 +10,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from authproto import auth_pb2, auth_pb2_grpc
+from core import tracing
+from idp.api.grpc_metrics import MetricsInterceptor
 from idp.api.grpc_service import AuthService, DjangoInterceptor
 
 SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name  # "AuthService"
@@ -21,7 +23,8 @@ def build_server(
     """A started-ready server (not started yet); returns it, the bound port and the health servicer."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers or settings.GRPC_MAX_WORKERS),
-        interceptors=[DjangoInterceptor()],
+        # Outermost first: the trace's span, then the metrics (they see DjangoInterceptor's codes).
+        interceptors=[*tracing.grpc_server_interceptors(), MetricsInterceptor(), DjangoInterceptor()],
         options=[("grpc.max_receive_message_length", 64 * 1024), ("grpc.so_reuseport", 1)],
     )
     auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthService(), server)

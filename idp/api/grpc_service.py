@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import threading
@@ -14,7 +15,7 @@ from google.protobuf.message import DecodeError, Message
 
 from accounts.login import MAX_LOGIN_LENGTH, MAX_PASSWORD_LENGTH
 from authproto import auth_pb2, auth_pb2_grpc
-from core import context
+from core import context, tracing
 from core.outages import STORE_OUTAGES, describe
 from idp.api import auth
 from idp.api.grpc_input import peer_ip, string_field_problem
@@ -104,9 +105,13 @@ def _thread_context() -> contextvars.Context:
 
 
 def _bound_call(
-    bound: context.RequestContext, inner: Callable[..., Any], request: Any, ctx: grpc.ServicerContext
+    bound: context.RequestContext,
+    trace: tracing.CapturedContext | None,
+    inner: Callable[..., Any],
+    request: Any,
+    ctx: grpc.ServicerContext,
 ) -> Any:
-    with context.bind(bound):
+    with context.bind(bound), trace.attached() if trace is not None else contextlib.nullcontext():
         return inner(request, ctx)
 
 
@@ -157,7 +162,9 @@ class DjangoInterceptor(grpc.ServerInterceptor):
             )
             close_old_connections()
             try:
-                return _thread_context().run(_bound_call, bound, inner, request, ctx)
+                # The call's span (tracing on) lives in the call's context: carried into this one.
+                trace = tracing.capture()
+                return _thread_context().run(_bound_call, bound, trace, inner, request, ctx)
             except STORE_OUTAGES as exc:
                 refusal = (grpc.StatusCode.UNAVAILABLE, describe(exc))
             except Exception:

@@ -12,6 +12,7 @@ at reduced capacity. Imports nothing of the project: keep it that way.
 from __future__ import annotations
 
 import argparse
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,8 +30,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", required=True)
     parser.add_argument("--processes", type=int, required=True)
     parser.add_argument("--grace", type=float, required=True)
+    parser.add_argument("--metrics-port", default="0")
+    parser.add_argument("--remove-at-exit", default="", help="a directory of ours (the metrics')")
     options = parser.parse_args(argv)
-    command = [
+    try:
+        return _supervise(options)
+    finally:
+        if options.remove_at_exit:
+            shutil.rmtree(options.remove_at_exit, ignore_errors=True)
+
+
+def _server_command(options: argparse.Namespace, metrics_port: str) -> list[str]:
+    return [
         sys.executable,
         str(MANAGE),
         "grpcserver",
@@ -42,9 +53,18 @@ def main(argv: list[str] | None = None) -> int:
         "1",
         "--grace",
         str(options.grace),
+        "--metrics-port",
+        metrics_port,
+    ]
+
+
+def _supervise(options: argparse.Namespace) -> int:
+    # The first server exports every server's metrics (PROMETHEUS_MULTIPROC_DIR: the command).
+    commands = [
+        _server_command(options, options.metrics_port if i == 0 else "0") for i in range(options.processes)
     ]
     # The command line is our own interpreter, manage.py and options the command validated.
-    children = [subprocess.Popen(command) for _ in range(options.processes)]  # noqa: S603
+    children = [subprocess.Popen(command) for command in commands]  # noqa: S603
     stopping = threading.Event()
 
     def stop(signum: int, frame: Any) -> None:

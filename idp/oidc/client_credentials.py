@@ -114,5 +114,5 @@ def _save(client: ClientRecord, raw_token: str, jti: str, scope: str, expires: d
         AuditAction.TOKEN_ISSUED,
         actor=None,
         target=client.audit_ref(),
-        details={"grantType": GRANT_TYPE, "scope": scope, "jti": jti},
+        details={"grantType": GRANT_TYPE, "clientId": client.client_id, "scope": scope, "jti": jti},
     )

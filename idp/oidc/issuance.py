@@ -87,6 +87,12 @@ def issue_tokens(
         actor=user,
         target=application,
         organisation_id=user.organisation_id,
-        details={"grantType": "direct_login", "channel": channel, "scope": scope, "jti": access_row.jti},
+        details={
+            "grantType": "direct_login",
+            "clientId": application.client_id,
+            "channel": channel,
+            "scope": scope,
+            "jti": access_row.jti,
+        },
     )
     return IssuedTokens(access_token=access, refresh_token=refresh, expires_in=ttl, scope=scope)

@@ -148,7 +148,12 @@ def _rotate(request: HttpRequest, client: Any, row: RefreshToken, previous: Acce
             actor=row.user,
             target=client.audit_ref(),
             organisation_id=row.user.organisation_id,
-            details={"grantType": GRANT_TYPE, "scope": scope, "jti": oauthlib_request.idp_access_jti},
+            details={
+                "grantType": GRANT_TYPE,
+                "clientId": client.client_id,
+                "scope": scope,
+                "jti": oauthlib_request.idp_access_jti,
+            },
         )
     return token
 

@@ -133,6 +133,7 @@ class Validator(OAuth2Validator):
             organisation_id=getattr(user, "organisation_id", None),
             details={
                 "grantType": request.grant_type,
+                "clientId": request.client.client_id,
                 "scope": token.get("scope", ""),
                 "jti": getattr(request, "idp_access_jti", ""),
             },

@@ -5,9 +5,11 @@ from __future__ import annotations
 import signal
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from audit import consumer, consumer_runner, kafka
+from audit import consumer, consumer_runner, kafka, metrics
+from core.metrics import start_process_exporter, stop_exporter
 
 
 class Command(BaseCommand):
@@ -25,6 +27,12 @@ class Command(BaseCommand):
             default=None,
             metavar="SECONDS",
             help="stop after this long with none",
+        )
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            default=settings.IDP_METRICS_PORT_CONSUMER,
+            help="serve Prometheus metrics (and the group's lag) on this port; 0: not at all",
         )
         parser.add_argument(
             "--no-relay",
@@ -50,11 +58,13 @@ class Command(BaseCommand):
         # Graceful: the message in hand is finished and committed, then the group is left.
         signal.signal(signal.SIGTERM, runner.stop)
         signal.signal(signal.SIGINT, runner.stop)
+        exporter = start_process_exporter(options["metrics_port"], collectors=[metrics.consumer_lag])
         self.stderr.write(f"consume_events: {', '.join(names)} (SIGTERM to stop)")
         try:
             stats = runner.run(max_messages=options["max_messages"], idle_timeout=options["exit_when_idle"])
         finally:
             kafka.close_producer()
+            stop_exporter(exporter)
         self.stderr.write(
             f"consume_events: stopped after {stats.handled} handled, {stats.duplicates} duplicate(s), "
             f"{stats.dead_lettered} dead-lettered"

@@ -13,6 +13,7 @@ from django.db import close_old_connections, connection
 
 from audit import kafka
 from audit.outbox import backoff, relay
+from core.metrics import start_process_exporter, stop_exporter
 
 
 class Command(BaseCommand):
@@ -26,6 +27,12 @@ class Command(BaseCommand):
             default=None,
             help="seconds between sweeps (default: IDP_OUTBOX_SWEEP_SECONDS)",
         )
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            default=settings.IDP_METRICS_PORT_RELAY,
+            help="serve Prometheus metrics on this port (the loop only); 0: not at all",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not kafka.is_configured():
@@ -35,6 +42,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         interval = options["interval"] or float(settings.IDP_OUTBOX_SWEEP_SECONDS)
+        exporter = None if options["once"] else start_process_exporter(options["metrics_port"])
         try:
             while True:
                 if not connection.in_atomic_block:  # (a test runs the command inside its transaction)
@@ -54,3 +62,4 @@ class Command(BaseCommand):
                     return
         finally:
             kafka.close_producer()
+            stop_exporter(exporter)

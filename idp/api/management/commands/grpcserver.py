@@ -3,12 +3,14 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import tempfile
 import threading
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from core import metrics
 from idp.api import grpc_supervisor
 from idp.api.grpc_server import build_server
 
@@ -31,6 +33,12 @@ class Command(BaseCommand):
             help="server processes sharing the port (SO_REUSEPORT); one per core gets past the GIL",
         )
         parser.add_argument("--grace", type=float, default=10.0, help="seconds to finish calls on SIGTERM")
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            default=settings.IDP_METRICS_PORT_GRPC,
+            help="serve Prometheus metrics on this port (with --processes N: all N's); 0: not at all",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["processes"] < 1 or options["workers"] < 1:
@@ -43,6 +51,7 @@ class Command(BaseCommand):
     def _serve(self, options: dict[str, Any]) -> None:
         try:
             server, port, health_servicer = build_server(bind=options["bind"], max_workers=options["workers"])
+            exporter = metrics.start_process_exporter(options["metrics_port"])
         except OSError as exc:
             raise CommandError(str(exc)) from exc
         stopping = threading.Event()
@@ -60,6 +69,7 @@ class Command(BaseCommand):
         # Graceful: report NOT_SERVING so balancers drain, then let in-flight calls finish.
         health_servicer.enter_graceful_shutdown()
         server.stop(options["grace"]).wait()
+        metrics.stop_exporter(exporter)
         self.stdout.write("gRPC server stopped")
 
     def _supervise(self, options: dict[str, Any]) -> None:
@@ -70,5 +80,13 @@ class Command(BaseCommand):
         sys.stderr.flush()
         arguments = ["--bind", options["bind"], "--workers", str(options["workers"])]
         arguments += ["--processes", str(options["processes"]), "--grace", str(options["grace"])]
+        if options["metrics_port"]:
+            # The first server serves every server's counts, which need a directory they all
+            # write to. Without the operator's, one of our own, removed by the supervisor at exit.
+            arguments += ["--metrics-port", str(options["metrics_port"])]
+            if not metrics.MULTIPROCESS_DIR:
+                directory = tempfile.mkdtemp(prefix="idp-grpc-metrics-")
+                os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+                arguments += ["--remove-at-exit", directory]
         # Our own interpreter and file, and options validated above.
         os.execv(sys.executable, [sys.executable, grpc_supervisor.__file__, *arguments])  # noqa: S606
