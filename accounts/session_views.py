@@ -14,17 +14,18 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from accounts import session_registry, sessions
+from accounts import session_registry, sessions, useragents
 
 
 @never_cache
 @login_required
 def session_list(request: HttpRequest) -> HttpResponse:
+    found = session_registry.active_sessions(request.user)
     return render(
         request,
         "accounts/sessions.html",
         {
-            "sessions": session_registry.active_sessions(request.user),
+            "sessions": [(session, useragents.describe(session.user_agent)) for session in found],
             "current_sid": sessions.sid(request),
         },
     )

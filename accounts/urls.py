@@ -1,6 +1,14 @@
 from django.urls import path
 
-from accounts import invitation_views, mfa_views, password_views, profile_views, session_views, views
+from accounts import (
+    activity_views,
+    invitation_views,
+    mfa_views,
+    password_views,
+    profile_views,
+    session_views,
+    views,
+)
 
 app_name = "accounts"
 
@@ -26,6 +34,7 @@ urlpatterns = [
     ),
     path("password/reset/complete/", password_views.password_reset_complete, name="password-reset-complete"),
     path("profile/", profile_views.profile_page, name="profile"),
+    path("activity/", activity_views.activity, name="activity"),
     path("sessions/", session_views.session_list, name="sessions"),
     path("sessions/<uuid:session_id>/end/", session_views.session_end, name="session-end"),
     path("sessions/end-others/", session_views.session_end_others, name="sessions-end-others"),

@@ -180,7 +180,7 @@ def test_the_page_lists_the_users_own_sessions_and_marks_this_device(ivan, acme)
     assert "Elsewhere/2.0" in page
     assert "Here/1.0" in page
     assert "Anna/3.0" not in page
-    assert {row.user_agent for row in response.context["sessions"]} == {"Here/1.0", "Elsewhere/2.0"}
+    assert {row.user_agent for row, _browser in response.context["sessions"]} == {"Here/1.0", "Elsewhere/2.0"}
 
 
 def test_the_page_is_for_signed_in_users_only(client, db):

@@ -29,7 +29,18 @@ pytestmark = [
 LANGUAGES = {"en": "en-US", "ru": "ru-RU"}
 WIDTHS = (375, 1280)
 # Pages scanned with axe-core (their names below); impacts that fail the test.
-SCANNED = {"login", "login-refused", "second-factor", "consent", "request-error", "account", "profile", "2fa"}
+SCANNED = {
+    "login",
+    "login-refused",
+    "second-factor",
+    "consent",
+    "request-error",
+    "account",
+    "profile",
+    "2fa",
+    "sessions",
+    "activity",
+}
 FAILING_IMPACTS = {"serious", "critical"}
 # Text that is data or a name, the same in every language: never a missing translation.
 SAME_IN_EVERY_LANGUAGE = re.compile(
@@ -116,6 +127,7 @@ def _tour(browser, provider, app, lang: str, width: int, shots: Path) -> dict[st
         ("2fa", "/accounts/2fa/"),
         ("sessions", "/accounts/sessions/"),
         ("applications", "/accounts/applications/"),
+        ("activity", "/accounts/activity/"),
         ("password-change", "/accounts/password/change/"),
         ("logout", "/o/logout/"),
     ):
@@ -167,7 +179,7 @@ def test_every_page_in_both_languages_and_both_widths(provider, acme, tmp_path):
     for name, seen in tours["ru", 1280].items():
         left = [line for line in _untranslated(seen["lines"]) if line in english[name]["lines"]]
         problems.extend(f"ru {name}: untranslated {line!r}" for line in left)
-    assert len(english) == 17, sorted(english)  # every page was reached
+    assert len(english) == 18, sorted(english)  # every page was reached
     assert not problems, "\n".join(problems)
 
 
