@@ -121,42 +121,30 @@ def throttled_for(device: Device) -> int:
     return _seconds_until(info["locked_until"])
 
 
+def _failed(user: User, details: dict[str, Any]) -> None:
+    audit.record(
+        AuditAction.MFA_FAILED, actor=None, target=user, organisation_id=user.organisation_id, details=details
+    )
+
+
 def verify(request: HttpRequest, user: User, device: Device, token: str) -> Verification:
     """Check a code for `device`; on success log the user in with the right `amr`."""
     # A code typed while the device still backs off from a wrong one is not a wrong code: say when
     # to try again instead (django_otp.verify_token would silently refuse even the right one).
     wait = throttled_for(device)
     if wait:
-        audit.record(
-            AuditAction.MFA_FAILED,
-            actor=None,
-            target=user,
-            organisation_id=user.organisation_id,
-            details={"device": type(device).__name__, "reason": "throttled"},
-        )
+        _failed(user, {"device": type(device).__name__, "reason": "throttled"})
         return Verification(False, throttled=True, retry_after=wait)
     decision = ratelimit.hit(ratelimit.configured("otp-verify"), str(user.pk))
     if not decision.allowed:
-        audit.record(
-            AuditAction.MFA_FAILED,
-            actor=None,
-            target=user,
-            organisation_id=user.organisation_id,
-            details={"reason": "rate_limited"},
-        )
+        _failed(user, {"reason": "rate_limited"})
         return Verification(False, rate_limited=True, retry_after=decision.retry_after)
     token = "".join(token.split())[:32]
     # django_otp.verify_token locks the device row, so parallel guesses cannot race the throttle.
     verified = django_otp.verify_token(user, device.persistent_id, token) if token else None
     method = METHODS.get(type(device), "otp")
     if verified is None:
-        audit.record(
-            AuditAction.MFA_FAILED,
-            actor=None,
-            target=user,
-            organisation_id=user.organisation_id,
-            details={"device": type(device).__name__, "reason": "wrong_code"},
-        )
+        _failed(user, {"device": type(device).__name__, "reason": "wrong_code"})
         device.refresh_from_db()
         return Verification(False, retry_after=throttled_for(device))
     methods = list(dict.fromkeys([*pending_methods(request), method, assurance.SECOND_FACTOR]))

@@ -256,6 +256,16 @@ def provider_for_login(login: str) -> IdentityProvider | None:
     )
 
 
+def organisation_for_login(login: str) -> Organisation | None:
+    """The organisation that verified the domain of `login` (an e-mail address), if any."""
+    domain = domain_of(login)
+    if domain is None:
+        return None
+    verified = OrganisationDomain.objects.filter(domain=domain, status=OrganisationDomain.Status.VERIFIED)
+    found = verified.select_related("organisation").first()
+    return found.organisation if found is not None else None
+
+
 def company_sign_in_offered() -> bool:
     """Whether any organisation signs in here with its own identity provider (the login page's
     hint about company accounts is shown only then)."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -25,6 +26,23 @@ class Organisation(models.Model):
         default=False,
         help_text=_("Every user of this client must pass a second factor at sign-in."),
     )
+    # Branding of the sign-in, second-factor and consent pages of this client's applications and
+    # work domains (clients.branding). The logo is a PNG we re-encoded ourselves, kept here.
+    brand_name = models.CharField(
+        _("name on sign-in pages"),
+        max_length=100,
+        blank=True,
+        help_text=_("Shown above the sign-in form of this client's applications; empty: none."),
+    )
+    brand_colour = models.CharField(
+        _("brand colour"),
+        max_length=7,
+        blank=True,
+        validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", _("A colour as #RRGGBB, e.g. #0B5FFF."))],
+        help_text=_("The main buttons' colour on those pages, as #RRGGBB; empty: ours."),
+    )
+    brand_logo = models.BinaryField(_("logo"), null=True, blank=True, editable=False)
+    brand_version = models.PositiveIntegerField(_("branding version"), default=0, editable=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 

@@ -155,6 +155,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "idp.oidc.branding.brand",  # a B2B client's look on its sign-in pages
             ],
         },
     },

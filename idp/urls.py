@@ -5,6 +5,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts.views import admin_login, home
+from clients import branding_views
 from idp import dashboard, health, metrics
 from idp.oidc import connected_views
 from idp.oidc import views as oidc_views
@@ -53,6 +54,8 @@ urlpatterns = [
         connected_views.withdraw,
         name="oidc-application-withdraw",
     ),
+    path("branding/<slug:slug>/logo.png", branding_views.logo, name="branding-logo"),
+    path("branding/<slug:slug>/theme.css", branding_views.theme, name="branding-theme"),
     path("accounts/", include("accounts.urls")),
     path("sso/", include("accounts.sso.urls")),
     path("i18n/", include("django.conf.urls.i18n")),

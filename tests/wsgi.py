@@ -10,8 +10,18 @@ from typing import Any
 from idp.wsgi import application
 
 
-def wsgi_call(method: str, path: str, *, body: bytes = b"", host: str = "localhost", **headers: str) -> Any:
-    """The status, headers and body of one request; `headers` by name without HTTP_."""
+def wsgi_call(
+    method: str,
+    path: str,
+    *,
+    body: bytes = b"",
+    host: str = "localhost",
+    content_type: str = "application/x-www-form-urlencoded",
+    app: Any = None,
+    **headers: str,
+) -> Any:
+    """The status, headers and body of one request to `app` (the project's WSGI application by
+    default); `headers` by name without HTTP_."""
     environ = {
         "REQUEST_METHOD": method,
         "PATH_INFO": path.partition("?")[0],
@@ -28,7 +38,7 @@ def wsgi_call(method: str, path: str, *, body: bytes = b"", host: str = "localho
         "wsgi.multiprocess": True,
         "wsgi.run_once": False,
         "wsgi.version": (1, 0),
-        "CONTENT_TYPE": "application/x-www-form-urlencoded",
+        "CONTENT_TYPE": content_type,
         "CONTENT_LENGTH": str(len(body)),
     }
     environ.update({"HTTP_" + name.upper(): value for name, value in headers.items()})
@@ -38,5 +48,5 @@ def wsgi_call(method: str, path: str, *, body: bytes = b"", host: str = "localho
         answer["status"] = int(status[:3])
         answer["headers"] = response_headers
 
-    answer["body"] = b"".join(application(environ, start_response))
+    answer["body"] = b"".join((app or application)(environ, start_response))
     return answer

@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.admin.base import ServiceModelAdmin, calling, visible_organisations
 from accounts.models import Role, User
-from clients import domains, services, upstream
+from clients import branding, domains, services, upstream
 from clients.models import IdentityProvider, Organisation, OrganisationDomain, UpstreamIdentity
 from core.permissions import Permission
 from core.read_only_admin import ReadOnlyModelAdmin
@@ -51,8 +51,31 @@ class OrganisationAdministratorsInline(admin.TabularInline):
         return False
 
 
+class OrganisationForm(forms.ModelForm):
+    logo = forms.FileField(
+        label=_("logo"),
+        required=False,
+        help_text=_("PNG, JPEG or WebP, up to 256 KiB; shown at most 256 pixels a side."),
+    )
+    remove_logo = forms.BooleanField(label=_("remove the logo"), required=False)
+
+    class Meta:
+        model = Organisation
+        # The admin narrows this to the fields of the page (get_fields); saved by the services.
+        fields = ["name", "slug", "status", "contact_email", "require_mfa", "brand_name", "brand_colour"]
+
+    def clean_logo(self) -> bytes | None:
+        upload = self.cleaned_data.get("logo")
+        if not upload:
+            return None
+        data = upload.read(branding.MAX_UPLOAD_BYTES + 1)
+        branding.normalised_logo(data)  # refused here, beside the field, before anything is saved
+        return data
+
+
 @admin.register(Organisation)
 class OrganisationAdmin(ServiceModelAdmin):
+    form = OrganisationForm
     list_display = ["name", "slug", "status", "contact_email", "created_at"]
     list_filter = ["status"]
     search_fields = ["name", "slug", "contact_email", "id"]
@@ -76,6 +99,10 @@ class OrganisationAdmin(ServiceModelAdmin):
             "status",
             "contact_email",
             "require_mfa",
+            "brand_name",
+            "brand_colour",
+            "logo",
+            "remove_logo",
             "users",
             "created_at",
             "updated_at",
@@ -118,6 +145,9 @@ class OrganisationAdmin(ServiceModelAdmin):
             calling(
                 partial(services.update_organisation, actor=request.user, organisation=obj, changes=changes)
             )
+            logo, remove = form.cleaned_data.get("logo"), form.cleaned_data.get("remove_logo")
+            if logo or remove:
+                calling(partial(branding.set_logo, actor=request.user, organisation=obj, data=logo or None))
             return
         data = form.cleaned_data
         created = calling(

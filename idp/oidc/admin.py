@@ -43,6 +43,7 @@ FORM_FIELDS = [
     "skip_authorization",
     "resource_server",
     "algorithm",
+    "organisation",
 ]
 
 

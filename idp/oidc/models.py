@@ -44,6 +44,18 @@ class Application(AbstractApplication):
         verbose_name=_("signing algorithm"),
     )
 
+    # A B2B client's own application: its sign-in, second-factor and consent pages carry that
+    # client's branding (clients.branding). Nothing else follows from it.
+    organisation = models.ForeignKey(
+        "clients.Organisation",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="applications",
+        verbose_name=_("B2B client"),
+        help_text=_("The client whose name, colour and logo its sign-in pages show."),
+    )
+
     resource_server = models.BooleanField(
         _("resource server"),
         default=False,

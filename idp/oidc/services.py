@@ -69,6 +69,7 @@ APPLICATION_FIELDS = frozenset(
         "skip_authorization",  # "first party": no consent screen
         "resource_server",  # may introspect other clients' tokens
         "algorithm",
+        "organisation",  # whose branding its sign-in pages show
     }
 )
 _URI_LISTS = ("redirect_uris", "post_logout_redirect_uris", "allowed_origins")
@@ -85,7 +86,10 @@ def _normalised(values: dict[str, Any]) -> dict[str, Any]:
 def _audit_details(app: Application, fields: list[str], *, created: bool) -> dict[str, Any]:
     # Everything but the secret: a redirect URI slipped in is exactly what an auditor looks for.
     details: dict[str, Any] = {"created": created, "clientId": app.client_id, "fields": fields}
-    details.update({name: getattr(app, name) for name in fields if name in APPLICATION_FIELDS})
+    plain = APPLICATION_FIELDS - {"organisation"}
+    details.update({name: getattr(app, name) for name in fields if name in plain})
+    if "organisation" in fields:  # a client, by id
+        details["organisation"] = str(app.organisation_id) if app.organisation_id else None
     return details
 
 

@@ -496,7 +496,9 @@ def test_a_web_request_is_traced_and_its_events_carry_the_trace(ivan, spans):
     last = timezone.now()
 
     body = json.dumps({"login": "ivan", "password": PASSWORD}).encode()
-    assert _call(application, "POST", "/api/v1/auth/login", body)["status"] == 200
+    json_type = "application/json"
+    login = wsgi_call("POST", "/api/v1/auth/login", body=body, content_type=json_type, app=application)
+    assert login["status"] == 200
 
     (server,) = [span for span in spans.get_finished_spans() if span.kind.name == "SERVER"]
     trace_id = format(server.context.trace_id, "032x")
@@ -505,40 +507,9 @@ def test_a_web_request_is_traced_and_its_events_carry_the_trace(ivan, spans):
     assert {_trace_id(event.headers["traceparent"]) for event in written} == {trace_id}
 
     # A machine path (the lean stack) is traced too.
-    form = "application/x-www-form-urlencoded"
-    assert _call(application, "POST", "/o/token/", b"grant_type=client_credentials", form)["status"] == 401
+    token = wsgi_call("POST", "/o/token/", body=b"grant_type=client_credentials", app=application)
+    assert token["status"] == 401
     assert len([span for span in spans.get_finished_spans() if span.kind.name == "SERVER"]) == 2
-
-
-def _call(
-    application: Any, method: str, path: str, body: bytes = b"", content_type: str = "application/json"
-) -> dict[str, Any]:
-    environ = {
-        "REQUEST_METHOD": method,
-        "PATH_INFO": path,
-        "QUERY_STRING": "",
-        "SERVER_NAME": "localhost",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "HTTP_HOST": "localhost",
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-        "wsgi.version": (1, 0),
-        "CONTENT_TYPE": content_type,
-        "CONTENT_LENGTH": str(len(body)),
-    }
-    answer: dict[str, Any] = {}
-
-    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
-        answer["status"] = int(status[:3])
-
-    answer["body"] = b"".join(application(environ, start_response))
-    return answer
 
 
 def test_a_grpc_call_and_a_celery_task_are_traced(ivan, spans, celery_eager):
