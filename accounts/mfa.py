@@ -21,6 +21,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 from django_otp.models import Device, SideChannelDevice, VerifyNotAllowed
 from django_otp.plugins.otp_email.models import EmailDevice
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
@@ -195,6 +196,15 @@ def cooldown(device: Device) -> int:
     if allowed or not info or "next_generation_at" not in info:
         return 0
     return _seconds_until(info["next_generation_at"])
+
+
+# Each method as the person sees it (the device rows keep the library's English names).
+METHOD_LABELS = {
+    "totp": gettext_lazy("Authenticator app"),
+    "email": gettext_lazy("Code by e-mail"),
+    "sms": gettext_lazy("Code by SMS"),
+    "backup": gettext_lazy("Backup code"),
+}
 
 
 def kind(device: Device) -> str:

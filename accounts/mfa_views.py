@@ -17,7 +17,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, ngettext
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 from django_otp.models import SideChannelDevice
@@ -120,7 +120,7 @@ def verify(request: HttpRequest) -> HttpResponse:
             notice %= {"wait": _seconds(challenge.retry_after)}
     context = {
         "devices": devices,
-        "others": [(d.persistent_id, METHOD_LABELS[mfa.kind(d)]) for d in devices if d != chosen],
+        "others": [(d.persistent_id, mfa.METHOD_LABELS[mfa.kind(d)]) for d in devices if d != chosen],
         "chosen": chosen,
         "kind": mfa.kind(chosen),
         "notice": notice,
@@ -135,15 +135,6 @@ def verify(request: HttpRequest) -> HttpResponse:
     if retry_after:
         response["Retry-After"] = str(retry_after)
     return response
-
-
-# Each method as the person sees it (the device rows keep the library's English names).
-METHOD_LABELS = {
-    "totp": gettext_lazy("Authenticator app"),
-    "email": gettext_lazy("Code by e-mail"),
-    "sms": gettext_lazy("Code by SMS"),
-    "backup": gettext_lazy("Backup code"),
-}
 
 
 @never_cache
@@ -227,14 +218,14 @@ def manage(request: HttpRequest) -> HttpResponse:
             device = mfa.device_of(user, request.POST.get("device", ""))
             if device is not None:
                 mfa.remove_device(actor=user, user=user, device=device, methods=methods)
-                done = _("%(method)s removed.") % {"method": METHOD_LABELS[mfa.kind(device)]}
+                done = _("%(method)s removed.") % {"method": mfa.METHOD_LABELS[mfa.kind(device)]}
         if done:
             messages.success(request, done)
             return redirect("accounts:mfa-manage")
     rows = [
         {
             "device": device,
-            "label": METHOD_LABELS[mfa.kind(device)],
+            "label": mfa.METHOD_LABELS[mfa.kind(device)],
             "where": mfa.destination(device),
             "left": device.token_set.count() if mfa.kind(device) == "backup" else None,
         }

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from accounts import rbac
 from accounts.models import User
+from audit.models import AuditLog
+from audit.registry import AuditAction
 from clients.models import Organisation
 from core.permissions import Permission
 
@@ -29,3 +31,42 @@ def visible_organisations(actor: User) -> QuerySet[Organisation]:
     if scope == rbac.OWN and actor.organisation_id is not None:
         return Organisation.objects.filter(pk=actor.organisation_id)
     return Organisation.objects.none()
+
+
+SHOWN = 30
+# The records a person needs to notice someone else in their account; not every token issued.
+SECURITY_ACTIONS = frozenset(
+    {
+        AuditAction.LOGIN_SUCCEEDED,
+        AuditAction.LOGIN_FAILED,
+        AuditAction.LOGOUT,
+        AuditAction.SSO_LOGIN_SUCCEEDED,
+        AuditAction.SSO_LOGIN_FAILED,
+        AuditAction.MFA_VERIFIED,
+        AuditAction.MFA_FAILED,
+        AuditAction.MFA_DEVICE_ADDED,
+        AuditAction.MFA_DEVICE_REMOVED,
+        AuditAction.USER_PASSWORD_CHANGED,
+        AuditAction.PASSWORD_RESET_REQUESTED,
+        AuditAction.USER_LOCKED,
+        AuditAction.USER_UNLOCKED,
+        AuditAction.USER_BLOCKED,
+        AuditAction.USER_UNBLOCKED,
+        AuditAction.USER_ROLE_CHANGED,
+        AuditAction.USER_UPDATED,
+        AuditAction.USER_EMAIL_VERIFIED,
+        AuditAction.SESSION_ENDED,
+        AuditAction.SESSIONS_ENDED,
+        AuditAction.CONSENT_GRANTED,
+        AuditAction.CONSENT_WITHDRAWN,
+    }
+)
+
+
+def security_events(user: User, shown: int = SHOWN) -> QuerySet[AuditLog]:
+    """What the audit log holds about the person's sign-ins, factors, password, sessions and
+    consents, newest first (the account console's and the admin's user page)."""
+    me = str(user.pk)
+    about_me = Q(target_type=User._meta.label_lower, target_id=me) | Q(actor_id=me)
+    found = AuditLog.objects.filter(about_me, action__in=SECURITY_ACTIONS)
+    return found.order_by("-occurred_at", "-id")[:shown]

@@ -3,7 +3,7 @@ accounts.grants, accounts.passwords, ...)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
@@ -16,10 +16,12 @@ from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext, ngettext, ngettext_lazy
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext, ngettext_lazy
 
-from accounts import grants, lockout, mfa, passwords, services, session_registry, sessions
+from accounts import grants, lockout, mfa, passwords, rbac, services, session_registry, sessions, useragents
 from accounts.admin.base import ServiceModelAdmin, calling, refusal_text, visible_organisations
 from accounts.models import (
     AccessPermission,
@@ -31,6 +33,7 @@ from accounts.models import (
     UserRole,
 )
 from accounts.policy import ASSIGNABLE_ROLES, ORGANISATION_ROLES_SCOPED
+from accounts.selectors import security_events
 from audit import services as audit
 from audit.registry import AuditAction
 from core.permissions import Permission
@@ -84,6 +87,27 @@ class ChangeRoleForm(forms.Form):
         fitting = fitting_roles(users)
         offered = [(value, label) for value, label in assignable_roles(actor) if value in fitting]
         self.fields["role"].choices = [("", _("— choose a role —")), *offered]
+
+
+# Sections of the user page that the floors above add (idp.oidc: connected applications): each
+# takes the user and returns its title and its (escaped) HTML.
+UserPageSection = Callable[[User], tuple[str, SafeString]]
+_SECTIONS: list[UserPageSection] = []
+
+
+def add_user_page_section(section: UserPageSection) -> None:
+    if section not in _SECTIONS:
+        _SECTIONS.append(section)
+
+
+def overview_table(rows: Iterable[tuple[Any, ...]], empty: str) -> SafeString:
+    rows = list(rows)
+    if not rows:
+        return format_html("<p>{}</p>", empty)
+    cells = format_html_join(
+        "", "<tr>{}</tr>", ((format_html_join("", "<td>{}</td>", ((cell,) for cell in row)),) for row in rows)
+    )
+    return format_html('<table class="user-overview">{}</table>', cells)
 
 
 class UserLockedFilter(admin.SimpleListFilter):
@@ -149,7 +173,16 @@ class UserAdmin(ServiceModelAdmin):
         "force_password_reset",
     ]
     # Role, status and password change only through the services, so every change is audited.
-    readonly_fields = ["id", "role", "status", "organisation", "last_login", "created_at", "updated_at"]
+    readonly_fields = [
+        "id",
+        "role",
+        "status",
+        "organisation",
+        "last_login",
+        "created_at",
+        "updated_at",
+        "security_overview",
+    ]
     fields = [
         "id",
         "username",
@@ -164,10 +197,14 @@ class UserAdmin(ServiceModelAdmin):
         "last_login",
         "created_at",
         "updated_at",
+        "security_overview",
     ]
     # Django's per-user model permissions are not offered: our roles and grants (below) decide what
     # a person may do; the staff groups only open the admin's pages (accounts.staff_groups).
     filter_horizontal = ["groups"]
+
+    class Media:
+        css = {"all": ["idp/admin.css"]}  # the security overview's tables
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
         # A client's administrator with staff access sees their own client's users only.
@@ -197,6 +234,47 @@ class UserAdmin(ServiceModelAdmin):
         if request.user.is_superuser:
             return self.fields
         return ["staff_groups" if name == "groups" else name for name in self.fields]
+
+    @admin.display(description=_("security overview"))
+    def security_overview(self, obj: User) -> SafeString:
+        """One place for what an operator checks about a person: their second-factor methods,
+        live sessions, what they may do, their recent security events, and the floors' sections."""
+        methods = overview_table(
+            (
+                (
+                    mfa.METHOD_LABELS[mfa.kind(d)],
+                    mfa.destination(d),
+                    short_time(d.created_at),
+                    short_time(d.last_used_at),
+                )
+                for d in mfa.devices(obj)
+            ),
+            gettext("No second factor."),
+        )
+        sessions_now = session_registry.active_sessions(obj)
+        live = overview_table(
+            (
+                (useragents.describe(s.user_agent) or "?", s.ip or "?", short_time(s.last_seen_at))
+                for s in sessions_now
+            ),
+            gettext("No session."),
+        )
+        held = overview_table(sorted(rbac.effective_permissions(obj).items()), gettext("No permission."))
+        events = overview_table(
+            (
+                (short_time(e.occurred_at), AuditAction(e.action).label, e.ip or "", e.actor_label)
+                for e in security_events(obj, shown=10)
+            ),
+            gettext("Nothing yet."),
+        )
+        sections = [
+            (gettext("Second-factor methods"), methods),
+            (gettext("Live sessions"), live),
+            (gettext("Effective permissions"), held),
+            (gettext("Recent security events"), events),
+            *(section(obj) for section in _SECTIONS),
+        ]
+        return format_html_join("", "<h3>{}</h3>{}", sections)
 
     @admin.display(description=_("admin pages (staff groups)"))
     def staff_groups(self, obj: User) -> str:
@@ -447,3 +525,7 @@ class UserAdmin(ServiceModelAdmin):
                 "count",
             ),
         )
+
+
+def short_time(when: Any) -> str:
+    return timezone.localtime(when).strftime("%Y-%m-%d %H:%M") if when else "—"

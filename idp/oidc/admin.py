@@ -25,13 +25,30 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from accounts.admin.base import ServiceModelAdmin, calling, refusal_text
+from accounts.admin.users import add_user_page_section, overview_table, short_time
+from accounts.models import User
 from core.read_only_admin import ReadOnlyModelAdmin
 from idp.oidc import keys, services
 from idp.oidc.models import AccessToken, Application, Grant, IDToken, RefreshToken, SigningKey
+
+
+def _connected_applications(user: User) -> tuple[str, SafeString]:
+    """The user page's section of the OIDC layer: which applications hold the person's consent
+    or live tokens, what each may do, since when and last used."""
+    rows = (
+        (c.application.name, " ".join(c.scopes), short_time(c.since), short_time(c.last_used))
+        for c in services.connections(user)
+    )
+    return gettext("Connected applications"), overview_table(rows, gettext("No application."))
+
+
+add_user_page_section(_connected_applications)
+
 
 FORM_FIELDS = [
     "name",

@@ -352,3 +352,26 @@ def test_a_creation_the_service_refuses_is_shown_on_the_form_with_the_input_kept
     assert 'value="late@acme.example"' in page
     assert not User.objects.filter(username="late").exists()
     assert writes() == before
+
+
+def test_the_user_page_has_one_security_overview_with_the_oidc_layers_section(as_olga, ivan):
+    from accounts import mfa
+    from idp.oidc.models import Consent
+    from tests.idp.oidc.conftest import make_app
+
+    mfa.enable_email(ivan, methods=["pwd"])
+    app, _ = make_app(name="Partner portal")
+    Consent.objects.create(user=ivan, application=app, scope="openid email")
+    services.change_role(actor=None, user=ivan, role=Role.CLIENT_ADMIN, reason="runs IT")
+
+    page = as_olga.get(f"/admin/accounts/user/{ivan.pk}/change/").content.decode()
+
+    overview = page.split("Security overview", 1)[1]
+    titles = ("Second-factor methods", "Live sessions", "Effective permissions", "Recent security events")
+    for title in titles:
+        assert f"<h3>{title}</h3>" in overview
+    assert "Code by e-mail" in overview
+    assert "User role changed" in overview
+    assert "<h3>Connected applications</h3>" in overview  # added by idp.oidc, which accounts never imports
+    assert "Partner portal" in overview
+    assert "openid email" in overview
