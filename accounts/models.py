@@ -272,6 +272,13 @@ class AccessRole(models.Model):
         verbose_name_plural = _("roles")
 
     def __str__(self) -> str:
+        return self.name  # also the audit records' label: never translated
+
+    @property
+    def label(self) -> str:
+        """The name people read: a built-in role's in their language, a custom one's as given."""
+        if self.builtin and self.code in Role.values:
+            return str(Role(self.code).label)
         return self.name
 
 

@@ -17,9 +17,10 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS
 from django.db.models import Q
+from django.utils.translation import gettext_noop
 
-OPERATORS = "Operators"
-INTERNAL_ADMINS = "Internal administrators"
+OPERATORS = gettext_noop("Operators")  # stored as is; shown translated (accounts.admin.users)
+INTERNAL_ADMINS = gettext_noop("Internal administrators")
 
 VIEW = ("view",)
 USE = ("view", "add", "change")

@@ -75,7 +75,12 @@ class RoleGrantInline(admin.TabularInline):
 
 @admin.register(AccessRole)
 class AccessRoleAdmin(ServiceModelAdmin):
-    list_display = ["code", "name", "builtin", "permission_count", "holder_count"]
+    list_display = ["code", "role_label", "builtin", "permission_count", "holder_count"]
+
+    @admin.display(description=_("name"), ordering="name")
+    def role_label(self, obj: AccessRole) -> str:
+        return obj.label
+
     list_filter = ["builtin"]
     search_fields = ["code", "name", "description"]
     fields = ["code", "name", "description", "builtin"]

@@ -28,6 +28,7 @@ from accounts.models import (
     AccessRole,
     LoginFailures,
     Role,
+    Scope,
     User,
     UserGrant,
     UserRole,
@@ -130,6 +131,13 @@ class ExtraRoleInline(admin.TabularInline):
     """Roles held beside the primary one; saved through accounts.rbac (UserAdmin.save_formset)."""
 
     model = UserRole
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "role" and field is not None:
+            field.label_from_instance = lambda role: role.label
+        return field
+
     extra = 1
     fields = ["role", "assigned_at"]
     readonly_fields = ["assigned_at"]
@@ -203,9 +211,6 @@ class UserAdmin(ServiceModelAdmin):
     # a person may do; the staff groups only open the admin's pages (accounts.staff_groups).
     filter_horizontal = ["groups"]
 
-    class Media:
-        css = {"all": ["idp/admin.css"]}  # the security overview's tables
-
     def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
         # A client's administrator with staff access sees their own client's users only.
         users = super().get_queryset(request)
@@ -259,7 +264,10 @@ class UserAdmin(ServiceModelAdmin):
             ),
             gettext("No session."),
         )
-        held = overview_table(sorted(rbac.effective_permissions(obj).items()), gettext("No permission."))
+        held = overview_table(
+            ((name, Scope(scope).label) for name, scope in sorted(rbac.effective_permissions(obj).items())),
+            gettext("No permission."),
+        )
         events = overview_table(
             (
                 (short_time(e.occurred_at), AuditAction(e.action).label, e.ip or "", e.actor_label)
@@ -278,7 +286,8 @@ class UserAdmin(ServiceModelAdmin):
 
     @admin.display(description=_("admin pages (staff groups)"))
     def staff_groups(self, obj: User) -> str:
-        return ", ".join(obj.groups.order_by("name").values_list("name", flat=True)) or "—"
+        names = obj.groups.order_by("name").values_list("name", flat=True)
+        return ", ".join(gettext(name) for name in names) or "—"
 
     def get_inlines(self, request: HttpRequest, obj: User | None) -> list[type[admin.TabularInline]]:
         return [] if obj is None else [ExtraRoleInline, DirectGrantInline]
@@ -295,6 +304,12 @@ class UserAdmin(ServiceModelAdmin):
         if db_field.name == "role":
             kwargs["choices"] = assignable_roles(request.user)
         return super().formfield_for_choice_field(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        field = super().formfield_for_manytomany(db_field, request, **kwargs)
+        if db_field.name == "groups" and field is not None:
+            field.label_from_instance = lambda group: gettext(group.name)  # accounts.staff_groups
+        return field
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         field = super().formfield_for_foreignkey(db_field, request, **kwargs)

@@ -187,3 +187,67 @@ def test_the_tour_would_see_an_untranslated_line():
     """The untranslated-string check itself: English sentences are caught, data is not."""
     lines = ["Sign in", "Войти", "ivan@acme.example", "Partner portal", "IP 127.0.0.1 · UTC"]
     assert _untranslated(lines) == ["Sign in"]
+
+
+ADMIN_PAGES = (
+    ("admin-index", "/admin/"),
+    ("admin-users", "/admin/accounts/user/"),
+    ("admin-user", "/admin/accounts/user/{ivan}/change/"),
+    ("admin-clients", "/admin/clients/organisation/"),
+    ("admin-client", "/admin/clients/organisation/{acme}/change/"),
+    ("admin-applications", "/admin/oidc/application/"),
+    ("admin-application-add", "/admin/oidc/application/add/"),
+    ("admin-keys", "/admin/oidc/signingkey/"),
+    ("admin-roles", "/admin/accounts/accessrole/"),
+    ("admin-audit", "/admin/audit/auditlog/"),
+    ("admin-outbox", "/admin/audit/outboxevent/"),
+    ("admin-sessions", "/admin/accounts/usersession/"),
+)
+# Data in the admin's lists that is the same in every language: codes, ids, permission names.
+ADMIN_DATA = re.compile(
+    r"Acme Logistics|\bacme\b|[a-z_]+(\.[a-zA-Z-]+)+|\b[a-z]+_[a-z_]+\b|[A-Z_]{3,}|"
+    r"RS256|ES256|PKCE|CSV|OIDC|OAuth|JWKS|SSO|B2B|HTTPS?|URI|JSON|Kafka"
+)
+
+
+def test_the_admin_in_russian_has_no_english_left_and_no_cut_columns_at_1280(live_server, acme, admin_user):
+    from django.conf import settings
+    from django.test import Client as DjangoClient
+
+    from idp.oidc import keys
+
+    keys.ensure_keys()
+    ivan = accounts.create_user(
+        actor=None, username="ivan", password=PASSWORD, email="ivan@acme.example", organisation=acme
+    )
+    session = DjangoClient()
+    session.force_login(admin_user)
+    cookie = session.cookies[settings.SESSION_COOKIE_NAME]
+    seen: dict[tuple[str, str], dict] = {}
+    with chromium_browser() as browser:
+        for lang in LANGUAGES:
+            context = browser.new_context(locale=LANGUAGES[lang], viewport={"width": 1280, "height": 800})
+            context.add_cookies([{"name": cookie.key, "value": cookie.value, "url": live_server.url}])
+            page = context.new_page()
+            for name, path in ADMIN_PAGES:
+                page.goto(live_server.url + path.format(ivan=ivan.pk, acme=acme.pk))
+                page.wait_for_selector("#site-name")
+                seen[lang, name] = {
+                    "lines": _lines(page),
+                    # The page, or a list's own scrolling box (Django's .results): columns cut off.
+                    "overflow": page.evaluate(
+                        "Math.max(document.documentElement.scrollWidth - 1280, ...Array.from("
+                        "document.querySelectorAll('.results'), e => e.scrollWidth - e.clientWidth))"
+                    ),
+                }
+            context.close()
+    problems = [
+        f"{lang} {name}: {s['overflow']} px too wide" for (lang, name), s in seen.items() if s["overflow"] > 0
+    ]
+    for name, _path in ADMIN_PAGES:
+        english = set(seen["en", name]["lines"])
+        for line in seen["ru", name]["lines"]:
+            left = SAME_IN_EVERY_LANGUAGE.sub(" ", ADMIN_DATA.sub(" ", line))
+            if line in english and re.search(r"[A-Za-z]{3,}", left):
+                problems.append(f"ru {name}: untranslated {line!r}")
+    assert not problems, "\n".join(problems)
