@@ -289,6 +289,23 @@ class UserAdmin(ServiceModelAdmin):
         names = obj.groups.order_by("name").values_list("name", flat=True)
         return ", ".join(gettext(name) for name in names) or "—"
 
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # The list's actions this operator may run, offered on the person's own page too.
+        offered = [
+            (name, description)
+            for name, (_function, _name, description) in self.get_actions(request).items()
+            if name != "change_role"  # it asks for the role first: from the list
+        ]
+        return super().change_view(
+            request, object_id, form_url, {**(extra_context or {}), "user_actions": offered}
+        )
+
     def get_inlines(self, request: HttpRequest, obj: User | None) -> list[type[admin.TabularInline]]:
         return [] if obj is None else [ExtraRoleInline, DirectGrantInline]
 

@@ -3,6 +3,8 @@ is shown to the operator and writes nothing."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.auth.hashers import check_password
 from django.core import mail
@@ -375,3 +377,18 @@ def test_the_user_page_has_one_security_overview_with_the_oidc_layers_section(as
     assert "<h3>Connected applications</h3>" in overview  # added by idp.oidc, which accounts never imports
     assert "Partner portal" in overview
     assert "openid email" in overview
+
+
+def test_the_user_page_offers_the_lists_actions_and_they_work_from_there(as_olga, ivan):
+    page = as_olga.get(f"/admin/accounts/user/{ivan.pk}/change/").content.decode()
+    forms = re.findall(
+        r'<form method="post" action="/admin/accounts/user/" class="user-action">(.*?)</form>', page, re.S
+    )
+    offered = {re.search(r'name="action" value="([^"]+)"', f).group(1) for f in forms}
+    assert {"block", "unblock", "unlock", "reset_2fa", "end_all_sessions", "force_password_reset"} <= offered
+    assert "change_role" not in offered  # it asks for the role first, from the list
+
+    as_olga.post("/admin/accounts/user/", {"action": "block", "_selected_action": str(ivan.pk)})
+
+    ivan.refresh_from_db()
+    assert ivan.status == User.Status.BLOCKED
