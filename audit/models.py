@@ -111,6 +111,26 @@ class OutboxEvent(models.Model):
         return f"{self.type} {self.key} ({'sent' if self.published_at else 'pending'})"
 
 
+class AuditSeal(models.Model):
+    """One link of the audit log's hash chain (audit.chain): the record `audit_id`, sealed in
+    the order of `seq`, with the SHA-256 of the previous link and of the record's contents.
+    Append-only like the log itself (the same trigger)."""
+
+    seq = models.BigAutoField(_("sequence"), primary_key=True)
+    audit_id = models.BigIntegerField(_("audit record"), unique=True)
+    digest = models.CharField(_("chain hash"), max_length=64)
+    sealed_at = models.DateTimeField(_("sealed"), default=timezone.now)
+
+    class Meta:
+        db_table = "audit_seals"
+        ordering = ["seq"]
+        verbose_name = _("audit seal")
+        verbose_name_plural = _("audit seals")
+
+    def __str__(self) -> str:
+        return f"{self.seq}: {self.audit_id} {self.digest[:12]}"
+
+
 class ProcessedMessage(models.Model):
     """A Kafka message a consumer has handled: written in the handler's own transaction.
 

@@ -72,4 +72,5 @@ class EventType(models.TextChoices):
     USER_REGISTERED = "user.registered"
     USER_REGISTRATION_FAILED = "user.registrationFailed"
     AUDIT_RECORDED = "audit.recorded"
+    AUDIT_SEALED = "audit.sealed"
     MESSAGE_DEAD_LETTERED = "message.deadLettered"

@@ -272,6 +272,7 @@ CELERY_BEAT_SCHEDULE = {
     "oidc-resync-blacklist": {"task": "oidc.resync_blacklist", "schedule": 60.0},
     "outbox-relay-sweep": {"task": "audit.relay_outbox", "schedule": float(IDP_OUTBOX_SWEEP_SECONDS)},
     "outbox-prune": {"task": "audit.prune_outbox", "schedule": 3600.0},
+    "audit-seal-chain": {"task": "audit.seal_chain", "schedule": 60.0},  # audit.chain
 }
 
 # --- Authentication ---------------------------------------------------------------------------
