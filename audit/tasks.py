@@ -11,19 +11,13 @@ from typing import Any
 from celery import shared_task
 from celery.signals import worker_process_init, worker_process_shutdown, worker_shutdown
 
-from audit import chain, kafka
+from audit import kafka
 from audit.outbox import relay, retention
 
 
 @shared_task(name="audit.relay_outbox", ignore_result=True, soft_time_limit=120, time_limit=150)
 def relay_outbox() -> dict[str, Any]:
     return relay.relay_pending(time_budget=60.0).as_dict()
-
-
-@shared_task(name="audit.seal_chain", ignore_result=True, soft_time_limit=120, time_limit=150)
-def seal_chain() -> dict[str, Any]:
-    sealed = chain.seal()
-    return {"sealed": sealed.count, "head": sealed.head_seq}
 
 
 @shared_task(name="audit.prune_outbox", ignore_result=True)

@@ -274,6 +274,8 @@ CELERY_BEAT_SCHEDULE = {
     "outbox-prune": {"task": "audit.prune_outbox", "schedule": 3600.0},
     "audit-seal-chain": {"task": "audit.seal_chain", "schedule": 60.0},  # audit.chain
 }
+# Task modules not named `tasks` (autodiscovery finds those).
+CELERY_IMPORTS = ["audit.chain"]
 
 # --- Authentication ---------------------------------------------------------------------------
 

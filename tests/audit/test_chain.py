@@ -89,3 +89,12 @@ def test_the_chains_links_are_append_only_too():
             connection.cursor() as cur,
         ):
             cur.execute(sql)
+
+
+def test_the_beat_task_that_seals_is_known_to_the_worker(settings):
+    from idp.celery import app
+
+    app.loader.import_default_modules()  # what a worker does at start (CELERY_IMPORTS too)
+    assert settings.CELERY_BEAT_SCHEDULE["audit-seal-chain"]["task"] in app.tasks
+    _records(1)
+    assert chain.seal_chain() == {"sealed": 0, "head": 0}  # not settled yet
