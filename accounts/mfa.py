@@ -294,6 +294,25 @@ def enable_sms(user: User, *, methods: Sequence[str]) -> SMSDevice | None:
 
 
 @transaction.atomic
+def move_sms(user: User, number: str, *, methods: Sequence[str]) -> bool:
+    """The SMS second factor follows a new, proven phone number, when the session may change
+    factors (accounts.assurance); False when there is nothing to move or it may not."""
+    device = SMSDevice.objects.select_for_update().filter(user=user).first()
+    if device is None or device.number == number or not assurance.may_change_factors(user, methods):
+        return False
+    device.number = number
+    device.save(update_fields=["number"])
+    audit.record(
+        AuditAction.MFA_DEVICE_ADDED,
+        actor=user,
+        target=user,
+        organisation_id=user.organisation_id,
+        details={"device": "SMSDevice", "moved": True},
+    )
+    return True
+
+
+@transaction.atomic
 def enable_email(user: User, *, methods: Sequence[str]) -> EmailDevice | None:
     assurance.require_for_factor_change(user, methods)
     existed = EmailDevice.objects.filter(user=user).exists()

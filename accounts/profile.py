@@ -12,7 +12,7 @@ import hmac
 import re
 import secrets
 import time
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -22,7 +22,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from accounts import services, sms, verification
+from accounts import mfa, services, sms, verification
 from accounts.models import User
 from core import ratelimit
 
@@ -106,7 +106,11 @@ def pending_phone(session: MutableMapping[str, Any]) -> str:
     return ""
 
 
-def confirm_phone_change(*, session: MutableMapping[str, Any], user: User, code: str) -> User:
+def confirm_phone_change(
+    *, session: MutableMapping[str, Any], user: User, code: str, methods: Sequence[str] = ()
+) -> User:
+    """Save the pending number once its code comes back. The SMS second factor moves with it when
+    the session (`methods`, its `amr`) may change factors; otherwise it keeps its number."""
     state = session.get(PENDING_PHONE)
     if not isinstance(state, dict) or state.get("expires", 0) <= time.time():
         session.pop(PENDING_PHONE, None)
@@ -120,4 +124,7 @@ def confirm_phone_change(*, session: MutableMapping[str, Any], user: User, code:
     if not hmac.compare_digest(given, state["digest"]):
         raise ValidationError(_("That code is not valid."), code="wrong_code")
     session.pop(PENDING_PHONE, None)
-    return services.update_user(actor=user, user=user, changes={"phone": state["number"]})
+    with transaction.atomic():
+        saved = services.update_user(actor=user, user=user, changes={"phone": state["number"]})
+        mfa.move_sms(saved, state["number"], methods=methods)
+    return saved

@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from accounts import mfa, profile
+from accounts import mfa, profile, sessions
 
 
 @never_cache
@@ -42,9 +42,9 @@ def profile_page(request: HttpRequest) -> HttpResponse:
             messages.success(request, _("We sent a code to %(phone)s.") % {"phone": number})
             return redirect("accounts:profile")
         if action == "phone-confirm":
-            profile.confirm_phone_change(
-                session=request.session, user=user, code=request.POST.get("code", "")
-            )
+            code = request.POST.get("code", "")
+            methods = sessions.amr(request)
+            profile.confirm_phone_change(session=request.session, user=user, code=code, methods=methods)
             messages.success(request, _("Your phone number is saved."))
             return redirect("accounts:profile")
     except ValidationError as exc:

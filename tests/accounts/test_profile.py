@@ -121,3 +121,26 @@ def test_password_guesses_and_sms_sends_share_a_budget(signed_in, ivan, settings
 
 def test_the_profile_needs_a_signed_in_person(client):
     assert client.get("/accounts/profile/").headers["Location"].startswith("/accounts/login/")
+
+
+def test_the_sms_second_factor_moves_to_a_confirmed_new_number_only_from_a_session_that_proved_it(
+    ivan, django_capture_on_commit_callbacks, celery_eager
+):
+    from accounts import mfa
+    from accounts.models import SMSDevice
+
+    ivan = accounts.update_user(actor=None, user=ivan, changes={"phone": "+79990000001"})
+    mfa.enable_sms(ivan, methods=["pwd"])  # a first factor
+    session: dict = {}
+
+    def new_number(number: str, methods: list[str]) -> None:
+        with django_capture_on_commit_callbacks(execute=True):  # the SMS is queued after commit
+            profile.request_phone_change(session=session, user=ivan, number=number)
+        code = re.search(r"\b(\d{6})\b", sms.sent[-1][1]).group(1)
+        profile.confirm_phone_change(session=session, user=ivan, code=code, methods=methods)
+
+    new_number("+79990000002", ["pwd"])  # a session that did not prove the second factor
+    assert SMSDevice.objects.get(user=ivan).number == "+79990000001"  # kept: it may not move it
+    new_number("+79990000003", ["pwd", "sms", "mfa"])
+    assert SMSDevice.objects.get(user=ivan).number == "+79990000003"
+    assert AuditLog.objects.filter(action=AuditAction.MFA_DEVICE_ADDED, details__moved=True).count() == 1
