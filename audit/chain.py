@@ -30,6 +30,7 @@ from typing import Any
 from celery import shared_task
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Min
 from django.utils import timezone
 
 from audit import services
@@ -37,6 +38,7 @@ from audit.models import AuditLog, AuditSeal
 from audit.registry import EventType
 
 SETTLE_SECONDS = 60
+LOOKBACK = timedelta(hours=1)
 BATCH = 2000
 GENESIS = "0" * 64
 _LOCK = 0x61756474  # "audt": pg_advisory_xact_lock key of the sealer
@@ -76,22 +78,26 @@ class Sealed:
     head_digest: str
 
 
-def seal(now: Any = None, batch: int = BATCH) -> Sealed:
-    """Append links for up to `batch` settled records not sealed yet; returns the new head."""
+def seal(now: Any = None, batch: int = BATCH, *, everything: bool = False) -> Sealed:
+    """Append links for up to `batch` settled records not sealed yet; returns the new head.
+
+    The minutely pass looks back `LOOKBACK` before its last seal only, so its work stays the
+    size of an hour of records however long the log grows; `everything=True` (the command) looks
+    at the whole log, for a record committed later than that (verify() counts any left)."""
     now = now or timezone.now()
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK])
-        head = AuditSeal.objects.order_by("-seq").values("seq", "digest").first()
+        head = AuditSeal.objects.order_by("-seq").values("seq", "digest", "sealed_at").first()
         previous = head["digest"] if head else GENESIS
-        sealed_ids = AuditSeal.objects.values("audit_id")
-        pending = (
-            AuditLog.objects.filter(occurred_at__lte=now - timedelta(seconds=SETTLE_SECONDS))
-            .exclude(id__in=sealed_ids)
-            .order_by("id")
-            .values(*FIELDS)[:batch]
-        )
+        candidates = AuditLog.objects.filter(occurred_at__lte=now - timedelta(seconds=SETTLE_SECONDS))
+        if head and not everything:
+            candidates = candidates.filter(occurred_at__gte=head["sealed_at"] - LOOKBACK)
+        # Only the links of these ids (a range of the unique index), not the whole chain.
+        low = candidates.aggregate(low=Min("id"))["low"] or 0
+        sealed_ids = AuditSeal.objects.filter(audit_id__gte=low).values("audit_id")
+        pending = candidates.exclude(id__in=sealed_ids).order_by("id").values(*FIELDS)[:batch]
         links = []
         for row in pending:
             previous = link(previous, row)

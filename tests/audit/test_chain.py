@@ -98,3 +98,18 @@ def test_the_beat_task_that_seals_is_known_to_the_worker(settings):
     assert settings.CELERY_BEAT_SCHEDULE["audit-seal-chain"]["task"] in app.tasks
     _records(1)
     assert chain.seal_chain() == {"sealed": 0, "head": 0}  # not settled yet
+
+
+def test_the_minutely_pass_looks_back_an_hour_and_the_command_seals_a_later_commit_too():
+    _records(1)
+    chain.seal(now=timezone.now() + LATER)
+    # A record whose transaction committed long after it began: older than the pass looks back.
+    late = AuditLog.objects.create(action=AuditAction.LOGOUT, occurred_at=timezone.now() - timedelta(hours=3))
+
+    assert chain.seal(now=timezone.now() + LATER).count == 0
+    verdict = chain.verify()
+    assert (verdict.ok, verdict.unsealed_settled) == (True, 1)  # said, not hidden
+
+    call_command("audit_chain", "seal", stdout=StringIO())
+    assert AuditSeal.objects.filter(audit_id=late.pk).exists()
+    assert chain.verify().unsealed_settled == 0

@@ -19,7 +19,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["what"] == "seal":
             total = 0
-            while (sealed := chain.seal()).count:
+            while (sealed := chain.seal(everything=True)).count:
                 total += sealed.count
             self.stdout.write(f"sealed {total} record(s); head {sealed.head_seq} {sealed.head_digest}")
             return
