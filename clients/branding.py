@@ -21,7 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from audit import services as audit
 from audit.registry import AuditAction
 from clients import ports
-from clients.models import Organisation
+from clients.models import Organisation, OrganisationLogo
 from clients.ports import Actor
 from core.permissions import Permission
 
@@ -57,9 +57,14 @@ def set_logo(*, actor: Actor, organisation: Organisation, data: bytes | None) ->
     """Replace (or with None remove) the client's logo; audited like its other changes."""
     ports.require_permission(actor, Permission.ORGANISATION_UPDATE, organisation_id=organisation.id)
     locked = Organisation.objects.select_for_update().get(pk=organisation.pk)
-    locked.brand_logo = normalised_logo(data) if data is not None else None
+    if data is None:
+        OrganisationLogo.objects.filter(organisation=locked).delete()
+    else:
+        OrganisationLogo.objects.update_or_create(
+            organisation=locked, defaults={"png": normalised_logo(data)}
+        )
     locked.brand_version += 1
-    locked.save(update_fields=["brand_logo", "brand_version", "updated_at"])
+    locked.save(update_fields=["brand_version", "updated_at"])
     audit.record(
         AuditAction.ORGANISATION_UPDATED,
         actor=actor,
@@ -81,12 +86,13 @@ def brand_of(organisation: Organisation | None) -> Brand | None:
     """What the pages show for `organisation`; None when it has no branding (or is suspended)."""
     if organisation is None or not organisation.is_active:
         return None
-    if not (organisation.brand_name or organisation.brand_colour or organisation.brand_logo):
+    has_logo = OrganisationLogo.objects.filter(pk=organisation.pk).exists()
+    if not (organisation.brand_name or organisation.brand_colour or has_logo):
         return None
     version = f"?v={organisation.brand_version}"
     slug = organisation.slug
     return Brand(
         name=organisation.brand_name,
-        logo_url=reverse("branding-logo", args=[slug]) + version if organisation.brand_logo else "",
+        logo_url=reverse("branding-logo", args=[slug]) + version if has_logo else "",
         css_url=reverse("branding-theme", args=[slug]) + version if organisation.brand_colour else "",
     )

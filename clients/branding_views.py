@@ -7,7 +7,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET
 
-from clients.models import Organisation
+from clients.models import Organisation, OrganisationLogo
 
 # The URLs carry the branding's version (?v=), so a change is seen at once; an hour otherwise.
 CACHE = "public, max-age=3600"
@@ -22,10 +22,10 @@ def _branded(slug: str) -> Organisation:
 
 @require_GET
 def logo(request: HttpRequest, slug: str) -> HttpResponse:
-    organisation = _branded(slug)
-    if not organisation.brand_logo:
+    png = OrganisationLogo.objects.filter(organisation=_branded(slug)).values_list("png", flat=True).first()
+    if png is None:
         raise Http404("no logo")
-    response = HttpResponse(bytes(organisation.brand_logo), content_type="image/png")
+    response = HttpResponse(bytes(png), content_type="image/png")
     response["Cache-Control"] = CACHE
     response["Content-Security-Policy"] = "default-src 'none'"  # an image, never a document
     return response

@@ -27,7 +27,7 @@ class Organisation(models.Model):
         help_text=_("Every user of this client must pass a second factor at sign-in."),
     )
     # Branding of the sign-in, second-factor and consent pages of this client's applications and
-    # work domains (clients.branding). The logo is a PNG we re-encoded ourselves, kept here.
+    # work domains (clients.branding). The logo is in OrganisationLogo.
     brand_name = models.CharField(
         _("name on sign-in pages"),
         max_length=100,
@@ -41,7 +41,6 @@ class Organisation(models.Model):
         validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", _("A colour as #RRGGBB, e.g. #0B5FFF."))],
         help_text=_("The main buttons' colour on those pages, as #RRGGBB; empty: ours."),
     )
-    brand_logo = models.BinaryField(_("logo"), null=True, blank=True, editable=False)
     brand_version = models.PositiveIntegerField(_("branding version"), default=0, editable=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
@@ -148,6 +147,28 @@ class IdentityProvider(models.Model):
     @property
     def has_secret(self) -> bool:
         return bool(self.client_secret_encrypted)
+
+
+class OrganisationLogo(models.Model):
+    """A client's logo, a PNG we re-encoded (clients.branding). A table of its own: organisations
+    are loaded everywhere (select_related on every user), and none of that should carry an image."""
+
+    organisation = models.OneToOneField(
+        Organisation,
+        primary_key=True,
+        on_delete=models.CASCADE,
+        related_name="logo",
+        verbose_name=_("B2B client"),
+    )
+    png = models.BinaryField(_("PNG image"))
+
+    class Meta:
+        db_table = "organisation_logos"
+        verbose_name = _("logo")
+        verbose_name_plural = _("logos")
+
+    def __str__(self) -> str:
+        return f"{self.organisation_id}: {len(self.png)} bytes"
 
 
 class OrganisationDomain(models.Model):

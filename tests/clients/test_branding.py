@@ -13,6 +13,7 @@ from PIL import Image
 from audit.models import AuditLog
 from audit.registry import AuditAction
 from clients import branding, domains, services
+from clients.models import OrganisationLogo
 from tests.idp.oidc.conftest import REDIRECT_URI, make_app
 
 pytestmark = pytest.mark.django_db
@@ -115,11 +116,14 @@ def test_an_operator_uploads_a_logo_on_the_clients_page_and_a_bad_one_is_refused
     assert bad.status_code == 200
     assert "The logo is not an image that can be read." in bad.content.decode()
     acme.refresh_from_db()
-    assert acme.brand_logo is None
+    assert not OrganisationLogo.objects.filter(organisation=acme).exists()
     assert acme.brand_name == ""  # nothing of a refused form is saved
 
     good = admin_client.post(url, {**form, "logo": SimpleUploadedFile("logo.png", _image(), "image/png")})
     assert good.status_code == 302, good.content.decode()[:2000]
     acme.refresh_from_db()
     assert acme.brand_name == "Acme Parcels"
-    assert Image.open(io.BytesIO(bytes(acme.brand_logo))).size == (256, 128)
+    assert Image.open(io.BytesIO(bytes(OrganisationLogo.objects.get(organisation=acme).png))).size == (
+        256,
+        128,
+    )
