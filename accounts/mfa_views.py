@@ -111,7 +111,8 @@ def verify(request: HttpRequest) -> HttpResponse:
             token = ""
     elif side_channel and (sending or chosen.persistent_id not in sent):
         challenge = mfa.send_code(chosen)
-        request.session[SENT] = [*sent, chosen.persistent_id]
+        if chosen.persistent_id not in sent:
+            request.session[SENT] = [*sent, chosen.persistent_id]
         where = mfa.destination(chosen)
         if challenge.sent:
             notice = _("We sent a code to %(where)s.") % {"where": where} if where else _("We sent a code.")

