@@ -195,15 +195,16 @@ def connections(user: User) -> list[Connection]:
     """The user's connected applications, most recently used first (the account console)."""
     consents = {c.application_id: c for c in Consent.objects.filter(user=user)}
     live = AccessToken.objects.filter(user=user, expires__gt=timezone.now(), application__isnull=False)
-    last = dict(live.values("application").annotate(last=Max("created")).values_list("application", "last"))
+    last: dict[int, Any] = {}
+    token_scopes: dict[int, set[str]] = {}
+    for app_id, scope, created in live.values_list("application", "scope", "created"):  # one read
+        token_scopes.setdefault(app_id, set()).update(scope.split())
+        last[app_id] = max(filter(None, (last.get(app_id), created)))
     refresh = RefreshToken.objects.filter(user=user, revoked__isnull=True, application__isnull=False)
     for app_id, created in (
         refresh.values("application").annotate(last=Max("created")).values_list("application", "last")
     ):
         last[app_id] = max(filter(None, (last.get(app_id), created)))
-    token_scopes: dict[int, set[str]] = {}
-    for app_id, scope in live.values_list("application", "scope"):
-        token_scopes.setdefault(app_id, set()).update(scope.split())
     found = []
     for app in Application.objects.filter(pk__in=set(consents) | set(last)).order_by("name"):
         consent = consents.get(app.pk)
