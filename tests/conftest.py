@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import requests
 from django.conf import settings
+from django.db import connection
 from pytest_django.fixtures import Settings
 
 from accounts.models import Role, User
@@ -47,7 +48,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if REQUIRE_SERVICES:
         return
     have = {
-        "postgresql": settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
+        "postgresql": connection.vendor == "postgresql",
         "redis": bool(settings.REDIS_URL),
         "kafka": bool(settings.KAFKA_BOOTSTRAP_SERVERS),
     }

@@ -18,6 +18,20 @@ from accounts.models import User
 from idp.oidc.claims import released_claims
 from idp.oidc.tokens import TokenError, verify_access_token
 
+# The columns released_claims reads (the permissions claim: status and is_superuser too), not
+# the user's thirty: a third of this path's CPU was Django building the wider SELECT.
+_CLAIM_FIELDS = (
+    "id",
+    "role",
+    "status",
+    "is_superuser",
+    "organisation_id",
+    "username",
+    "email",
+    "email_verified",
+    "phone",
+)
+
 
 def fast_response(request: HttpRequest) -> HttpResponse | None:
     """Userinfo's answer for a bearer token that passes every check, else None."""
@@ -33,7 +47,9 @@ def fast_response(request: HttpRequest) -> HttpResponse | None:
     if not verified.is_user or "openid" not in scopes:
         return None
     try:
-        user = User.objects.filter(pk=uuid.UUID(verified.sub)).first()
+        user = next(
+            iter(User.objects.only(*_CLAIM_FIELDS).filter(pk=uuid.UUID(verified.sub)).order_by()), None
+        )
     except ValueError:  # our user tokens' `sub` is a user id; anything else is not ours to answer
         user = None
     if user is None:
