@@ -22,7 +22,8 @@ MACHINE_PATHS = frozenset(
     {
         "/o/token/",
         "/o/introspect/",
-        "/o/revoke_token/",
+        "/o/revoke/",
+        "/o/par/",
         "/o/userinfo/",
         "/.well-known/jwks.json",
         "/.well-known/openid-configuration",

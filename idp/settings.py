@@ -353,6 +353,9 @@ IDP_SMS_SENDER = env_str("IDP_SMS_SENDER", "IDP")
 # https to globally routable addresses only. Loopback addresses, and plain http to them, only when
 # this is on (development, tests).
 IDP_OUTBOUND_ALLOW_LOOPBACK = env_bool("IDP_OUTBOUND_ALLOW_LOOPBACK", DEBUG)
+# private_key_jwt (idp.oidc.client_assertion): how far ahead a client assertion's `exp` may be.
+# Short: a captured assertion is a credential until then (its `jti` is refused a second time).
+IDP_CLIENT_ASSERTION_MAX_SECONDS = env_int("IDP_CLIENT_ASSERTION_MAX_SECONDS", 300, minimum=30)
 # Networks (IPs or CIDRs) the operator's SMS gateway may sit on besides public addresses, e.g. an
 # internal gateway at 10.20.0.0/16. Only the SMS gateway gets this; tenants' SSO providers never.
 IDP_SMS_HTTP_ALLOWED_NETWORKS = env_list("IDP_SMS_HTTP_ALLOWED_NETWORKS")

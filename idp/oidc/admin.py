@@ -61,6 +61,10 @@ FORM_FIELDS = [
     "resource_server",
     "algorithm",
     "organisation",
+    "client_authentication",
+    "jwks",
+    "jwks_uri",
+    "require_pushed_authorization_requests",
 ]
 
 
@@ -72,6 +76,7 @@ class ApplicationForm(forms.ModelForm):
             "redirect_uris": forms.Textarea(attrs={"rows": 3}),
             "post_logout_redirect_uris": forms.Textarea(attrs={"rows": 2}),
             "allowed_origins": forms.Textarea(attrs={"rows": 2}),
+            "jwks": forms.Textarea(attrs={"rows": 4}),
         }
         labels = {
             "skip_authorization": _("First party (no consent screen)"),
@@ -109,7 +114,11 @@ class ApplicationAdmin(ServiceModelAdmin):
     ]
     list_filter = ["client_type", "authorization_grant_type", "skip_authorization", "resource_server"]
     search_fields = ["name", "client_id"]
-    radio_fields = {"client_type": admin.HORIZONTAL, "authorization_grant_type": admin.VERTICAL}
+    radio_fields = {
+        "client_type": admin.HORIZONTAL,
+        "authorization_grant_type": admin.VERTICAL,
+        "client_authentication": admin.VERTICAL,
+    }
     actions = ["new_secret"]
 
     @admin.display(boolean=True, description=_("first party"), ordering="skip_authorization")
@@ -153,7 +162,10 @@ class ApplicationAdmin(ServiceModelAdmin):
         app, secret = calling(partial(services.register_application, actor=request.user, values=values))
         obj.pk, obj.client_id = app.pk, app.client_id
         obj._state.adding = False
-        obj._new_secret = secret  # only in memory, for the page that shows it once
+        if (
+            app.client_authentication == Application.AUTH_SECRET
+        ):  # a private_key_jwt client has no use for one
+            obj._new_secret = secret  # only in memory, for the page that shows it once
 
     def response_add(
         self, request: HttpRequest, obj: Application, post_url_continue: str | None = None

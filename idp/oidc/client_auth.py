@@ -1,9 +1,11 @@
 """Client authentication from the per-process client cache (idp.oidc.client_cache), for the
-endpoints that answer without oauthlib: the client_credentials grant, introspection.
+endpoints that answer without oauthlib (the client_credentials and refresh grants,
+introspection) and, through the validator, for those that do.
 
-The same rules as DOT's `authenticate_client`: HTTP Basic (RFC 6749 §2.3.1, form-encoded id and
-secret), else `client_id` and `client_secret` in the body; only a confidential client can
-authenticate; the secret is checked against its stored hash.
+A confidential client authenticates the way it is registered for, and only that way:
+- a secret: HTTP Basic (RFC 6749 §2.3.1, form-encoded id and secret), else `client_id` and
+  `client_secret` in the body, checked against its stored hash (DOT's rules);
+- `private_key_jwt`: a signed assertion in the body (idp.oidc.client_assertion).
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ from django.contrib.auth.hashers import check_password, identify_hasher
 from django.http import HttpRequest
 from django.utils.crypto import constant_time_compare
 
+from idp.oidc import client_assertion
 from idp.oidc.client_cache import ClientRecord, clients
 from idp.oidc.models import Application
 
 
 def authenticate(request: HttpRequest) -> ClientRecord | None:
     """The confidential client the request authenticates as, or None."""
+    if client_assertion.present(request.POST):
+        return by_assertion(request)
     credentials = basic_credentials(request) or (
         request.POST.get("client_id", ""),
         request.POST.get("client_secret", ""),
@@ -31,9 +36,32 @@ def authenticate(request: HttpRequest) -> ClientRecord | None:
     if not client_id or not secret:
         return None
     client = clients.get(client_id)
-    if client is None or client.client_type != Application.CLIENT_CONFIDENTIAL:
+    if (
+        client is None
+        or client.client_type != Application.CLIENT_CONFIDENTIAL
+        or client.authentication != Application.AUTH_SECRET
+    ):
         return None
     return client if _check_secret(secret, client.client_secret) else None
+
+
+def by_assertion(request: HttpRequest) -> ClientRecord | None:
+    """The client a `private_key_jwt` assertion authenticates, checked once per request: an
+    assertion is single use, and a request may pass our path and then DOT's."""
+    if not hasattr(request, "idp_assertion_client"):
+        request.idp_assertion_client = _verify_assertion(request)
+    return request.idp_assertion_client
+
+
+def _verify_assertion(request: HttpRequest) -> ClientRecord | None:
+    form = request.POST
+    if "HTTP_AUTHORIZATION" in request.META:  # one method per request (RFC 6749 §2.3)
+        return None
+    if any(
+        len(form.getlist(name)) > 1 for name in ("client_id", "client_assertion", "client_assertion_type")
+    ):
+        return None
+    return client_assertion.authenticate(form, endpoint_path=request.path)
 
 
 def basic_credentials(request: HttpRequest) -> tuple[str, str] | None:

@@ -25,6 +25,8 @@ from oauth2_provider.models import (
 )
 from oauth2_provider.validators import AllowedURIValidator
 
+from idp.oidc import client_keys
+
 
 class Application(AbstractApplication):
     """A relying party registered by an operator."""
@@ -60,6 +62,44 @@ class Application(AbstractApplication):
         _("resource server"),
         default=False,
         help_text=_("May introspect tokens issued to other clients (an API that accepts them)."),
+    )
+
+    # How a confidential client proves itself at the token, introspection and revocation
+    # endpoints: its secret (HTTP Basic or the form), or a JWT signed with its own private key
+    # (RFC 7523, OIDC Core §9 `private_key_jwt`), whose public keys are registered here, inline
+    # or at a URL of its own. The two do not mix: a private_key_jwt client's secret is refused.
+    AUTH_SECRET = "client_secret"
+    AUTH_PRIVATE_KEY_JWT = "private_key_jwt"
+    client_authentication = models.CharField(
+        _("client authentication"),
+        max_length=20,
+        choices=[
+            (AUTH_SECRET, _("Client secret (HTTP Basic or form)")),
+            (AUTH_PRIVATE_KEY_JWT, _("Signed JWT with the client's private key (private_key_jwt)")),
+        ],
+        default=AUTH_SECRET,
+    )
+    jwks = models.JSONField(
+        _("public keys (JWK Set)"),
+        null=True,
+        blank=True,
+        help_text=_("For private_key_jwt: the client's public signing keys, as a JSON Web Key Set."),
+    )
+    jwks_uri = models.CharField(
+        _("public keys URL (jwks_uri)"),
+        max_length=500,
+        blank=True,
+        help_text=_(
+            "For private_key_jwt: where the client publishes its JWK Set (https); read again when it rotates."
+        ),
+    )
+
+    # RFC 9126 §6: this client's authorization requests must come through the PAR endpoint, so
+    # none of their parameters can be read or changed on the way through the browser.
+    require_pushed_authorization_requests = models.BooleanField(
+        _("require pushed authorization requests (PAR)"),
+        default=False,
+        help_text=_("Refuse authorization requests this client did not push to the PAR endpoint first."),
     )
 
     class Meta(AbstractApplication.Meta):
@@ -103,6 +143,7 @@ class Application(AbstractApplication):
             and self.client_type == self.CLIENT_PUBLIC
         ):
             errors.setdefault("client_type", []).append(_("client credentials need a confidential client"))
+        errors.update(self._client_authentication_errors())
         for uri in self.post_logout_redirect_uris.split():
             try:
                 AllowedURIValidator(
@@ -115,6 +156,19 @@ class Application(AbstractApplication):
                 errors.setdefault("post_logout_redirect_uris", []).extend(exc.messages)
         if errors:
             raise ValidationError(errors)
+
+    def _client_authentication_errors(self) -> dict[str, list[str]]:
+        if self.client_authentication != self.AUTH_PRIVATE_KEY_JWT:
+            return {}
+        if self.client_type != self.CLIENT_CONFIDENTIAL:
+            return {"client_authentication": [_("private_key_jwt is for confidential clients")]}
+        if bool(self.jwks) == bool(self.jwks_uri):
+            return {"jwks": [_("give the client's public keys either inline or as a URL, not both")]}
+        if self.jwks:
+            problem = client_keys.jwks_problem(self.jwks)
+            return {"jwks": [problem]} if problem else {}
+        problem = client_keys.jwks_uri_problem(self.jwks_uri)
+        return {"jwks_uri": [problem]} if problem else {}
 
     # Exact string comparison (RFC 9700 §2.1): DOT's matcher accepts extra query parameters,
     # userinfo, fragments and case changes, which open redirects through a registered URI.
@@ -285,3 +339,30 @@ class Consent(models.Model):
             cls.objects.filter(user=user, application=application).values_list("scope", flat=True).first()
         )
         return approved is not None and set(scopes or []) <= set(approved.split())
+
+
+class PushedAuthorizationRequest(models.Model):
+    """An authorization request a client pushed first (RFC 9126), named by its `request_uri`.
+
+    Only the SHA-256 of the URI's secret part is stored. It must be opened within a minute; once
+    opened (the browser arrives) it may still be read while the person signs in, and it is used
+    up when the answer (a code or an error) goes back to the client.
+    """
+
+    digest = models.CharField(_("request URI digest"), max_length=64, unique=True)
+    application = models.ForeignKey(
+        Application, on_delete=models.CASCADE, related_name="+", verbose_name=_("application")
+    )
+    parameters = models.JSONField(_("parameters"))
+    created = models.DateTimeField(_("created"), auto_now_add=True)
+    expires = models.DateTimeField(_("expires"))
+    opened = models.DateTimeField(_("opened"), null=True, blank=True)
+    used = models.DateTimeField(_("used"), null=True, blank=True)
+
+    class Meta:
+        db_table = "oauth_pushed_requests"
+        verbose_name = _("pushed authorization request")
+        verbose_name_plural = _("pushed authorization requests")
+
+    def __str__(self) -> str:
+        return f"{self.application_id}:{self.digest[:12]}"

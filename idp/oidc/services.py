@@ -70,6 +70,10 @@ APPLICATION_FIELDS = frozenset(
         "resource_server",  # may introspect other clients' tokens
         "algorithm",
         "organisation",  # whose branding its sign-in pages show
+        "client_authentication",  # its secret, or private_key_jwt with the keys below
+        "jwks",
+        "jwks_uri",
+        "require_pushed_authorization_requests",  # RFC 9126: PAR only
     }
 )
 _URI_LISTS = ("redirect_uris", "post_logout_redirect_uris", "allowed_origins")

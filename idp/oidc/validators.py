@@ -15,7 +15,7 @@ from accounts import assurance, sessions
 from audit import services as audit
 from audit.registry import AuditAction
 from idp.oidc import claims as claim_rules
-from idp.oidc import client_credentials, context, introspection, revocation
+from idp.oidc import client_assertion, client_auth, client_credentials, context, introspection, revocation
 from idp.oidc.id_tokens import subject_of_id_token_hint, verify_id_token_hint
 from idp.oidc.models import AccessToken, Application, Consent, Grant, IDToken, RefreshToken
 from idp.oidc.tokens import (
@@ -34,6 +34,26 @@ def _django_request(request: OAuthlibRequest) -> Any:
 
 class Validator(OAuth2Validator):
     oidc_claim_scope = claim_rules.CLAIM_SCOPES
+
+    # --- Client authentication: the way each client is registered for, and only that -----
+
+    def client_authentication_required(self, request: OAuthlibRequest, *args: Any, **kwargs: Any) -> bool:
+        if client_assertion.present(dict(request.decoded_body or ())):
+            return True
+        return super().client_authentication_required(request, *args, **kwargs)
+
+    def authenticate_client(self, request: OAuthlibRequest, *args: Any, **kwargs: Any) -> bool:
+        django_request = _django_request(request)
+        if client_assertion.present(dict(request.decoded_body or ())):
+            record = client_auth.by_assertion(django_request) if django_request is not None else None
+            if record is None or self._load_application(record.client_id, request) is None:
+                return False
+            request.client_id = record.client_id
+            return True
+        if not super().authenticate_client(request, *args, **kwargs):
+            return False
+        # A private_key_jwt client's secret (DOT generates one for every client) proves nothing.
+        return request.client.client_authentication == Application.AUTH_SECRET
 
     # --- Authorization codes: single use, kept after use, replay revokes what they issued ----
 

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
@@ -31,11 +31,14 @@ from audit import services as audit
 from audit.registry import AuditAction
 from core import ratelimit
 from idp.oidc import (
+    client_assertion,
     client_auth,
+    client_cache,
     client_credentials,
     context,
     introspection,
     keys,
+    par,
     refresh,
     services,
     userinfo,
@@ -87,6 +90,33 @@ def _with_issuer(uri: str) -> str:
     return add_params_to_uri(uri, [("iss", settings.IDP_ISSUER)])
 
 
+# Which pushed request the consent form answers, per client, in the browser's session.
+_PUSHED_SESSION_KEY = "idp_pushed_requests"
+# The fields of DOT's consent form that restate the request (AllowForm), overwritten from it.
+_CONSENT_FORM_PARAMETERS = (
+    "redirect_uri",
+    "scope",
+    "nonce",
+    "state",
+    "response_type",
+    "code_challenge",
+    "code_challenge_method",
+    "claims",
+)
+
+
+class _InvalidRequestUriError(oauth_errors.FatalClientError):
+    error = "invalid_request_uri"  # RFC 9126 §7.3
+
+
+def _answers_the_client(response: HttpResponse, request: HttpRequest) -> bool:
+    """Whether `response` sends the browser back to the client (a code or an error)."""
+    if response.status_code not in (301, 302, 303):
+        return False
+    redirect_uri = (request.GET if request.method == "GET" else request.POST).get("redirect_uri") or ""
+    return bool(redirect_uri) and response.get("Location", "").startswith(redirect_uri)
+
+
 class AuthorizationView(dot.AuthorizationView):
     template_name = "oidc/authorize.html"
 
@@ -97,16 +127,65 @@ class AuthorizationView(dot.AuthorizationView):
             # rule, so the request never gets to choose (REQUEST_APPROVAL_PROMPT is "force").
             request.GET = request.GET.copy()
             del request.GET["approval_prompt"]
+        refused = self._pushed_request(request)
+        if refused is not None:
+            return refused
         with context.bind(request):
-            if request.method == "GET" and not request.user.is_authenticated:
-                # Check the client and redirect URI before sending anyone to the login page, so
-                # our login page never fronts a request that could not succeed.
-                self.oauth2_data = {}
-                try:
-                    self.validate_authorization_request(request)
-                except OAuthToolkitError as error:
-                    return self.error_response(error, application=None)
-            return super().dispatch(request, *args, **kwargs)
+            response = self._dispatch(request, *args, **kwargs)
+        pushed = getattr(request, "idp_pushed_request", None)
+        if pushed is not None and _answers_the_client(response, request):
+            par.use_up(pushed)
+        return response
+
+    def _dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method == "GET" and not request.user.is_authenticated:
+            # Check the client and redirect URI before sending anyone to the login page, so
+            # our login page never fronts a request that could not succeed.
+            self.oauth2_data = {}
+            try:
+                self.validate_authorization_request(request)
+            except OAuthToolkitError as error:
+                return self.error_response(error, application=None)
+        return super().dispatch(request, *args, **kwargs)
+
+    def _pushed_request(self, request: HttpRequest) -> HttpResponse | None:
+        """RFC 9126: a `request_uri` stands for the request the client pushed, and the consent
+        form's answer is read against that request, not against what the browser sent back. A
+        client registered to push its requests is refused a request it did not push."""
+        pushed = None
+        client_id = request.GET.get("client_id", "")
+        try:
+            if request.method == "GET" and "request_uri" in request.GET:
+                pushed, parameters = par.open_request(request.GET["request_uri"], client_id)
+                # oauthlib reads the query string, Django's views read GET: both get the request.
+                request.idp_original_query = request.GET
+                request.idp_original_query_string = request.META.get("QUERY_STRING", "")
+                request.GET = QueryDict(mutable=True)
+                request.GET.update(parameters)
+                request.META["QUERY_STRING"] = request.GET.urlencode()
+                request.session.setdefault(_PUSHED_SESSION_KEY, {})[client_id] = pushed
+                request.session.modified = True
+            elif request.method == "POST":
+                client_id = request.POST.get("client_id", "")
+                kept = request.session.get(_PUSHED_SESSION_KEY, {}).get(client_id)
+                if kept is not None:
+                    pushed, parameters = par.reopen(kept, client_id)
+                    request.POST = request.POST.copy()
+                    for name in _CONSENT_FORM_PARAMETERS:
+                        request.POST[name] = parameters.get(name, "")
+        except par.RequestUriError as exc:
+            error = FatalClientError(error=_InvalidRequestUriError(description=str(exc)))
+            return self.error_response(error, application=None)
+        if pushed is not None:
+            request.idp_pushed_request = pushed
+            return None
+        if Application.objects.filter(
+            client_id=client_id, require_pushed_authorization_requests=True
+        ).exists():
+            description = "this client must push its authorization requests first (RFC 9126)"
+            error = FatalClientError(error=oauth_errors.InvalidRequestFatalError(description=description))
+            return self.error_response(error, application=None)
+        return None
 
     def validate_authorization_request(self, request: HttpRequest) -> tuple[list[str], dict[str, Any]]:
         if not request.GET.get("redirect_uri"):
@@ -146,6 +225,8 @@ class AuthorizationView(dot.AuthorizationView):
         # OIDC Core §3.1.2.6: prompt=none without a session answers login_required (with `iss`).
         if "none" in self.request.GET.get("prompt", "").split():
             return self._silent_error(self.request, "login_required")
+        if hasattr(self.request, "idp_original_query_string"):  # back by request_uri, not contents
+            self.request.META["QUERY_STRING"] = self.request.idp_original_query_string
         return super().handle_no_permission()
 
     def _needs_fresh_login(self, request: HttpRequest) -> bool:
@@ -158,7 +239,8 @@ class AuthorizationView(dot.AuthorizationView):
         return authenticated is None or (timezone.now() - authenticated).total_seconds() > max_age
 
     def _login_redirect(self, request: HttpRequest) -> HttpResponse:
-        params = request.GET.copy()
+        # Back to the request as it came: a pushed one by its request_uri, not its contents.
+        params = getattr(request, "idp_original_query", request.GET).copy()
         params.pop("prompt", None)
         next_url = f"{request.path}?{params.urlencode()}"
         login_url = f"{reverse('accounts:login')}?{urlencode({'prompt': 'login'})}"
@@ -276,6 +358,59 @@ class TokenView(dot.TokenView):
 
 
 @method_decorator(csrf_exempt, name="dispatch")
+class PushedAuthorizationRequestView(View):
+    """RFC 9126 §2: the client's authorization request, pushed over the back channel and checked
+    by the same rules as at the authorization endpoint; answered with the `request_uri` the
+    browser then carries instead of the parameters."""
+
+    @method_decorator(never_cache)
+    def post(self, request: HttpRequest) -> HttpResponse:
+        limited = _token_rate_limit(request)
+        if limited is not None:
+            return limited
+        form = request.POST
+        if any(len(form.getlist(name)) > 1 for name in form):
+            return _json_error("invalid_request", "a parameter is repeated")
+        if "request_uri" in form or "request" in form:
+            return _json_error("invalid_request", "request_uri and request cannot be pushed (RFC 9126 §2.1)")
+        client = self._client(request)
+        if client is None:
+            response = _json_error("invalid_client", "client authentication failed", status=401)
+            response["WWW-Authenticate"] = 'Basic realm="par"'
+            return response
+        parameters = {**par.pushed_parameters(form), "client_id": client.client_id}
+        probe = HttpRequest()
+        probe.method, probe.META = "GET", {**request.META, "QUERY_STRING": urlencode(parameters)}
+        probe.path = probe.path_info = reverse("oidc:authorize")
+        probe.GET = QueryDict(mutable=True)
+        probe.GET.update(parameters)
+        try:
+            with context.bind(probe):
+                AuthorizationView().validate_authorization_request(probe)
+        except OAuthToolkitError as exc:
+            error = exc.oauthlib_error
+            return _json_error(error.error, error.description or error.error)
+        request_uri, expires_in = par.push(Application.objects.get(pk=client.pk), parameters)
+        response = JsonResponse({"request_uri": request_uri, "expires_in": expires_in}, status=201)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @staticmethod
+    def _client(request: HttpRequest) -> Any:
+        """The client, authenticated as it is registered (§2: as at the token endpoint); a public
+        client names itself."""
+        if client_assertion.present(request.POST) or "HTTP_AUTHORIZATION" in request.META:
+            return client_auth.authenticate(request)
+        if "client_secret" in request.POST:
+            return client_auth.authenticate(request)
+        client = client_cache.clients.get(request.POST.get("client_id", ""))
+        return client if client is not None and client.client_type == Application.CLIENT_PUBLIC else None
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return _json_error("invalid_request", "use POST", status=405)
+
+
+@method_decorator(csrf_exempt, name="dispatch")
 class RevokeTokenView(dot.RevokeTokenView):
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         with context.bind(request), transaction.atomic():
@@ -288,7 +423,11 @@ class IntrospectTokenView(OAuthLibMixin, View):
     refresh tokens, with `sub`; anything else is `{"active": false}`."""
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if "HTTP_AUTHORIZATION" not in request.META and "client_secret" not in request.POST:
+        if (
+            "HTTP_AUTHORIZATION" not in request.META
+            and "client_secret" not in request.POST
+            and not client_assertion.present(request.POST)
+        ):
             response = _json_error("invalid_client", "client authentication is required", status=401)
             response["WWW-Authenticate"] = 'Basic realm="introspection"'
             return response
@@ -332,6 +471,10 @@ class JwksView(View):
         return response
 
 
+# How confidential clients authenticate (idp.oidc.client_auth); public clients send `none`.
+CLIENT_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
+
+
 class DiscoveryView(View):
     """OpenID Provider Metadata: everything listed here works (each is tested)."""
 
@@ -349,6 +492,8 @@ class DiscoveryView(View):
             "jwks_uri": url("oidc:jwks-info"),
             "end_session_endpoint": url("oidc:rp-initiated-logout"),
             "revocation_endpoint": url("oidc:revoke-token"),
+            "pushed_authorization_request_endpoint": url("oidc:par"),
+            "require_pushed_authorization_requests": False,  # per client (RFC 9126 §6)
             "introspection_endpoint": url("oidc:introspect"),
             "scopes_supported": list(settings.OAUTH2_PROVIDER["SCOPES"]),
             "response_types_supported": ["code"],
@@ -356,13 +501,16 @@ class DiscoveryView(View):
             "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256", "ES256"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-            "revocation_endpoint_auth_methods_supported": [
-                "client_secret_basic",
-                "client_secret_post",
-                "none",
-            ],
-            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "token_endpoint_auth_methods_supported": [*CLIENT_AUTH_METHODS, "none"],
+            "token_endpoint_auth_signing_alg_values_supported": list(client_assertion.SIGNING_ALGORITHMS),
+            "revocation_endpoint_auth_methods_supported": [*CLIENT_AUTH_METHODS, "none"],
+            "revocation_endpoint_auth_signing_alg_values_supported": list(
+                client_assertion.SIGNING_ALGORITHMS
+            ),
+            "introspection_endpoint_auth_methods_supported": list(CLIENT_AUTH_METHODS),
+            "introspection_endpoint_auth_signing_alg_values_supported": list(
+                client_assertion.SIGNING_ALGORITHMS
+            ),
             "code_challenge_methods_supported": ["S256"],
             "claims_supported": sorted(
                 {"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "sid", *CLAIM_SCOPES}

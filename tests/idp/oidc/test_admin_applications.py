@@ -35,6 +35,7 @@ def _form(**extra: str) -> dict:
         "allowed_origins": "",
         "skip_authorization": "on",
         "algorithm": "RS256",
+        "client_authentication": "client_secret",
         **extra,
     }
 
@@ -149,6 +150,7 @@ def test_marking_a_resource_server_is_audited(as_irina):
         "post_logout_redirect_uris": "",
         "allowed_origins": "",
         "resource_server": "on",
+        "client_authentication": "client_secret",  # the radio button as the page sends it
     }
 
     response = as_irina.post(f"{APPS}{app.pk}/change/", form)
