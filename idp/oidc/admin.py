@@ -61,6 +61,8 @@ FORM_FIELDS = [
     "resource_server",
     "algorithm",
     "organisation",
+    "backchannel_logout_uri",
+    "backchannel_logout_session_required",
 ]
 
 
