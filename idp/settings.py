@@ -350,7 +350,8 @@ IDP_SMS_SENDER = env_str("IDP_SMS_SENDER", "IDP")
 # this is on (development, tests).
 IDP_OUTBOUND_ALLOW_LOOPBACK = env_bool("IDP_OUTBOUND_ALLOW_LOOPBACK", DEBUG)
 # Networks (IPs or CIDRs) the operator's SMS gateway may sit on besides public addresses, e.g. an
-# internal gateway at 10.20.0.0/16. Only the SMS gateway gets this; tenants' SSO providers never.
+# internal gateway at 10.20.0.0/16. Only endpoints that operators set get such a list; tenants' SSO
+# providers never.
 IDP_SMS_HTTP_ALLOWED_NETWORKS = env_list("IDP_SMS_HTTP_ALLOWED_NETWORKS")
 # Networks the relying parties' back-channel logout URIs may sit on besides public addresses (the
 # platform's own apps on an internal network); operators register applications, tenants do not.

@@ -134,9 +134,7 @@ def send_logout_token(self: Any, application_id: int, user_id: str, sid: str) ->
     try:
         deliver(application, logout_token(application=application, subject=user_id, sid=sid))
     except outbound.FetchError as exc:
-        # §2.8: a 400 means the receiver refused this token; another copy would be refused alike.
-        refused = exc.reason == outbound.Reason.BAD_STATUS and exc.status is not None and exc.status < 500
-        if not refused and self.request.retries < MAX_RETRIES:
+        if not _final(exc) and self.request.retries < MAX_RETRIES:
             raise self.retry(exc=exc, countdown=RETRY_SECONDS * 2**self.request.retries) from None
         log.warning(
             "back-channel logout failed for good",
@@ -146,6 +144,24 @@ def send_logout_token(self: Any, application_id: int, user_id: str, sid: str) ->
         return "failed"
     _audit(AuditAction.BACKCHANNEL_LOGOUT_SENT, application, user_id, sid, attempt)
     return "sent"
+
+
+# Refused by our fetch policy (core.outbound): another try would be refused alike.
+_REFUSALS = frozenset(
+    {
+        outbound.Reason.INVALID_URL,
+        outbound.Reason.INSECURE_SCHEME,
+        outbound.Reason.FORBIDDEN_ADDRESS,
+        outbound.Reason.REDIRECT,
+    }
+)
+
+
+def _final(error: outbound.FetchError) -> bool:
+    if error.reason in _REFUSALS:
+        return True
+    # §2.8: a 4xx means the receiver refused this token; another copy would be refused alike.
+    return error.reason == outbound.Reason.BAD_STATUS and error.status is not None and error.status < 500
 
 
 def _audit(

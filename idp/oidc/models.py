@@ -164,7 +164,7 @@ def backchannel_uri_errors(uri: str, schemes: list[str]) -> list[str]:
     judges it again, DNS changes)."""
     parts = urlsplit(uri)
     if parts.scheme not in schemes or not parts.hostname:
-        return [_("Enter an absolute URI starting with %(schemes)s.") % {"schemes": " or ".join(schemes)}]
+        return [_("Enter an absolute URI (%(schemes)s).") % {"schemes": ", ".join(schemes)}]
     if parts.fragment or uri.endswith("#"):
         return [_("The URI must not have a fragment.")]
     if any(ch.isspace() for ch in uri):

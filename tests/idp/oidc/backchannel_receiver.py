@@ -47,6 +47,18 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
 
 
 @pytest.fixture
+def celery_retrying_in_process() -> Iterator[None]:
+    """Tasks run in-process, and a task's retries too (a propagated Retry would end the chain at
+    the first attempt): the whole retry sequence happens before the call returns."""
+    from idp.celery import app
+
+    before = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager, app.conf.task_eager_propagates = True, False
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = before
+
+
+@pytest.fixture
 def receiver(settings) -> Iterator[Receiver]:
     settings.IDP_OUTBOUND_ALLOW_LOOPBACK = True  # the receiver listens on 127.0.0.1, plain http
     receiver = Receiver(url="")

@@ -8,7 +8,6 @@ import base64
 import json
 import secrets
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -34,18 +33,6 @@ from tests.idp.oidc.backchannel_receiver import Receiver
 from tests.idp.oidc.conftest import PASSWORD, REDIRECT_URI, Browser, make_app
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_retrying_in_process")]
-
-
-@pytest.fixture
-def celery_retrying_in_process() -> Iterator[None]:
-    """Tasks run in-process, and a task's retries too (a propagated Retry would end the chain at
-    the first attempt): the whole retry sequence happens before the call returns."""
-    from idp.celery import app
-
-    before = app.conf.task_always_eager, app.conf.task_eager_propagates
-    app.conf.task_always_eager, app.conf.task_eager_propagates = True, False
-    yield
-    app.conf.task_always_eager, app.conf.task_eager_propagates = before
 
 
 @pytest.fixture(autouse=True)
