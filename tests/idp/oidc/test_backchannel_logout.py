@@ -8,6 +8,7 @@ import base64
 import json
 import secrets
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -31,6 +32,7 @@ from idp.oidc.backchannel import LOGOUT_EVENT
 from idp.oidc.models import Application, RelyingPartySession
 from tests.idp.oidc.backchannel_receiver import Receiver
 from tests.idp.oidc.conftest import PASSWORD, REDIRECT_URI, Browser, make_app
+from tests.staff import action
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_retrying_in_process")]
 
@@ -197,6 +199,31 @@ def test_a_receiver_that_is_down_is_retried_then_audited_and_the_logout_still_su
     assert _audited(AuditAction.LOGOUT)
 
 
+@pytest.fixture
+def errors_propagated(celery_retrying_in_process: None) -> Iterator[None]:
+    """The embedded default (no broker): tasks run in-process and their errors propagate."""
+    from idp.celery import app
+
+    app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_eager_propagates = False  # as celery_retrying_in_process left it
+
+
+@pytest.mark.usefixtures("errors_propagated")
+def test_without_a_broker_a_receiver_that_is_down_is_tried_once_and_audited(bcl_app, rp_user, free_port):
+    _with_backchannel(bcl_app, f"http://127.0.0.1:{free_port}/backchannel-logout")
+    browser = _signed_in_client(rp_user)
+    _taking_part(bcl_app, browser, rp_user)
+
+    response = browser.post("/accounts/logout/")
+
+    assert response.status_code == 200
+    assert not UserSession.objects.filter(user=rp_user).exists()
+    [failed] = _audited(AuditAction.BACKCHANNEL_LOGOUT_FAILED)
+    assert failed.details["attempts"] == 1
+    assert failed.details["reason"] == "unreachable"
+
+
 # --- every door that ends a session ---------------------------------------------------------------
 
 
@@ -298,6 +325,17 @@ def test_sign_out_everywhere_else_spares_the_current_session(bcl_app, rp_user, r
     assert response.status_code in (200, 302)
     assert _sids_told(receiver) == [elsewhere]
     assert RelyingPartySession.objects.filter(sid=kept).exists()
+
+
+def test_an_operator_ending_a_users_sessions_in_the_admin_logs_them_out(
+    bcl_app, rp_user, receiver: Receiver, as_root
+):
+    sid = _taking_part(bcl_app, _signed_in_client(rp_user), rp_user)
+
+    response = action(as_root, "/admin/accounts/user/", "end_all_sessions", rp_user)
+
+    assert response.status_code == 200
+    assert _sids_told(receiver) == [sid]
 
 
 def test_a_relying_party_without_a_session_of_the_user_is_told_nothing(
