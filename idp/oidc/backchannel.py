@@ -38,15 +38,15 @@ LOGOUT_TOKEN_TYPE = "logout+jwt"
 # Long enough for clock skew and a slow queue, short enough that a captured token is soon useless;
 # each retry signs a fresh token.
 LOGOUT_TOKEN_SECONDS = 120
-# A receiver answers with an empty body (§2.8); anything long or slow is not worth waiting for.
 # Retries after 5, 10, 20, 40 and 80 seconds: a receiver restarting is caught, one that is down
 # for longer is audited as failed about 2.5 minutes after the logout.
 MAX_RETRIES = 5
 RETRY_SECONDS = 5
+# A receiver answers with an empty body (§2.8); anything long or slow is not worth waiting for.
 DELIVERY_LIMITS = outbound.Limits(max_bytes=16 * 1024, connect_seconds=5, read_seconds=10, total_seconds=15)
 
 
-def record_session(*, application: Application, user: Any, sid: str) -> None:
+def record_session(*, application: Application, user: User, sid: str) -> None:
     """Note that `application` was issued an ID token in browser session `sid` of `user`."""
     if not (sid and application.backchannel_logout_uri and getattr(user, "pk", None)):
         return
