@@ -4,9 +4,9 @@ back-channel logout token once the ending transaction commits).
 
 Accounts decide when access ends (a block, a password change or reset, an ended session, a
 logout); the tokens and the relying parties belong to the layer above (idp.oidc), which accounts
-never import. That layer installs the
-implementation when the app registry is ready (idp.oidc.apps), and a system check fails while
-none is installed. Callers run inside their own transaction: the revocation joins it.
+never import. That layer installs the implementation when the app registry is ready
+(idp.oidc.apps), and a system check fails while none is installed. Callers run inside their own
+transaction: the revocation joins it, and the logout tokens wait for its commit.
 """
 
 from __future__ import annotations
