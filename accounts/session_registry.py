@@ -85,8 +85,10 @@ def register(request: HttpRequest, user: User) -> UserSession:
 
 
 def forget(request: HttpRequest) -> None:
-    """Logout: the session ends by itself (Django flushes it); its row goes with it."""
+    """Logout: the session ends by itself (Django flushes it); its row goes with it, and the
+    relying parties that took part in it are told (back-channel logout, after commit)."""
     session = request.session
+    token_revocation.session_logged_out(sessions.sid(request))
     row_id = session.get(ROW)
     if row_id:
         UserSession.objects.filter(pk=row_id).delete()

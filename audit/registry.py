@@ -19,6 +19,11 @@ class AuditAction(models.TextChoices):
     LOGIN_SUCCEEDED = "login.succeeded", _("Login succeeded")
     LOGIN_FAILED = "login.failed", _("Login failed")
     LOGOUT = "logout", _("Logout")
+    BACKCHANNEL_LOGOUT_SENT = "logout.backchannelSent", _("Logout token delivered to an application")
+    BACKCHANNEL_LOGOUT_FAILED = (
+        "logout.backchannelFailed",
+        _("Logout token could not be delivered to an application"),
+    )
     PASSWORD_RESET_REQUESTED = "user.passwordResetRequested", _("Password reset requested")
     SESSION_ENDED = "session.ended", _("Browser session ended")
     SESSIONS_ENDED = "session.allEnded", _("All browser sessions of a user ended")

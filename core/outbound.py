@@ -1,5 +1,6 @@
 """Outbound HTTP made on behalf of configuration: the one way this server fetches a URL that a
-tenant or an operator wrote down (a client's corporate SSO provider, the SMS gateway).
+tenant or an operator wrote down (a client's corporate SSO provider, the SMS gateway, a relying
+party's back-channel logout URI).
 
 Such a URL is someone else's choice, so every fetch defends against server-side request forgery
 (OWASP Top 10 2021 A10; ASVS 4.0.3 V5.2.6, V12.6.1; the OWASP SSRF Prevention Cheat Sheet):

@@ -357,15 +357,21 @@ IDP_OUTBOUND_ALLOW_LOOPBACK = env_bool("IDP_OUTBOUND_ALLOW_LOOPBACK", DEBUG)
 # Short: a captured assertion is a credential until then (its `jti` is refused a second time).
 IDP_CLIENT_ASSERTION_MAX_SECONDS = env_int("IDP_CLIENT_ASSERTION_MAX_SECONDS", 300, minimum=30)
 # Networks (IPs or CIDRs) the operator's SMS gateway may sit on besides public addresses, e.g. an
-# internal gateway at 10.20.0.0/16. Only the SMS gateway gets this; tenants' SSO providers never.
+# internal gateway at 10.20.0.0/16. Only endpoints that operators set get such a list; tenants' SSO
+# providers never.
 IDP_SMS_HTTP_ALLOWED_NETWORKS = env_list("IDP_SMS_HTTP_ALLOWED_NETWORKS")
-for _network in IDP_SMS_HTTP_ALLOWED_NETWORKS:
-    try:
-        ipaddress.ip_network(_network, strict=False)
-    except ValueError:
-        raise ConfigError(
-            f"IDP_SMS_HTTP_ALLOWED_NETWORKS: {_network!r} is not an IP address or network"
-        ) from None
+# Networks the relying parties' back-channel logout URIs may sit on besides public addresses (the
+# platform's own apps on an internal network); operators register applications, tenants do not.
+IDP_BACKCHANNEL_LOGOUT_ALLOWED_NETWORKS = env_list("IDP_BACKCHANNEL_LOGOUT_ALLOWED_NETWORKS")
+for _name, _networks in (
+    ("IDP_SMS_HTTP_ALLOWED_NETWORKS", IDP_SMS_HTTP_ALLOWED_NETWORKS),
+    ("IDP_BACKCHANNEL_LOGOUT_ALLOWED_NETWORKS", IDP_BACKCHANNEL_LOGOUT_ALLOWED_NETWORKS),
+):
+    for _network in _networks:
+        try:
+            ipaddress.ip_network(_network, strict=False)
+        except ValueError:
+            raise ConfigError(f"{_name}: {_network!r} is not an IP address or network") from None
 
 # A login name may repeat across B2B clients (seed 004), so it is unique per client, not globally;
 # the login backend handles the search.

@@ -65,6 +65,8 @@ FORM_FIELDS = [
     "jwks",
     "jwks_uri",
     "require_pushed_authorization_requests",
+    "backchannel_logout_uri",
+    "backchannel_logout_session_required",
 ]
 
 

@@ -11,11 +11,14 @@ class OidcConfig(AppConfig):
     def ready(self) -> None:
         # Imports here, not above: Django loads models after AppConfig classes (app registry).
         from accounts import token_revocation
-        from idp.oidc import client_cache, revocation, signals  # noqa: F401 - connect the hooks
+        from idp.oidc import backchannel, client_cache, revocation, signals  # noqa: F401 - connect the hooks
 
-        # Accounts end access (blocks, password changes, ended sessions); the tokens are ours.
+        # Accounts end access (blocks, password changes, ended sessions, logouts); the tokens and
+        # the relying parties' sessions are ours.
         token_revocation.install(
             token_revocation.Revoker(
-                user_tokens=revocation.revoke_user_tokens, session_tokens=revocation.revoke_session_tokens
+                user_tokens=revocation.revoke_user_tokens,
+                session_tokens=revocation.revoke_session_tokens,
+                relying_party_sessions=backchannel.end_sessions,
             )
         )

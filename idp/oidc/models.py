@@ -11,7 +11,9 @@ honours: one flag, so the interactive and the `prompt=none` paths cannot disagre
 from __future__ import annotations
 
 from typing import NoReturn
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
@@ -25,6 +27,7 @@ from oauth2_provider.models import (
 )
 from oauth2_provider.validators import AllowedURIValidator
 
+from core import outbound
 from idp.oidc import client_keys
 
 
@@ -102,6 +105,23 @@ class Application(AbstractApplication):
         help_text=_("Refuse authorization requests this client did not push to the PAR endpoint first."),
     )
 
+    # OpenID Connect Back-Channel Logout 1.0 §2.2: where a logout token is POSTed when a session
+    # this relying party took part in ends (idp.oidc.backchannel).
+    backchannel_logout_uri = models.CharField(
+        _("back-channel logout URI"),
+        max_length=512,
+        blank=True,
+        help_text=_(
+            "The relying party's endpoint that receives a signed logout token when the user's session "
+            "ends (https; no fragment). Empty: no back-channel logout."
+        ),
+    )
+    backchannel_logout_session_required = models.BooleanField(
+        _("back-channel logout needs the session ID"),
+        default=False,
+        help_text=_("The relying party needs the session ID (sid) in the logout token."),
+    )
+
     class Meta(AbstractApplication.Meta):
         db_table = "oauth_applications"
         verbose_name = _("application")
@@ -154,6 +174,10 @@ class Application(AbstractApplication):
                 )(uri)
             except ValidationError as exc:
                 errors.setdefault("post_logout_redirect_uris", []).extend(exc.messages)
+        if self.backchannel_logout_uri:
+            errors_of_uri = backchannel_uri_errors(self.backchannel_logout_uri, self.get_allowed_schemes())
+            if errors_of_uri:
+                errors.setdefault("backchannel_logout_uri", []).extend(errors_of_uri)
         if errors:
             raise ValidationError(errors)
 
@@ -184,6 +208,29 @@ class Application(AbstractApplication):
 
     def post_logout_redirect_uri_allowed(self, uri: str) -> bool:
         return uri in self.post_logout_redirect_uris.split()
+
+
+def backchannel_uri_errors(uri: str, schemes: list[str]) -> list[str]:
+    """What is wrong with a back-channel logout URI, judged when it is saved: an absolute URI of an
+    allowed scheme (https; http too where redirect URIs may use it), no fragment (Back-Channel
+    Logout §2.2), and an address the outbound fetcher may reach (core.outbound; every delivery
+    judges it again, DNS changes)."""
+    parts = urlsplit(uri)
+    if parts.scheme not in schemes or not parts.hostname:
+        return [_("Enter an absolute URI (%(schemes)s).") % {"schemes": ", ".join(schemes)}]
+    if parts.fragment or uri.endswith("#"):
+        return [_("The URI must not have a fragment.")]
+    if any(ch.isspace() for ch in uri):
+        return [_("The URI must not contain spaces.")]
+    try:
+        outbound.check_url(
+            uri,
+            allowed_networks=settings.IDP_BACKCHANNEL_LOGOUT_ALLOWED_NETWORKS,
+            resolve_host=False,  # no DNS at save time: the delivery resolves and checks
+        )
+    except outbound.FetchError as exc:
+        return [_("This address cannot receive logout tokens: %(reason)s.") % {"reason": exc.message}]
+    return []
 
 
 class Grant(AbstractGrant):
@@ -244,6 +291,38 @@ class IDToken(AbstractIDToken):
         db_table = "oauth_id_tokens"
         verbose_name = _("ID token")
         verbose_name_plural = _("ID tokens")
+
+
+class RelyingPartySession(models.Model):
+    """A relying party that was issued an ID token in a browser session (OIDC `sid`): whom a
+    back-channel logout reaches when that session ends. Written only for applications with a
+    back-channel logout URI; a row goes when its logout token is queued."""
+
+    application = models.ForeignKey(
+        Application,
+        on_delete=models.CASCADE,
+        related_name="relying_party_sessions",
+        verbose_name=_("application"),
+    )
+    user = models.ForeignKey(
+        "accounts.User",
+        on_delete=models.CASCADE,
+        related_name="relying_party_sessions",
+        verbose_name=_("user"),
+    )
+    sid = models.CharField(_("session ID (sid)"), max_length=64, db_index=True)
+    created_at = models.DateTimeField(_("signed in"), default=timezone.now)
+
+    class Meta:
+        db_table = "oauth_relying_party_sessions"
+        verbose_name = _("relying party session")
+        verbose_name_plural = _("relying party sessions")
+        constraints = [
+            models.UniqueConstraint(fields=["application", "sid"], name="one_rp_session_per_sid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.application_id} in {self.sid}"
 
 
 class SigningKey(models.Model):

@@ -74,6 +74,8 @@ APPLICATION_FIELDS = frozenset(
         "jwks",
         "jwks_uri",
         "require_pushed_authorization_requests",  # RFC 9126: PAR only
+        "backchannel_logout_uri",  # where its logout tokens go (idp.oidc.backchannel)
+        "backchannel_logout_session_required",
     }
 )
 _URI_LISTS = ("redirect_uris", "post_logout_redirect_uris", "allowed_origins")
@@ -84,7 +86,10 @@ def _normalised(values: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ValidationError(f"these fields cannot be set here: {', '.join(sorted(unknown))}")
     # URI lists are compared as exact strings (RFC 9700 §2.1): one space between, nothing around.
-    return {k: " ".join(v.split()) if k in _URI_LISTS else v for k, v in values.items()}
+    normalised = {k: " ".join(v.split()) if k in _URI_LISTS else v for k, v in values.items()}
+    if isinstance(normalised.get("backchannel_logout_uri"), str):
+        normalised["backchannel_logout_uri"] = normalised["backchannel_logout_uri"].strip()
+    return normalised
 
 
 def _audit_details(app: Application, fields: list[str], *, created: bool) -> dict[str, Any]:

@@ -14,8 +14,16 @@ from oauthlib.common import Request as OAuthlibRequest
 from accounts import assurance, sessions
 from audit import services as audit
 from audit.registry import AuditAction
+from idp.oidc import (
+    backchannel,
+    client_assertion,
+    client_auth,
+    client_credentials,
+    context,
+    introspection,
+    revocation,
+)
 from idp.oidc import claims as claim_rules
-from idp.oidc import client_assertion, client_auth, client_credentials, context, introspection, revocation
 from idp.oidc.id_tokens import subject_of_id_token_hint, verify_id_token_hint
 from idp.oidc.models import AccessToken, Application, Consent, Grant, IDToken, RefreshToken
 from idp.oidc.tokens import (
@@ -315,6 +323,10 @@ class Validator(OAuth2Validator):
         signed, jti, expiration_time = self.sign_id_token(id_token, token, request)
         with transaction.atomic():
             saved = self._save_id_token(jti, request, expiration_time)
+            # The relying party now takes part in the session: its end logs it out (back-channel).
+            backchannel.record_session(
+                application=request.client, user=request.user, sid=str(id_token.get("sid") or "")
+            )
         request.access_token = request.id_token = saved
         return signed
 

@@ -520,6 +520,9 @@ class DiscoveryView(View):
             "request_parameter_supported": False,
             "request_uri_parameter_supported": False,
             "authorization_response_iss_parameter_supported": True,
+            # OIDC Back-Channel Logout 1.0 §2.1: logout tokens, with `sid` (idp.oidc.backchannel).
+            "backchannel_logout_supported": True,
+            "backchannel_logout_session_supported": True,
             "ui_locales_supported": [code for code, _ in settings.LANGUAGES],
         }
         response = JsonResponse(data)

@@ -6,12 +6,14 @@ from __future__ import annotations
 import pytest
 
 from accounts import token_revocation
-from idp.oidc import revocation
+from idp.oidc import backchannel, revocation
 
 
 def test_the_oidc_layer_installs_the_revoker():
     assert token_revocation.PORT.get() == token_revocation.Revoker(
-        user_tokens=revocation.revoke_user_tokens, session_tokens=revocation.revoke_session_tokens
+        user_tokens=revocation.revoke_user_tokens,
+        session_tokens=revocation.revoke_session_tokens,
+        relying_party_sessions=backchannel.end_sessions,
     )
     assert token_revocation.check_installed() == []
 

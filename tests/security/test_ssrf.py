@@ -18,18 +18,21 @@ import json
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.test import Client
 
 from accounts import services as accounts
 from accounts import sms
-from accounts.models import Role, User
+from accounts.models import Role, User, UserSession
 from audit.models import AuditLog
 from audit.registry import AuditAction
 from clients import services
 from clients.models import IdentityProvider, Organisation
 from core.outbound import FetchError, Reason
+from idp.oidc import backchannel
 from tests.accounts.sso.upstream import CLIENT_ID, CLIENT_SECRET, FakeUpstream
 from tests.core.network import FakeDNS, LocalServer, answer, certificate_authority, redirect
-from tests.idp.oidc.conftest import Browser
+from tests.idp.oidc.backchannel_receiver import celery_retrying_in_process  # noqa: F401 - fixture
+from tests.idp.oidc.conftest import Browser, make_app
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -353,3 +356,69 @@ def test_an_sms_gateway_on_a_private_network_needs_the_operators_allow_list(sett
             sms.HTTPGateway().send("+79990001122", "code")
         assert caught.value.reason is Reason.TLS
     assert gateway.hits == []
+
+
+# --- back-channel logout: a relying party's logout URI is an operator's URL like any other --------
+
+
+def _logout_uri_failure() -> dict:
+    return AuditLog.objects.get(action=AuditAction.BACKCHANNEL_LOGOUT_FAILED).details
+
+
+@pytest.fixture
+def signed_in_to_rp(acme, client_admin):
+    """`client_admin` signed in, and a relying party issued an ID token in that session."""
+
+    from idp.oidc import backchannel
+
+    browser = Client()
+    assert (
+        browser.post(
+            "/accounts/login/", {"username": "acme-boss", "password": "boss-password-42"}
+        ).status_code
+        == 302
+    )
+    app, _secret = make_app(skip_authorization=True)
+    sid = UserSession.objects.get(user=client_admin).sid
+    backchannel.record_session(application=app, user=client_admin, sid=sid)  # no URI yet: not noted
+    return browser, app, sid
+
+
+@pytest.mark.usefixtures("celery_retrying_in_process")
+def test_a_logout_uri_redirecting_to_an_internal_address_is_refused_not_followed(
+    signed_in_to_rp, client_admin, internal, settings
+):
+    browser, app, sid = signed_in_to_rp
+    settings.IDP_OUTBOUND_ALLOW_LOOPBACK = True  # both servers are on 127.0.0.1: only "no redirects" stands
+    with LocalServer({"/logout": redirect(f"{internal.url}{METADATA}", body=MARKER.encode())}) as evil:
+        app.backchannel_logout_uri = f"{evil.url}/logout"
+        app.save()
+        backchannel.record_session(application=app, user=client_admin, sid=sid)
+
+        response = browser.post("/accounts/logout/")
+
+    assert response.status_code == 200  # the user is signed out whatever the relying party did
+    assert [hit.path for hit in evil.hits] == ["/logout"]  # once: a refusal is not retried
+    assert internal.hits == []
+    failure = _logout_uri_failure()
+    assert (failure["reason"], failure["attempts"]) == ("redirect", 1)
+    _nothing_leaked("")
+
+
+@pytest.mark.usefixtures("celery_retrying_in_process")
+def test_a_logout_uri_whose_name_now_resolves_to_a_private_address_is_refused_when_delivered(
+    signed_in_to_rp, client_admin, dns, settings
+):
+    _browser, app, sid = signed_in_to_rp
+    settings.IDP_OUTBOUND_ALLOW_LOOPBACK = False
+    app.backchannel_logout_uri = "https://rp.acme-corp.test/backchannel-logout"
+    app.full_clean()  # public, or not resolvable yet, when saved
+    app.save()
+    backchannel.record_session(application=app, user=client_admin, sid=sid)
+    dns.add("rp.acme-corp.test", ["10.1.2.3"])  # then DNS points inward
+
+    assert accounts.block_user(actor=None, user=client_admin, reason="test").status == User.Status.BLOCKED
+
+    failure = _logout_uri_failure()
+    assert (failure["reason"], failure["attempts"]) == ("forbidden_address", 1)
+    assert "rp.acme-corp.test" in dns.lookups

@@ -18,6 +18,7 @@ from accounts import services as accounts
 from accounts.models import Role, User
 from idp.oidc.models import Application
 from tests.conftest import Provider
+from tests.idp.oidc.backchannel_receiver import celery_retrying_in_process, receiver  # noqa: F401 - fixtures
 
 REDIRECT_URI = "https://rp.example.com/callback"
 LOGOUT_REDIRECT_URI = "https://rp.example.com/signed-out"

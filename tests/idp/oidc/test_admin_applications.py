@@ -74,6 +74,9 @@ def test_registering_shows_the_secret_once_and_stores_only_its_hash(as_irina, ir
         ("post_logout_redirect_uris", "ftp://portal.example.com/"),
         ("authorization_grant_type", "implicit"),
         ("algorithm", "HS256"),
+        ("backchannel_logout_uri", "http://portal.example.com/logout"),
+        ("backchannel_logout_uri", "https://192.168.1.10/logout"),
+        ("backchannel_logout_uri", "https://portal.example.com/logout#x"),
     ],
 )
 def test_a_bad_registration_is_shown_on_the_form_and_writes_nothing(as_irina, field, value):
@@ -115,6 +118,28 @@ def test_a_change_is_audited_with_what_changed(as_irina):
         "fields": ["redirect_uris"],
         "redirect_uris": "https://portal.example.com/callback https://evil.example.com/cb",
     }
+
+
+def test_back_channel_logout_is_switched_on_in_the_admin(as_irina):
+    app, _ = services.register_application(actor=None, values={**_form(), "skip_authorization": True})
+    page = as_irina.get(f"{APPS}{app.pk}/change/").content.decode()
+    assert 'name="backchannel_logout_uri"' in page
+    assert 'name="backchannel_logout_session_required"' in page
+
+    response = as_irina.post(
+        f"{APPS}{app.pk}/change/",
+        _form(
+            backchannel_logout_uri="https://portal.example.com/backchannel-logout",
+            backchannel_logout_session_required="on",
+        ),
+    )
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    app.refresh_from_db()
+    assert app.backchannel_logout_uri == "https://portal.example.com/backchannel-logout"
+    assert app.backchannel_logout_session_required
+    entry = AuditLog.objects.filter(action=AuditAction.OIDC_APPLICATION_CHANGED).latest("id")
+    assert entry.details["fields"] == ["backchannel_logout_session_required", "backchannel_logout_uri"]
 
 
 def test_a_new_secret_replaces_the_old_one(as_irina):

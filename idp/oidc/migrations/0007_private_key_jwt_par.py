@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('oidc', '0005_branding'),
+        ('oidc', '0006_backchannel_logout'),
     ]
 
     operations = [
