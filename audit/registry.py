@@ -58,6 +58,10 @@ class AuditAction(models.TextChoices):
     PERMISSION_CHANGED = "permission.changed", _("Permission description changed")
     PERMISSION_DELETED = "permission.deleted", _("Permission deleted")
     OIDC_APPLICATION_CHANGED = "oidc.application.changed", _("OAuth application registered or changed")
+    OIDC_RESOURCE_SERVER_CHANGED = (
+        "oidc.resourceServer.changed",
+        _("API (resource server) registered or changed"),
+    )
     AUDIT_EXPORTED = "audit.exported", _("Audit log exported")
     ACCESS_DENIED = "access.denied", _("An action on an account was refused (permission or rank)")
     SESSION_STEP_UP = "session.stepUpRequired", _("Session below the 2FA policy: second factor asked again")

@@ -34,7 +34,7 @@ from accounts.admin.users import add_user_page_section, overview_table, short_ti
 from accounts.models import User
 from core.read_only_admin import ReadOnlyModelAdmin
 from idp.oidc import keys, services
-from idp.oidc.models import AccessToken, Application, Grant, IDToken, RefreshToken, SigningKey
+from idp.oidc.models import AccessToken, Application, Grant, IDToken, RefreshToken, ResourceServer, SigningKey
 
 
 def _connected_applications(user: User) -> tuple[str, SafeString]:
@@ -203,6 +203,34 @@ class ApplicationAdmin(ServiceModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Application | None = None) -> bool:
         # Deleting would drop its tokens' rows without blacklisting them: issue a new secret and
         # remove its redirect URIs instead (both audited).
+        return False
+
+
+@admin.register(ResourceServer)
+class ResourceServerAdmin(ServiceModelAdmin):
+    """APIs that clients name with `resource` (RFC 8707): each gets tokens of its own audience."""
+
+    list_display = ["name", "identifier", "scopes", "client"]
+    search_fields = ["name", "identifier"]
+    fields = ["name", "identifier", "scopes", "client"]
+    autocomplete_fields = ["client"]
+
+    def save_model(
+        self, request: HttpRequest, obj: ResourceServer, form: forms.ModelForm, change: bool
+    ) -> None:
+        fields = list(form.changed_data) if change else list(services.RESOURCE_SERVER_FIELDS)
+        calling(
+            partial(
+                services.save_resource_server,
+                actor=request.user,
+                server=obj,
+                fields=fields,
+                created=not change,
+            )
+        )
+
+    def has_delete_permission(self, request: HttpRequest, obj: ResourceServer | None = None) -> bool:
+        # Tokens already issued for it still name it; an API that goes away is renamed or kept.
         return False
 
 

@@ -23,7 +23,7 @@ from oauthlib.oauth2.rfc6749 import errors
 
 from audit import services as audit
 from audit.registry import AuditAction
-from idp.oidc import client_auth, responses, tokens
+from idp.oidc import client_auth, resources, responses, tokens
 from idp.oidc.client_cache import ClientRecord
 from idp.oidc.models import AccessToken, Application
 
@@ -53,7 +53,7 @@ def default_service_scopes() -> list[str]:
 def token_response(request: HttpRequest) -> HttpResponse:
     """Answer a token request whose grant_type is client_credentials (inside no transaction)."""
     try:
-        client, scopes = _validate(request)
+        client, scopes, apis = _validate(request)
     except errors.OAuth2Error as error:
         return responses.no_store_json(error.json, error.status_code, error.headers)
     now = time.time()
@@ -63,7 +63,7 @@ def token_response(request: HttpRequest) -> HttpResponse:
     access_token = tokens.sign(
         {
             "iss": settings.IDP_ISSUER,
-            "aud": settings.IDP_ACCESS_TOKEN_AUDIENCE,
+            "aud": resources.audience(apis),
             "client_id": client.client_id,
             "scope": scope,
             "jti": jti,
@@ -76,7 +76,7 @@ def token_response(request: HttpRequest) -> HttpResponse:
         algorithm=tokens.signing_algorithm(client),
     )
     try:
-        _save(client, access_token, jti, scope, datetime.fromtimestamp(int(now) + expires_in, UTC))
+        _save(client, access_token, jti, scope, datetime.fromtimestamp(int(now) + expires_in, UTC), apis)
     except DatabaseError:
         # The client was deleted between the cached lookup and the INSERT (its foreign key).
         if not Application.objects.filter(pk=client.pk).exists():
@@ -87,8 +87,9 @@ def token_response(request: HttpRequest) -> HttpResponse:
     return responses.no_store_json(json.dumps(body))
 
 
-def _validate(request: HttpRequest) -> tuple[ClientRecord, list[str]]:
-    """oauthlib's ClientCredentialsGrant.validate_token_request, in its order."""
+def _validate(request: HttpRequest) -> tuple[ClientRecord, list[str], list[str]]:
+    """oauthlib's ClientCredentialsGrant.validate_token_request, in its order; then the APIs
+    named by `resource` (RFC 8707), whose allowed scopes bound the token's."""
     for param in ("grant_type", "scope"):
         if len(request.POST.getlist(param)) > 1:
             raise errors.InvalidRequestError(description=f"Duplicate {param} parameter.")
@@ -101,18 +102,38 @@ def _validate(request: HttpRequest) -> tuple[ClientRecord, list[str]]:
     if not set(scopes) <= set(settings.OAUTH2_PROVIDER["SCOPES"]):
         raise errors.InvalidScopeError()
     refuse_user_scopes(scopes)
-    return client, scopes
+    try:
+        apis = resources.servers(request.POST.getlist("resource"))
+    except resources.UnknownResourceError as exc:
+        raise errors.CustomOAuth2Error(error="invalid_target", description=str(exc)) from None
+    for api in apis:
+        allowed = api.allowed_scopes()
+        if allowed is not None and not set(scopes) <= allowed:
+            raise errors.InvalidScopeError(
+                description=f"{api.identifier} accepts only: {' '.join(sorted(allowed))}"
+            )
+    return client, scopes, [api.identifier for api in apis]
 
 
-def _save(client: ClientRecord, raw_token: str, jti: str, scope: str, expires: datetime) -> None:
+def _save(
+    client: ClientRecord, raw_token: str, jti: str, scope: str, expires: datetime, apis: list[str]
+) -> None:
     """The token row (revocation and introspection need it), its audit record and that record's
     event: one statement on PostgreSQL."""
-    row = AccessToken(user=None, application_id=client.pk, scope=scope, expires=expires, jti=jti)
+    row = AccessToken(
+        user=None, application_id=client.pk, scope=scope, expires=expires, jti=jti, resource=apis
+    )
     set_token_value(row, raw_token)  # RFC 9700 storage: the checksum, not the token
     audit.create_recorded(
         row,
         AuditAction.TOKEN_ISSUED,
         actor=None,
         target=client.audit_ref(),
-        details={"grantType": GRANT_TYPE, "clientId": client.client_id, "scope": scope, "jti": jti},
+        details={
+            "grantType": GRANT_TYPE,
+            "clientId": client.client_id,
+            "scope": scope,
+            "jti": jti,
+            **({"resource": apis} if apis else {}),
+        },
     )

@@ -17,7 +17,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
-from idp.oidc import client_auth, responses
+from idp.oidc import client_auth, resources, responses
 from idp.oidc.tokens import TokenError, verify_access_token
 
 # What an active access token's introspection says: its own claims, under RFC 7662 §2.2's names
@@ -39,17 +39,18 @@ ANSWERED_CLAIMS = (
 
 
 def access_token_answer(
-    token: str, caller_client_id: str, caller_is_resource_server: bool
+    token: str, caller_pk: int, caller_client_id: str, caller_is_resource_server: bool
 ) -> dict[str, Any] | None:
     """The claims to answer for an access token, or None (`active: false`): it must verify
-    offline (signature, expiry, audience, blacklist), and RFC 7662 §4: a client learns about its
-    own tokens only; a resource server (an API that accepts other clients' tokens) about any
-    access token. Anything else gets the answer a token that does not exist gets."""
+    offline (signature, expiry, blacklist; any audience of ours), and RFC 7662 §4: a client
+    learns about its own tokens; a platform API (`resource_server`) about any token for the
+    platform; an API registered for `resource` about tokens for it (idp.oidc.resources).
+    Anything else gets the answer a token that does not exist gets."""
     try:
-        verified = verify_access_token(token)
+        verified = verify_access_token(token, any_audience=True)
     except TokenError:
         return None
-    if not (caller_is_resource_server or verified.client_id == caller_client_id):
+    if not resources.may_introspect(caller_pk, caller_is_resource_server, caller_client_id, verified.raw):
         return None
     raw = verified.raw
     return {name: raw[name] for name in ANSWERED_CLAIMS if name in raw} | {"token_type": "Bearer"}
@@ -68,6 +69,6 @@ def fast_response(request: HttpRequest) -> HttpResponse | None:
     caller = client_auth.authenticate(request)
     if caller is None:
         return None
-    claims = access_token_answer(given[0], caller.client_id, caller.resource_server)
+    claims = access_token_answer(given[0], caller.pk, caller.client_id, caller.resource_server)
     body = {"active": False} if claims is None else {"active": True, **claims}
     return responses.no_store_json(json.dumps(body))

@@ -445,3 +445,74 @@ class PushedAuthorizationRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.application_id}:{self.digest[:12]}"
+
+
+def _is_resource_uri(value: str) -> bool:
+    """RFC 8707 §2: an absolute URI, no fragment; here https with a host and no userinfo."""
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme == "https" and bool(parts.hostname) and not parts.fragment and "@" not in parts.netloc
+
+
+class ResourceServer(models.Model):
+    """An API that accepts our access tokens, named by its identifier URI (RFC 8707 `resource`).
+
+    A token requested with `resource=<identifier>` is issued for that API alone: its `aud` is the
+    identifier, not the platform's audience, so the platform's validators and every other API
+    refuse it, and introspection answers about it only to this API's own client and the client
+    the token was issued to.
+    """
+
+    name = models.CharField(_("name"), max_length=100)
+    identifier = models.CharField(
+        _("identifier (resource URI)"),
+        max_length=255,
+        unique=True,
+        help_text=_(
+            "An absolute https URI, e.g. https://api.example.com/parcels: what clients send as `resource`."
+        ),
+    )
+    scopes = models.CharField(
+        _("allowed scopes"),
+        max_length=500,
+        blank=True,
+        help_text=_("Space separated; a service token for this API may carry only these. Empty: any."),
+    )
+    client = models.ForeignKey(
+        Application,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="resource_servers",
+        verbose_name=_("its own client"),
+        help_text=_("The API's confidential client: it may introspect tokens issued for this API."),
+    )
+    created = models.DateTimeField(_("created"), auto_now_add=True)
+    updated = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        db_table = "oauth_resource_servers"
+        ordering = ["name"]
+        verbose_name = _("API (resource server)")
+        verbose_name_plural = _("APIs (resource servers)")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.identifier})"
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+        if not _is_resource_uri(self.identifier):
+            errors["identifier"] = [_("an absolute https URI without a fragment")]
+        unknown = set(self.scopes.split()) - set(settings.OAUTH2_PROVIDER["SCOPES"])
+        if unknown:
+            errors["scopes"] = [_("unknown scopes: %(scopes)s") % {"scopes": " ".join(sorted(unknown))}]
+        if self.client is not None and self.client.client_type != Application.CLIENT_CONFIDENTIAL:
+            errors["client"] = [_("an API's own client is a confidential client")]
+        if errors:
+            raise ValidationError(errors)
+
+    def allowed_scopes(self) -> set[str] | None:
+        """The scopes a service token for this API may carry; None: any."""
+        return set(self.scopes.split()) or None

@@ -42,6 +42,7 @@ PARAMETERS = frozenset(
         "claims_locales",
         "display",
         "acr_values",
+        "resource",  # one API (RFC 8707); several go on the token request
     }
 )
 

@@ -21,7 +21,7 @@ from audit import services as audit
 from audit.registry import AuditAction
 from core.permissions import Permission
 from idp.oidc import keys, revocation
-from idp.oidc.models import AccessToken, Application, Consent, RefreshToken, SigningKey
+from idp.oidc.models import AccessToken, Application, Consent, RefreshToken, ResourceServer, SigningKey
 
 
 @transaction.atomic
@@ -149,6 +149,26 @@ def update_application(
         details=_audit_details(locked, changed, created=False),
     )
     return locked
+
+
+RESOURCE_SERVER_FIELDS = ("name", "identifier", "scopes", "client")
+
+
+@transaction.atomic
+def save_resource_server(
+    *, actor: User | None, server: ResourceServer, fields: list[str], created: bool
+) -> ResourceServer:
+    """Register or change an API (RFC 8707 resource server): validated, saved and audited."""
+    require(actor, Permission.APPLICATION_MANAGE)
+    server.scopes = " ".join(server.scopes.split())
+    server.full_clean()
+    server.save()
+    details: dict[str, Any] = {"created": created, "identifier": server.identifier, "fields": sorted(fields)}
+    details.update({name: getattr(server, name) for name in ("name", "scopes") if name in fields})
+    if "client" in fields:
+        details["client"] = server.client.client_id if server.client_id else None
+    audit.record(AuditAction.OIDC_RESOURCE_SERVER_CHANGED, actor=actor, target=server, details=details)
+    return server
 
 
 @transaction.atomic

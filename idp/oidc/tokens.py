@@ -21,7 +21,7 @@ from joserfc.jws import JWSRegistry
 from oauthlib.common import Request as OAuthlibRequest
 
 from core.bounded_json import load_json_body
-from idp.oidc import blacklist, keys
+from idp.oidc import blacklist, keys, resources
 from idp.oidc.claims import user_claims
 
 ACCESS_TOKEN_TYPE = "at+jwt"  # RFC 9068 §2.1
@@ -101,7 +101,7 @@ def generate_access_token(request: OAuthlibRequest) -> str:
     client_id = request.client.client_id
     claims: dict[str, Any] = {
         "iss": settings.IDP_ISSUER,
-        "aud": settings.IDP_ACCESS_TOKEN_AUDIENCE,
+        "aud": resources.audience(resources.token_resources(request)),
         "client_id": client_id,
         "scope": " ".join(request.scopes or []),
         "jti": jti,
@@ -213,8 +213,12 @@ def _verified_access_claims(token: str) -> dict[str, Any]:
     return verified_claims(token, typs=ACCESS_TOKEN_TYPS)
 
 
-def verify_access_token(token: str, *, check_revocation: bool = True) -> AccessTokenClaims:
-    """Check signature, type, expiry, issuer, audience and revocation; raise TokenError if any fails."""
+def verify_access_token(
+    token: str, *, check_revocation: bool = True, any_audience: bool = False
+) -> AccessTokenClaims:
+    """Check signature, type, expiry, issuer, audience and revocation; raise TokenError if any fails.
+    The audience is the platform's, unless `any_audience` (introspection, which then decides who
+    may learn about a token for an API: idp.oidc.resources)."""
     if not token or len(token) > 8192:
         raise TokenError("malformed", "token missing or too long")
     claims = _verified_access_claims(token)
@@ -228,7 +232,7 @@ def verify_access_token(token: str, *, check_revocation: bool = True) -> AccessT
         raise TokenError("wrong_issuer", "token comes from another issuer")
     audience = claims.get("aud")
     audiences = audience if isinstance(audience, list) else [audience]
-    if settings.IDP_ACCESS_TOKEN_AUDIENCE not in audiences:
+    if not any_audience and settings.IDP_ACCESS_TOKEN_AUDIENCE not in audiences:
         raise TokenError("wrong_audience", "token is not meant for this audience")
     jti, sub = claims.get("jti"), claims.get("sub")
     if not isinstance(jti, str) or not isinstance(sub, str):

@@ -26,6 +26,7 @@ from idp.oidc import (
 from idp.oidc import claims as claim_rules
 from idp.oidc.id_tokens import subject_of_id_token_hint, verify_id_token_hint
 from idp.oidc.models import AccessToken, Application, Consent, Grant, IDToken, RefreshToken
+from idp.oidc.resources import RegisteredResourcesMixin
 from idp.oidc.tokens import (
     TokenError,
     methods_of,
@@ -40,7 +41,7 @@ def _django_request(request: OAuthlibRequest) -> Any:
     return context.http_request()
 
 
-class Validator(OAuth2Validator):
+class Validator(RegisteredResourcesMixin, OAuth2Validator):
     oidc_claim_scope = claim_rules.CLAIM_SCOPES
 
     # --- Client authentication: the way each client is registered for, and only that -----
@@ -378,12 +379,13 @@ class Validator(OAuth2Validator):
     def introspect_token(
         self, token: str, token_type_hint: str | None, request: OAuthlibRequest, *args: Any, **kwargs: Any
     ) -> dict[str, Any] | None:
-        # RFC 7662 §4: a client learns about its own tokens only; a resource server (an API that
-        # accepts other clients' tokens) about any access token. Anything else is `active: false`,
-        # the same answer as for a token that does not exist.
+        # RFC 7662 §4, as introspection.access_token_answer states it (audiences included);
+        # anything else is `active: false`, the same answer as for a token that does not exist.
         caller: Application = request.client
         if token_type_hint != "refresh_token":
-            claims = introspection.access_token_answer(token, caller.client_id, caller.resource_server)
+            claims = introspection.access_token_answer(
+                token, caller.pk, caller.client_id, caller.resource_server
+            )
             if claims is not None:
                 return claims
         refresh = (

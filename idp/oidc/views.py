@@ -40,6 +40,7 @@ from idp.oidc import (
     keys,
     par,
     refresh,
+    resources,
     services,
     userinfo,
 )
@@ -202,6 +203,19 @@ class AuthorizationView(dot.AuthorizationView):
         # oauthlib reads a missing method as `plain`; RFC 9700 §2.1.1: S256 only.
         if credentials.get("code_challenge") and credentials.get("code_challenge_method") != "S256":
             raise self._redirected_error("code_challenge_method must be S256", credentials)
+        # RFC 8707: each `resource` a registered API; on the grant as a list, every one of them
+        # (oauthlib hands over the last as a string, which the grant's field refuses).
+        named = request.GET.getlist("resource")
+        try:
+            resources.servers(named)
+        except resources.UnknownResourceError as exc:
+            error = oauth_errors.CustomOAuth2Error(
+                error="invalid_target", description=str(exc), state=credentials.get("state")
+            )
+            raise OAuthToolkitError(error=error, redirect_uri=credentials["redirect_uri"]) from None
+        credentials.pop("resource", None)
+        if named:
+            credentials["resource"] = named
         max_age = request.GET.get("max_age")
         if max_age is not None and not MAX_AGE.fullmatch(max_age):
             raise self._redirected_error(
