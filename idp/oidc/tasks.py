@@ -3,7 +3,7 @@ from __future__ import annotations
 from celery import shared_task
 from oauth2_provider.models import clear_expired
 
-from idp.oidc import blacklist, services
+from idp.oidc import blacklist, device, services
 
 
 @shared_task(name="oidc.rotate_keys_if_due")
@@ -13,8 +13,10 @@ def rotate_keys_if_due() -> str:
 
 @shared_task(name="oidc.clear_expired")
 def clear_expired_tokens() -> int:
-    """DOT's expired-token clean-up plus blacklist rows of tokens that expired anyway."""
+    """DOT's expired-token clean-up, device authorizations nobody finished (their expiry audited)
+    or that ended a day ago, plus blacklist rows of tokens that expired anyway."""
     clear_expired()
+    device.prune()
     return blacklist.prune()
 
 
