@@ -33,9 +33,9 @@ from idp.oidc.models import Application, DeviceGrant
 GRANT_TYPE = Application.GRANT_DEVICE_CODE  # urn:ietf:params:oauth:grant-type:device_code
 
 # RFC 8628 §6.1: consonants only (no vowels, so no words; no 0/O, 1/I look-alikes), upper case
-# so that case does not matter. 20^8 codes ≈ 34.5 bits, as in §5.1's example; with codes that
-# live minutes and typing limited per person and per address (settings "device-code-*"), a
-# guess at random succeeds with odds far below one in a million.
+# so that case does not matter. 20^8 codes ≈ 34.5 bits, as in §5.1's example: a random guess
+# hits one of a thousand waiting codes once in 25 million tries, and codes live minutes while
+# typing is limited per person and per address (settings "device-code-*").
 USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"
 USER_CODE_LENGTH = 8
 # Polls may arrive a little early through network jitter; earlier than this is slow_down.

@@ -20,7 +20,7 @@ from joserfc.jwk import KeySet
 
 from audit.models import AuditLog
 from audit.registry import AuditAction
-from idp.oidc import device
+from idp.oidc import device, revocation
 from idp.oidc.models import AccessToken, Application, DeviceGrant, IDToken, RefreshToken
 from tests.idp.oidc.conftest import PASSWORD, Browser, make_app
 
@@ -186,6 +186,19 @@ def test_a_public_client_polls_pending_then_gets_tokens_once(client, public_app,
     assert replay.status_code == 400
     assert replay.json()["error"] == "invalid_grant"
     assert (AccessToken.objects.count(), RefreshToken.objects.count()) == before
+
+
+@pytest.mark.django_db
+def test_ending_the_approving_session_revokes_the_device_tokens(client, public_app, rp_user):
+    codes = _start(client, public_app).json()
+    _approve(client, rp_user, codes["user_code"])
+    assert _poll(client, public_app, codes["device_code"]).status_code == 200
+    sid = DeviceGrant.objects.get().sid
+    assert sid
+    assert AccessToken.objects.get().sid == sid
+    assert revocation.revoke_session_tokens(sid) == 1
+    assert not AccessToken.objects.exists()
+    assert not RefreshToken.objects.filter(revoked__isnull=True).exists()
 
 
 @pytest.mark.django_db
