@@ -186,6 +186,20 @@ def test_a_public_client_polls_pending_then_gets_tokens_once(client, public_app,
     assert replay.status_code == 400
     assert replay.json()["error"] == "invalid_grant"
     assert (AccessToken.objects.count(), RefreshToken.objects.count()) == before
+    # A public tool refreshes with just its client_id, like the direct logins' client.
+    refreshed = client.post(
+        "/o/token/",
+        urlencode(
+            {
+                "grant_type": "refresh_token",
+                "refresh_token": answer.json()["refresh_token"],
+                "client_id": public_app.client_id,
+            }
+        ),
+        content_type=FORM,
+    )
+    assert refreshed.status_code == 200, refreshed.content
+    assert refreshed.json()["refresh_token"] != answer.json()["refresh_token"]
 
 
 @pytest.mark.django_db
@@ -255,6 +269,15 @@ def test_a_denied_device_gets_access_denied_and_no_token(client, public_app, rp_
     assert not AccessToken.objects.exists()
     assert AuditAction.DEVICE_AUTHORIZATION_DENIED in _actions()
     assert AuditAction.TOKEN_ISSUED not in _actions()
+
+
+@pytest.mark.django_db
+def test_an_approved_device_shows_in_the_persons_security_events(client, public_app, rp_user):
+    codes = _start(client, public_app).json()
+    _approve(client, rp_user, codes["user_code"])
+    client.force_login(rp_user)
+    page = client.get("/accounts/activity/")
+    assert str(AuditAction.DEVICE_AUTHORIZATION_APPROVED.label) in page.content.decode()
 
 
 @pytest.mark.django_db
