@@ -301,7 +301,17 @@ class OpenIDDeviceCodeGrant(OpenIDGrantTypeBase):
 class Server(OpenIDServer):
     """oauthlib's OpenID Connect server with the device grant above (settings OAUTH2_SERVER_CLASS)."""
 
-    def __init__(self, request_validator: Any, *args: Any, **kwargs: Any) -> None:
-        super().__init__(request_validator, *args, **kwargs)
-        self.device_code_grant = OpenIDDeviceCodeGrant(request_validator)
+    def __init__(
+        self,
+        request_validator: Any,
+        token_expires_in: Any = None,
+        token_generator: Any = None,
+        refresh_token_generator: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            request_validator, token_expires_in, token_generator, refresh_token_generator, **kwargs
+        )
+        # The rest of DOT's server settings (pre_token hooks, ...) as oauthlib hands them to its grant.
+        self.device_code_grant = OpenIDDeviceCodeGrant(request_validator, **kwargs)
         self._grant_types[GRANT_TYPE] = self.device_code_grant
