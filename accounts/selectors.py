@@ -59,6 +59,7 @@ SECURITY_ACTIONS = frozenset(
         AuditAction.SESSIONS_ENDED,
         AuditAction.CONSENT_GRANTED,
         AuditAction.CONSENT_WITHDRAWN,
+        AuditAction.DEVICE_AUTHORIZATION_APPROVED,  # a command-line tool or device now signs in as them
     }
 )
 

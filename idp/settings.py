@@ -321,6 +321,9 @@ IDP_RATE_LIMITS = {
     # the account console's password checks and phone codes (accounts.profile)
     "profile-change": (env_int("IDP_RL_PROFILE_PER_USER", 10, minimum=1), 3600),
     "registration-ip": (env_int("IDP_RL_REGISTRATION_PER_IP", 20, minimum=1), 3600),
+    # user codes typed on the device page (RFC 8628 §5.1: the short code must not be guessable)
+    "device-code-user": (env_int("IDP_RL_DEVICE_CODE_PER_USER", 10, minimum=1), 600),
+    "device-code-ip": (env_int("IDP_RL_DEVICE_CODE_PER_IP", 30, minimum=1), 600),
 }
 # Lockout after this many failed logins in a row; the lock doubles with each repeat, up to the max.
 IDP_LOCKOUT_THRESHOLD = env_int("IDP_LOCKOUT_THRESHOLD", 5, minimum=1)
@@ -384,6 +387,7 @@ OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL = "oidc.AccessToken"
 OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "oidc.RefreshToken"
 OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oidc.IDToken"
 OAUTH2_PROVIDER_GRANT_MODEL = "oidc.Grant"
+OAUTH2_PROVIDER_DEVICE_GRANT_MODEL = "oidc.DeviceGrant"
 
 
 def gettext_noop(message: str) -> str:
@@ -437,7 +441,14 @@ OAUTH2_PROVIDER = {
         "permissions": gettext_noop("What you are allowed to do"),
     },
     "DEFAULT_SCOPES": ["openid"],
+    # The device grant (idp.oidc.device): our server adds its ID token, our validator checks the
+    # device code (DOT's pre-token hook looked the code up by its raw value, unchecked).
+    "OAUTH2_SERVER_CLASS": "idp.oidc.device.Server",
+    "OAUTH_PRE_TOKEN_VALIDATION": [],
+    "DEVICE_FLOW_INTERVAL": env_int("IDP_DEVICE_POLL_INTERVAL", 5, minimum=1),
 }
+# How long a device authorization (its device code and user code) waits for the person (RFC 8628 §3.2).
+IDP_DEVICE_CODE_TTL = env_int("IDP_DEVICE_CODE_TTL", 600, minimum=60)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

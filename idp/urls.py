@@ -7,7 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from accounts.views import admin_login, home
 from clients import branding_views
 from idp import dashboard, health, metrics
-from idp.oidc import connected_views
+from idp.oidc import connected_views, device_views
 from idp.oidc import views as oidc_views
 
 admin.site.site_header = "Auth & User Service"
@@ -57,6 +57,9 @@ urlpatterns = [
         connected_views.withdraw,
         name="oidc-application-withdraw",
     ),
+    # RFC 8628 §3.2: the verification URI is typed by people, so it is short.
+    path("device", device_views.enter_code, name="oidc-device"),
+    path("device/confirm", device_views.confirm, name="oidc-device-confirm"),
     path("branding/<slug:slug>/logo.png", branding_views.logo, name="branding-logo"),
     path("branding/<slug:slug>/theme.css", branding_views.theme, name="branding-theme"),
     path("accounts/", include("accounts.urls")),

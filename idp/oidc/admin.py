@@ -34,7 +34,16 @@ from accounts.admin.users import add_user_page_section, overview_table, short_ti
 from accounts.models import User
 from core.read_only_admin import ReadOnlyModelAdmin
 from idp.oidc import keys, services
-from idp.oidc.models import AccessToken, Application, Grant, IDToken, RefreshToken, ResourceServer, SigningKey
+from idp.oidc.models import (
+    AccessToken,
+    Application,
+    DeviceGrant,
+    Grant,
+    IDToken,
+    RefreshToken,
+    ResourceServer,
+    SigningKey,
+)
 
 
 def _connected_applications(user: User) -> tuple[str, SafeString]:
@@ -405,3 +414,15 @@ class GrantAdmin(TokenAdmin):
         "expires",
         "used_at",
     ]
+
+
+@admin.register(DeviceGrant)
+class DeviceGrantAdmin(ReadOnlyModelAdmin):
+    """Device authorizations (RFC 8628), kept a day after they end; the device code (a hash) and
+    the user code (what a person types while it waits) are never shown."""
+
+    list_display = ["pk", "client_id", "user", "status", "scope", "expires", "used_at"]
+    list_filter = ["status"]
+    list_select_related = ["user"]
+    search_fields = ["client_id", "user__username", "user__email"]
+    fields = ["client_id", "user", "status", "scope", "interval", "amr", "auth_time", "expires", "used_at"]

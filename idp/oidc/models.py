@@ -21,6 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from oauth2_provider.models import (
     AbstractAccessToken,
     AbstractApplication,
+    AbstractDeviceGrant,
     AbstractGrant,
     AbstractIDToken,
     AbstractRefreshToken,
@@ -127,10 +128,12 @@ class Application(AbstractApplication):
         verbose_name = _("application")
         verbose_name_plural = _("applications")
 
-    # What this provider implements: code + PKCE for people, client credentials for services
-    # (RFC 9700 §2.1.2 rules out implicit and the password grant); tokens signed with RS256 or ES256.
+    # What this provider implements: code + PKCE for people, the device grant (RFC 8628) for
+    # command-line tools and devices without a browser, client credentials for services (RFC 9700
+    # §2.1.2 rules out implicit and the password grant); tokens signed with RS256 or ES256.
     SUPPORTED_GRANTS = (
         AbstractApplication.GRANT_AUTHORIZATION_CODE,
+        AbstractApplication.GRANT_DEVICE_CODE,
         AbstractApplication.GRANT_CLIENT_CREDENTIALS,
     )
     SUPPORTED_ALGORITHMS = (
@@ -154,7 +157,10 @@ class Application(AbstractApplication):
             self.algorithm = algorithm
         if self.authorization_grant_type not in self.SUPPORTED_GRANTS:
             errors.setdefault("authorization_grant_type", []).append(
-                _("only the authorization code grant (with PKCE) and client credentials are supported")
+                _(
+                    "only the authorization code grant (with PKCE), the device authorization grant "
+                    "and client credentials are supported"
+                )
             )
         if self.algorithm not in self.SUPPORTED_ALGORITHMS:
             errors.setdefault("algorithm", []).append(_("tokens are signed with RS256 or ES256"))
@@ -251,6 +257,43 @@ class Grant(AbstractGrant):
         db_table = "oauth_grants"
         verbose_name = _("authorization code")
         verbose_name_plural = _("authorization codes")
+
+
+class DeviceGrant(AbstractDeviceGrant):
+    """A device authorization (RFC 8628): what the device polls with (`device_code`, kept as its
+    SHA-256 only, like our tokens), what the person types (`user_code`, without its dash), and,
+    once they approved, how they signed in, for the tokens (as on an authorization code).
+
+    Its state changes go through idp.oidc.device, audited; DOT's `is_expired()` (which saves by
+    itself, unaudited) is not used."""
+
+    # The browser session the person approved in (OIDC `sid`), when and how they signed in there.
+    sid = models.CharField(_("session ID (sid)"), max_length=64, blank=True)
+    auth_time = models.DateTimeField(_("signed in"), null=True, blank=True)
+    amr = models.CharField(
+        _("sign-in methods (amr)"),
+        max_length=64,
+        blank=True,
+        help_text=_("Space-separated methods (RFC 8176)"),
+    )
+    # RFC 8628 §3.5 slow_down: when the device last polled (DOT's `last_checked` changes on every
+    # save, approval included).
+    polled_at = models.DateTimeField(_("last polled"), null=True, blank=True)
+    # Single use: set when the approved grant's tokens are issued.
+    used_at = models.DateTimeField(_("used"), null=True, blank=True)
+
+    class Meta(AbstractDeviceGrant.Meta):
+        db_table = "oauth_device_grants"
+        verbose_name = _("device authorization")
+        verbose_name_plural = _("device authorizations")
+        constraints = [
+            models.UniqueConstraint(fields=["device_code"], name="oidc_devicegrant_unique_device_code"),
+            # A typed code names one authorization; codes of expired rows are freed by the clean-up.
+            models.UniqueConstraint(fields=["user_code"], name="oidc_devicegrant_unique_user_code"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client_id}: {self.status}"
 
 
 class AccessToken(AbstractAccessToken):

@@ -55,13 +55,16 @@ class AccessTokenClaims:
 
 
 def session_facts(request: OAuthlibRequest) -> tuple[str, Any]:
-    """`sid` and the code a token descends from, for the authorization_code and refresh grants:
-    the code being exchanged, else the access token the refresh token replaces (read before the
-    rotation deletes it; DOT's rotation clears `refresh_token_instance`, so the validator keeps
-    the pair as `idp_session`)."""
+    """`sid` and the code a token descends from, for the authorization_code, device and refresh
+    grants: the code being exchanged (or the approved device grant's sid), else the access token
+    the refresh token replaces (read before the rotation deletes it; DOT's rotation clears
+    `refresh_token_instance`, so the validator keeps the pair as `idp_session`)."""
     grant = getattr(request, "idp_grant", None)
     if grant is not None:
         return grant.sid, grant
+    approved_device = getattr(request, "idp_device_grant", None)  # RFC 8628: the approving session
+    if approved_device is not None:
+        return approved_device.sid, None
     kept = getattr(request, "idp_session", None)
     if kept is not None:
         return kept
@@ -84,8 +87,9 @@ def methods_of(access_token: Any) -> list[str]:
 
 def grant_methods(request: OAuthlibRequest) -> list[str]:
     """What the user proved (RFC 8176 `amr`) for the grant a new user token descends from: the
-    authorization code's session, the refreshed token's, or a direct login's (`idp_amr`)."""
-    grant = getattr(request, "idp_grant", None)
+    authorization code's session (or the approved device grant's), the refreshed token's, or a
+    direct login's (`idp_amr`)."""
+    grant = getattr(request, "idp_grant", None) or getattr(request, "idp_device_grant", None)
     if grant is not None:
         return grant.amr.split()
     previous = getattr(request, "refresh_token_instance", None)

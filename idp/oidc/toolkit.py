@@ -67,6 +67,16 @@ TOOLKIT_STRINGS = (
     gettext_noop("nonce"),
     gettext_noop("claims"),
     gettext_noop("resource"),
+    # DeviceGrant (RFC 8628)
+    gettext_noop("device code"),
+    gettext_noop("user code"),
+    gettext_noop("interval"),
+    gettext_noop("status"),
+    gettext_noop("last checked"),
+    gettext_noop("Authorized"),
+    gettext_noop("Authorization pending"),
+    gettext_noop("Expired"),
+    gettext_noop("Denied"),
     # Access, refresh and ID tokens
     gettext_noop("source refresh token"),
     gettext_noop("token"),

@@ -20,6 +20,7 @@ from idp.oidc import (
     client_auth,
     client_credentials,
     context,
+    device,
     introspection,
     revocation,
 )
@@ -127,6 +128,14 @@ class Validator(RegisteredResourcesMixin, OAuth2Validator):
             grant.save(update_fields=["sid", "auth_time", "amr"])
         return grant
 
+    # --- Device codes (RFC 8628 §3.4-3.5): polled, single use ----------------------------------
+
+    def validate_device_code(
+        self, client_id: str, code: str, request: OAuthlibRequest, *args: Any, **kwargs: Any
+    ) -> str | None:
+        # oauthlib authenticated the client; a code of another client is unknown to it.
+        return device.poll(client_id=request.client.client_id, device_code=code, request=request)
+
     # --- Access tokens: remember the JWT's jti, sid and the code it descends from -------------
 
     def _create_access_token(
@@ -151,6 +160,7 @@ class Validator(RegisteredResourcesMixin, OAuth2Validator):
         self, token: dict[str, Any], request: OAuthlibRequest, *args: Any, **kwargs: Any
     ) -> None:
         super()._save_bearer_token(token, request, *args, **kwargs)
+        device.consume(request)  # its row is locked since validate_device_code
         user = request.user if request.grant_type != "client_credentials" else None
         action = (
             AuditAction.TOKEN_REFRESHED if request.grant_type == "refresh_token" else AuditAction.TOKEN_ISSUED
@@ -307,6 +317,8 @@ class Validator(RegisteredResourcesMixin, OAuth2Validator):
     ) -> tuple[dict[str, Any], datetime]:
         claims, expiration_time = super().get_id_token_dictionary(token, token_handler, request)
         _sid, grant = session_facts(request)
+        # The authorization code's sign-in, or the one the person approved a device in.
+        grant = grant if grant is not None else getattr(request, "idp_device_grant", None)
         if grant is not None:
             # auth_time is when the user really authenticated, not `last_login` (DOT's default).
             if grant.auth_time:

@@ -3,6 +3,7 @@ DOT leaves loose (prompt, max_age, PKCE S256, consent memory), and audit."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -22,9 +23,12 @@ from django.views.decorators.debug import sensitive_post_parameters
 from oauth2_provider import views as dot
 from oauth2_provider.exceptions import FatalClientError, OAuthToolkitError
 from oauth2_provider.oauth2_backends import get_oauthlib_core
+from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.views.mixins import OAuthLibMixin
+from oauthlib.common import Request as OAuthlibRequest
 from oauthlib.common import add_params_to_uri
 from oauthlib.oauth2.rfc6749 import errors as oauth_errors
+from oauthlib.oauth2.rfc8628.endpoints import DeviceAuthorizationEndpoint
 
 from accounts import sessions
 from audit import services as audit
@@ -36,11 +40,13 @@ from idp.oidc import (
     client_cache,
     client_credentials,
     context,
+    device,
     introspection,
     keys,
     par,
     refresh,
     resources,
+    responses,
     services,
     userinfo,
 )
@@ -336,7 +342,9 @@ class AuthorizationView(dot.AuthorizationView):
 @method_decorator(csrf_exempt, name="dispatch")
 class TokenView(dot.TokenView):
     @method_decorator(
-        sensitive_post_parameters("password", "client_secret", "code", "code_verifier", "refresh_token")
+        sensitive_post_parameters(
+            "password", "client_secret", "code", "code_verifier", "refresh_token", "device_code"
+        )
     )
     def authorization_flow_token_response(
         self, request: HttpRequest, *args: Any, **kwargs: Any
@@ -361,6 +369,13 @@ class TokenView(dot.TokenView):
             fast = refresh.token_response(request)
             if fast is not None:
                 return fast
+        if grant_type == device.GRANT_TYPE:
+            # Not DOT's device branch: it reads `device_code` unchecked (a 500 without one), looks
+            # it up for any client and knows no slow_down. Through oauthlib like every grant: the
+            # client authenticates and must be allowed the grant, then Validator.validate_device_code
+            # (idp.oidc.device.poll); one transaction holds the grant's row lock until the tokens.
+            with context.bind(request), transaction.atomic():
+                return self.authorization_flow_token_response(request)
         verifier = request.POST.get("code_verifier")
         if verifier is not None and not CODE_VERIFIER.match(verifier):
             return _json_error(
@@ -421,6 +436,44 @@ class PushedAuthorizationRequestView(View):
         return client if client is not None and client.client_type == Application.CLIENT_PUBLIC else None
 
     def get(self, request: HttpRequest) -> HttpResponse:
+        return _json_error("invalid_request", "use POST", status=405)
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+class DeviceAuthorizationView(View):
+    """RFC 8628 §3.1-3.2: a device asks for codes. oauthlib checks the request (form-encoded, one
+    `client_id`, the client's authentication when it is confidential, the scopes); the client must
+    be registered for the device grant; idp.oidc.device makes and records the codes."""
+
+    @method_decorator(never_cache)
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        limited = _token_rate_limit(request)
+        if limited is not None:
+            return limited
+        uri, http_method, body, headers = get_oauthlib_core()._extract_params(request)
+        oauthlib_request = OAuthlibRequest(uri, http_method, body, headers)
+        basic = client_auth.basic_credentials(request)
+        if basic and not oauthlib_request.client_id:
+            # RFC 8628 §3.1: `client_id` is required of a client that does not authenticate;
+            # oauthlib asks it of every client, also of one that says who it is in HTTP Basic.
+            oauthlib_request.client_id = basic[0]
+        endpoint = DeviceAuthorizationEndpoint(
+            oauth2_settings.OAUTH2_VALIDATOR_CLASS(), verification_uri=device.verification_uri()
+        )
+        try:
+            with context.bind(request):
+                endpoint.validate_device_authorization_request(oauthlib_request)
+                application = oauthlib_request.client
+                if not application.allows_grant_type(device.GRANT_TYPE):
+                    raise oauth_errors.UnauthorizedClientError(
+                        description="this client is not registered for the device authorization grant"
+                    )
+        except oauth_errors.OAuth2Error as error:
+            return responses.no_store_json(error.json, error.status_code, error.headers)
+        started = device.start(application=application, scopes=oauthlib_request.scopes)
+        return responses.no_store_json(json.dumps(started.response()))
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         return _json_error("invalid_request", "use POST", status=405)
 
 
@@ -512,7 +565,13 @@ class DiscoveryView(View):
             "scopes_supported": list(settings.OAUTH2_PROVIDER["SCOPES"]),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
-            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+            "device_authorization_endpoint": url("oidc:device-authorization"),
+            "grant_types_supported": [
+                "authorization_code",
+                "refresh_token",
+                "client_credentials",
+                Application.GRANT_DEVICE_CODE,
+            ],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256", "ES256"],
             "token_endpoint_auth_methods_supported": [*CLIENT_AUTH_METHODS, "none"],

@@ -14,7 +14,8 @@ from django.core import mail
 
 from accounts import services as accounts
 from accounts.models import Role
-from idp.oidc.models import Consent
+from idp.oidc import device
+from idp.oidc.models import Application, Consent
 from tests.browser import CHROMIUM, chromium_browser
 from tests.idp.oidc.conftest import PASSWORD, REDIRECT_URI, make_app, pkce_pair
 from tests.idp.oidc.test_negative import _authorize
@@ -40,6 +41,8 @@ SCANNED = {
     "2fa",
     "sessions",
     "activity",
+    "device",
+    "device-confirm",
 }
 FAILING_IMPACTS = {"serious", "critical"}
 # Text that is data or a name, the same in every language: never a missing translation.
@@ -136,6 +139,23 @@ def _tour(browser, provider, app, lang: str, width: int, shots: Path) -> dict[st
     page.goto(f"{provider.url}/accounts/2fa/enrol/")
     visit(page, "2fa-enrol")
 
+    # The same person connects a command-line tool (the device grant's pages).
+    tool = Application.objects.get(authorization_grant_type=Application.GRANT_DEVICE_CODE)
+    started = device.start(application=tool, scopes=["openid", "profile"])
+    page.goto(f"{provider.url}/device")
+    visit(page, "device")
+    page.fill("#id_user_code", "BCDF-GHJK")
+    page.click("button[type=submit]")
+    page.wait_for_selector("[role=alert]")
+    visit(page, "device-wrong")
+    page.fill("#id_user_code", started.user_code)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#device-consent")
+    visit(page, "device-confirm")
+    page.click("button[name=allow]")
+    page.wait_for_load_state("load")
+    visit(page, "device-done")
+
     # An operator: the second factor after the password.
     page = fresh()
     page.goto(f"{provider.url}/accounts/login/")
@@ -159,6 +179,7 @@ def test_every_page_in_both_languages_and_both_widths(provider, acme, tmp_path):
         actor=None, username="olga", password=PASSWORD, email="olga@idp.example", role=Role.OPERATOR
     )
     app, _ = make_app(name="Partner portal")
+    make_app(name="Partner portal", public=True, grant=Application.GRANT_DEVICE_CODE)
     shots = Path(os.environ.get("IDP_SCREENSHOT_DIR") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
@@ -179,7 +200,7 @@ def test_every_page_in_both_languages_and_both_widths(provider, acme, tmp_path):
     for name, seen in tours["ru", 1280].items():
         left = [line for line in _untranslated(seen["lines"]) if line in english[name]["lines"]]
         problems.extend(f"ru {name}: untranslated {line!r}" for line in left)
-    assert len(english) == 18, sorted(english)  # every page was reached
+    assert len(english) == 22, sorted(english)  # every page was reached
     assert not problems, "\n".join(problems)
 
 

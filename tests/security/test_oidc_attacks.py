@@ -625,3 +625,62 @@ def test_the_consent_form_refuses_a_post_without_the_csrf_token(provider, portal
     assert "Location" not in forged.headers
     assert Grant.objects.count() == grants
     assert not Consent.objects.filter(application=partner).exists()
+
+
+# --- Device authorization grant (RFC 8628 §5): guessing user codes, phishing links -------------
+
+
+def _device_codes(provider: Provider, app: Application) -> dict[str, Any]:
+    answer = requests.post(
+        f"{provider.url}/o/device_authorization/",
+        data={"client_id": app.client_id, "scope": "openid profile"},
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_guessing_user_codes_from_many_accounts_is_stopped_per_address(provider, ivan, acme, settings):
+    """§5.1: the short code is safe only while guesses are few. One address typing codes for many
+    accounts meets the per-address limit; the victim's pending authorization is never approved."""
+    from idp.oidc.models import DeviceGrant
+
+    settings.IDP_RATE_LIMITS = {**settings.IDP_RATE_LIMITS, "device-code-ip": (4, 600)}
+    app, _ = make_app(name="Parcel CLI", public=True, grant=Application.GRANT_DEVICE_CODE)
+    victim = _device_codes(provider, app)
+    answers = []
+    for n in range(3):
+        login = f"mallory{n}"
+        _user(login, acme)
+        browser = Browser(provider.url)
+        page = browser.sign_in(browser.open("/device"), login, PASSWORD)
+        for guess in ("BCDF-GHJK", "ZZZZ-ZZZZ"):
+            answers.append(browser.submit(page, {"user_code": guess}).status_code)
+    assert answers[:4] == [400, 400, 400, 400]
+    assert set(answers[4:]) == {429}
+    assert DeviceGrant.objects.get(user_code=victim["user_code"].replace("-", "")).user is None
+    assert not AccessToken.objects.exists()
+
+
+def test_a_phishing_link_with_the_attackers_code_approves_nothing_by_itself(provider, ivan):
+    """§5.4: the attacker sends their `verification_uri_complete`; the victim signing in and landing
+    on it only sees the code filled in, and approving takes two more deliberate clicks."""
+    from idp.oidc.models import DeviceGrant
+
+    app, _ = make_app(name="Parcel CLI", public=True, grant=Application.GRANT_DEVICE_CODE)
+    attacker = _device_codes(provider, app)
+    browser = Browser(provider.url)
+    page = browser.sign_in(browser.open(attacker["verification_uri_complete"]), "ivan", PASSWORD)
+    assert page.status_code == 200
+    assert "Only continue if you started the sign-in there yourself" in page.text
+    assert DeviceGrant.objects.get().status == DeviceGrant.AUTHORIZATION_PENDING
+    polled = requests.post(
+        f"{provider.url}/o/token/",
+        data={
+            "grant_type": Application.GRANT_DEVICE_CODE,
+            "device_code": attacker["device_code"],
+            "client_id": app.client_id,
+        },
+        timeout=10,
+    )
+    assert polled.json()["error"] == "authorization_pending"

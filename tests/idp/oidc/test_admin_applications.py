@@ -200,3 +200,24 @@ def test_an_application_has_no_view_on_site_link_and_its_shortcut_is_a_404(as_ir
     assert "View on site" not in page.content.decode()
     content_type = ContentType.objects.get_for_model(Application)
     assert as_irina.get(f"/admin/r/{content_type.pk}/{app.pk}/").status_code == 404
+
+
+def test_a_device_grant_application_is_registered_without_redirect_uris(as_irina):
+    response = as_irina.post(
+        f"{APPS}add/",
+        _form(
+            name="Parcel CLI",
+            client_type="public",
+            authorization_grant_type="urn:ietf:params:oauth:grant-type:device_code",
+            redirect_uris="",
+            post_logout_redirect_uris="",
+            skip_authorization="",
+        ),
+    )
+    assert response.status_code == 200
+    assert "errorlist" not in response.content.decode()
+    app = Application.objects.get(name="Parcel CLI")
+    assert app.allows_grant_type("urn:ietf:params:oauth:grant-type:device_code")
+    assert not app.allows_grant_type("authorization_code")
+    entry = AuditLog.objects.get(action=AuditAction.OIDC_APPLICATION_CHANGED)
+    assert entry.details["authorization_grant_type"] == app.authorization_grant_type

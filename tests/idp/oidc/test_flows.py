@@ -65,7 +65,13 @@ def test_discovery_is_complete_and_truthful(provider):
         "introspection_endpoint",
     ):
         assert meta[name].startswith(provider.url), name
-    assert meta["grant_types_supported"] == ["authorization_code", "refresh_token", "client_credentials"]
+    assert meta["grant_types_supported"] == [
+        "authorization_code",
+        "refresh_token",
+        "client_credentials",
+        "urn:ietf:params:oauth:grant-type:device_code",
+    ]
+    assert meta["device_authorization_endpoint"] == f"{provider.url}/o/device_authorization/"
     assert meta["code_challenge_methods_supported"] == ["S256"]
     assert meta["response_types_supported"] == ["code"]
     assert {"role", "clientId", "sid", "amr", "auth_time"} <= set(meta["claims_supported"])
