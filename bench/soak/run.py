@@ -12,6 +12,7 @@ PostgreSQL, Redis and Kafka in a temporary directory (never the test suite's), a
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import platform
@@ -118,7 +119,7 @@ def soak(args: argparse.Namespace, stack: Stack, out: Path, t_begin: float) -> i
         f"load for {args.duration:.0f} s on {args.threads} threads, "
         f"{len(injector.faults)} faults on a schedule"
     )
-    t0 = time.monotonic()
+    t0 = workload.t0 = time.monotonic()
     threads = [
         threading.Thread(target=workload.run, args=(stop, i), daemon=True) for i in range(args.threads)
     ]
@@ -259,6 +260,7 @@ def check_dead_tokens(stack: Stack, workload: Workload) -> dict[str, Any]:
 
     def ask(token: str) -> tuple[bool, list[str]]:
         alive, odd = False, []
+        said: list[str] = []
         for port in stack.web_ports:
             for _ in range(3):
                 try:
@@ -271,6 +273,7 @@ def check_dead_tokens(stack: Stack, workload: Workload) -> dict[str, Any]:
                     continue
                 if answer.status_code == 200:
                     alive = True
+                    said.append(f"web-{stack.web_ports.index(port) + 1}")
                 elif answer.status_code != 401:
                     odd.append(f"web:{answer.status_code}")
         for _ in range(4):
@@ -283,24 +286,78 @@ def check_dead_tokens(stack: Stack, workload: Workload) -> dict[str, Any]:
                 )
                 if reply.WhichOneof("result") == "userId" or reply.userId:
                     alive = True
+                    said.append("grpc")
             except grpc.RpcError as exc:
                 odd.append(f"grpc:{exc.code().name}")
             finally:
                 channel.close()
+        if alive:
+            odd.append("valid on " + ",".join(sorted(set(said))))
         return alive, odd
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         answers = list(pool.map(ask, dead))
+    # For each resurrected token: when it died, and what the stores say of its jti.
+    examples = []
+    for token, (alive, odds) in zip(dead, answers, strict=True):
+        if alive and len(examples) < 20:
+            jti = _claim(token, "jti")
+            row = subprocess.run(  # the jti as a psql variable, quoted by psql itself
+                ["psql", stack.env["DATABASE_URL"], "-XtA", "-v", f"jti={jti}"],
+                input="SELECT count(*) FROM oauth_revoked_tokens WHERE jti = :'jti';",
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout.strip()
+            key = subprocess.run(
+                ["redis-cli", "-u", stack.env["REDIS_URL"], "EXISTS", f"idp:bl:{jti}"],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout.strip()
+            examples.append(
+                {
+                    "why": dead[token],
+                    "died_at_s": round(workload.dead_at.get(token, 0) - workload.t0, 1),
+                    "exp_in_s": round(_exp(token) - time.time()),
+                    "db_row": row,
+                    "redis_key": key,
+                    "answers": [o for o in odds if o.startswith("valid")],
+                }
+            )
     resurrected = [why for (alive, _), why in zip(answers, dead.values(), strict=True) if alive]
-    odd = Counter(o for _, odds in answers for o in odds)
+    odd = Counter(o for _, odds in answers for o in odds if not o.startswith("valid"))
+    now = time.time()
     return {
         "checked": len(dead),
+        # The ones that had not expired yet: only they prove the blacklist (an expired token fails anyway).
+        "unexpired_when_checked": sum(1 for token in dead if _exp(token) > now),
         "by_reason": dict(by_reason),
         "resurrected": len(resurrected),
         "resurrected_by_reason": dict(Counter(resurrected)),
+        "resurrected_examples": examples,
+        "blacklist_loaded_marker": subprocess.run(
+            ["redis-cli", "-u", stack.env["REDIS_URL"], "EXISTS", "idp:bl:__loaded__"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip(),
         "unexpected_answers": dict(odd),
         "blocked_users": len(workload.blocked),
     }
+
+
+def _claim(token: str, name: str) -> Any:
+    """A JWT's claim, read without verifying it (only to describe the token)."""
+    try:
+        payload = token.split(".")[1]
+        return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))[name]
+    except (IndexError, ValueError, KeyError):
+        return None
+
+
+def _exp(token: str) -> float:
+    return float(_claim(token, "exp") or 0)
 
 
 def classify(record: Record, faults: list[Fault]) -> dict[str, Any]:

@@ -99,6 +99,7 @@ class Workload:
         self.lock = threading.Lock()
         self.families: list[Family] = []
         self.dead: dict[str, str] = {}  # access token -> why it must never validate again
+        self.dead_at: dict[str, float] = {}  # access token -> when it was declared dead (monotonic)
         self.blocked: set[str] = set()  # user ids blocked by the fault (never signed in again)
         self.totp_steps: dict[str, int] = {}  # login -> last 30 s step used (one code per step)
         self.created: list[dict[str, str]] = []  # users the admin made: {"id", "status"}
@@ -109,6 +110,7 @@ class Workload:
         )
         self._admin_token = ""
         self._local = threading.local()
+        self.t0 = time.monotonic()  # the load's start, set by the runner
         self.weights = {
             "signin_mfa": 6,
             "code_flow": 6,
@@ -173,6 +175,7 @@ class Workload:
         with self.lock:
             if family.user_id in self.blocked:
                 self.dead[family.access] = "blocked"
+                self.dead_at[family.access] = time.monotonic()
                 return
             self.families.append(family)
             if len(self.families) > 400:  # keep the pool bounded: the oldest ones go unused
@@ -181,6 +184,7 @@ class Workload:
     def _kill(self, access: str, why: str) -> None:
         with self.lock:
             self.dead[access] = why
+            self.dead_at[access] = time.monotonic()
 
     # --- browser sign-in and the authorization code flow ---------------------------------------
 
@@ -448,6 +452,7 @@ class Workload:
             self.families = [f for f in self.families if f.user_id != user_id]
             for family in mine:
                 self.dead[family.access] = "blocked"
+                self.dead_at[family.access] = time.monotonic()
         return (mine[0].login if mine else user_id), len(mine)
 
     # --- registration by Kafka message ----------------------------------------------------------
