@@ -268,12 +268,13 @@ class Workload:
         with self.lock:  # a TOTP code is good once per 30 s step and device
             free = [u for u in self.seed["mfa_users"] if self.totp_steps.get(u["login"], -1) < step]
             free = [u for u in free if u["id"] not in self.blocked]
-            if not free:
-                return self.client_credentials()
-            user = random.choice(free)
-            self.totp_steps[user["login"]] = step
-        self.sign_in("signin_mfa", user)
-        return None
+            user = random.choice(free) if free else None
+            if user is not None:
+                self.totp_steps[user["login"]] = step
+        if user is None:  # every authenticator used its code this step: another kind instead
+            self.client_credentials()
+        else:
+            self.sign_in("signin_mfa", user)
 
     def code_flow(self) -> None:
         with self.lock:
