@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 ADDR   ?= 127.0.0.1:8000
 
-.PHONY: run test lint format proto services-up services-down services-status demo migrate clean
+.PHONY: run test lint format proto services-up services-down services-status demo migrate clean soak
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,12 @@ proto: $(VENV)/.dev
 
 test: lint
 	scripts/test $(PYTEST_ARGS)
+
+# The soak with faults (bench/soak, issue 16): 10 minutes of load on the whole stack (its own
+# PostgreSQL, Redis and Kafka) while they restart and its processes are killed; a report of
+# every guarantee. `make soak SOAK_ARGS=--short` is CI's 90-second mode (tests/ops/test_soak.py).
+soak: $(VENV)/.dev
+	$(PY) bench/soak/run.py $(SOAK_ARGS)
 
 services-up:
 	scripts/services start

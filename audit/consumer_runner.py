@@ -102,7 +102,11 @@ class EventConsumer:
 
     def run(self, *, max_messages: int | None = None, idle_timeout: float | None = None) -> RunStats:
         """Consume until stopped; or after `max_messages`, or `idle_timeout` seconds with none."""
-        kafka.ensure_topics(sorted({*self.handlers, *kafka.configured_topics()}))
+        try:
+            self._ensure_topics()
+        except StopRequested:
+            log.info("consumer stopped before Kafka answered: %s", self.stats)
+            return self.stats
         consumer = Consumer(self._consumer_config())
         consumer.subscribe(list(self.handlers))
         log.info("consuming %s as group %s", ", ".join(self.handlers), self.group_id)
@@ -139,6 +143,19 @@ class EventConsumer:
                 self._relay()
         log.info("consumer stopped: %s", self.stats)
         return self.stats
+
+    def _ensure_topics(self) -> None:
+        """Kafka may be away when the process starts (restarted by its orchestrator during an
+        outage): wait for it with back-off, as for a database outage, rather than exit."""
+        attempts = 0
+        while True:
+            try:
+                kafka.ensure_topics(sorted({*self.handlers, *kafka.configured_topics()}))
+                return
+            except KafkaException as exc:
+                log.warning("consumer: Kafka does not answer at start (%s); retrying", exc)
+                self._pause(attempts)
+                attempts += 1
 
     def _consume_one(self, consumer: Consumer, raw: KafkaMessage) -> None:
         message = Message.from_kafka(raw)

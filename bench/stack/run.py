@@ -24,7 +24,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,73 +33,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import requests
-import yaml
-
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench" / "compare"))
+sys.path.insert(0, str(ROOT / "bench" / "stack"))
+from launch import compose_commands, dockerfile_env, free_port, http_ok, wait_for  # noqa: E402
 from procmem import tree_memory  # noqa: E402 - a script beside this one
 
-VENV_BIN = Path(sys.executable).parent
 HERE = ROOT / "bench" / "stack"
 SERVICES = ("web", "grpc", "worker", "beat", "consumer")
 DATABASE = "idp_bench_stack"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def compose_commands(grpc_port: int, schedule: Path) -> dict[str, list[str]]:
-    """What compose runs for each service, with the venv's executables and loopback binds."""
-    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
-    dockerfile = (ROOT / "Dockerfile").read_text()
-    web_cmd = json.loads(next(line[4:] for line in dockerfile.splitlines() if line.startswith("CMD ")))
-    commands = {"web": web_cmd}
-    for name in ("grpc", "worker", "beat", "consumer"):
-        commands[name] = list(compose[name]["command"])
-    for name, command in commands.items():
-        executable = "python" if command[0] == "python" else command[0]
-        command[0] = sys.executable if executable == "python" else str(VENV_BIN / executable)
-        if "--bind" in command:
-            command[command.index("--bind") + 1] = f"127.0.0.1:{grpc_port}"
-        if "--schedule" in command:
-            command[command.index("--schedule") + 1] = str(schedule)
-        commands[name] = command
-    return commands
-
-
-def dockerfile_env() -> dict[str, str]:
-    text = (ROOT / "Dockerfile").read_text()
-    return {k: v for k, v in (pair.split("=", 1) for pair in _env_pairs(text)) if k.startswith("GRANIAN_")}
-
-
-def _env_pairs(text: str) -> list[str]:
-    pairs, inside = [], False
-    for line in text.splitlines():
-        stripped = line.strip().rstrip("\\").strip()
-        if line.startswith("ENV "):
-            inside, stripped = True, stripped[4:]
-        elif not inside:
-            continue
-        pairs += [word for word in stripped.split() if "=" in word]
-        inside = line.rstrip().endswith("\\")
-    return pairs
-
-
-def wait_for(
-    predicate: Any, what: str, processes: dict[str, subprocess.Popen[bytes]], timeout: float = 90
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        for name, process in processes.items():
-            if process.poll() is not None:
-                raise SystemExit(f"{name} exited with {process.returncode} while waiting for {what}")
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(0.3)
 
 
 def main() -> None:
@@ -175,7 +116,7 @@ def main() -> None:
                 commands[name], env=env, cwd=ROOT, stdout=logs[name].open("wb"), stderr=subprocess.STDOUT
             )
         web = f"http://127.0.0.1:{web_port}"
-        wait_for(lambda: _http_ok(f"{web}/healthz"), "web", processes)
+        wait_for(lambda: http_ok(f"{web}/healthz"), "web", processes)
         wait_for(lambda: logs["grpc"].read_text().count("listening") >= 1, "gRPC", processes)
         wait_for(lambda: "ready." in logs["worker"].read_text(), "the Celery worker", processes)
         time.sleep(args.idle)
@@ -221,13 +162,6 @@ def main() -> None:
                 shutil.copy(log, out / f"{name}.log")
         subprocess.run(["psql", admin_url, "-qc", f"DROP DATABASE IF EXISTS {DATABASE}"], check=False)
         print(f"results in {out}", file=sys.stderr)
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 def _register(env: dict[str, str], count: int) -> int:

@@ -11,7 +11,7 @@ import time
 import uuid
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from django.conf import settings
 from django.db import OperationalError
 
@@ -157,6 +157,49 @@ def _committed(group: str, topic: str) -> int:
     finally:
         reader.close()
     return partition.offset
+
+
+@KAFKA
+@pytest.mark.django_db(transaction=True)
+def test_a_consumer_started_while_kafka_is_down_waits_for_it(topics, monkeypatch):
+    """Restarted during a Kafka outage (bench/soak found it exiting with a traceback), the
+    consumer waits for the broker like it waits out the database, then consumes."""
+    _produce(topics.users, b'{"n": 1}')
+    real_ensure, calls = consumer_runner.kafka.ensure_topics, []
+
+    def broker_down_twice(*args, **kwargs):
+        calls.append(1)
+        if len(calls) <= 2:
+            raise KafkaException(KafkaError(KafkaError._TRANSPORT, "Broker transport failure"))
+        return real_ensure(*args, **kwargs)
+
+    monkeypatch.setattr(consumer_runner.kafka, "ensure_topics", broker_down_twice)
+    monkeypatch.setattr(consumer_runner.EventConsumer, "max_backoff", 0.1)
+    healthy = Recorder()
+    stats = consumer_runner.EventConsumer(
+        [healthy], group_id=f"test-{uuid.uuid4().hex[:8]}", poll_timeout=0.2, relay_inline=False
+    ).run(max_messages=1, idle_timeout=45)
+    assert len(calls) == 3
+    assert (stats.handled, healthy.calls) == (1, 1)
+
+
+@KAFKA
+@pytest.mark.django_db(transaction=True)
+def test_a_consumer_stopped_while_waiting_for_kafka_returns_without_consuming(monkeypatch):
+    def broker_down(*args, **kwargs):
+        raise KafkaException(KafkaError(KafkaError._TRANSPORT, "Broker transport failure"))
+
+    monkeypatch.setattr(consumer_runner.kafka, "ensure_topics", broker_down)
+    healthy = Recorder()
+    runner = consumer_runner.EventConsumer([healthy], group_id="never-joined", relay_inline=False)
+    stopper = threading.Timer(1.0, runner.stop)
+    stopper.start()
+    try:
+        stats = runner.run(idle_timeout=45)
+    finally:
+        stopper.cancel()
+    assert (stats.total, healthy.calls) == (0, 0)
+    assert not ProcessedMessage.objects.exists()
 
 
 @KAFKA

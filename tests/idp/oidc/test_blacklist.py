@@ -5,8 +5,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from accounts import services as accounts
 from idp.oidc import blacklist
-from idp.oidc.models import RevokedToken
+from idp.oidc.models import AccessToken, RevokedToken
+from idp.oidc.tokens import CLOCK_SKEW_SECONDS
+from tests.accounts import tokens
 
 
 @pytest.mark.django_db(transaction=True)
@@ -30,6 +33,21 @@ def test_blacklist_lookup_uses_redis_once_loaded(django_assert_num_queries):
     with django_assert_num_queries(0):
         assert blacklist.is_revoked("jti-9")
         assert not blacklist.is_revoked("jti-10")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_revoked_token_stays_revoked_as_long_as_verifiers_accept_it(acme):
+    """Verification allows CLOCK_SKEW_SECONDS past `exp`; a revocation that ended at `exp` made
+    every revoked token valid again for those last seconds (found by bench/soak)."""
+    user = accounts.create_user(actor=None, username="ivan", password="pw-skew-test-1", organisation=acme)
+    issued = tokens.issue(user, sid="")
+    expired_but_accepted = timezone.now() - timedelta(seconds=CLOCK_SKEW_SECONDS // 2)
+    AccessToken.objects.filter(pk=issued.access.pk).update(expires=expired_but_accepted)
+    AccessToken.objects.get(pk=issued.access.pk).delete()  # what revocation, refresh and logout do
+
+    assert blacklist.is_revoked(issued.access.jti)
+    kept_until = RevokedToken.objects.get(jti=issued.access.jti).expires_at
+    assert kept_until >= expired_but_accepted + timedelta(seconds=CLOCK_SKEW_SECONDS)
 
 
 @pytest.mark.django_db
