@@ -1,4 +1,5 @@
-"""`manage.py grpcserver --processes N`: N servers on one port, started and stopped as a unit."""
+"""`manage.py grpcserver --processes N`: N servers on one port, started and stopped as a unit; a
+dead one replaced while the others serve, a crash loop stopping the unit."""
 
 from __future__ import annotations
 
@@ -67,16 +68,61 @@ def test_processes_share_one_port_and_stop_together():
             process.kill()
 
 
-def test_one_process_dying_stops_the_unit_with_an_error():
-    process = _start(_free_port(), 2)
+def _validate(port: int, token: str) -> str:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        return (
+            auth_pb2_grpc.AuthServiceStub(channel)
+            .TokenValidate(auth_pb2.TokenValidateRequest(token=token), timeout=10)
+            .userId
+        )
+
+
+def _replacement(pid: int, known: set[int], timeout: float = 60) -> int:
+    """The child the supervisor started in place of a dead one: not one of `known`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        new = [child for child in _children(pid) if child not in known]
+        if new:
+            return new[0]
+        time.sleep(0.1)
+    raise AssertionError("no replacement started")
+
+
+def test_a_killed_process_is_replaced_while_the_other_serves():
+    token = mint(sub="svc-user")
+    port = _free_port()
+    process = _start(port, 2)
     try:
         first, second = _children(process.pid)
         subprocess.run(["kill", "-KILL", str(first)], check=True)
+        # The other process answers at once: no gap while the replacement starts.
+        for _ in range(6):
+            assert _validate(port, token) == "svc-user"
+        replacement = _replacement(process.pid, {first, second})
+        assert process.poll() is None
+        assert "listening on 127.0.0.1" in process.stdout.readline()  # the replacement serves
+        assert set(_children(process.pid)) == {second, replacement}
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def test_a_crash_loop_stops_the_unit_with_an_error():
+    process = _start(_free_port(), 2)
+    try:
+        known = set(_children(process.pid))
+        victim = min(known)
+        for _ in range(4):  # the fifth death within a minute is a crash loop
+            subprocess.run(["kill", "-KILL", str(victim)], check=True)
+            victim = _replacement(process.pid, known)
+            known.add(victim)
+        survivors = _children(process.pid)
+        subprocess.run(["kill", "-KILL", str(victim)], check=True)
         assert process.wait(timeout=30) != 0
         deadline = time.monotonic() + 10
-        while Path(f"/proc/{second}").exists() and time.monotonic() < deadline:
+        while any(Path(f"/proc/{child}").exists() for child in survivors) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not Path(f"/proc/{second}").exists()
+        assert not any(Path(f"/proc/{child}").exists() for child in survivors)
     finally:
         if process.poll() is None:
             process.kill()
