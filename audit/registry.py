@@ -29,6 +29,7 @@ class AuditAction(models.TextChoices):
     SESSIONS_ENDED = "session.allEnded", _("All browser sessions of a user ended")
     TOKEN_ISSUED = "token.issued", _("Token issued")
     TOKEN_REFRESHED = "token.refreshed", _("Token refreshed")
+    TOKEN_EXCHANGED = "token.exchanged", _("Token exchanged for a downstream API (delegation)")
     TOKEN_REVOKED = "token.revoked", _("Token revoked")
     TOKEN_REFUSED = "token.refused", _("Token refused: the grant no longer meets the 2FA policy")
     REFRESH_TOKEN_REUSED = "token.refreshReused", _("Rotated refresh token reused: family revoked")
@@ -62,6 +63,10 @@ class AuditAction(models.TextChoices):
     PERMISSION_CHANGED = "permission.changed", _("Permission description changed")
     PERMISSION_DELETED = "permission.deleted", _("Permission deleted")
     OIDC_APPLICATION_CHANGED = "oidc.application.changed", _("OAuth application registered or changed")
+    OIDC_EXCHANGE_RULE_CHANGED = (
+        "oidc.exchangeRule.changed",
+        _("Token exchange rule added, changed or removed"),
+    )
     OIDC_RESOURCE_SERVER_CHANGED = (
         "oidc.resourceServer.changed",
         _("API (resource server) registered or changed"),

@@ -43,6 +43,7 @@ from idp.oidc.models import (
     RefreshToken,
     ResourceServer,
     SigningKey,
+    TokenExchangePolicy,
 )
 
 
@@ -241,6 +242,27 @@ class ResourceServerAdmin(ServiceModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: ResourceServer | None = None) -> bool:
         # Tokens already issued for it still name it; an API that goes away is renamed or kept.
         return False
+
+
+@admin.register(TokenExchangePolicy)
+class TokenExchangePolicyAdmin(ServiceModelAdmin):
+    """Which service may exchange a user's token for which downstream API (RFC 8693)."""
+
+    list_display = ["application", "resource_server", "scopes", "created"]
+    fields = ["application", "resource_server", "scopes"]
+    autocomplete_fields = ["application"]
+
+    def save_model(
+        self, request: HttpRequest, obj: TokenExchangePolicy, form: forms.ModelForm, change: bool
+    ) -> None:
+        calling(partial(services.save_exchange_rule, actor=request.user, rule=obj, created=not change))
+
+    def delete_model(self, request: HttpRequest, obj: TokenExchangePolicy) -> None:
+        calling(partial(services.delete_exchange_rule, actor=request.user, rule=obj))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[TokenExchangePolicy]) -> None:
+        for rule in queryset:
+            self.delete_model(request, rule)
 
 
 @admin.register(SigningKey)

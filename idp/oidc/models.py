@@ -559,3 +559,46 @@ class ResourceServer(models.Model):
     def allowed_scopes(self) -> set[str] | None:
         """The scopes a service token for this API may carry; None: any."""
         return set(self.scopes.split()) or None
+
+
+class TokenExchangePolicy(models.Model):
+    """RFC 8693 delegation as data: `application` (a service holding a user's token) may exchange
+    it for a token for `resource_server` (a downstream API), carrying at most `scopes`."""
+
+    application = models.ForeignKey(
+        Application, on_delete=models.CASCADE, related_name="exchange_policies", verbose_name=_("application")
+    )
+    resource_server = models.ForeignKey(
+        ResourceServer, on_delete=models.CASCADE, related_name="+", verbose_name=_("for the API")
+    )
+    scopes = models.CharField(
+        _("allowed scopes"),
+        max_length=500,
+        blank=True,
+        help_text=_(
+            "Space separated; the exchanged token carries at most these. Empty: the subject token's."
+        ),
+    )
+    created = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        db_table = "oauth_token_exchange_policies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["application", "resource_server"], name="one_exchange_policy_per_pair"
+            )
+        ]
+        verbose_name = _("token exchange rule")
+        verbose_name_plural = _("token exchange rules")
+
+    def __str__(self) -> str:
+        return f"{self.application_id} -> {self.resource_server_id}"
+
+    def clean(self) -> None:
+        unknown = set(self.scopes.split()) - set(settings.OAUTH2_PROVIDER["SCOPES"])
+        if unknown:
+            raise ValidationError(
+                {"scopes": [_("unknown scopes: %(scopes)s") % {"scopes": " ".join(sorted(unknown))}]}
+            )
+        if self.application_id and self.application.client_type != Application.CLIENT_CONFIDENTIAL:
+            raise ValidationError({"application": [_("only a confidential client may exchange tokens")]})

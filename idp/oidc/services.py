@@ -21,7 +21,15 @@ from audit import services as audit
 from audit.registry import AuditAction
 from core.permissions import Permission
 from idp.oidc import keys, revocation
-from idp.oidc.models import AccessToken, Application, Consent, RefreshToken, ResourceServer, SigningKey
+from idp.oidc.models import (
+    AccessToken,
+    Application,
+    Consent,
+    RefreshToken,
+    ResourceServer,
+    SigningKey,
+    TokenExchangePolicy,
+)
 
 
 @transaction.atomic
@@ -169,6 +177,43 @@ def save_resource_server(
         details["client"] = server.client.client_id if server.client_id else None
     audit.record(AuditAction.OIDC_RESOURCE_SERVER_CHANGED, actor=actor, target=server, details=details)
     return server
+
+
+@transaction.atomic
+def save_exchange_rule(
+    *, actor: User | None, rule: TokenExchangePolicy, created: bool
+) -> TokenExchangePolicy:
+    """Let a client exchange user tokens for an API (RFC 8693), or change what it may carry."""
+    require(actor, Permission.APPLICATION_MANAGE)
+    rule.scopes = " ".join(rule.scopes.split())
+    rule.full_clean()
+    rule.save()
+    audit.record(
+        AuditAction.OIDC_EXCHANGE_RULE_CHANGED,
+        actor=actor,
+        target=rule.application,
+        details=_rule_details(rule, created),
+    )
+    return rule
+
+
+@transaction.atomic
+def delete_exchange_rule(*, actor: User | None, rule: TokenExchangePolicy) -> None:
+    require(actor, Permission.APPLICATION_MANAGE)
+    details = {**_rule_details(rule, False), "removed": True}
+    rule.delete()
+    audit.record(
+        AuditAction.OIDC_EXCHANGE_RULE_CHANGED, actor=actor, target=rule.application, details=details
+    )
+
+
+def _rule_details(rule: TokenExchangePolicy, created: bool) -> dict[str, Any]:
+    return {
+        "created": created,
+        "clientId": rule.application.client_id,
+        "resource": rule.resource_server.identifier,
+        "scopes": rule.scopes,
+    }
 
 
 @transaction.atomic

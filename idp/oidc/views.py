@@ -48,6 +48,7 @@ from idp.oidc import (
     resources,
     responses,
     services,
+    token_exchange,
     userinfo,
 )
 from idp.oidc.claims import CLAIM_SCOPES
@@ -365,6 +366,8 @@ class TokenView(dot.TokenView):
         grant_type = request.POST.get("grant_type")
         if grant_type == client_credentials.GRANT_TYPE:
             return client_credentials.token_response(request)
+        if grant_type == token_exchange.GRANT_TYPE:
+            return token_exchange.token_response(request)
         if grant_type == refresh.GRANT_TYPE:
             fast = refresh.token_response(request)
             if fast is not None:
@@ -571,6 +574,7 @@ class DiscoveryView(View):
                 "refresh_token",
                 "client_credentials",
                 Application.GRANT_DEVICE_CODE,
+                token_exchange.GRANT_TYPE,
             ],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256", "ES256"],

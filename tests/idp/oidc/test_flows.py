@@ -70,6 +70,7 @@ def test_discovery_is_complete_and_truthful(provider):
         "refresh_token",
         "client_credentials",
         "urn:ietf:params:oauth:grant-type:device_code",
+        "urn:ietf:params:oauth:grant-type:token-exchange",
     ]
     assert meta["device_authorization_endpoint"] == f"{provider.url}/o/device_authorization/"
     assert meta["code_challenge_methods_supported"] == ["S256"]
