@@ -46,6 +46,7 @@ class ClientRecord:
     authentication: str = Application.AUTH_SECRET  # client_secret or private_key_jwt
     jwks: KeySet | None = None  # private_key_jwt: its registered keys, parsed once
     jwks_uri: str = ""  # private_key_jwt: where it publishes them (idp.oidc.client_keys)
+    require_par: bool = False  # RFC 9126: its authorization requests must be pushed first
 
     def allows_grant_type(self, *grant_types: str) -> bool:
         return self.authorization_grant_type in grant_types
@@ -102,6 +103,7 @@ def _load(client_id: str) -> ClientRecord | None:
             "client_authentication",
             "jwks",
             "jwks_uri",
+            "require_pushed_authorization_requests",
         )
         .first()
     )
@@ -119,6 +121,7 @@ def _load(client_id: str) -> ClientRecord | None:
         authentication,
         jwks,
         jwks_uri,
+        require_par,
     ) = row
     keys = None
     if jwks:
@@ -138,6 +141,7 @@ def _load(client_id: str) -> ClientRecord | None:
         authentication,
         keys,
         jwks_uri,
+        require_par,
     )
 
 

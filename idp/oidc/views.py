@@ -187,9 +187,8 @@ class AuthorizationView(dot.AuthorizationView):
         if pushed is not None:
             request.idp_pushed_request = pushed
             return None
-        if Application.objects.filter(
-            client_id=client_id, require_pushed_authorization_requests=True
-        ).exists():
+        client = client_cache.clients.get(client_id) if client_id else None  # cached per process
+        if client is not None and client.require_par:
             description = "this client must push its authorization requests first (RFC 9126)"
             error = FatalClientError(error=oauth_errors.InvalidRequestFatalError(description=description))
             return self.error_response(error, application=None)
