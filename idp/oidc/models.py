@@ -490,6 +490,12 @@ class PushedAuthorizationRequest(models.Model):
         return f"{self.application_id}:{self.digest[:12]}"
 
 
+def _scope_list_problem(scopes: str) -> str | None:
+    """Why a space-separated list of scopes names one this provider does not offer, or None."""
+    unknown = set(scopes.split()) - set(settings.OAUTH2_PROVIDER["SCOPES"])
+    return _("unknown scopes: %(scopes)s") % {"scopes": " ".join(sorted(unknown))} if unknown else None
+
+
 def _is_resource_uri(value: str) -> bool:
     """RFC 8707 §2: an absolute URI, no fragment; here https with a host and no userinfo."""
     try:
@@ -548,9 +554,9 @@ class ResourceServer(models.Model):
         errors: dict[str, list[str]] = {}
         if not _is_resource_uri(self.identifier):
             errors["identifier"] = [_("an absolute https URI without a fragment")]
-        unknown = set(self.scopes.split()) - set(settings.OAUTH2_PROVIDER["SCOPES"])
-        if unknown:
-            errors["scopes"] = [_("unknown scopes: %(scopes)s") % {"scopes": " ".join(sorted(unknown))}]
+        problem = _scope_list_problem(self.scopes)
+        if problem:
+            errors["scopes"] = [problem]
         if self.client is not None and self.client.client_type != Application.CLIENT_CONFIDENTIAL:
             errors["client"] = [_("an API's own client is a confidential client")]
         if errors:
@@ -595,10 +601,8 @@ class TokenExchangePolicy(models.Model):
         return f"{self.application_id} -> {self.resource_server_id}"
 
     def clean(self) -> None:
-        unknown = set(self.scopes.split()) - set(settings.OAUTH2_PROVIDER["SCOPES"])
-        if unknown:
-            raise ValidationError(
-                {"scopes": [_("unknown scopes: %(scopes)s") % {"scopes": " ".join(sorted(unknown))}]}
-            )
+        problem = _scope_list_problem(self.scopes)
+        if problem:
+            raise ValidationError({"scopes": [problem]})
         if self.application_id and self.application.client_type != Application.CLIENT_CONFIDENTIAL:
             raise ValidationError({"application": [_("only a confidential client may exchange tokens")]})

@@ -48,6 +48,14 @@ def audiences_of(claims: dict[str, Any]) -> list[str]:
     return [a for a in (aud if isinstance(aud, list) else [aud]) if isinstance(a, str)]
 
 
+def api_clients(audiences: list[str]) -> set[int | None]:
+    """The own clients of the registered APIs among `audiences` (None for an API without one);
+    empty when none of them is a registered API."""
+    if not audiences:
+        return set()
+    return set(ResourceServer.objects.filter(identifier__in=audiences).values_list("client_id", flat=True))
+
+
 def may_introspect(
     caller_pk: int, caller_is_platform_api: bool, caller_client_id: str, claims: dict[str, Any]
 ) -> bool:
@@ -59,14 +67,20 @@ def may_introspect(
     own = claims.get("client_id") == caller_client_id
     if settings.IDP_ACCESS_TOKEN_AUDIENCE in audiences:
         return own or caller_is_platform_api
-    apis = ResourceServer.objects.filter(identifier__in=audiences).values_list("client_id", flat=True)
-    registered = list(apis)
+    registered = api_clients(audiences)
     return bool(registered) and (own or caller_pk in registered)
 
 
 class RegisteredResourcesMixin:
     """DOT's RFC 8707 handling (format, narrowing, inheritance from the code or refresh token),
-    with one rule more: every resource is a registered API."""
+    with one rule more: every resource is a registered API. Run once per token request: the
+    token generator needs it for `aud` before DOT's save asks again (a query for a code)."""
+
+    def _check_and_set_request_resource(self, request: OAuthlibRequest) -> None:
+        if getattr(request, "idp_resources_checked", False):
+            return
+        super()._check_and_set_request_resource(request)  # type: ignore[misc]
+        request.idp_resources_checked = True
 
     def _validate_resource_uris(self, request: OAuthlibRequest, resources: list[str]) -> None:
         super()._validate_resource_uris(request, resources)  # type: ignore[misc]

@@ -83,10 +83,7 @@ def _subject(token: str, client: ClientRecord) -> dict[str, Any]:
     except tokens.TokenError:
         raise errors.InvalidGrantError(description="the subject token is not a live token of ours") from None
     audiences = resources.audiences_of(claims)
-    mine = (
-        claims.get("client_id") == client.client_id
-        or ResourceServer.objects.filter(client_id=client.pk, identifier__in=audiences).exists()
-    )
+    mine = claims.get("client_id") == client.client_id or client.pk in resources.api_clients(audiences)
     if not mine:
         raise errors.InvalidGrantError(description="the subject token was not issued to or for this client")
     return claims

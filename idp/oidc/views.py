@@ -430,9 +430,11 @@ class PushedAuthorizationRequestView(View):
     def _client(request: HttpRequest) -> Any:
         """The client, authenticated as it is registered (§2: as at the token endpoint); a public
         client names itself."""
-        if client_assertion.present(request.POST) or "HTTP_AUTHORIZATION" in request.META:
-            return client_auth.authenticate(request)
-        if "client_secret" in request.POST:
+        if (
+            "HTTP_AUTHORIZATION" in request.META
+            or "client_secret" in request.POST
+            or client_assertion.present(request.POST)
+        ):
             return client_auth.authenticate(request)
         client = client_cache.clients.get(request.POST.get("client_id", ""))
         return client if client is not None and client.client_type == Application.CLIENT_PUBLIC else None
