@@ -72,9 +72,24 @@ def _validate(port: int, token: str) -> str:
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         return (
             auth_pb2_grpc.AuthServiceStub(channel)
-            .TokenValidate(auth_pb2.TokenValidateRequest(token=token), timeout=10)
+            # As a client would: a connection reset by the dying process is tried again.
+            .TokenValidate(auth_pb2.TokenValidateRequest(token=token), timeout=10, wait_for_ready=True)
             .userId
         )
+
+
+def _wait_until_exited(pid: int, timeout: float = 10) -> None:
+    """Until `pid` has exited (a zombie or reaped): its listening socket is closed by then."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return
+        if state in ("Z", "X"):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"process {pid} did not exit")
 
 
 def _replacement(pid: int, known: set[int], timeout: float = 60) -> int:
@@ -95,7 +110,8 @@ def test_a_killed_process_is_replaced_while_the_other_serves():
     try:
         first, second = _children(process.pid)
         subprocess.run(["kill", "-KILL", str(first)], check=True)
-        # The other process answers at once: no gap while the replacement starts.
+        _wait_until_exited(first)  # `kill` returns before the process has closed its socket
+        # The other process keeps answering while the replacement starts.
         for _ in range(6):
             assert _validate(port, token) == "svc-user"
         replacement = _replacement(process.pid, {first, second})
