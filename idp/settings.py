@@ -356,6 +356,8 @@ IDP_SMS_SENDER = env_str("IDP_SMS_SENDER", "IDP")
 # https to globally routable addresses only. Loopback addresses, and plain http to them, only when
 # this is on (development, tests).
 IDP_OUTBOUND_ALLOW_LOOPBACK = env_bool("IDP_OUTBOUND_ALLOW_LOOPBACK", DEBUG)
+# SAML 2.0 upstream providers (clients.saml): the xmlsec1 program pysaml2 signs and verifies with.
+IDP_SAML_XMLSEC1 = env_str("IDP_SAML_XMLSEC1", "xmlsec1")
 # private_key_jwt (idp.oidc.client_assertion): how far ahead a client assertion's `exp` may be.
 # Short: a captured assertion is a credential until then (its `jti` is refused a second time).
 IDP_CLIENT_ASSERTION_MAX_SECONDS = env_int("IDP_CLIENT_ASSERTION_MAX_SECONDS", 300, minimum=30)
