@@ -148,6 +148,15 @@ def client(provider: IdentityProvider) -> Iterator[Saml2Client]:
                 os.remove(os.path.join(folder, "sp.key"))
 
 
+def certificate_fingerprint(pem: str) -> str:
+    """What an IdP's admin compares with the certificate they loaded: SHA-256, colon-separated."""
+    try:
+        digest = x509.load_pem_x509_certificate(pem.encode()).fingerprint(hashes.SHA256())
+    except ValueError:
+        return "?"
+    return ":".join(f"{byte:02X}" for byte in digest)
+
+
 def sp_metadata(provider: IdentityProvider) -> str:
     """Our SP metadata for this client (SAML Metadata §2.4.4): entity ID, ACS, our certificate for
     signing and encryption; AuthnRequestsSigned and WantAssertionsSigned are true."""
