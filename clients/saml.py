@@ -102,10 +102,15 @@ def xmlsec_binary() -> str:
 
 
 def _config(provider: IdentityProvider, folder: str, idp_metadata: str | None) -> SPConfig:
+    """pysaml2's SP configuration; without `idp_metadata`, only enough for our own metadata (the
+    private key stays encrypted)."""
+    if not provider.saml_sp_certificate:
+        raise SSOError(SSOErrorCode.NOT_CONFIGURED, "no SP key: configure the provider again")
     key_file, cert_file = os.path.join(folder, "sp.key"), os.path.join(folder, "sp.crt")
-    descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as out:
-        out.write(_sp_key(provider))
+    if idp_metadata:
+        descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as out:
+            out.write(_sp_key(provider))
     with open(cert_file, "w") as out:
         out.write(provider.saml_sp_certificate)
     config = SPConfig()
@@ -113,7 +118,8 @@ def _config(provider: IdentityProvider, folder: str, idp_metadata: str | None) -
         {
             "entityid": entity_id(provider),
             "xmlsec_binary": xmlsec_binary(),
-            "key_file": key_file,
+            # Without the key (our metadata only), the key file is named but never read.
+            **({"key_file": key_file} if idp_metadata else {}),
             "cert_file": cert_file,
             "encryption_keypairs": [{"key_file": key_file, "cert_file": cert_file}],
             "accepted_time_diff": SKEW_SECONDS,

@@ -543,5 +543,12 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": IDP_LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # pysaml2 logs every refused SAML Response at ERROR (quoting it) and NameIDs and whole
+        # messages below that; the refusals are ours to report (accounts.sso.saml: an audit record
+        # and an INFO line with the reason code), so only its critical lines are kept.
+        "saml2": {"level": "CRITICAL"},
+        "xmlschema": {"level": "WARNING"},
+    },
 }
