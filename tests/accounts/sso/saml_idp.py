@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime
+import html
 import os
 import tempfile
 import threading
@@ -63,12 +64,13 @@ def key_pair(common_name: str) -> tuple[bytes, bytes]:
 
 
 class SAMLIdP:
-    def __init__(self) -> None:
+    def __init__(self, *, browser_host: str = "127.0.0.1") -> None:
         self.server: WSGIServer = make_server("127.0.0.1", 0, self._app, handler_class=_Quiet)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.entity_id = f"{self.url}/idp"
         self.metadata_url = f"{self.url}/metadata"
-        self.sso_url = f"{self.url}/sso"
+        # Where browsers go: another host name makes the IdP another site (SameSite cookies).
+        self.sso_url = f"http://{browser_host}:{self.server.server_port}/sso"
         self._folder = tempfile.TemporaryDirectory(prefix="test-saml-idp-")
         key, cert = key_pair("test idp")
         self.key_file, self.cert_file = self._write("idp.key", key), self._write("idp.crt", cert)
@@ -135,6 +137,19 @@ class SAMLIdP:
         if environ["PATH_INFO"] == "/metadata":
             start_response("200 OK", [("Content-Type", "application/samlmetadata+xml")])
             return [self.metadata.encode()]
+        if environ["PATH_INFO"] == "/sso":  # the person is signed in at once: the page posts back
+            location = f"{self.sso_url}?{environ.get('QUERY_STRING', '')}"
+            fields = self.authenticate(location)
+            inputs = "".join(
+                f'<input type="hidden" name="{name}" value="{html.escape(value)}">'
+                for name, value in fields.items()
+            )
+            page = (
+                f'<!doctype html><title>Acme IdP</title><form method="post" action="{self.acs_url()}">'
+                f"{inputs}</form><script>document.forms[0].submit()</script>"
+            )
+            start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+            return [page.encode()]
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"not found"]
 
