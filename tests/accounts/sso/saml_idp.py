@@ -64,10 +64,10 @@ def key_pair(common_name: str) -> tuple[bytes, bytes]:
 
 
 class SAMLIdP:
-    def __init__(self, *, browser_host: str = "127.0.0.1") -> None:
+    def __init__(self, *, browser_host: str = "127.0.0.1", entity_id: str = "") -> None:
         self.server: WSGIServer = make_server("127.0.0.1", 0, self._app, handler_class=_Quiet)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.entity_id = f"{self.url}/idp"
+        self.entity_id = entity_id or f"{self.url}/idp"  # another's: an impostor with its own key
         self.metadata_url = f"{self.url}/metadata"
         # Where browsers go: another host name makes the IdP another site (SameSite cookies).
         self.sso_url = f"http://{browser_host}:{self.server.server_port}/sso"

@@ -312,6 +312,26 @@ def test_an_expired_assertion_is_refused(acme_saml, saml_idp):
     _nothing_provisioned()
 
 
+def test_an_assertion_not_valid_yet_is_refused(acme_saml, saml_idp):
+    # The IdP's clock an hour ahead: NotBefore is in our future.
+    response = _sign_in(Browser(), acme_saml, saml_idp, age_seconds=-3600)
+    entry = _refused(response, "expired")
+    assert "NotBefore" in entry.details["detail"]
+    _nothing_provisioned()
+
+
+def test_an_assertion_signed_by_another_key_is_refused(acme_saml, saml_idp):
+    # An impostor names the client's IdP as its issuer and signs with a key of its own.
+    browser = Browser()
+    location = _discover(browser)
+    with SAMLIdP(entity_id=saml_idp.entity_id) as impostor:
+        impostor.trust(saml_idp.sp_metadata)
+        message = saml_idp.read_request(location)
+        document = impostor.response(in_response_to=message.id, destination=saml.acs_url(acme_saml))
+    _refused(saml_post(browser, acme_saml, {"SAMLResponse": encode(document)}), "bad_signature")
+    _nothing_provisioned()
+
+
 def test_a_little_clock_skew_is_tolerated(acme_saml, saml_idp):
     # Made 5 min + 30 s ago: NotOnOrAfter passed 30 s ago, inside the 60 s skew.
     response = _sign_in(Browser(), acme_saml, saml_idp, age_seconds=330)
