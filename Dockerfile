@@ -14,6 +14,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     GRANIAN_BLOCKING_THREADS=4
 
 WORKDIR /app
+# xmlsec1: pysaml2 signs and verifies SAML messages with this binary (clients.saml).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends xmlsec1 \
+ && rm -rf /var/lib/apt/lists/*
 COPY requirements.txt .
 RUN pip install -r requirements.txt
 

@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from audit import services as audit
 from audit.registry import AuditAction
-from clients import ports, upstream
+from clients import ports, saml, upstream
 from clients.models import ORGANISATION_ROLES, IdentityProvider, Organisation
 from clients.ports import Actor
 from core.permissions import Permission
@@ -84,6 +84,11 @@ IDENTITY_PROVIDER_FIELDS = frozenset(
         "enabled",
         "enforced",
         "trust_upstream_mfa",
+        "protocol",
+        "saml_metadata_url",
+        "saml_metadata_xml",
+        "saml_allow_idp_initiated",
+        "saml_require_encryption",
     }
 )
 
@@ -91,14 +96,19 @@ IDENTITY_PROVIDER_FIELDS = frozenset(
 def check_identity_provider(provider: IdentityProvider) -> None:
     """What the model cannot say about itself; raises ValidationError by field (the admin form shows it)."""
     errors: dict[str, list[Any]] = {}
-    try:
-        upstream.check_url(provider.issuer, what="issuer")
-        if urlsplit(provider.issuer).query:
-            raise ValidationError(_("the issuer has no query part (OIDC Discovery §2)"))
-    except ValidationError as exc:
-        errors["issuer"] = exc.messages
-    if "openid" not in provider.scopes.split():
-        errors["scopes"] = [_("the scopes must include openid")]
+    if provider.is_saml:
+        errors.update(_saml_errors(provider))
+    else:
+        try:
+            upstream.check_url(provider.issuer, what="issuer")
+            if urlsplit(provider.issuer).query:
+                raise ValidationError(_("the issuer has no query part (OIDC Discovery §2)"))
+        except ValidationError as exc:
+            errors["issuer"] = exc.messages
+        if "openid" not in provider.scopes.split():
+            errors["scopes"] = [_("the scopes must include openid")]
+        if not provider.client_id.strip():
+            errors["client_id"] = [_("OpenID Connect needs our client id at the upstream")]
     mapping = provider.role_mapping
     organisation_roles = {value for value, _ in ORGANISATION_ROLES}
     if not isinstance(mapping, dict) or not all(
@@ -114,6 +124,27 @@ def check_identity_provider(provider: IdentityProvider) -> None:
         errors["username_claim"] = [_("a claim must give the login")]
     if errors:
         raise ValidationError(errors)
+
+
+def _saml_errors(provider: IdentityProvider) -> dict[str, list[Any]]:
+    """A SAML provider: an entity ID, and metadata by URL (https, public) or uploaded (checked now)."""
+    errors: dict[str, list[Any]] = {}
+    if not provider.issuer.strip() or any(not ch.isprintable() or ch.isspace() for ch in provider.issuer):
+        errors["issuer"] = [_("the identity provider's entity ID, without spaces")]
+    if provider.saml_metadata_url:
+        try:
+            upstream.check_url(provider.saml_metadata_url, what="metadata URL")
+        except ValidationError as exc:
+            errors["saml_metadata_url"] = exc.messages
+    elif provider.saml_metadata_xml:
+        if "issuer" not in errors:
+            try:
+                saml.check_idp_metadata(provider.saml_metadata_xml, entity=provider.issuer)
+            except ValidationError as exc:
+                errors["saml_metadata_xml"] = exc.messages
+    else:
+        errors["saml_metadata_url"] = [_("a metadata URL, or upload the metadata XML")]
+    return errors
 
 
 @transaction.atomic
@@ -142,6 +173,12 @@ def configure_identity_provider(
     if not changed:
         return provider
     check_identity_provider(provider)
+    if provider.is_saml and not provider.saml_sp_key_encrypted:
+        # Our SP key for this client, made once; its certificate is in our SP metadata.
+        provider.saml_sp_key_encrypted, provider.saml_sp_certificate = saml.generate_sp_key(
+            common_name=f"{organisation.slug} SAML SP"
+        )
+        changed.append("saml_sp_key")
     provider.full_clean(exclude=["organisation"])
     provider.save()
     audit.record(
@@ -149,7 +186,46 @@ def configure_identity_provider(
         actor=actor,
         target=provider,
         organisation_id=organisation.id,
-        details={"fields": sorted(changed), "created": created, "issuer": provider.issuer},
+        details={
+            "fields": sorted(changed),
+            "created": created,
+            "issuer": provider.issuer,
+            "protocol": provider.protocol,
+        },
     )
-    transaction.on_commit(lambda: upstream.forget_cached(provider))
+    transaction.on_commit(lambda: _forget_cached(provider))
     return provider
+
+
+def _forget_cached(provider: IdentityProvider) -> None:
+    if provider.is_saml:
+        saml.forget_cached(provider)
+    else:
+        upstream.forget_cached(provider)
+
+
+@transaction.atomic
+def rotate_saml_sp_key(*, actor: Actor, provider: IdentityProvider) -> IdentityProvider:
+    """A new SP key and certificate for a client's SAML provider (its IT admin loads our metadata
+    again: AuthnRequests are signed with the new key at once). Audited, never the key."""
+    ports.require_permission(actor, Permission.SSO_MANAGE, organisation_id=provider.organisation_id)
+    locked = IdentityProvider.objects.select_for_update().select_related("organisation").get(pk=provider.pk)
+    if not locked.is_saml:
+        raise ValidationError(_("only a SAML provider has an SP key"))
+    locked.saml_sp_key_encrypted, locked.saml_sp_certificate = saml.generate_sp_key(
+        common_name=f"{locked.organisation.slug} SAML SP"
+    )
+    locked.save(update_fields=["saml_sp_key_encrypted", "saml_sp_certificate", "updated_at"])
+    audit.record(
+        AuditAction.SSO_PROVIDER_CHANGED,
+        actor=actor,
+        target=locked,
+        organisation_id=locked.organisation_id,
+        details={
+            "fields": ["saml_sp_key"],
+            "created": False,
+            "issuer": locked.issuer,
+            "protocol": locked.protocol,
+        },
+    )
+    return locked

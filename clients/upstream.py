@@ -53,6 +53,14 @@ class SSOErrorCode(StrEnum):
     BAD_TOKEN = "bad_token"
     ACCOUNT_BLOCKED = "account_blocked"
     PROVISIONING_FAILED = "provisioning_failed"
+    # SAML 2.0 (accounts.sso.saml): why an assertion was refused, one code each for the audit log.
+    UNSIGNED = "unsigned"
+    BAD_SIGNATURE = "bad_signature"
+    EXPIRED = "expired"
+    REPLAYED = "replayed"
+    WRONG_AUDIENCE = "wrong_audience"
+    WRONG_RECIPIENT = "wrong_recipient"
+    UNSOLICITED = "unsolicited"
 
 
 class SSOError(Exception):

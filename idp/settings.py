@@ -356,6 +356,8 @@ IDP_SMS_SENDER = env_str("IDP_SMS_SENDER", "IDP")
 # https to globally routable addresses only. Loopback addresses, and plain http to them, only when
 # this is on (development, tests).
 IDP_OUTBOUND_ALLOW_LOOPBACK = env_bool("IDP_OUTBOUND_ALLOW_LOOPBACK", DEBUG)
+# SAML 2.0 upstream providers (clients.saml): the xmlsec1 program pysaml2 signs and verifies with.
+IDP_SAML_XMLSEC1 = env_str("IDP_SAML_XMLSEC1", "xmlsec1")
 # private_key_jwt (idp.oidc.client_assertion): how far ahead a client assertion's `exp` may be.
 # Short: a captured assertion is a credential until then (its `jti` is refused a second time).
 IDP_CLIENT_ASSERTION_MAX_SECONDS = env_int("IDP_CLIENT_ASSERTION_MAX_SECONDS", 300, minimum=30)
@@ -544,5 +546,12 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": IDP_LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # pysaml2 logs every refused SAML Response at ERROR (quoting it) and NameIDs and whole
+        # messages below that; the refusals are ours to report (accounts.sso.saml: an audit record
+        # and an INFO line with the reason code), so only its critical lines are kept.
+        "saml2": {"level": "CRITICAL"},
+        "xmlschema": {"level": "WARNING"},
+    },
 }

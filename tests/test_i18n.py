@@ -30,6 +30,7 @@ SAME_IN_RUSSIAN = {
     "id",
     "e-mail",  # our Russian pages write it so too («Логин или e-mail»)
     "OpenID Connect",  # the protocol's name (the oidc app's section)
+    "SAML 2.0",  # the protocol's name (a client's identity provider)
     "plain",  # PKCE code challenge methods (RFC 7636): protocol values, shown as they are
     "S256",
 }

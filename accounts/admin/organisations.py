@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.admin.base import ServiceModelAdmin, calling, visible_organisations
 from accounts.models import Role, User
-from clients import branding, domains, services, upstream
+from clients import branding, domains, saml, services, upstream
 from clients.models import IdentityProvider, Organisation, OrganisationDomain, UpstreamIdentity
 from core.permissions import Permission
 from core.read_only_admin import ReadOnlyModelAdmin
@@ -170,11 +170,22 @@ class OrganisationAdmin(ServiceModelAdmin):
 
 
 class IdentityProviderForm(forms.ModelForm):
-    issuer = forms.URLField(
+    issuer = forms.CharField(
         label=_("Issuer"),
         max_length=500,
-        assume_scheme="https",
         help_text=IdentityProvider._meta.get_field("issuer").help_text,
+    )
+    saml_metadata_url = forms.URLField(
+        label=_("SAML metadata URL"),
+        max_length=500,
+        required=False,
+        assume_scheme="https",
+        help_text=IdentityProvider._meta.get_field("saml_metadata_url").help_text,
+    )
+    saml_metadata_file = forms.FileField(
+        label=_("Upload SAML metadata"),
+        required=False,
+        help_text=_("An XML file from the identity provider; it replaces the metadata text above."),
     )
     client_secret = forms.CharField(
         widget=forms.PasswordInput(render_value=False),
@@ -194,8 +205,24 @@ class IdentityProviderForm(forms.ModelForm):
             *sorted(services.IDENTITY_PROVIDER_FIELDS - {"name", "issuer", "client_id"}),
         ]
 
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        upload = data.get("saml_metadata_file")
+        if upload:
+            raw = upload.read(saml.MAX_METADATA_BYTES + 1)
+            if len(raw) > saml.MAX_METADATA_BYTES:
+                raise ValidationError({"saml_metadata_file": _("The metadata is larger than 512 KiB.")})
+            try:
+                data["saml_metadata_xml"] = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ValidationError({"saml_metadata_file": _("The metadata is not UTF-8 text.")}) from None
+            self.instance.saml_metadata_xml = data["saml_metadata_xml"]
+        return data
+
     def _post_clean(self) -> None:
         super()._post_clean()
+        if self.cleaned_data.get("saml_metadata_xml") is not None:
+            self.instance.saml_metadata_xml = self.cleaned_data["saml_metadata_xml"]
         try:
             services.check_identity_provider(self.instance)
         except ValidationError as exc:
@@ -205,26 +232,81 @@ class IdentityProviderForm(forms.ModelForm):
 @admin.register(IdentityProvider)
 class IdentityProviderAdmin(ServiceModelAdmin):
     form = IdentityProviderForm
+    actions = ["new_saml_key"]
     list_display = [
         "organisation",
         "name",
+        "protocol",
         "issuer",
         "enabled",
         "enforced",
         "trust_upstream_mfa",
         "secret_stored",
     ]
-    list_filter = ["enabled", "enforced"]
+    list_filter = ["protocol", "enabled", "enforced"]
     search_fields = ["name", "issuer", "organisation__name", "organisation__slug"]
     list_select_related = ["organisation"]
+    SAML_SHOWN = ["sp_entity_id", "sp_acs_url", "sp_certificate"]
+
+    def get_fieldsets(self, request: HttpRequest, obj: IdentityProvider | None = None) -> list[Any]:
+        mapping = [
+            "username_claim",
+            "email_claim",
+            "phone_claim",
+            "groups_claim",
+            "role_mapping",
+            "default_role",
+        ]
+        return [
+            (None, {"fields": ["organisation", "name", "protocol", "issuer", "enabled", "enforced"]}),
+            (
+                _("OpenID Connect"),
+                {"fields": ["client_id", "client_secret", "scopes", "redirect_uri", "secret_stored"]},
+            ),
+            (
+                _("SAML 2.0"),
+                {
+                    "fields": [
+                        "saml_metadata_url",
+                        "saml_metadata_xml",
+                        "saml_metadata_file",
+                        "saml_allow_idp_initiated",
+                        "saml_require_encryption",
+                        *self.SAML_SHOWN,
+                    ]
+                },
+            ),
+            (_("Claim and role mapping"), {"fields": [*mapping, "trust_upstream_mfa"]}),
+        ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: IdentityProvider | None = None) -> list[str]:
-        fixed = ["redirect_uri", "secret_stored", "created_at", "updated_at"]
+        fixed = ["redirect_uri", "secret_stored", *self.SAML_SHOWN, "created_at", "updated_at"]
         return ["organisation", *fixed] if obj is not None else fixed
 
     @admin.display(description=_("Redirect URI to register upstream"))
     def redirect_uri(self, obj: IdentityProvider) -> str:
         return upstream.callback_url(obj) if obj.pk else gettext("(shown once saved)")
+
+    @admin.display(description=_("SP entity ID and metadata URL"))
+    def sp_entity_id(self, obj: IdentityProvider) -> str:
+        return saml.entity_id(obj) if obj.pk and obj.is_saml else "—"
+
+    @admin.display(description=_("Assertion consumer service (ACS) URL"))
+    def sp_acs_url(self, obj: IdentityProvider) -> str:
+        return saml.acs_url(obj) if obj.pk and obj.is_saml else "—"
+
+    @admin.display(description=_("SP certificate (SHA-256 fingerprint)"))
+    def sp_certificate(self, obj: IdentityProvider) -> str:
+        return saml.certificate_fingerprint(obj.saml_sp_certificate) if obj.saml_sp_certificate else "—"
+
+    @admin.action(description=_("Generate a new SAML SP key (load our metadata into the IdP again)"))
+    def new_saml_key(self, request: HttpRequest, queryset: QuerySet[IdentityProvider]) -> None:
+        self.for_each(
+            request,
+            queryset.select_related("organisation"),
+            lambda provider: services.rotate_saml_sp_key(actor=request.user, provider=provider),
+            ngettext_lazy("%(count)d SP key generated.", "%(count)d SP keys generated.", "count"),
+        )
 
     @admin.display(boolean=True, description=_("Secret stored"))
     def secret_stored(self, obj: IdentityProvider) -> bool:
@@ -233,8 +315,12 @@ class IdentityProviderAdmin(ServiceModelAdmin):
     def save_model(
         self, request: HttpRequest, obj: IdentityProvider, form: forms.ModelForm, change: bool
     ) -> None:
+        changed = {
+            *form.changed_data,
+            *(["saml_metadata_xml"] if form.cleaned_data.get("saml_metadata_file") else []),
+        }
         names = (
-            [n for n in form.changed_data if n in services.IDENTITY_PROVIDER_FIELDS]
+            [n for n in changed if n in services.IDENTITY_PROVIDER_FIELDS]
             if change
             else [n for n in services.IDENTITY_PROVIDER_FIELDS if n in form.cleaned_data]
         )

@@ -7,6 +7,10 @@ signature against the upstream's JWKS, `iss`, `aud`, `azp`, `exp`, `iat`, `nonce
 provisions the user just in time and links the upstream identity by (organisation, `iss`, `sub`)
 (`provisioning`). Signing the person in here (session, second factor) is the views' part.
 
+A client whose directory speaks SAML 2.0 goes through `saml` instead (Web Browser SSO: a signed
+AuthnRequest, a signed assertion back to our ACS, pysaml2 and xmlsec1), into the same claim
+mapping and provisioning, linked by (organisation, IdP entity ID, NameID).
+
 The provider's configuration, discovery and keys are the B2B client's (clients.upstream). Failures
 raise clients.upstream.SSOError with a reason code; each is audited (`sso.loginFailed`) and
 nothing half-made survives it: provisioning runs in one transaction, after every check passed.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib.auth import login as auth_login
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -11,10 +12,13 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
 
 from accounts import mfa_views, sessions
 from accounts.sso import flow
+from accounts.sso import saml as saml_flow
+from clients import saml
 from clients.models import IdentityProvider
 from clients.upstream import SSOError, SSOErrorCode
 from core.outbound import AddressKind, FetchError, Reason
@@ -45,6 +49,47 @@ MESSAGES: dict[SSOErrorCode, tuple[str, int]] = {
     SSOErrorCode.PROVISIONING_FAILED: (
         _("Your account could not be set up here. Contact your administrator."),
         409,
+    ),
+    # SAML 2.0 (accounts.sso.saml)
+    SSOErrorCode.UNSIGNED: (
+        _(
+            "Your company's identity provider sent a sign-in that is not signed, and we accept only "
+            "signed ones."
+        ),
+        400,
+    ),
+    SSOErrorCode.BAD_SIGNATURE: (
+        _(
+            "Your company's identity provider sent a sign-in whose signature does not verify. It may "
+            "have been altered."
+        ),
+        400,
+    ),
+    SSOErrorCode.EXPIRED: (
+        _(
+            "This sign-in from your company's identity provider has expired or is not valid yet. "
+            "Please start again."
+        ),
+        400,
+    ),
+    SSOErrorCode.REPLAYED: (
+        _("This sign-in was already used, and each can be used only once. Please start again."),
+        400,
+    ),
+    SSOErrorCode.WRONG_AUDIENCE: (
+        _(
+            "Your company's identity provider sent a sign-in meant for another service. Contact your "
+            "administrator."
+        ),
+        400,
+    ),
+    SSOErrorCode.WRONG_RECIPIENT: (
+        _("Your company's identity provider sent a sign-in to another address. Contact your administrator."),
+        400,
+    ),
+    SSOErrorCode.UNSOLICITED: (
+        _("This sign-in was not started here. Please start again from this site's sign-in page."),
+        400,
     ),
 }
 
@@ -98,12 +143,11 @@ def _safe_next(request: HttpRequest, url: str | None) -> str:
     return reverse("home")
 
 
-def _provider(slug: str) -> IdentityProvider | None:
-    return (
-        IdentityProvider.objects.select_related("organisation")
-        .filter(organisation__slug=slug, enabled=True)
-        .first()
+def _provider(slug: str, protocol: str | None = None) -> IdentityProvider | None:
+    providers = IdentityProvider.objects.select_related("organisation").filter(
+        organisation__slug=slug, enabled=True
     )
+    return (providers.filter(protocol=protocol) if protocol else providers).first()
 
 
 def _failed(request: HttpRequest, error: SSOError, next_url: str = "") -> HttpResponse:
@@ -131,7 +175,11 @@ def start(request: HttpRequest, slug: str) -> HttpResponse:
     if provider is None:
         return _failed(request, SSOError(SSOErrorCode.NOT_CONFIGURED), next_url)
     try:
-        url = flow.begin(request, provider, next_url=next_url, login_hint=request.GET.get("login_hint", ""))
+        if provider.is_saml:
+            url = saml_flow.begin(request, provider, next_url=next_url)
+        else:
+            login_hint = request.GET.get("login_hint", "")
+            url = flow.begin(request, provider, next_url=next_url, login_hint=login_hint)
     except SSOError as exc:
         return _failed(request, exc, next_url)
     return HttpResponseRedirect(url)
@@ -140,13 +188,69 @@ def start(request: HttpRequest, slug: str) -> HttpResponse:
 @never_cache
 @require_GET
 def callback(request: HttpRequest, slug: str) -> HttpResponse:
-    provider = _provider(slug)
+    provider = _provider(slug, IdentityProvider.Protocol.OIDC)
     if provider is None:
         return _failed(request, SSOError(SSOErrorCode.NOT_CONFIGURED))
     try:
         signed_in = flow.complete(request, provider, request.GET)
     except SSOError as exc:
         return _failed(request, exc)
+    return _signed_in(request, signed_in)
+
+
+@never_cache
+@require_GET
+def saml_metadata(request: HttpRequest, slug: str) -> HttpResponse:
+    """Our SP metadata for this client, for its IT admin to load into their IdP (also while the
+    provider is still switched off, so that both sides can be set up first)."""
+    provider = (
+        IdentityProvider.objects.select_related("organisation")
+        .filter(organisation__slug=slug, protocol=IdentityProvider.Protocol.SAML)
+        .first()
+    )
+    if provider is None:
+        return _failed(request, SSOError(SSOErrorCode.NOT_CONFIGURED))
+    try:
+        document = saml.sp_metadata(provider)
+    except SSOError as exc:
+        return _failed(request, exc)
+    response = HttpResponse(document, content_type="application/samlmetadata+xml; charset=utf-8")
+    response["Content-Disposition"] = f'inline; filename="{slug}-sp-metadata.xml"'
+    return response
+
+
+# SAML Bindings §3.5: the IdP's page posts the Response to us from its own site. The session
+# cookie is SameSite=Lax, so that cross-site POST arrives without it; the first answer is a page of
+# ours that posts the same fields again, now same-site, with the cookie (static/idp/autopost.js).
+BOUNCED = "bounced"
+
+
+@csrf_exempt  # a cross-site POST by design; what protects it is the signature and InResponseTo
+@never_cache
+@require_POST
+def saml_acs(request: HttpRequest, slug: str) -> HttpResponse:
+    saml_response = request.POST.get("SAMLResponse", "")
+    relay_state = request.POST.get("RelayState", "")
+    if settings.SESSION_COOKIE_NAME not in request.COOKIES and BOUNCED not in request.POST:
+        return render(
+            request,
+            "sso/saml_post.html",
+            {"action": request.path, "saml_response": saml_response, "relay_state": relay_state},
+        )
+    provider = _provider(slug, IdentityProvider.Protocol.SAML)
+    if provider is None:
+        return _failed(request, SSOError(SSOErrorCode.NOT_CONFIGURED))
+    default_next = _safe_next(request, saml_flow.safe_relay_target(relay_state))
+    try:
+        signed_in = saml_flow.complete(
+            request, provider, saml_response=saml_response, default_next=default_next
+        )
+    except SSOError as exc:
+        return _failed(request, exc)
+    return _signed_in(request, signed_in)
+
+
+def _signed_in(request: HttpRequest, signed_in: flow.SignIn) -> HttpResponse:
     # accounts.assurance: unless the upstream's MFA is trusted and was done, our second factor
     # comes first (not logged in yet; the session's `amr` keeps "fed").
     second_step = mfa_views.sign_in(request, signed_in.user, signed_in.next_url, signed_in.methods)

@@ -18,6 +18,7 @@ def _form(acme, **extra) -> dict:
     return {
         "organisation": str(acme.pk),
         "name": "Acme Entra ID",
+        "protocol": "oidc",
         "issuer": "https://login.acme.example/tenant/v2.0",
         "client_id": "our-app-id",
         "client_secret": SECRET,
@@ -122,3 +123,71 @@ def test_dns_check_action_reports_a_missing_record(client, admin_user, acme, mon
     assert "no TXT record" in response.content.decode()
     domain.refresh_from_db()
     assert not domain.is_verified
+
+
+# --- SAML 2.0 -----------------------------------------------------------------------------------
+
+
+def test_an_operator_sets_up_a_saml_provider_by_uploading_its_metadata(client, admin_user, acme, settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from clients import saml
+    from tests.accounts.sso.saml_idp import SAMLIdP
+
+    settings.IDP_OUTBOUND_ALLOW_LOOPBACK = True  # the test IdP's SSO URL is http://127.0.0.1
+    client.force_login(admin_user)
+    with SAMLIdP() as idp:
+        form = _form(
+            acme,
+            protocol="saml",
+            issuer=idp.entity_id,
+            client_id="",
+            client_secret="",
+            username_claim="uid",
+            saml_metadata_file=SimpleUploadedFile("idp.xml", idp.metadata.encode(), "text/xml"),
+        )
+        response = client.post("/admin/clients/identityprovider/add/", form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+
+    provider = IdentityProvider.objects.get()
+    assert (provider.protocol, provider.saml_metadata_xml) == ("saml", idp.metadata)
+    page = client.get(f"/admin/clients/identityprovider/{provider.pk}/change/").content.decode()
+    assert saml.entity_id(provider) in page
+    assert saml.acs_url(provider) in page
+    assert saml.certificate_fingerprint(provider.saml_sp_certificate) in page
+    assert provider.saml_sp_key_encrypted not in page
+    entry = AuditLog.objects.get(action=AuditAction.SSO_PROVIDER_CHANGED)
+    assert entry.details["protocol"] == "saml"
+    assert entry.actor_id == str(admin_user.pk)
+
+    before = provider.saml_sp_certificate
+    response = client.post(
+        "/admin/clients/identityprovider/",
+        {"action": "new_saml_key", "_selected_action": [str(provider.pk)]},
+    )
+    assert response.status_code == 302
+    provider.refresh_from_db()
+    assert provider.saml_sp_certificate != before
+    assert AuditLog.objects.filter(action=AuditAction.SSO_PROVIDER_CHANGED).count() == 2
+
+
+def test_saml_metadata_for_another_entity_is_shown_on_the_form(client, admin_user, acme, settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.accounts.sso.saml_idp import SAMLIdP
+
+    settings.IDP_OUTBOUND_ALLOW_LOOPBACK = True
+    client.force_login(admin_user)
+    with SAMLIdP() as idp:
+        form = _form(
+            acme,
+            protocol="saml",
+            issuer="https://another.example/idp",
+            client_id="",
+            client_secret="",
+            saml_metadata_file=SimpleUploadedFile("idp.xml", idp.metadata.encode(), "text/xml"),
+        )
+        response = client.post("/admin/clients/identityprovider/add/", form)
+    assert response.status_code == 200
+    assert "does not describe this entity ID" in response.content.decode()
+    assert not IdentityProvider.objects.exists()
