@@ -137,6 +137,9 @@ def _entry(
     ctx = context.current()
     _, actor_id, actor_label = _label(actor)
     target_type, target_id, target_label = _label(target)
+    details = details or {}
+    if ctx.via and "via" not in details:
+        details = {**details, "via": ctx.via}
     return AuditLog(
         action=action,
         actor_id=actor_id,
@@ -148,7 +151,7 @@ def _entry(
         ip=ctx.ip,
         user_agent=ctx.user_agent,
         request_id=ctx.request_id,
-        details=details or {},
+        details=details,
     )
 
 

@@ -22,6 +22,9 @@ class RequestContext:
     request_id: str = ""
     ip: str | None = None
     user_agent: str = ""
+    # The credential a change came through when it is not the actor's own sign-in (e.g.
+    # "scimToken:<id>" for SCIM provisioning, idp.scim); audit records name it beside the actor.
+    via: str = ""
 
 
 # RequestContext is frozen, so sharing one default instance is safe.
