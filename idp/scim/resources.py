@@ -18,12 +18,11 @@ from scim2_models import (
     URN,
     AnyExtension,
     ComplexAttribute,
-    Email,
+    ExtensibleStringEnum,
     GroupMember,
     GroupMembership,
     Meta,
     Mutability,
-    PhoneNumber,
     Required,
     Resource,
     Uniqueness,
@@ -45,16 +44,23 @@ class ScimName(ComplexAttribute):
     given_name: str | None = None
 
 
+class WorkType(ExtensibleStringEnum):
+    """We keep one address and one number, the work ones: "work" is the canonical value we
+    publish; another type sent is accepted (and the value kept as the work one)."""
+
+    work = "work"
+
+
+# No `primary`: with one value kept there is nothing to choose between; a `primary` sent (Entra
+# ID and Okta send it) picks the value kept, and is then dropped like any attribute we do not keep.
 class ScimEmail(ComplexAttribute):
     value: EmailStr | None = None
-    type: Email.Type | None = None
-    primary: bool | None = None
+    type: WorkType | None = None
 
 
 class ScimPhoneNumber(ComplexAttribute):
     value: str | None = None
-    type: PhoneNumber.Type | None = None
-    primary: bool | None = None
+    type: WorkType | None = None
 
 
 class ScimUser(Resource[AnyExtension]):
@@ -107,8 +113,8 @@ def to_scim_user(user: User, *, base_url: str) -> ScimUser:
         user_name=user.username,
         name=name,
         active=user.status == User.Status.ACTIVE,
-        emails=[ScimEmail(value=user.email, type="work", primary=True)] if user.email else None,
-        phone_numbers=[ScimPhoneNumber(value=user.phone, type="work", primary=True)] if user.phone else None,
+        emails=[ScimEmail(value=user.email, type="work")] if user.email else None,
+        phone_numbers=[ScimPhoneNumber(value=user.phone, type="work")] if user.phone else None,
         groups=[
             GroupMembership(
                 value=user.role, ref=group_location(base_url, user.role), display=group_display(user.role)
@@ -178,12 +184,19 @@ def _chosen(values: list[Any] | None) -> str:
     if not values:
         return ""
     for value in values:
-        if value.primary and value.value:
+        if _primary(value) and value.value:
             return str(value.value)
     for value in values:
         if str(value.type or "") == "work" and value.value:
             return str(value.value)
     return next((str(v.value) for v in values if v.value), "")
+
+
+def _primary(value: Any) -> bool:
+    # `primary` is not in our model: it is read where the parser set it aside.
+    unknown = getattr(value, "unknown_attributes", None) or {}
+    flag = next((v for k, v in unknown.items() if str(k).lower() == "primary"), False)
+    return flag is True or str(flag).lower() == "true"
 
 
 def desired_from(resource: ScimUser, *, active_default: bool = True) -> Desired:

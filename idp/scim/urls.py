@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from idp.scim import views
 
@@ -15,4 +15,6 @@ urlpatterns = [
     path("Groups", views.GroupsView.as_view(), name="scim-groups"),
     path("Groups/.search", views.GroupsSearchView.as_view(), name="scim-groups-search"),
     path("Groups/<str:group_id>", views.GroupView.as_view(), name="scim-group"),
+    path(".search", views.RootSearchView.as_view(), name="scim-search"),
+    re_path(r"^.*$", views.UnknownView.as_view(), name="scim-unknown"),
 ]

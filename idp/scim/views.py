@@ -343,6 +343,9 @@ class UserView(ScimView):
             _precondition(request, version_of(user))
             resource = to_scim_user(user, base_url=self.base_url)
             patch.patch(resource)
+            if resource.active is None:
+                # A person here is active or not; an unassigned `active` would be a guess.
+                raise MutabilityException(detail="active cannot be removed: set it to true or false")
             user = self.apply(user, desired_from(resource, active_default=user.status == User.Status.ACTIVE))
         return self.user_response(user)
 
@@ -473,6 +476,24 @@ class GroupView(GroupsBase):
     def delete(self, request: HttpRequest, group_id: str) -> HttpResponse:
         self.role(group_id)
         raise NotImplementedException(detail="the groups are the B2B client's roles: they cannot be deleted")
+
+
+class RootSearchView(ScimView):
+    """RFC 7644 §3.4.3: a search across every resource type; not offered (501 is its answer)."""
+
+    http_method_names = ["post"]
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        raise NotImplementedException(detail="search /Users or /Groups: not several types at once")
+
+
+class UnknownView(ScimView):
+    """Any other path under /scim/v2/: a SCIM 404, after the token like every answer."""
+
+    def dispatch_unknown(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        raise Http404
+
+    get = post = put = patch = delete = dispatch_unknown
 
 
 # --- discovery (RFC 7644 §4) ------------------------------------------------------------------
