@@ -136,6 +136,8 @@ def _entry(
 ) -> AuditLog:
     ctx = context.current()
     _, actor_id, actor_label = _label(actor)
+    if actor is None and ctx.via:
+        actor_label = (ctx.via_label or ctx.via)[:255]
     target_type, target_id, target_label = _label(target)
     details = details or {}
     if ctx.via and "via" not in details:

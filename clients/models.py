@@ -268,8 +268,8 @@ class UpstreamIdentity(models.Model):
 class ScimToken(models.Model):
     """A bearer token with which one organisation's directory (Entra ID, Okta...) provisions its
     users over SCIM 2.0 (idp.scim). Only its SHA-256 is kept: the token is shown once, when made
-    (clients.scim_tokens). It acts with the authority of the administrator who made it, and only
-    on its own organisation's users."""
+    (clients.scim_tokens). It changes its own organisation's users only, and hands out only the
+    organisation's own roles (idp.scim.auth)."""
 
     id = models.UUIDField(_("ID"), primary_key=True, default=uuid.uuid4, editable=False)
     organisation = models.ForeignKey(

@@ -37,11 +37,9 @@ def hash_token(token: str) -> str:
 @transaction.atomic
 def create_scim_token(*, actor: Actor, organisation: Organisation, name: str) -> tuple[ScimToken, str]:
     """Make a token for `organisation`'s directory; returns the row and the token, which is
-    never shown again. Whoever manages the organisation's SSO may make one."""
+    never shown again. Whoever manages the organisation's SSO may make one: the token provisions
+    the organisation's people as its SSO provider already may (idp.scim.auth)."""
     ports.require_permission(actor, Permission.SSO_MANAGE, organisation_id=organisation.id)
-    if actor is None:
-        # The token acts with its maker's authority (idp.scim): the system has no such bound.
-        raise ValidationError(_("a SCIM token is made by an administrator"), code="actor_required")
     if not organisation.is_active:
         raise ValidationError(_("the B2B client is suspended"), code="client_suspended")
     token = PREFIX + secrets.token_urlsafe(32)

@@ -1,10 +1,12 @@
-"""Who calls /scim/v2/: an organisation's SCIM token (clients.scim_tokens), and the administrator
-whose authority it carries.
+"""Who calls /scim/v2/: an organisation's directory, known by its SCIM token (clients.scim_tokens).
 
-A token works while it is not revoked, its organisation is active, and the administrator who
-made it is still active and may still see that organisation's users; every change it asks for is
-then checked by accounts.services as that administrator's own would be (accounts.authority), so
-a token never does more than its maker could."""
+A token works while it is not revoked and its organisation is active. It speaks for the
+organisation's directory, as the organisation's SSO provider does when it signs a person in
+(accounts.sso.provisioning): the changes it asks for are made by the system (`actor=None` in
+accounts.services), bounded here as they are there: only that organisation's users, only its own
+two roles (what a B2B client administrator may hand out, never more), no admin access, no
+passwords. Whoever may configure the organisation's SSO may make and revoke its tokens. The token
+is named in every audit record of what it changed (core.context `via`)."""
 
 from __future__ import annotations
 
@@ -12,22 +14,22 @@ from dataclasses import dataclass
 
 from django.http import HttpRequest
 
-from accounts import rbac
-from accounts.models import User
 from clients.models import Organisation, ScimToken
 from clients.scim_tokens import find_scim_token
-from core.permissions import Permission
 
 
 @dataclass(frozen=True)
 class Caller:
     token: ScimToken
     organisation: Organisation
-    actor: User
 
     @property
     def via(self) -> str:
         return f"scimToken:{self.token.pk}"
+
+    @property
+    def via_label(self) -> str:
+        return f"SCIM token {self.token}"
 
 
 def bearer(request: HttpRequest) -> str:
@@ -42,10 +44,6 @@ def authenticate(request: HttpRequest) -> Caller | None:
     token = find_scim_token(presented)
     if token is None:
         return None
-    maker = token.created_by
-    if maker is None or not maker.is_active:
-        return None
-    allowed, _reason = rbac.decide(maker, Permission.USER_READ, organisation_id=token.organisation_id)
-    if not allowed:
-        return None
-    return Caller(token=token, organisation=token.organisation, actor=maker)
+    # Not tied to its maker's account: the directory must be able to deprovision the very
+    # administrator who made its token.
+    return Caller(token=token, organisation=token.organisation)

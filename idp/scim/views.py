@@ -2,8 +2,9 @@
 
 Each request: rate limit, the organisation's SCIM token (idp.scim.auth), then the resource. Reads
 see only the token's organisation (another organisation's user is 404, as is an unknown id);
-changes go through accounts.services as the token's maker, inside one transaction, with the
-token named in every audit record (`via`). Errors are SCIM Error messages (RFC 7644 §3.12)."""
+changes go through accounts.services as the organisation's directory (the system, bounded as
+idp.scim.auth says), inside one transaction, with the token named in every audit record (`via`).
+Errors are SCIM Error messages (RFC 7644 §3.12)."""
 
 from __future__ import annotations
 
@@ -62,6 +63,10 @@ MAX_BODY_BYTES = 1024 * 1024  # a group's member list can be long
 MAX_BODY_DEPTH = 16
 DEFAULT_COUNT = 100
 REASON = "SCIM provisioning"
+# The organisation's directory acts as the system does for SSO provisioning (idp.scim.auth): the
+# bounds are this module's queries (one organisation) and resources (its two roles, no admin
+# access, no password).
+DIRECTORY = None
 # What Entra ID and Okta send beside the RFC: attributes we do not keep (the enterprise extension,
 # displayName...) are dropped, a `remove` may name its values in `value`, and a `replace` of
 # emails[type eq "work"].value on a user without one adds it.
@@ -149,7 +154,8 @@ class ScimView(View):
             return limited
         self.caller = caller
         self.base_url = request.build_absolute_uri("/scim/v2")
-        with context.bind(dataclasses.replace(context.current(), via=caller.via)), POLICY:
+        bound = dataclasses.replace(context.current(), via=caller.via, via_label=caller.via_label)
+        with context.bind(bound), POLICY:
             try:
                 return super().dispatch(request, *args, **kwargs)
             except Http404:
@@ -223,7 +229,7 @@ class ScimView(View):
             raise InvalidValueException(detail="userName is required")
         if desired.username != user.username and self.login_taken(desired.username, other_than=user):
             raise UniquenessException(detail="this userName is taken")
-        actor = self.caller.actor
+        actor = DIRECTORY
         changes = {name: value for name, value in desired.profile().items() if getattr(user, name) != value}
         if changes:
             user = services.update_user(actor=actor, user=user, changes=changes)
@@ -291,7 +297,7 @@ class UsersView(ScimView):
             raise UniquenessException(detail="this userName is taken")
         with transaction.atomic():
             user = services.create_user(
-                actor=self.caller.actor,
+                actor=DIRECTORY,
                 username=desired.username,
                 password=None,  # SSO or a password the person sets: never one sent over SCIM
                 email=desired.email,
@@ -353,7 +359,7 @@ class UserView(ScimView):
         with transaction.atomic():
             user = self.locked(user_id)
             _precondition(request, version_of(user))
-            services.delete_user(actor=self.caller.actor, user=user, reason=REASON)
+            services.delete_user(actor=DIRECTORY, user=user, reason=REASON)
         return HttpResponse(status=204)
 
     def locked(self, user_id: str) -> User:
@@ -397,7 +403,7 @@ class GroupsBase(ScimView):
         missing = sorted(added - found.keys())
         if missing:
             raise InvalidValueException(detail=f"no such user: {missing[0]}")
-        actor = self.caller.actor
+        actor = DIRECTORY
         for pk in sorted(added):
             services.change_role(actor=actor, user=found[pk], role=role, reason=REASON)
         if role == Role.CLIENT_ADMIN:

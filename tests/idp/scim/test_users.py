@@ -8,6 +8,7 @@ import pytest
 from accounts.models import User
 from audit.models import AuditLog, OutboxEvent
 from audit.registry import AuditAction, EventType
+from clients.models import ScimToken
 from tests.idp.scim.conftest import SCIM, Directory, new_user
 
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -60,11 +61,13 @@ def test_create_then_read(acme_dir: Directory) -> None:
     assert acme_dir.get(f"/Users/{user.pk}").json() == body
 
 
-def test_creation_is_audited_as_the_tokens_maker_through_the_token(acme_dir: Directory) -> None:
+def test_creation_is_audited_with_the_token_as_the_actor(acme_dir: Directory) -> None:
     body = created(acme_dir)
     record = AuditLog.objects.get(action=AuditAction.USER_CREATED, target_id=body["id"])
-    assert record.actor_id == str(acme_dir.admin.pk)
-    assert record.details["via"].startswith("scimToken:")
+    token = ScimToken.objects.get(organisation=acme_dir.organisation)
+    assert record.actor_id == ""  # the organisation's directory, as for SSO provisioning
+    assert record.actor_label == f"SCIM token {token}"
+    assert record.details["via"] == f"scimToken:{token.pk}"
     assert record.organisation_id == acme_dir.organisation.id
     assert OutboxEvent.objects.filter(type=EventType.USER_CREATED, key=body["id"]).exists()
 
