@@ -17,7 +17,6 @@ from clients.models import ScimToken
 from clients.scim_tokens import create_scim_token, find_scim_token, revoke_scim_token
 from tests.idp.scim.conftest import Directory
 from tests.idp.scim.test_users import assert_error
-from tests.staff import as_olga, olga  # noqa: F401 - fixtures
 
 PW = "token-admin-password-1"
 
