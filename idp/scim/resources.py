@@ -201,9 +201,11 @@ def _primary(value: Any) -> bool:
 
 def desired_from(resource: ScimUser, *, active_default: bool = True) -> Desired:
     name = resource.name or ScimName()
+    # Normalised as accounts.services.create_user stores them, so that a directory sending the
+    # same person again changes nothing (no update, no audit record, no confirmation mail).
     return Desired(
-        username=(resource.user_name or "").strip(),
-        email=_chosen(resource.emails).strip(),
+        username=User.normalize_username((resource.user_name or "").strip()),
+        email=User.objects.normalize_email(_chosen(resource.emails).strip()),
         phone=_chosen(resource.phone_numbers).strip(),
         given_name=(name.given_name or "").strip(),
         family_name=(name.family_name or "").strip(),

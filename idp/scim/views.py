@@ -123,15 +123,16 @@ def _limited(limit_name: str, subject: str) -> HttpResponse | None:
 def _refuse_password(data: dict[str, Any]) -> None:
     """Passwords are not taken over SCIM (the published schema has none): refused, not dropped,
     so that a directory set to sync passwords learns it at once."""
-    keys = {str(key).lower() for key in data}
+    keys = {str(key) for key in data}
     operations = data.get("Operations") or data.get("operations") or []
     for operation in operations if isinstance(operations, list) else []:
         if isinstance(operation, dict):
-            keys.add(str(operation.get("path", "")).lower())
+            keys.add(str(operation.get("path", "")))
             value = operation.get("value")
             if isinstance(value, dict):
-                keys.update(str(key).lower() for key in value)
-    if "password" in keys:
+                keys.update(str(key) for key in value)
+    # "password", or qualified by its schema ("urn:…:User:password").
+    if any(key.lower().rsplit(":", 1)[-1] == "password" for key in keys):
         raise MutabilityException(detail="passwords are not set over SCIM: people sign in through SSO")
 
 
@@ -178,8 +179,8 @@ class ScimView(View):
 
     def body(self, request: HttpRequest) -> dict[str, Any]:
         if request.content_type not in ACCEPTED_TYPES:
-            return_type = request.content_type or "none"
-            raise InvalidSyntaxException(detail=f"the body must be {CONTENT_TYPE}, not {return_type}")
+            given = request.content_type or "none"
+            raise InvalidSyntaxException(detail=f"the body must be {CONTENT_TYPE}, not {given}")
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
@@ -419,7 +420,14 @@ class GroupsView(GroupsBase):
         return self.search(search)
 
     def search(self, search: SearchRequest[ScimGroup]) -> HttpResponse:
-        groups = [to_scim_group(role, self.members(role), base_url=self.base_url) for role in GROUP_ROLES]
+        # Entra ID looks groups up by name with excludedAttributes=members: a large
+        # organisation's member lists are then not read at all.
+        excluded = {str(path).lower() for path in search.excluded_attributes or []}
+        wanted = "members" not in excluded or "members" in str(search.filter or "").lower()
+        groups = [
+            to_scim_group(role, self.members(role) if wanted else None, base_url=self.base_url)
+            for role in GROUP_ROLES
+        ]
         if search.filter:
             groups = [group for group in groups if search.filter.match(group)]
         start, count = _page(search)

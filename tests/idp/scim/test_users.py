@@ -99,6 +99,17 @@ def test_invalid_users_are_400(acme_dir: Directory, payload: dict, scim_type: st
     assert User.objects.count() == before
 
 
+def test_sending_the_same_person_again_changes_nothing(acme_dir: Directory) -> None:
+    body = created(acme_dir, emails=[{"value": "Ann@ACME.example", "type": "work"}])
+    assert body["emails"] == [{"value": "Ann@acme.example", "type": "work"}]
+    writes = (AuditLog.objects.count(), OutboxEvent.objects.count())
+    again = new_user(emails=[{"value": "Ann@ACME.example", "type": "work"}])
+    assert acme_dir.put(f"/Users/{body['id']}", again).status_code == 200
+    same = patch({"op": "replace", "value": {"active": True, "userName": "ann@acme.example"}})
+    assert acme_dir.patch(f"/Users/{body['id']}", same).status_code == 200
+    assert (AuditLog.objects.count(), OutboxEvent.objects.count()) == writes
+
+
 def test_a_password_is_refused_not_dropped(acme_dir: Directory) -> None:
     assert_error(acme_dir.post("/Users", new_user(password="S3cret-pass-1")), 400, "mutability")
     body = created(acme_dir)
@@ -106,6 +117,10 @@ def test_a_password_is_refused_not_dropped(acme_dir: Directory) -> None:
         f"/Users/{body['id']}", patch({"op": "replace", "path": "password", "value": "x"})
     )
     assert_error(response, 400, "mutability")
+    qualified = patch(
+        {"op": "add", "path": "urn:ietf:params:scim:schemas:core:2.0:User:password", "value": "x"}
+    )
+    assert_error(acme_dir.patch(f"/Users/{body['id']}", qualified), 400, "mutability")
 
 
 @pytest.mark.parametrize(
