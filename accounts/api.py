@@ -19,7 +19,8 @@ from accounts import grants, rbac, selectors, services, session_registry
 from accounts.invitations import invite_user
 from accounts.models import AccessPermission, Role, Scope, User
 from audit.models import AuditLog
-from clients.models import Organisation
+from clients import scim_tokens
+from clients.models import Organisation, ScimToken
 from clients.services import create_organisation
 from core import ratelimit
 from core.permissions import Permission
@@ -275,6 +276,69 @@ class OrganisationsView(APIView):
         body.is_valid(raise_exception=True)
         organisation = create_organisation(actor=request.user, **body.validated_data)
         return Response(OrganisationOut(organisation).data, status=status.HTTP_201_CREATED)
+
+
+class ScimTokenOut(serializers.ModelSerializer):
+    clientId = serializers.UUIDField(source="organisation_id", read_only=True)  # noqa: N815
+    createdBy = serializers.UUIDField(source="created_by_id", read_only=True, allow_null=True)  # noqa: N815
+    createdAt = serializers.DateTimeField(source="created_at", read_only=True)  # noqa: N815
+    lastUsedAt = serializers.DateTimeField(source="last_used_at", read_only=True)  # noqa: N815
+    revokedAt = serializers.DateTimeField(source="revoked_at", read_only=True)  # noqa: N815
+
+    class Meta:
+        model = ScimToken
+        fields = ["id", "name", "prefix", "clientId", "createdBy", "createdAt", "lastUsedAt", "revokedAt"]
+
+
+class ScimTokenCreated(ScimTokenOut):
+    token = serializers.CharField(read_only=True, help_text="The bearer token: shown this once, never again.")
+
+    class Meta(ScimTokenOut.Meta):
+        fields = [*ScimTokenOut.Meta.fields, "token"]
+
+
+def _scim_organisation(request: Request, client_id: Any) -> Organisation:
+    """A client the caller sees and whose SSO (and so SCIM) they manage; others are 404 or 403."""
+    organisation = get_object_or_404(selectors.visible_organisations(request.user), pk=client_id)
+    rbac.require(request.user, Permission.SSO_MANAGE, organisation_id=organisation.id)
+    return organisation
+
+
+class ScimTokensView(APIView):
+    """The SCIM provisioning tokens of a B2B client (idp.scim): list, and make one."""
+
+    class ScimTokenCreate(serializers.Serializer):
+        name = serializers.CharField(max_length=100)
+
+    @extend_schema(responses=ScimTokenOut(many=True))
+    def get(self, request: Request, client_id: str) -> Response:
+        organisation = _scim_organisation(request, client_id)
+        page = Pagination()
+        tokens = organisation.scim_tokens.order_by("-created_at", "id")
+        return page.get_paginated_response(
+            ScimTokenOut(page.paginate_queryset(tokens, request, self), many=True).data
+        )
+
+    @extend_schema(request=ScimTokenCreate, responses={201: ScimTokenCreated})
+    def post(self, request: Request, client_id: str) -> Response:
+        organisation = _scim_organisation(request, client_id)
+        body = self.ScimTokenCreate(data=request.data)
+        body.is_valid(raise_exception=True)
+        row, token = scim_tokens.create_scim_token(
+            actor=request.user, organisation=organisation, name=body.validated_data["name"]
+        )
+        data = ScimTokenOut(row).data
+        data["token"] = token
+        return Response(data, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
+
+
+class ScimTokenView(APIView):
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request: Request, client_id: str, token_id: str) -> Response:
+        organisation = _scim_organisation(request, client_id)
+        token = get_object_or_404(ScimToken.objects.filter(organisation=organisation), pk=token_id)
+        scim_tokens.revoke_scim_token(actor=request.user, token=token)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 def _uuid_or_404(value: str) -> str:

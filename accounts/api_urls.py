@@ -18,6 +18,12 @@ urlpatterns = [
     ),
     path("users/<uuid:user_id>/sessions", api.UserSessionsView.as_view(), name="api-user-sessions"),
     path("clients", api.OrganisationsView.as_view(), name="api-clients"),
+    path("clients/<uuid:client_id>/scim-tokens", api.ScimTokensView.as_view(), name="api-scim-tokens"),
+    path(
+        "clients/<uuid:client_id>/scim-tokens/<uuid:token_id>",
+        api.ScimTokenView.as_view(),
+        name="api-scim-token",
+    ),
     path("invitations", api.InvitationsView.as_view(), name="api-invitations"),
     path("audit", api.AuditView.as_view(), name="api-audit"),
 ]

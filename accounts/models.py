@@ -60,6 +60,10 @@ class User(AbstractBaseUser, PermissionsMixin):
         _("e-mail confirmed"), default=False, help_text=_("The user proved they receive mail there.")
     )
     phone = models.CharField(_("phone"), max_length=32, blank=True)
+    given_name = models.CharField(_("given name"), max_length=150, blank=True)
+    family_name = models.CharField(_("family name"), max_length=150, blank=True)
+    # The id the organisation's own directory gives this person (SCIM `externalId`, idp.scim).
+    external_id = models.CharField(_("external ID"), max_length=255, blank=True)
     role = models.CharField(_("role"), max_length=32, choices=Role.choices, default=Role.CLIENT_USER)
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE)
     organisation = models.ForeignKey(

@@ -54,6 +54,9 @@ def create_user(
     status: str = User.Status.ACTIVE,
     is_staff: bool = False,
     email_verified: bool = False,
+    given_name: str = "",
+    family_name: str = "",
+    external_id: str = "",
 ) -> User:
     """Create a user; `password=None` leaves it unusable (invited or SSO-only users).
 
@@ -73,6 +76,9 @@ def create_user(
         username=User.normalize_username(username.strip()),
         email=User.objects.normalize_email(email.strip()),
         phone=phone.strip(),
+        given_name=given_name.strip(),
+        family_name=family_name.strip(),
+        external_id=external_id.strip(),
         role=role,
         organisation=organisation,
         status=status,
@@ -110,7 +116,9 @@ def create_user(
 
 
 # Fields an update may touch; role, status, organisation and password have services of their own.
-UPDATABLE_FIELDS = frozenset({"username", "email", "phone", "is_staff", "is_superuser"})
+UPDATABLE_FIELDS = frozenset(
+    {"username", "email", "phone", "given_name", "family_name", "external_id", "is_staff", "is_superuser"}
+)
 
 
 @transaction.atomic
@@ -244,3 +252,27 @@ def change_role(*, actor: User | None, user: User, role: str, reason: str = "") 
     )
     user.role = locked.role
     return locked
+
+
+@transaction.atomic
+def delete_user(*, actor: User | None, user: User, reason: str = "") -> None:
+    """Delete a user (SCIM `DELETE`, idp.scim): their tokens are revoked and their relying parties
+    logged out first, as for a block; the audit records about them stay."""
+    if actor is not None and actor.pk == user.pk:
+        raise ValidationError(_("you cannot delete yourself"), code="self_delete")
+    locked = User.objects.select_for_update().get(pk=user.pk)
+    authority.require(actor, authority.DELETE, locked)
+    # The revoked tokens' ids outlive the rows (the blacklist's own table), so what the user
+    # held stays refused after the cascade below.
+    token_revocation.revoke_user_tokens(locked)
+    audit.record(
+        AuditAction.USER_DELETED,
+        actor=actor,
+        target=locked,
+        organisation_id=locked.organisation_id,
+        details={"reason": reason, "role": locked.role},
+    )
+    audit.publish(
+        EventType.USER_DELETED, key=str(locked.id), payload={**user_payload(locked), "reason": reason}
+    )
+    locked.delete()

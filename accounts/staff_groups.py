@@ -44,6 +44,7 @@ _OPERATORS: dict[str, dict[str, tuple[str, ...]]] = {
         "identityprovider": USE,
         "organisationdomain": USE,
         "upstreamidentity": VIEW,
+        "scimtoken": USE,  # made and revoked through clients.scim_tokens; never edited
     },
     "audit": {"auditlog": VIEW, "outboxevent": VIEW, "deadletter": VIEW, "processedmessage": VIEW},
     "oidc": {"application": VIEW, "signingkey": VIEW},

@@ -10,6 +10,7 @@ class AuditAction(models.TextChoices):
     USER_BLOCKED = "user.blocked", _("User blocked")
     USER_UNBLOCKED = "user.unblocked", _("User unblocked")
     USER_ROLE_CHANGED = "user.roleChanged", _("User role changed")
+    USER_DELETED = "user.deleted", _("User deleted")
     USER_PASSWORD_CHANGED = "user.passwordChanged", _("Password changed")
     USER_LOCKED = "user.locked", _("Account locked after failed logins")
     USER_UNLOCKED = "user.unlocked", _("Account unlocked")
@@ -56,6 +57,8 @@ class AuditAction(models.TextChoices):
     SSO_IDENTITY_LINKED = "sso.identityLinked", _("Upstream identity linked to a user")
     SSO_LOGIN_SUCCEEDED = "sso.loginSucceeded", _("Corporate SSO login succeeded")
     SSO_LOGIN_FAILED = "sso.loginFailed", _("Corporate SSO login failed")
+    SCIM_TOKEN_CREATED = "scim.tokenCreated", _("SCIM provisioning token created")
+    SCIM_TOKEN_REVOKED = "scim.tokenRevoked", _("SCIM provisioning token revoked")
     ROLE_CREATED = "role.created", _("Role created")
     ROLE_CHANGED = "role.changed", _("Role or its permissions changed")
     ROLE_DELETED = "role.deleted", _("Role deleted")
@@ -86,6 +89,7 @@ class EventType(models.TextChoices):
     USER_LOCKED = "user.locked"
     USER_UNLOCKED = "user.unlocked"
     USER_ROLE_CHANGED = "user.roleChanged"
+    USER_DELETED = "user.deleted"
     USER_PASSWORD_CHANGED = "user.passwordChanged"
     USER_REGISTERED = "user.registered"
     USER_REGISTRATION_FAILED = "user.registrationFailed"

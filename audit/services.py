@@ -136,7 +136,12 @@ def _entry(
 ) -> AuditLog:
     ctx = context.current()
     _, actor_id, actor_label = _label(actor)
+    if actor is None and ctx.via:
+        actor_label = (ctx.via_label or ctx.via)[:255]
     target_type, target_id, target_label = _label(target)
+    details = details or {}
+    if ctx.via and "via" not in details:
+        details = {**details, "via": ctx.via}
     return AuditLog(
         action=action,
         actor_id=actor_id,
@@ -148,7 +153,7 @@ def _entry(
         ip=ctx.ip,
         user_agent=ctx.user_agent,
         request_id=ctx.request_id,
-        details=details or {},
+        details=details,
     )
 
 

@@ -323,3 +323,52 @@ class UpstreamIdentity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.issuer} {self.subject}"
+
+
+# --- SCIM provisioning: the bearer tokens an organisation's directory calls /scim/v2/ with ------
+
+
+class ScimToken(models.Model):
+    """A bearer token with which one organisation's directory (Entra ID, Okta...) provisions its
+    users over SCIM 2.0 (idp.scim). Only its SHA-256 is kept: the token is shown once, when made
+    (clients.scim_tokens). It changes its own organisation's users only, and hands out only the
+    organisation's own roles (idp.scim.auth)."""
+
+    id = models.UUIDField(_("ID"), primary_key=True, default=uuid.uuid4, editable=False)
+    organisation = models.ForeignKey(
+        Organisation,
+        on_delete=models.CASCADE,
+        related_name="scim_tokens",
+        db_column="client_id",
+        verbose_name=_("B2B client"),
+    )
+    name = models.CharField(_("name"), max_length=100, help_text=_("E.g. “Entra ID provisioning”."))
+    # The token's first characters, to tell tokens apart in lists; never enough to use it.
+    prefix = models.CharField(_("begins with"), max_length=16, editable=False)
+    token_hash = models.CharField(_("token SHA-256"), max_length=64, unique=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+        verbose_name=_("created by"),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True, editable=False)
+
+    audit_type = "clients.scimtoken"
+
+    class Meta:
+        db_table = "client_scim_tokens"
+        ordering = ["-created_at"]
+        verbose_name = _("SCIM token")
+        verbose_name_plural = _("SCIM tokens")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None

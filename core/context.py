@@ -22,6 +22,11 @@ class RequestContext:
     request_id: str = ""
     ip: str | None = None
     user_agent: str = ""
+    # The credential a change came through when no person signed in for it (e.g. "scimToken:<id>"
+    # for SCIM provisioning, idp.scim) and its name: audit records name it (details `via`), and a
+    # record whose actor is the system is labelled with it.
+    via: str = ""
+    via_label: str = ""
 
 
 # RequestContext is frozen, so sharing one default instance is safe.

@@ -324,6 +324,9 @@ IDP_RATE_LIMITS = {
     # user codes typed on the device page (RFC 8628 §5.1: the short code must not be guessable)
     "device-code-user": (env_int("IDP_RL_DEVICE_CODE_PER_USER", 10, minimum=1), 600),
     "device-code-ip": (env_int("IDP_RL_DEVICE_CODE_PER_IP", 30, minimum=1), 600),
+    # SCIM provisioning (idp.scim): per token, and per address before the token is known
+    "scim-token": (env_int("IDP_RL_SCIM_PER_TOKEN", 1200, minimum=1), 60),
+    "scim-ip": (env_int("IDP_RL_SCIM_PER_IP", 2400, minimum=1), 60),
 }
 # Lockout after this many failed logins in a row; the lock doubles with each repeat, up to the max.
 IDP_LOCKOUT_THRESHOLD = env_int("IDP_LOCKOUT_THRESHOLD", 5, minimum=1)

@@ -37,6 +37,8 @@ urlpatterns = [
     path("o/", include("idp.oidc.urls")),
     path("api/v1/", include("idp.api.urls")),
     path("api/v1/", include("accounts.api_urls")),
+    # SCIM 2.0 provisioning of a B2B client's users by its own directory (idp.scim).
+    path("scim/v2/", include("idp.scim.urls")),
     path("api/v1/schema", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's start-up code as a script file, so the CSP needs no inline.
     path("api/v1/docs", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),

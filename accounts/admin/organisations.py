@@ -10,7 +10,8 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.functional import Promise
 from django.utils.html import format_html
@@ -19,8 +20,8 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.admin.base import ServiceModelAdmin, calling, visible_organisations
 from accounts.models import Role, User
-from clients import branding, domains, saml, services, upstream
-from clients.models import IdentityProvider, Organisation, OrganisationDomain, UpstreamIdentity
+from clients import branding, domains, saml, scim_tokens, services, upstream
+from clients.models import IdentityProvider, Organisation, OrganisationDomain, ScimToken, UpstreamIdentity
 from core.permissions import Permission
 from core.read_only_admin import ReadOnlyModelAdmin
 
@@ -443,3 +444,106 @@ class UpstreamIdentityAdmin(ReadOnlyModelAdmin):
     list_filter = ["organisation"]
     search_fields = ["subject", "issuer", "user__username", "user__email"]
     list_select_related = ["user", "organisation"]
+
+
+# --- SCIM provisioning tokens: made and revoked through clients.scim_tokens (audited) ---------
+
+
+class ScimTokenForm(forms.ModelForm):
+    class Meta:
+        model = ScimToken
+        fields = ["organisation", "name"]
+
+
+@admin.register(ScimToken)
+class ScimTokenAdmin(ServiceModelAdmin):
+    """The token is shown once, on the page that answers its creation; only its hash is kept."""
+
+    form = ScimTokenForm
+    list_display = [
+        "name",
+        "organisation",
+        "prefix",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+    list_filter = ["organisation"]
+    search_fields = ["name", "prefix", "organisation__name", "organisation__slug"]
+    list_select_related = ["organisation", "created_by"]
+    actions = ["revoke"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ScimToken]:
+        tokens = super().get_queryset(request)
+        visible = visible_organisations(request.user, Permission.SSO_MANAGE)
+        return tokens if visible is None else tokens.filter(organisation_id__in=visible)
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        visible = visible_organisations(request.user, Permission.SSO_MANAGE)
+        if db_field.name == "organisation" and visible is not None:
+            field.queryset = field.queryset.filter(pk__in=visible)
+        return field
+
+    def get_fields(self, request: HttpRequest, obj: ScimToken | None = None) -> list[str]:
+        if obj is None:
+            return ["organisation", "name"]
+        return ["organisation", "name", "prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ScimToken | None = None) -> list[str]:
+        return [] if obj is None else self.get_fields(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: ScimToken, form: forms.ModelForm, change: bool) -> None:
+        if change:
+            return  # nothing is edited in place: make a token, or revoke one
+        row, token = calling(
+            partial(
+                scim_tokens.create_scim_token,
+                actor=request.user,
+                organisation=form.cleaned_data["organisation"],
+                name=form.cleaned_data["name"],
+            )
+        )
+        obj.pk = row.pk
+        obj._state.adding = False
+        request._scim_token_shown_once = token  # type: ignore[attr-defined]
+
+    def response_add(
+        self, request: HttpRequest, obj: ScimToken, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        token = getattr(request, "_scim_token_shown_once", None)
+        if token is None:
+            return super().response_add(request, obj, post_url_continue)
+        response = TemplateResponse(
+            request,
+            "admin/clients/scimtoken/created.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "title": gettext("SCIM token created"),
+                "token_row": obj,
+                "token": token,
+                "base_url": request.build_absolute_uri("/scim/v2/"),
+                "list_url": reverse("admin:clients_scimtoken_changelist"),
+            },
+        )
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @admin.action(description=_("Revoke selected tokens"))
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ScimToken]) -> None:
+        self.for_each(
+            request,
+            queryset.select_related("organisation"),
+            lambda t: scim_tokens.revoke_scim_token(actor=request.user, token=t),
+            ngettext_lazy("%(count)d token revoked.", "%(count)d tokens revoked.", "count"),
+        )
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        found = super().get_actions(request)
+        found.pop("delete_selected", None)  # revoked, not deleted: the record of it stays
+        return found
+
+    def has_delete_permission(self, request: HttpRequest, obj: ScimToken | None = None) -> bool:
+        return False
