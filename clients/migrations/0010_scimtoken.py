@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('clients', '0008_logo_table'),
+        ('clients', '0009_saml'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
