@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -177,9 +176,9 @@ def _clear_cache() -> Iterator[None]:
 @pytest.fixture
 def free_port() -> int:
     """A local TCP port with nothing listening on it (a stopped service)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    from tests.ports import free_port
+
+    return free_port()
 
 
 @pytest.fixture
