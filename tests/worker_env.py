@@ -31,6 +31,8 @@ import re
 from collections.abc import MutableMapping
 from urllib.parse import urlsplit, urlunsplit
 
+import pytest
+
 DONE = "IDP_TEST_WORKER_ENV"  # set to the worker's name once its environment is made
 
 
@@ -74,3 +76,11 @@ def isolate(environ: MutableMapping[str, str] = os.environ) -> None:
 
 
 isolate()
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-django's order, which puts tests without a database last
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist, the soak (minutes, alone the longest test by far) first: scheduled last, it
+    would run on one worker while the other idles. Every worker sorts alike (xdist checks)."""
+    if worker_number() is not None:
+        items.sort(key=lambda item: item.get_closest_marker("soak") is None)
