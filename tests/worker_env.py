@@ -26,9 +26,11 @@ fresh_topics), and nothing in the suite consumes the default topics. Ports: test
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -80,7 +82,35 @@ isolate()
 
 @pytest.hookimpl(trylast=True)  # after pytest-django's order, which puts tests without a database last
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under xdist, the soak (minutes, alone the longest test by far) first: scheduled last, it
-    would run on one worker while the other idles. Every worker sorts alike (xdist checks)."""
+    """Under xdist, the tests marked `alone` first (the other worker waits for them: best while
+    it starts up, not when it is in the middle of the soak), then the soak (minutes, the longest
+    test by far: scheduled last, it would run on one worker while the other idles). Every worker
+    sorts alike (xdist checks)."""
     if worker_number() is not None:
-        items.sort(key=lambda item: item.get_closest_marker("soak") is None)
+        first = ("alone", "soak")
+        items.sort(key=lambda item: [item.get_closest_marker(name) is None for name in first])
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)  # outside pytest-timeout: waiting is not running
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """A test marked `alone` (it measures time) runs while no other worker runs a test: each test
+    holds a shared lock of this run from its setup to its teardown, an `alone` test holds it
+    exclusively. The turnstile keeps the other worker's next tests from slipping in while an
+    `alone` test waits for the running one to end. The lock files are in the run's base temporary
+    directory (xdist gives each worker <basetemp>/gwN), which pytest removes in time."""
+    basetemp = getattr(item.config.option, "basetemp", None)
+    if worker_number() is None or not basetemp:
+        yield
+        return
+    shared = Path(basetemp).parent
+    mode = fcntl.LOCK_EX if item.get_closest_marker("alone") else fcntl.LOCK_SH
+    with open(shared / "alone.turnstile", "a") as turnstile, open(shared / "alone.lock", "a") as lock:
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, mode)
+        finally:
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
