@@ -16,6 +16,10 @@ from clients.models import Organisation
 
 REQUIRE_SERVICES = os.environ.get("IDP_REQUIRE_SERVICES") == "1"
 
+# Each pytest-xdist worker's own Redis databases, channel prefix and port block; test order and
+# the `alone` lock under xdist.
+pytest_plugins = ["tests.worker_env"]
+
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     lines = [

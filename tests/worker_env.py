@@ -1,13 +1,14 @@
-"""Stores of its own for each pytest-xdist worker, named in the environment before Django reads it.
+"""Stores of its own for each pytest-xdist worker, named in its environment before Django reads it.
 
-Loaded with `-p tests.worker_env` (pyproject's addopts): pytest imports `-p` plugins before
-pytest-django configures Django, which reads idp/settings.py (from the environment) before any
-conftest.py is imported. Setting os.environ (not only settings) also reaches the subprocesses
-tests start (servers, Celery workers, manage.py commands): they inherit it.
+A plugin named in tests/conftest.py's pytest_plugins. Django reads idp/settings.py (from the
+environment) when pytest-django sets it up, before any conftest.py is imported, so a worker's
+own settings must be in its environment when its process starts: the controller puts them in
+each worker's execnet spec (`env:`), which sets them before xdist's worker code runs
+(pytest_xdist_setupnodes). Being in os.environ, they also reach the subprocesses tests start
+(servers, Celery workers, manage.py commands): those inherit it.
 
-Without xdist (PYTEST_XDIST_WORKER unset, e.g. `pytest tests/x.py` or `-n 0`) nothing changes.
-Under xdist (the variable is set in the worker's environment before its pytest starts), worker
-gwN gets, from REDIS_URL with database B (0 when the URL names none):
+Without xdist (`pytest tests/x.py`, or `-n 0`) nothing changes. Under xdist, worker gwN gets,
+from REDIS_URL with database B (0 when the URL names none):
 
 - REDIS_URL database B + 2N: its own cache, sessions, rate limits, blacklist (`cache.clear()` is a
   FLUSHDB, so workers cannot share a database);
@@ -22,6 +23,9 @@ Redis) two workers use databases 0-3; Redis has 16 by default. PostgreSQL needs 
 pytest-django names each worker's test database test_<name>_gwN. Kafka needs nothing either:
 tests that produce and read back use fresh topic names and consumer groups (tests/events.py
 fresh_topics), and nothing in the suite consumes the default topics. Ports: tests/ports.py.
+
+The hooks below order the tests for xdist (`alone` tests, then the soak, first) and keep the
+other worker idle while a test marked `alone` (it measures time) runs.
 """
 
 from __future__ import annotations
@@ -29,13 +33,14 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-DONE = "IDP_TEST_WORKER_ENV"  # set to the worker's name once its environment is made
+DONE = "IDP_TEST_WORKER_ENV"  # the worker's name, in the environment made for it
 
 
 def worker_number(environ: MutableMapping[str, str] = os.environ) -> int | None:
@@ -55,29 +60,43 @@ def _with_database(url: str, number: int) -> str:
     return urlunsplit(urlsplit(url)._replace(path=f"/{number}"))
 
 
-def isolate(environ: MutableMapping[str, str] = os.environ) -> None:
-    n = worker_number(environ)
-    if n is None or environ.get(DONE) == f"gw{n}":
-        return  # not under xdist, or done already (a subprocess inherits the result)
+def worker_environment(n: int, environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables that differ for worker gwN, from the run's own."""
+    env = {}
     redis_url = environ.get("REDIS_URL")
     if redis_url:
         cache_db = _database(redis_url) + 2 * n
-        environ["REDIS_URL"] = _with_database(redis_url, cache_db)
+        env["REDIS_URL"] = _with_database(redis_url, cache_db)
         broker = environ.get("CELERY_BROKER_URL")
         if broker:
             if not broker.startswith(("redis://", "rediss://")):
-                raise RuntimeError(
+                raise pytest.UsageError(
                     f"tests.worker_env: CELERY_BROKER_URL {broker!r} is not Redis; "
                     "xdist workers cannot be given brokers of their own (run with -n 0)"
                 )
-            environ["CELERY_BROKER_URL"] = _with_database(broker, _database(broker) + 2 * n)
+            env["CELERY_BROKER_URL"] = _with_database(broker, _database(broker) + 2 * n)
         else:
-            environ["CELERY_BROKER_URL"] = _with_database(redis_url, cache_db + 1)
-    environ["IDP_REDIS_CHANNEL_PREFIX"] = f"idp:gw{n}:"
-    environ[DONE] = f"gw{n}"
+            env["CELERY_BROKER_URL"] = _with_database(redis_url, cache_db + 1)
+    env["IDP_REDIS_CHANNEL_PREFIX"] = f"idp:gw{n}:"
+    return env
 
 
-isolate()
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: without xdist it is never called
+def pytest_xdist_setupnodes(config: pytest.Config, specs: list[Any]) -> None:
+    """In the controller, before any worker starts: execnet sets a spec's `env:` variables in the
+    new process before xdist's worker code runs, so before its pytest and Django read them."""
+    for n, spec in enumerate(specs):
+        spec.env.update(worker_environment(n, os.environ))
+        spec.env[DONE] = str(spec.id)  # gw0, gw1, ...: what the worker finds in PYTEST_XDIST_WORKER
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker and os.environ.get(DONE) != worker:
+        raise pytest.UsageError(
+            f"xdist worker {worker} has no stores of its own: tests.worker_env's pytest_xdist_setupnodes "
+            "did not run in the controller (load tests/conftest.py, which names it in pytest_plugins)"
+        )
 
 
 @pytest.hookimpl(trylast=True)  # after pytest-django's order, which puts tests without a database last
