@@ -178,7 +178,7 @@ def verify_passkey(request: HttpRequest, user: User, credential: str) -> Verific
         return Verification(False, rate_limited=True, retry_after=decision.retry_after)
     try:
         assertion = passkeys.check_assertion(request, passkeys.Purpose.SECOND_FACTOR, credential, user=user)
-    except passkeys.PasskeyRefused as refused:
+    except passkeys.PasskeyRefusedError as refused:
         details: dict[str, Any] = {"device": "Passkey", "reason": refused.reason}
         if refused.passkey is not None:
             details["passkey"] = refused.passkey.pk
@@ -207,7 +207,13 @@ def _complete(request: HttpRequest, user: User, device: Device, methods: list[st
     auth_login(request, user, backend="accounts.authentication.LoginBackend")
     django_otp.login(request, device)
     sessions.set_methods(request, methods)
-    audit.record(AuditAction.MFA_VERIFIED, actor=user, target=user, organisation_id=user.organisation_id, details=details)
+    audit.record(
+        AuditAction.MFA_VERIFIED,
+        actor=user,
+        target=user,
+        organisation_id=user.organisation_id,
+        details=details,
+    )
     return Verification(True)
 
 

@@ -199,7 +199,10 @@ class Passkey(TimestampMixin, Device):
     is listed, reset and removed with them; it never accepts a typed code (`verify_token` is False)."""
 
     credential_id = models.CharField(
-        _("credential ID"), max_length=1400, unique=True, help_text=_("base64url, as the authenticator made it")
+        _("credential ID"),
+        max_length=1400,
+        unique=True,
+        help_text=_("base64url, as the authenticator made it"),
     )
     public_key = models.BinaryField(_("public key (COSE)"))
     sign_count = models.PositiveBigIntegerField(

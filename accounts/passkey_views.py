@@ -117,7 +117,7 @@ def enrol(request: HttpRequest) -> HttpResponse:
                 name=request.POST.get("name", ""),
                 methods=methods,
             )
-        except passkeys.PasskeyRefused as refused:
+        except passkeys.PasskeyRefusedError as refused:
             error = (
                 _("This passkey is registered already.")
                 if refused.reason == "already_registered"
@@ -138,4 +138,3 @@ def enrol(request: HttpRequest) -> HttpResponse:
         "username": user.get_username(),
     }
     return render(request, "mfa/passkey_enrol.html", context, status=400 if error else 200)
-

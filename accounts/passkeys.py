@@ -84,7 +84,7 @@ class Purpose(StrEnum):
     REGISTER = "register"
 
 
-class PasskeyRefused(Exception):
+class PasskeyRefusedError(Exception):
     """A ceremony's answer was not accepted; `reason` is for the audit record, never the page."""
 
     def __init__(self, reason: str, passkey: Passkey | None = None) -> None:
@@ -190,11 +190,11 @@ def registration_options(request: HttpRequest, user: User, *, methods: Sequence[
 
 def _parsed(credential: str, parse: Any) -> Any:
     if not isinstance(credential, str) or not credential or len(credential) > MAX_CREDENTIAL_JSON:
-        raise PasskeyRefused("malformed")
+        raise PasskeyRefusedError("malformed")
     try:
         return parse(credential)
     except (WebAuthnException, ValueError, TypeError, KeyError, AttributeError):
-        raise PasskeyRefused("malformed") from None
+        raise PasskeyRefusedError("malformed") from None
 
 
 def default_name(user: User) -> str:
@@ -202,14 +202,16 @@ def default_name(user: User) -> str:
     return "Passkey" if count == 0 else f"Passkey {count + 1}"
 
 
-def register(request: HttpRequest, user: User, *, credential: str, name: str, methods: Sequence[str]) -> Passkey:
+def register(
+    request: HttpRequest, user: User, *, credential: str, name: str, methods: Sequence[str]
+) -> Passkey:
     """Check the browser's answer to the registration options and keep the new passkey.
-    Raises PasskeyRefused (audited) or SecondFactorRequired."""
+    Raises PasskeyRefusedError (audited) or SecondFactorRequired."""
     assurance.require_for_factor_change(user, methods)
     challenge = _take(request, Purpose.REGISTER, user)
     try:
         if challenge is None:
-            raise PasskeyRefused("challenge_missing_or_expired")
+            raise PasskeyRefusedError("challenge_missing_or_expired")
         parsed = _parsed(credential, parse_registration_credential_json)
         try:
             verified = verify_registration_response(
@@ -219,9 +221,9 @@ def register(request: HttpRequest, user: User, *, credential: str, name: str, me
                 expected_origin=origins(),
             )
         except (WebAuthnException, ValueError, TypeError, KeyError):
-            raise PasskeyRefused("invalid_attestation") from None
+            raise PasskeyRefusedError("invalid_attestation") from None
         return _keep(user, parsed, verified, name)
-    except PasskeyRefused as refused:
+    except PasskeyRefusedError as refused:
         audit.record(
             AuditAction.PASSKEY_REGISTRATION_REFUSED,
             actor=user,
@@ -236,7 +238,7 @@ def register(request: HttpRequest, user: User, *, credential: str, name: str, me
 def _keep(user: User, parsed: Any, verified: Any, name: str) -> Passkey:
     credential_id = bytes_to_base64url(verified.credential_id)
     if Passkey.objects.filter(credential_id=credential_id).exists():
-        raise PasskeyRefused("already_registered")
+        raise PasskeyRefusedError("already_registered")
     transports = [str(getattr(t, "value", t)) for t in (parsed.response.transports or [])][:8]
     passkey = Passkey.objects.create(
         user=user,
@@ -294,7 +296,11 @@ class Assertion:
 
     @property
     def methods(self) -> list[str]:
-        return [key_method(self.passkey), USER_PRESENCE, *([assurance.SECOND_FACTOR] if self.user_verified else [])]
+        return [
+            key_method(self.passkey),
+            USER_PRESENCE,
+            *([assurance.SECOND_FACTOR] if self.user_verified else []),
+        ]
 
 
 def key_method(passkey: Passkey) -> str:
@@ -309,14 +315,16 @@ def note_registered(request: HttpRequest, passkey: Passkey) -> None:
     sessions.set_methods(request, list(dict.fromkeys(methods)))
 
 
-def check_assertion(request: HttpRequest, purpose: Purpose, credential: str, *, user: User | None) -> Assertion:
+def check_assertion(
+    request: HttpRequest, purpose: Purpose, credential: str, *, user: User | None
+) -> Assertion:
     """Verify an answer to this session's `purpose` challenge: the credential is known (and, for a
     second factor, `user`'s), the signature, origin, RP ID, user presence (and verification for a
-    password-free sign-in) hold, and the signature counter went up. Raises PasskeyRefused; a
+    password-free sign-in) hold, and the signature counter went up. Raises PasskeyRefusedError; a
     counter that went back is audited as a cloned authenticator."""
     challenge = _take(request, purpose, user)  # spent now, whatever follows
     if challenge is None:
-        raise PasskeyRefused("challenge_missing_or_expired")
+        raise PasskeyRefusedError("challenge_missing_or_expired")
     parsed: AuthenticationCredential = _parsed(credential, parse_authentication_credential_json)
     passkey = (
         Passkey.objects.select_related("user__organisation")
@@ -324,10 +332,10 @@ def check_assertion(request: HttpRequest, purpose: Purpose, credential: str, *, 
         .first()
     )
     if passkey is None or (user is not None and passkey.user_id != user.pk):
-        raise PasskeyRefused("unknown_credential")
+        raise PasskeyRefusedError("unknown_credential")
     handle = parsed.response.user_handle
     if handle and not secrets.compare_digest(bytes(handle), passkey.user.pk.bytes):
-        raise PasskeyRefused("user_handle_mismatch", passkey)  # WebAuthn §7.2 step 6
+        raise PasskeyRefusedError("user_handle_mismatch", passkey)  # WebAuthn §7.2 step 6
     try:
         # The counter is compared below, after the signature: an unsigned low counter is no clone.
         verified = verify_authentication_response(
@@ -340,7 +348,7 @@ def check_assertion(request: HttpRequest, purpose: Purpose, credential: str, *, 
             require_user_verification=purpose == Purpose.LOGIN,
         )
     except (WebAuthnException, ValueError, TypeError, KeyError):
-        raise PasskeyRefused("invalid_assertion", passkey) from None
+        raise PasskeyRefusedError("invalid_assertion", passkey) from None
     with transaction.atomic():
         locked = Passkey.objects.select_for_update().get(pk=passkey.pk)
         known = locked.sign_count
@@ -358,9 +366,14 @@ def check_assertion(request: HttpRequest, purpose: Purpose, credential: str, *, 
             actor=None,
             target=passkey.user,
             organisation_id=passkey.user.organisation_id,
-            details={"passkey": passkey.pk, "name": passkey.name, "counter": verified.new_sign_count, "known": known},
+            details={
+                "passkey": passkey.pk,
+                "name": passkey.name,
+                "counter": verified.new_sign_count,
+                "known": known,
+            },
         )
-        raise PasskeyRefused("counter_regression", passkey)
+        raise PasskeyRefusedError("counter_regression", passkey)
     passkey.sign_count, passkey.last_used_at = locked.sign_count, locked.last_used_at
     return Assertion(passkey, verified.user_verified)
 
@@ -389,7 +402,7 @@ def sign_in(request: HttpRequest, credential: str) -> SignIn:
         return SignIn(None, retry_after=decision.retry_after)
     try:
         assertion = check_assertion(request, Purpose.LOGIN, credential, user=None)
-    except PasskeyRefused as refused:
+    except PasskeyRefusedError as refused:
         owner = refused.passkey.user if refused.passkey is not None else None
         if owner is not None:
             # As a wrong second factor: the account's limit (a key that keeps failing is not guessed).
@@ -477,7 +490,11 @@ def remove_passkey(*, actor: User | None, user: User, passkey: Passkey, methods:
     details = {"passkey": passkey.pk, "name": passkey.name, "synced": passkey.backup_eligible}
     Passkey.objects.filter(pk=passkey.pk).delete()
     audit.record(
-        AuditAction.PASSKEY_REMOVED, actor=actor, target=user, organisation_id=user.organisation_id, details=details
+        AuditAction.PASSKEY_REMOVED,
+        actor=actor,
+        target=user,
+        organisation_id=user.organisation_id,
+        details=details,
     )
 
 
@@ -490,4 +507,3 @@ def describe(passkey: Passkey) -> dict[str, Any]:
         "created_at": passkey.created_at,
         "last_used_at": passkey.last_used_at,
     }
-

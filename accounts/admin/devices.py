@@ -87,7 +87,16 @@ class PasskeyAdmin(DeviceAdmin):
 
     list_display = ["user", "name", "backup_eligible", "created_at", "last_used_at"]
     list_filter = ["backup_eligible"]
-    fields = ["user", "name", "backup_eligible", "backed_up", "aaguid", "transports", "created_at", "last_used_at"]
+    fields = [
+        "user",
+        "name",
+        "backup_eligible",
+        "backed_up",
+        "aaguid",
+        "transports",
+        "created_at",
+        "last_used_at",
+    ]
     actions = ["remove_passkeys"]
 
     @admin.action(description=_("Remove selected passkeys"), permissions=["view"])
@@ -100,7 +109,8 @@ class PasskeyAdmin(DeviceAdmin):
             except (PermissionDenied, ValidationError) as exc:
                 self.message_user(request, f"{passkey}: {refusal_text(exc)}", messages.ERROR)
         self.message_user(
-            request, ngettext("%(count)d passkey removed.", "%(count)d passkeys removed.", done) % {"count": done}
+            request,
+            ngettext("%(count)d passkey removed.", "%(count)d passkeys removed.", done) % {"count": done},
         )
 
 

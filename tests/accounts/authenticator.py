@@ -80,7 +80,7 @@ class SoftAuthenticator:
             }
         )
 
-    def assert_(
+    def sign(
         self,
         options: str | dict[str, Any],
         *,

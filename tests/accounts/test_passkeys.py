@@ -56,7 +56,9 @@ def _options(client: Client, purpose: str) -> dict:
 
 def _register(client: Client, authenticator: SoftAuthenticator, name: str = "laptop") -> Passkey:
     options = _options(client, "register")
-    response = client.post("/accounts/2fa/passkey/", {"credential": authenticator.register(options), "name": name})
+    response = client.post(
+        "/accounts/2fa/passkey/", {"credential": authenticator.register(options), "name": name}
+    )
     assert response.status_code == 302, response.content
     return Passkey.objects.get(credential_id=passkeys.bytes_to_base64url(authenticator.credential_id))
 
@@ -80,7 +82,8 @@ def _staff_session(user) -> Client:
 def _passkey_login(client: Client, authenticator: SoftAuthenticator, **knobs):
     options = _options(client, "login")
     return client.post(
-        "/accounts/passkey/login/", {"credential": authenticator.assert_(options, **knobs), "next": "/accounts/2fa/"}
+        "/accounts/passkey/login/",
+        {"credential": authenticator.sign(options, **knobs), "next": "/accounts/2fa/"},
     )
 
 
@@ -101,7 +104,8 @@ def test_a_signed_in_person_registers_several_passkeys_and_sees_them_listed(clie
     assert (first.name, first.backup_eligible, first.user_id) == ("work laptop", False, ivan.pk)
     assert (second.name, second.backup_eligible) == ("phone", True)
     page = client.get("/accounts/2fa/").content.decode()
-    assert "work laptop" in page and "phone" in page
+    assert "work laptop" in page
+    assert "phone" in page
     assert AuditLog.objects.filter(action=AuditAction.PASSKEY_REGISTERED, target_id=str(ivan.pk)).count() == 2
     options = _options(client, "register")  # the keys it has are excluded from a new registration
     assert len(options["excludeCredentials"]) == 2
@@ -158,11 +162,13 @@ def test_password_free_sign_in_with_user_verification(client, ivan):
     authenticator, passkey = _registered(ivan)
     response = _passkey_login(client, authenticator)
 
-    assert response.status_code == 302 and response.headers["Location"] == "/accounts/2fa/"
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/accounts/2fa/"
     assert client.session[SESSION_KEY] == str(ivan.pk)
     assert client.session["idp_amr"] == ["hwk", "user", "mfa"]
     passkey.refresh_from_db()
-    assert passkey.sign_count == 1 and passkey.last_used_at is not None
+    assert passkey.sign_count == 1
+    assert passkey.last_used_at is not None
     succeeded = AuditLog.objects.get(action=AuditAction.LOGIN_SUCCEEDED, details__passkey=passkey.pk)
     assert succeeded.details["methods"] == ["hwk", "user", "mfa"]
 
@@ -192,7 +198,7 @@ def test_an_assertion_for_another_origin_or_rp_is_refused(client, ivan):
 def test_a_replayed_assertion_is_refused(client, ivan):
     authenticator, _passkey = _registered(ivan)
     options = _options(client, "login")
-    answer = authenticator.assert_(options)
+    answer = authenticator.sign(options)
     assert client.post("/accounts/passkey/login/", {"credential": answer}).status_code == 302
     client.logout()
     # The same answer again, with and without a fresh challenge in the session: refused.
@@ -210,9 +216,9 @@ def test_a_challenge_spent_by_a_parallel_request_is_refused(ivan, rf):
     # challenge): the shared cache remembers it as spent.
     twin = Client()
     twin.cookies = first.cookies
-    answer = authenticator.assert_(options)
+    answer = authenticator.sign(options)
     assert first.post("/accounts/passkey/login/", {"credential": answer}).status_code == 302
-    second_answer = authenticator.assert_(options)
+    second_answer = authenticator.sign(options)
     session = first.session
     session[passkeys.SESSION_KEY] = {"login": {"challenge": options["challenge"], "at": 2**31, "user": ""}}
     session.save()
@@ -225,7 +231,7 @@ def test_an_expired_challenge_is_refused(client, ivan, settings):
     session = client.session
     session[passkeys.SESSION_KEY]["login"]["at"] -= settings.IDP_PASSKEY_CHALLENGE_SECONDS + 1
     session.save()
-    answer = authenticator.assert_(options)
+    answer = authenticator.sign(options)
     assert client.post("/accounts/passkey/login/", {"credential": answer}).status_code == 400
 
 
@@ -236,9 +242,11 @@ def test_an_unknown_credential_is_refused_like_any_other_failure(client, ivan):
     known_bad = _passkey_login(client, stranger)
     assert known_bad.status_code == 400
     text = known_bad.content.decode()
-    assert "That passkey could not sign you in." in text and "ivan" not in text
+    assert "That passkey could not sign you in." in text
+    assert "ivan" not in text
     failed = AuditLog.objects.filter(action=AuditAction.LOGIN_FAILED).last()
-    assert failed.details["reason"] == "unknown_credential" and failed.target_id == ""
+    assert failed.details["reason"] == "unknown_credential"
+    assert failed.target_id == ""
 
 
 def test_a_user_handle_of_someone_else_is_refused(client, ivan, globex):
@@ -285,22 +293,29 @@ def test_a_blocked_account_cannot_sign_in_with_its_passkey(client, ivan):
     authenticator, _passkey = _registered(ivan)
     accounts.block_user(actor=None, user=ivan, reason="test")
     assert _passkey_login(client, authenticator).status_code == 400
-    assert AuditLog.objects.filter(action=AuditAction.LOGIN_FAILED).last().details["reason"] == "account_blocked"
+    assert (
+        AuditLog.objects.filter(action=AuditAction.LOGIN_FAILED).last().details["reason"] == "account_blocked"
+    )
 
 
 def test_passkey_sign_in_is_rate_limited_per_address(client, ivan, settings):
-    settings.IDP_RATE_LIMITS = {**settings.IDP_RATE_LIMITS, "login-ip": (2, 60)}  # the password sign-in that registered the key, then one
+    settings.IDP_RATE_LIMITS = {
+        **settings.IDP_RATE_LIMITS,
+        "login-ip": (2, 60),
+    }  # the password sign-in that registered the key, then one
     authenticator, _passkey = _registered(ivan)
     assert _passkey_login(client, authenticator).status_code == 302
     client.logout()
     refused = _passkey_login(client, authenticator)
-    assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
+    assert refused.status_code == 429
+    assert int(refused["Retry-After"]) >= 1
 
 
 def test_the_login_page_offers_passkeys_in_autofill(client):
     page = client.get("/accounts/login/").content.decode()
     assert 'autocomplete="username webauthn"' in page
-    assert 'data-passkey="login"' in page and "idp/passkeys.js" in page
+    assert 'data-passkey="login"' in page
+    assert "idp/passkeys.js" in page
 
 
 # --- second factor and policy ------------------------------------------------------------------
@@ -319,7 +334,7 @@ def test_passkey_as_the_second_factor_after_a_password(client, operator_user):
     device = Passkey.objects.get(user=operator_user)
     response = client.post(
         "/accounts/2fa/verify/",
-        {"device": device.persistent_id, "action": "verify", "credential": authenticator.assert_(options)},
+        {"device": device.persistent_id, "action": "verify", "credential": authenticator.sign(options)},
     )
     assert response.status_code == 302
     assert client.session["idp_amr"] == ["pwd", "hwk", "user", "mfa"]
@@ -333,15 +348,16 @@ def test_a_failed_second_factor_passkey_counts_against_the_account(client, opera
     device = Passkey.objects.get(user=operator_user)
     for _ in range(2):
         options = _options(client, "second-factor")
-        answer = authenticator.assert_(options, origin="https://evil.example")
+        answer = authenticator.sign(options, origin="https://evil.example")
         response = client.post(
-            "/accounts/2fa/verify/", {"device": device.persistent_id, "action": "verify", "credential": answer}
+            "/accounts/2fa/verify/",
+            {"device": device.persistent_id, "action": "verify", "credential": answer},
         )
         assert response.status_code == 200
     options = _options(client, "second-factor")
     response = client.post(
         "/accounts/2fa/verify/",
-        {"device": device.persistent_id, "action": "verify", "credential": authenticator.assert_(options)},
+        {"device": device.persistent_id, "action": "verify", "credential": authenticator.sign(options)},
     )
     assert response.status_code == 429  # the right answer, but the account's limit is spent
     assert SESSION_KEY not in client.session
@@ -361,10 +377,14 @@ def test_someone_elses_passkey_is_no_second_factor(client, operator_user, ivan):
     device = Passkey.objects.get(user=operator_user)
     response = client.post(
         "/accounts/2fa/verify/",
-        {"device": device.persistent_id, "action": "verify", "credential": authenticator.assert_(options)},
+        {"device": device.persistent_id, "action": "verify", "credential": authenticator.sign(options)},
     )
-    assert response.status_code == 200 and SESSION_KEY not in client.session
-    assert AuditLog.objects.filter(action=AuditAction.MFA_FAILED).last().details["reason"] == "unknown_credential"
+    assert response.status_code == 200
+    assert SESSION_KEY not in client.session
+    assert (
+        AuditLog.objects.filter(action=AuditAction.MFA_FAILED).last().details["reason"]
+        == "unknown_credential"
+    )
 
 
 def test_operators_must_use_a_passkey_when_policy_says_so(client, operator_user, settings, mailoutbox):
@@ -390,7 +410,7 @@ def test_operators_must_use_a_passkey_when_policy_says_so(client, operator_user,
     device = Passkey.objects.get(user=operator_user)
     response = client.post(
         "/accounts/2fa/verify/",
-        {"device": device.persistent_id, "action": "verify", "credential": authenticator.assert_(options)},
+        {"device": device.persistent_id, "action": "verify", "credential": authenticator.sign(options)},
     )
     assert response.status_code == 302
     assert client.session["idp_amr"] == ["pwd", "otp", "mfa", "hwk", "user"]
@@ -411,7 +431,8 @@ def test_a_client_can_require_passkeys_and_rest_login_then_refuses_passwords(cli
     acme.require_passkey = True
     acme.save()
     ivan.refresh_from_db()
-    assert assurance.passkey_required(ivan) and assurance.policy_requires_second_factor(ivan)
+    assert assurance.passkey_required(ivan)
+    assert assurance.policy_requires_second_factor(ivan)
     assert password_login(login="ivan", password=PASSWORD, channel="rest").error == LoginError.MFA_REQUIRED
 
 
@@ -420,7 +441,8 @@ def test_a_signed_in_session_without_a_passkey_steps_up_when_policy_begins(clien
     assert owner.get("/accounts/2fa/").status_code == 200
     settings.IDP_PASSKEY_REQUIRED_ROLES = [Role.OPERATOR]
     response = owner.get("/accounts/2fa/")
-    assert response.status_code == 302 and SESSION_KEY not in owner.session
+    assert response.status_code == 302
+    assert SESSION_KEY not in owner.session
 
 
 # --- the person's list, and the operator's removal --------------------------------------------
@@ -434,7 +456,10 @@ def test_rename_a_passkey(client, ivan):
     assert passkey.name == "yubikey 5"
     renamed = AuditLog.objects.get(action=AuditAction.PASSKEY_RENAMED)
     assert renamed.details == {"passkey": passkey.pk, "before": "old", "after": "yubikey 5"}
-    assert client.post("/accounts/2fa/", {"action": "rename", "passkey": passkey.pk, "name": " "}).status_code == 200
+    assert (
+        client.post("/accounts/2fa/", {"action": "rename", "passkey": passkey.pk, "name": " "}).status_code
+        == 200
+    )
 
 
 def test_one_cannot_rename_or_remove_someone_elses_passkey(client, ivan, globex):
@@ -451,7 +476,8 @@ def test_an_operator_removes_a_users_passkey_and_it_is_audited(ivan, operator_us
     _authenticator, passkey = _registered(ivan)
     passkeys.remove_passkey(actor=operator_user, user=ivan, passkey=passkey)
     removed = AuditLog.objects.get(action=AuditAction.PASSKEY_REMOVED)
-    assert removed.actor_id == str(operator_user.pk) and removed.target_id == str(ivan.pk)
+    assert removed.actor_id == str(operator_user.pk)
+    assert removed.target_id == str(ivan.pk)
     assert not Passkey.objects.exists()
 
 
