@@ -85,9 +85,12 @@
   }
 
   let conditional = null; // the login page's autofill request, aborted when the button is used
+  let asking = null; // options being fetched: the next ceremony waits, so one session holds both
 
   async function run(form, mediation) {
-    const json = await fetchOptions(form);
+    if (asking) await asking.catch(() => null);
+    asking = fetchOptions(form);
+    const json = await asking;
     if (form.dataset.passkey === "register") {
       return navigator.credentials.create({ publicKey: creationOptions(json) });
     }
