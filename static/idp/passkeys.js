@@ -136,6 +136,6 @@
       button.hidden = false;
       button.addEventListener("click", (event) => onClick(form, event));
     }
-    if (form.dataset.passkey === "login") offerInAutofill(form);
+    if (form.dataset.autofill === "on") offerInAutofill(form);
   }
 })();

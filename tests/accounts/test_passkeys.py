@@ -184,7 +184,7 @@ def test_password_free_sign_in_needs_user_verification(client, ivan):
     authenticator.user_verifying = False
     assert _passkey_login(client, authenticator).status_code == 400
     assert SESSION_KEY not in client.session
-    failed = AuditLog.objects.filter(action=AuditAction.LOGIN_FAILED).last()
+    failed = AuditLog.objects.filter(action=AuditAction.LOGIN_FAILED).first()
     assert failed.details == {"channel": "web", "method": "passkey", "reason": "invalid_assertion"}
 
 
@@ -244,7 +244,7 @@ def test_an_unknown_credential_is_refused_like_any_other_failure(client, ivan):
     text = known_bad.content.decode()
     assert "That passkey could not sign you in." in text
     assert "ivan" not in text
-    failed = AuditLog.objects.filter(action=AuditAction.LOGIN_FAILED).last()
+    failed = AuditLog.objects.filter(action=AuditAction.LOGIN_FAILED).first()
     assert failed.details["reason"] == "unknown_credential"
     assert failed.target_id == ""
 
@@ -294,7 +294,8 @@ def test_a_blocked_account_cannot_sign_in_with_its_passkey(client, ivan):
     accounts.block_user(actor=None, user=ivan, reason="test")
     assert _passkey_login(client, authenticator).status_code == 400
     assert (
-        AuditLog.objects.filter(action=AuditAction.LOGIN_FAILED).last().details["reason"] == "account_blocked"
+        AuditLog.objects.filter(action=AuditAction.LOGIN_FAILED).first().details["reason"]
+        == "account_blocked"
     )
 
 
@@ -382,7 +383,7 @@ def test_someone_elses_passkey_is_no_second_factor(client, operator_user, ivan):
     assert response.status_code == 200
     assert SESSION_KEY not in client.session
     assert (
-        AuditLog.objects.filter(action=AuditAction.MFA_FAILED).last().details["reason"]
+        AuditLog.objects.filter(action=AuditAction.MFA_FAILED).first().details["reason"]
         == "unknown_credential"
     )
 

@@ -60,32 +60,36 @@ def _virtual_authenticator(page) -> tuple[object, str]:
     return cdp, added["authenticatorId"]
 
 
-def _relying_party(page) -> list[str]:
-    callbacks: list[str] = []
-
-    def answer(route):
-        callbacks.append(route.request.url)
-        route.fulfill(status=200, content_type="text/html", body="<h1>relying party</h1>")
-
-    page.route("https://rp.example.com/**", answer)
-    return callbacks
+def _presence(cdp, authenticator: str, *, automatic: bool) -> None:
+    """Whether the virtual authenticator is touched at once (else its requests wait)."""
+    cdp.send(
+        "WebAuthn.setAutomaticPresenceSimulation", {"authenticatorId": authenticator, "enabled": automatic}
+    )
 
 
-def _id_token(provider, app, secret, callbacks, verifier) -> dict:
-    code = parse_qs(urlsplit(callbacks[-1]).query)["code"][0]
+def _to_relying_party(page, start) -> str:
+    """Do `start` (a click) and return the URL the authorization endpoint then sends the browser
+    to: the relying party's callback, read from that redirect (the relying party is not running)."""
+
+    def callback(response) -> bool:
+        return response.status == 302 and response.headers.get("location", "").startswith(REDIRECT_URI)
+
+    with page.expect_response(callback, timeout=30_000) as redirect:
+        start()
+    return redirect.value.headers["location"]
+
+
+def _id_token(provider, app, secret, callback: str, verifier) -> dict:
+    code = parse_qs(urlsplit(callback).query)["code"][0]
     tokens = exchange_code(provider, app, secret, code, verifier).json()
     keys = KeySet.import_key_set(requests.get(f"{provider.url}/.well-known/jwks.json", timeout=10).json())
     return jwt.decode(tokens["id_token"], keys).claims
 
 
 def _log_out(page, provider) -> None:
-    page.goto(f"{provider.url}/accounts/2fa/")
-    page.evaluate(
-        """() => { const f = document.createElement('form'); f.method = 'post'; f.action = '/accounts/logout/';
-        const t = document.querySelector('[name=csrfmiddlewaretoken]').cloneNode(); f.appendChild(t);
-        document.body.appendChild(f); f.submit(); }"""
-    )
-    page.wait_for_load_state()
+    page.goto(f"{provider.url}/")
+    with page.expect_navigation():
+        page.click("form[action='/accounts/logout/'] button")
 
 
 def _register_passkey(page, provider, name: str) -> None:
@@ -101,7 +105,6 @@ def test_register_then_sign_in_without_a_password_then_remove(provider, acme):
 
     with chromium_page() as page:
         cdp, authenticator = _virtual_authenticator(page)
-        callbacks = _relying_party(page)
         page.goto(f"{provider.url}/accounts/login/?next=/accounts/2fa/")
         page.fill("#id_username", "ivan")
         page.fill("#id_password", PASSWORD)
@@ -116,18 +119,27 @@ def test_register_then_sign_in_without_a_password_then_remove(provider, acme):
         credentials = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})["credentials"]
         assert len(credentials) == 1 and credentials[0]["isResidentCredential"]
 
-        # Password-free, into a relying party's authorization code flow.
+        # Password-free, into a relying party's authorization code flow: the login page offers the
+        # passkey in the login field's autofill (conditional mediation), and the virtual
+        # authenticator answers that offer at once, as a person picking it there would.
         _log_out(page, provider)
         verifier, challenge = pkce_pair()
-        page.goto(_authorize(provider, app, challenge))
-        assert page.get_attribute("#id_username", "autocomplete") == "username webauthn"
-        page.click("#passkey-login [data-passkey-start]")
-        page.wait_for_url(f"{REDIRECT_URI}*")
-        claims = _id_token(provider, app, secret, callbacks, verifier)
+        callback = _to_relying_party(page, lambda: page.goto(_authorize(provider, app, challenge)))
+        claims = _id_token(provider, app, secret, callback, verifier)
         assert claims["sub"] == str(user.pk)
         assert claims["amr"] == ["hwk", "user", "mfa"]  # a device-bound key with user verification
         passkey.refresh_from_db()
         assert passkey.last_used_at is not None and passkey.sign_count >= 1
+
+        # The button, when the autofill offer is not taken (the authenticator waits for a touch).
+        _log_out(page, provider)
+        _presence(cdp, authenticator, automatic=False)
+        verifier, challenge = pkce_pair()
+        page.goto(_authorize(provider, app, challenge))
+        assert page.get_attribute("#id_username", "autocomplete") == "username webauthn"
+        _presence(cdp, authenticator, automatic=True)
+        callback = _to_relying_party(page, lambda: page.click("#passkey-login [data-passkey-start]"))
+        assert _id_token(provider, app, secret, callback, verifier)["amr"] == ["hwk", "user", "mfa"]
 
         # Removed from the list: the authenticator still holds it, the server no longer knows it.
         page.goto(f"{provider.url}/accounts/2fa/")
@@ -135,12 +147,11 @@ def test_register_then_sign_in_without_a_password_then_remove(provider, acme):
         page.wait_for_url("**/accounts/2fa/")
         assert not Passkey.objects.filter(user=user).exists()
         _log_out(page, provider)
-        page.goto(_authorize(provider, app, challenge))
-        page.click("#passkey-login [data-passkey-start]")
+        page.goto(_authorize(provider, app, challenge))  # the autofill offer is answered, and refused
         page.wait_for_selector("#passkey-error")
         assert "could not sign you in" in page.locator("#passkey-error").inner_text()
     assert AuditLog.objects.filter(action=AuditAction.PASSKEY_REMOVED, target_id=str(user.pk)).exists()
-    failed = AuditLog.objects.filter(action=AuditAction.LOGIN_FAILED).last()
+    failed = AuditLog.objects.filter(action=AuditAction.LOGIN_FAILED).first()
     assert failed.details["reason"] == "unknown_credential"
 
 
@@ -161,12 +172,11 @@ def test_an_origin_the_server_does_not_serve_is_refused(provider, acme, settings
         # clientDataJSON names the origin it really is at, and the server refuses it.
         settings.IDP_WEBAUTHN_RP_ID = "localhost"
         settings.IDP_WEBAUTHN_ORIGINS = ["https://login.example.com"]
-        page.goto(f"{provider.url}/accounts/login/")
-        page.click("#passkey-login [data-passkey-start]")
+        page.goto(f"{provider.url}/accounts/login/")  # the autofill offer is answered, and refused
         page.wait_for_selector("#passkey-error")
         page.goto(f"{provider.url}/accounts/2fa/")
         assert "/accounts/login/" in page.url  # nobody signed in
-    failed = AuditLog.objects.filter(action=AuditAction.LOGIN_FAILED).last()
+    failed = AuditLog.objects.filter(action=AuditAction.LOGIN_FAILED).first()
     assert failed.details["reason"] == "invalid_assertion" and failed.target_id == str(user.pk)
 
 
@@ -178,8 +188,7 @@ def test_an_operator_must_confirm_with_a_passkey(provider, settings):
     app, secret = make_app(skip_authorization=True)
 
     with chromium_page() as page:
-        _virtual_authenticator(page)
-        callbacks = _relying_party(page)
+        cdp, authenticator = _virtual_authenticator(page)
         verifier, challenge = pkce_pair()
         page.goto(_authorize(provider, app, challenge))
         page.fill("#id_username", "olga")
@@ -195,13 +204,14 @@ def test_an_operator_must_confirm_with_a_passkey(provider, settings):
         page.click("[data-passkey-start]")
         # Registered; this sign-in is now confirmed with it.
         page.wait_for_selector("#verify[data-passkey=second-factor]")
-        page.click("#verify [data-passkey-start]")
-        page.wait_for_url(f"{REDIRECT_URI}*")
-        first = _id_token(provider, app, secret, callbacks, verifier)
+        callback = _to_relying_party(page, lambda: page.click("#verify [data-passkey-start]"))
+        first = _id_token(provider, app, secret, callback, verifier)
         assert first["amr"] == ["pwd", "otp", "mfa", "hwk", "user"]
 
-        # The next sign-in: password, then the passkey (and nothing else is offered).
+        # The next sign-in: password, then the passkey (and nothing else is offered). The
+        # authenticator waits for a touch, so the login field's autofill offer is not taken.
         _log_out(page, provider)
+        _presence(cdp, authenticator, automatic=False)
         verifier, challenge = pkce_pair()
         page.goto(_authorize(provider, app, challenge))
         page.fill("#id_username", "olga")
@@ -209,10 +219,14 @@ def test_an_operator_must_confirm_with_a_passkey(provider, settings):
         page.click("#login-form button[type=submit]")
         page.wait_for_selector("#verify[data-passkey=second-factor]")
         assert page.locator("#id_token").count() == 0
-        page.click("#verify [data-passkey-start]")
-        page.wait_for_url(f"{REDIRECT_URI}*")
-        claims = _id_token(provider, app, secret, callbacks, verifier)
+        _presence(cdp, authenticator, automatic=True)
+        callback = _to_relying_party(page, lambda: page.click("#verify [data-passkey-start]"))
+        claims = _id_token(provider, app, secret, callback, verifier)
     assert claims["sub"] == str(user.pk)
     assert claims["amr"] == ["pwd", "hwk", "user", "mfa"]
-    verified = AuditLog.objects.filter(action=AuditAction.MFA_VERIFIED, target_id=str(user.pk)).last()
-    assert verified.details["device"] == "Passkey"
+    verified = AuditLog.objects.filter(action=AuditAction.MFA_VERIFIED, target_id=str(user.pk)).order_by("id")
+    assert [(v.details["device"], v.details.get("next")) for v in verified] == [
+        ("EmailDevice", "enrolPasskey"),
+        ("Passkey", None),
+        ("Passkey", None),
+    ]
