@@ -117,7 +117,8 @@ def test_register_then_sign_in_without_a_password_then_remove(provider, acme):
         passkey = Passkey.objects.get(user=user)
         assert not passkey.backup_eligible
         credentials = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})["credentials"]
-        assert len(credentials) == 1 and credentials[0]["isResidentCredential"]
+        assert len(credentials) == 1
+        assert credentials[0]["isResidentCredential"]
 
         # Password-free, into a relying party's authorization code flow: the login page offers the
         # passkey in the login field's autofill (conditional mediation), and the virtual
@@ -129,7 +130,8 @@ def test_register_then_sign_in_without_a_password_then_remove(provider, acme):
         assert claims["sub"] == str(user.pk)
         assert claims["amr"] == ["hwk", "user", "mfa"]  # a device-bound key with user verification
         passkey.refresh_from_db()
-        assert passkey.last_used_at is not None and passkey.sign_count >= 1
+        assert passkey.last_used_at is not None
+        assert passkey.sign_count >= 1
 
         # The button, when the autofill offer is not taken (the authenticator waits for a touch).
         _log_out(page, provider)
@@ -177,7 +179,8 @@ def test_an_origin_the_server_does_not_serve_is_refused(provider, acme, settings
         page.goto(f"{provider.url}/accounts/2fa/")
         assert "/accounts/login/" in page.url  # nobody signed in
     failed = AuditLog.objects.filter(action=AuditAction.LOGIN_FAILED).first()
-    assert failed.details["reason"] == "invalid_assertion" and failed.target_id == str(user.pk)
+    assert failed.details["reason"] == "invalid_assertion"
+    assert failed.target_id == str(user.pk)
 
 
 def test_an_operator_must_confirm_with_a_passkey(provider, settings):
