@@ -326,10 +326,11 @@ def check_assertion(
     if challenge is None:
         raise PasskeyRefusedError("challenge_missing_or_expired")
     parsed: AuthenticationCredential = _parsed(credential, parse_authentication_credential_json)
+    known_length = len(parsed.id) <= Passkey._meta.get_field("credential_id").max_length
     passkey = (
-        Passkey.objects.select_related("user__organisation")
-        .filter(credential_id=parsed.id[:1400], confirmed=True)
-        .first()
+        Passkey.objects.select_related("user__organisation").filter(credential_id=parsed.id, confirmed=True).first()
+        if known_length
+        else None
     )
     if passkey is None or (user is not None and passkey.user_id != user.pk):
         raise PasskeyRefusedError("unknown_credential")

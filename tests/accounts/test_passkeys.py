@@ -490,3 +490,21 @@ def test_a_client_user_cannot_remove_an_operators_passkey(ivan, operator_user):
     with pytest.raises(PermissionDenied):
         passkeys.remove_passkey(actor=ivan, user=operator_user, passkey=passkey)
     assert Passkey.objects.filter(pk=passkey.pk).exists()
+
+
+def test_the_admin_lists_and_removes_passkeys_through_the_service(ivan, admin_user):
+    _authenticator, passkey = _registered(ivan)
+    admin = _staff_session(admin_user)
+    listing = admin.get("/admin/accounts/passkey/")
+    assert listing.status_code == 200
+    assert "laptop" in listing.content.decode()
+    assert passkey.credential_id not in listing.content.decode()  # never the credential ID
+    assert admin.get(f"/admin/accounts/passkey/{passkey.pk}/change/").status_code == 200
+    response = admin.post(
+        "/admin/accounts/passkey/",
+        {"action": "remove_passkeys", "_selected_action": [passkey.pk], "index": 0},
+    )
+    assert response.status_code == 302
+    assert not Passkey.objects.exists()
+    removed = AuditLog.objects.get(action=AuditAction.PASSKEY_REMOVED)
+    assert removed.actor_id == str(admin_user.pk)
