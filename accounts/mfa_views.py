@@ -136,7 +136,7 @@ def verify(request: HttpRequest) -> HttpResponse:
             notice %= {"wait": _seconds(challenge.retry_after)}
     context = {
         "devices": devices,
-        "others": [(d.persistent_id, mfa.METHOD_LABELS[mfa.kind(d)]) for d in devices if d != chosen],
+        "others": _other_methods(devices, chosen),
         "chosen": chosen,
         "kind": mfa.kind(chosen),
         "passkey": passkey,
@@ -153,6 +153,18 @@ def verify(request: HttpRequest) -> HttpResponse:
     if retry_after:
         response["Retry-After"] = str(retry_after)
     return response
+
+
+def _other_methods(devices: list[mfa.Device], chosen: mfa.Device) -> list[tuple[str, str]]:
+    """The other ways to confirm, for the page's links: one link for all passkeys (the browser
+    offers whichever of them the person has at hand)."""
+    others, passkey_listed = [], mfa.kind(chosen) == "passkey"
+    for device in devices:
+        if device == chosen or (mfa.kind(device) == "passkey" and passkey_listed):
+            continue
+        passkey_listed = passkey_listed or mfa.kind(device) == "passkey"
+        others.append((device.persistent_id, mfa.METHOD_LABELS[mfa.kind(device)]))
+    return others
 
 
 @never_cache

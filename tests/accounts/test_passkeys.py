@@ -508,3 +508,22 @@ def test_the_admin_lists_and_removes_passkeys_through_the_service(ivan, admin_us
     assert not Passkey.objects.exists()
     removed = AuditLog.objects.get(action=AuditAction.PASSKEY_REMOVED)
     assert removed.actor_id == str(admin_user.pk)
+
+
+def test_passkeys_come_first_and_a_code_stays_possible_when_policy_allows(client, operator_user):
+    from django_otp.oath import totp
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    owner = _staff_session(operator_user)
+    _register(owner, SoftAuthenticator(), "one")
+    _register(owner, SoftAuthenticator(), "two")
+    app = TOTPDevice.objects.create(user=operator_user, name="phone", confirmed=True)
+    client.post("/accounts/login/", {"username": "oksana", "password": PASSWORD})
+    page = client.get("/accounts/2fa/verify/").content.decode()
+    assert 'data-passkey="second-factor"' in page
+    assert page.count("?device=") == 1  # one link: the authenticator app (both passkeys are offered)
+    response = client.post(
+        "/accounts/2fa/verify/", {"device": app.persistent_id, "token": f"{totp(app.bin_key):06d}"}
+    )
+    assert response.status_code == 302
+    assert client.session["idp_amr"] == ["pwd", "otp", "mfa"]
