@@ -326,12 +326,10 @@ def check_assertion(
     if challenge is None:
         raise PasskeyRefusedError("challenge_missing_or_expired")
     parsed: AuthenticationCredential = _parsed(credential, parse_authentication_credential_json)
-    known_length = len(parsed.id) <= Passkey._meta.get_field("credential_id").max_length
-    passkey = (
-        Passkey.objects.select_related("user__organisation").filter(credential_id=parsed.id, confirmed=True).first()
-        if known_length
-        else None
-    )
+    passkey = None
+    if len(parsed.id) <= Passkey._meta.get_field("credential_id").max_length:  # never a truncated match
+        candidates = Passkey.objects.select_related("user__organisation")
+        passkey = candidates.filter(credential_id=parsed.id, confirmed=True).first()
     if passkey is None or (user is not None and passkey.user_id != user.pk):
         raise PasskeyRefusedError("unknown_credential")
     handle = parsed.response.user_handle
