@@ -527,3 +527,11 @@ def test_passkeys_come_first_and_a_code_stays_possible_when_policy_allows(client
     )
     assert response.status_code == 302
     assert client.session["idp_amr"] == ["pwd", "otp", "mfa"]
+
+
+def test_an_origin_off_the_relying_party_id_fails_the_system_check(settings):
+    assert passkeys.check_relying_party() == []
+    settings.IDP_WEBAUTHN_RP_ID = "idp.example.com"
+    settings.IDP_WEBAUTHN_ORIGINS = ["https://login.idp.example.com", "https://evil.example"]
+    assert [error.id for error in passkeys.check_relying_party()] == ["accounts.E020"]
+    assert passkeys.origins() == ["https://login.idp.example.com", "https://evil.example"]
