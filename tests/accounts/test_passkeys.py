@@ -535,3 +535,25 @@ def test_an_origin_off_the_relying_party_id_fails_the_system_check(settings):
     settings.IDP_WEBAUTHN_ORIGINS = ["https://login.idp.example.com", "https://evil.example"]
     assert [error.id for error in passkeys.check_relying_party()] == ["accounts.E020"]
     assert passkeys.origins() == ["https://login.idp.example.com", "https://evil.example"]
+
+
+def test_a_client_that_enforces_its_corporate_sso_gets_no_password_free_passkey_sign_in(client, ivan, acme):
+    from clients import domains
+    from clients import services as clients
+
+    authenticator, _passkey = _registered(ivan)
+    clients.configure_identity_provider(
+        actor=None,
+        organisation=acme,
+        changes={"name": "Acme", "issuer": "https://login.acme.example", "client_id": "ours"},
+    )
+    domains.approve_domain(
+        actor=None, domain=domains.add_domain(actor=None, organisation=acme, domain="acme.example")
+    )
+    clients.configure_identity_provider(actor=None, organisation=acme, changes={"enforced": True})
+    # A leaver disabled at the company's provider must not come in with a key kept here.
+    assert _passkey_login(client, authenticator).status_code == 400
+    assert SESSION_KEY not in client.session
+    assert (
+        AuditLog.objects.filter(action=AuditAction.LOGIN_FAILED).first().details["reason"] == "sso_required"
+    )
