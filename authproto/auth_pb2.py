@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x61uthproto/auth.proto\"/\n\x0cLoginRequest\x12\r\n\x05login\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"f\n\rLoginResponse\x12\x0f\n\x05\x65rror\x18\x01 \x01(\tH\x00\x12\x0f\n\x05token\x18\x02 \x01(\tH\x00\x12\x15\n\rrefresh_token\x18\x03 \x01(\t\x12\x12\n\nexpires_in\x18\x04 \x01(\x03\x42\x08\n\x06result\"%\n\x14TokenValidateRequest\x12\r\n\x05token\x18\x01 \x01(\t\"\x88\x01\n\x15TokenValidateResponse\x12\x0f\n\x05\x65rror\x18\x01 \x01(\tH\x00\x12\x10\n\x06userId\x18\x02 \x01(\tH\x00\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x11\n\tclient_id\x18\x04 \x01(\t\x12\r\n\x05scope\x18\x05 \x01(\t\x12\x12\n\nexpires_at\x18\x06 \x01(\x03\x42\x08\n\x06result\"P\n\x16\x43heckPermissionRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x12\n\npermission\x18\x02 \x01(\t\x12\x11\n\tclient_id\x18\x03 \x01(\t\":\n\x17\x43heckPermissionResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t2\xbb\x01\n\x0b\x41uthService\x12&\n\x05Login\x12\r.LoginRequest\x1a\x0e.LoginResponse\x12>\n\rTokenValidate\x12\x15.TokenValidateRequest\x1a\x16.TokenValidateResponse\x12\x44\n\x0f\x43heckPermission\x12\x17.CheckPermissionRequest\x1a\x18.CheckPermissionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x61uthproto/auth.proto\"/\n\x0cLoginRequest\x12\r\n\x05login\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"f\n\rLoginResponse\x12\x0f\n\x05\x65rror\x18\x01 \x01(\tH\x00\x12\x0f\n\x05token\x18\x02 \x01(\tH\x00\x12\x15\n\rrefresh_token\x18\x03 \x01(\t\x12\x12\n\nexpires_in\x18\x04 \x01(\x03\x42\x08\n\x06result\"`\n\x14TokenValidateRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x12\n\ndpop_proof\x18\x02 \x01(\t\x12\x13\n\x0bhttp_method\x18\x03 \x01(\t\x12\x10\n\x08http_url\x18\x04 \x01(\t\"\x88\x01\n\x15TokenValidateResponse\x12\x0f\n\x05\x65rror\x18\x01 \x01(\tH\x00\x12\x10\n\x06userId\x18\x02 \x01(\tH\x00\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x11\n\tclient_id\x18\x04 \x01(\t\x12\r\n\x05scope\x18\x05 \x01(\t\x12\x12\n\nexpires_at\x18\x06 \x01(\x03\x42\x08\n\x06result\"P\n\x16\x43heckPermissionRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x12\n\npermission\x18\x02 \x01(\t\x12\x11\n\tclient_id\x18\x03 \x01(\t\":\n\x17\x43heckPermissionResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t2\xbb\x01\n\x0b\x41uthService\x12&\n\x05Login\x12\r.LoginRequest\x1a\x0e.LoginResponse\x12>\n\rTokenValidate\x12\x15.TokenValidateRequest\x1a\x16.TokenValidateResponse\x12\x44\n\x0f\x43heckPermission\x12\x17.CheckPermissionRequest\x1a\x18.CheckPermissionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,13 +36,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LOGINRESPONSE']._serialized_start=73
   _globals['_LOGINRESPONSE']._serialized_end=175
   _globals['_TOKENVALIDATEREQUEST']._serialized_start=177
-  _globals['_TOKENVALIDATEREQUEST']._serialized_end=214
-  _globals['_TOKENVALIDATERESPONSE']._serialized_start=217
-  _globals['_TOKENVALIDATERESPONSE']._serialized_end=353
-  _globals['_CHECKPERMISSIONREQUEST']._serialized_start=355
-  _globals['_CHECKPERMISSIONREQUEST']._serialized_end=435
-  _globals['_CHECKPERMISSIONRESPONSE']._serialized_start=437
-  _globals['_CHECKPERMISSIONRESPONSE']._serialized_end=495
-  _globals['_AUTHSERVICE']._serialized_start=498
-  _globals['_AUTHSERVICE']._serialized_end=685
+  _globals['_TOKENVALIDATEREQUEST']._serialized_end=273
+  _globals['_TOKENVALIDATERESPONSE']._serialized_start=276
+  _globals['_TOKENVALIDATERESPONSE']._serialized_end=412
+  _globals['_CHECKPERMISSIONREQUEST']._serialized_start=414
+  _globals['_CHECKPERMISSIONREQUEST']._serialized_end=494
+  _globals['_CHECKPERMISSIONRESPONSE']._serialized_start=496
+  _globals['_CHECKPERMISSIONRESPONSE']._serialized_end=554
+  _globals['_AUTHSERVICE']._serialized_start=557
+  _globals['_AUTHSERVICE']._serialized_end=744
 # @@protoc_insertion_point(module_scope)

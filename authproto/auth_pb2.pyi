@@ -25,10 +25,16 @@ class LoginResponse(_message.Message):
     def __init__(self, error: _Optional[str] = ..., token: _Optional[str] = ..., refresh_token: _Optional[str] = ..., expires_in: _Optional[int] = ...) -> None: ...
 
 class TokenValidateRequest(_message.Message):
-    __slots__ = ("token",)
+    __slots__ = ("token", "dpop_proof", "http_method", "http_url")
     TOKEN_FIELD_NUMBER: _ClassVar[int]
+    DPOP_PROOF_FIELD_NUMBER: _ClassVar[int]
+    HTTP_METHOD_FIELD_NUMBER: _ClassVar[int]
+    HTTP_URL_FIELD_NUMBER: _ClassVar[int]
     token: str
-    def __init__(self, token: _Optional[str] = ...) -> None: ...
+    dpop_proof: str
+    http_method: str
+    http_url: str
+    def __init__(self, token: _Optional[str] = ..., dpop_proof: _Optional[str] = ..., http_method: _Optional[str] = ..., http_url: _Optional[str] = ...) -> None: ...
 
 class TokenValidateResponse(_message.Message):
     __slots__ = ("error", "userId", "role", "client_id", "scope", "expires_at")

@@ -369,6 +369,9 @@ IDP_OUTBOUND_ALLOW_LOOPBACK = env_bool("IDP_OUTBOUND_ALLOW_LOOPBACK", DEBUG)
 # private_key_jwt (idp.oidc.client_assertion): how far ahead a client assertion's `exp` may be.
 # Short: a captured assertion is a credential until then (its `jti` is refused a second time).
 IDP_CLIENT_ASSERTION_MAX_SECONDS = env_int("IDP_CLIENT_ASSERTION_MAX_SECONDS", 300, minimum=30)
+# DPoP (idp.oidc.dpop): ask token requests for a server nonce in their proofs (RFC 9449 §8), so a
+# proof made ahead of time by a stolen key's holder is useless. Off: a proof's `iat` window suffices.
+IDP_DPOP_REQUIRE_NONCE = env_bool("IDP_DPOP_REQUIRE_NONCE", False)
 # Networks (IPs or CIDRs) the operator's SMS gateway may sit on besides public addresses, e.g. an
 # internal gateway at 10.20.0.0/16. Only endpoints that operators set get such a list; tenants' SSO
 # providers never.

@@ -12,7 +12,7 @@ from accounts.login import LoginError, password_login
 from accounts.models import User
 from audit import services as audit
 from audit.registry import AuditAction
-from idp.oidc import revocation
+from idp.oidc import dpop, revocation
 from idp.oidc.issuance import IssuedTokens, issue_tokens
 from idp.oidc.tokens import AccessTokenClaims, TokenError, verify_access_token
 
@@ -40,10 +40,21 @@ class ValidationOutcome:
     message: str = ""
 
 
-def validate(token: str) -> ValidationOutcome:
-    """Offline: signature, type, expiry, issuer, audience, blacklist. No database on this path."""
+DPOP_NEEDS_REQUEST = "a DPoP proof needs the method and URL of the request it came with"
+
+
+def validate(
+    token: str, *, dpop_proof: str = "", http_method: str = "", http_url: str = ""
+) -> ValidationOutcome:
+    """Offline: signature, type, expiry, issuer, audience, blacklist, and for a DPoP-bound token
+    the proof the resource server received with it. No database on this path."""
+    presented = None
+    if dpop_proof:
+        if not http_method or not http_url:
+            return ValidationOutcome(error="invalid_request", message=DPOP_NEEDS_REQUEST)
+        presented = dpop.Presented(dpop.header_values(dpop_proof), method=http_method, url=http_url)
     try:
-        return ValidationOutcome(claims=verify_access_token(token))
+        return ValidationOutcome(claims=verify_access_token(token, presented=presented))
     except TokenError as exc:
         return ValidationOutcome(error=exc.code, message=exc.message)
 

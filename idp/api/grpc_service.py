@@ -57,7 +57,14 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
     ) -> auth_pb2.TokenValidateResponse:
         if len(request.token) > MAX_TOKEN_LENGTH:
             ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, "token too long")
-        outcome = auth.validate(request.token)
+        if max(len(request.dpop_proof), len(request.http_method), len(request.http_url)) > MAX_TOKEN_LENGTH:
+            ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, "dpop_proof, http_method or http_url too long")
+        outcome = auth.validate(
+            request.token,
+            dpop_proof=request.dpop_proof,
+            http_method=request.http_method,
+            http_url=request.http_url,
+        )
         if outcome.claims is None:
             return auth_pb2.TokenValidateResponse(error=outcome.error)
         claims = outcome.claims

@@ -116,13 +116,26 @@ class ValidateView(APIView):
 
     class ValidateInput(serializers.Serializer):
         token = serializers.CharField(max_length=MAX_TOKEN_LENGTH)
+        # RFC 9449 §7: for a DPoP-bound token, the proof the resource server received with it
+        # and that request's method and URL (without query).
+        dpop_proof = serializers.CharField(max_length=MAX_TOKEN_LENGTH, required=False)
+        http_method = serializers.CharField(max_length=16, required=False)
+        http_url = serializers.CharField(max_length=2048, required=False)
 
     @extend_schema(request=ValidateInput, responses={200: ValidatedOut, 400: ErrorOut, 401: ErrorOut})
     def post(self, request: Request) -> Response:
         data = self.ValidateInput(data=request.data)
         if not data.is_valid():
             return _error("invalid_request", "token is required", status.HTTP_400_BAD_REQUEST)
-        outcome = auth.validate(data.validated_data["token"])
+        given = data.validated_data
+        outcome = auth.validate(
+            given["token"],
+            dpop_proof=given.get("dpop_proof", ""),
+            http_method=given.get("http_method", ""),
+            http_url=given.get("http_url", ""),
+        )
+        if outcome.error == "invalid_request":
+            return _error("invalid_request", outcome.message, status.HTTP_400_BAD_REQUEST)
         if outcome.claims is None:
             return _error(outcome.error or "invalid_token", outcome.message, status.HTTP_401_UNAUTHORIZED)
         claims = outcome.claims
@@ -176,16 +189,33 @@ class CheckView(APIView):
 
     @extend_schema(responses={200: None, 401: ErrorOut})
     def get(self, request: Request) -> Response:
-        token = _bearer_token(request)
-        outcome = auth.validate(token) if token else auth.ValidationOutcome(error="missing_token")
+        scheme, _, dpop_token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "dpop":
+            # RFC 9449 §7: a bound token with its proof; the gateway passes the proof and says
+            # which request it came with (deploy/gateway: X-Original-Method, X-Original-URL).
+            proof = request.headers.get("DPoP", "")
+            outcome = (
+                auth.validate(
+                    dpop_token.strip(),
+                    dpop_proof=proof,
+                    http_method=request.headers.get("X-Original-Method", ""),
+                    http_url=request.headers.get("X-Original-URL", ""),
+                )
+                if proof
+                else auth.ValidationOutcome(error="dpop_proof_required", message="DPoP proof required")
+            )
+        else:
+            token = _bearer_token(request)
+            outcome = auth.validate(token) if token else auth.ValidationOutcome(error="missing_token")
         if outcome.claims is None:
             response = _error(
                 outcome.error or "invalid_token",
                 outcome.message or "bearer token required",
                 status.HTTP_401_UNAUTHORIZED,
             )
+            challenge = "DPoP" if scheme.lower() == "dpop" else "Bearer"
             response["WWW-Authenticate"] = (
-                f'Bearer error="invalid_token", error_description="{outcome.error}"'
+                f'{challenge} error="invalid_token", error_description="{outcome.error}"'
             )
             return response
         claims = outcome.claims

@@ -75,6 +75,8 @@ FORM_FIELDS = [
     "jwks",
     "jwks_uri",
     "require_pushed_authorization_requests",
+    "dpop_bound_access_tokens",
+    "high_assurance",
     "backchannel_logout_uri",
     "backchannel_logout_session_required",
 ]

@@ -47,6 +47,8 @@ class ClientRecord:
     jwks: KeySet | None = None  # private_key_jwt: its registered keys, parsed once
     jwks_uri: str = ""  # private_key_jwt: where it publishes them (idp.oidc.client_keys)
     require_par: bool = False  # RFC 9126: its authorization requests must be pushed first
+    require_dpop: bool = False  # RFC 9449: its tokens are DPoP-bound, never bearer tokens
+    high_assurance: bool = False  # FAPI 2.0: the profile's rules (Application.high_assurance)
 
     def allows_grant_type(self, *grant_types: str) -> bool:
         return self.authorization_grant_type in grant_types
@@ -104,6 +106,8 @@ def _load(client_id: str) -> ClientRecord | None:
             "jwks",
             "jwks_uri",
             "require_pushed_authorization_requests",
+            "dpop_bound_access_tokens",
+            "high_assurance",
         )
         .first()
     )
@@ -122,6 +126,8 @@ def _load(client_id: str) -> ClientRecord | None:
         jwks,
         jwks_uri,
         require_par,
+        require_dpop,
+        high_assurance,
     ) = row
     keys = None
     if jwks:
@@ -141,7 +147,9 @@ def _load(client_id: str) -> ClientRecord | None:
         authentication,
         keys,
         jwks_uri,
-        require_par,
+        require_par or high_assurance,
+        require_dpop or high_assurance,
+        high_assurance,
     )
 
 

@@ -23,7 +23,7 @@ from oauthlib.oauth2.rfc6749 import errors
 
 from audit import services as audit
 from audit.registry import AuditAction
-from idp.oidc import client_auth, resources, responses, tokens
+from idp.oidc import client_auth, dpop, resources, responses, tokens
 from idp.oidc.client_cache import ClientRecord
 from idp.oidc.models import AccessToken, Application
 
@@ -54,6 +54,7 @@ def token_response(request: HttpRequest) -> HttpResponse:
     """Answer a token request whose grant_type is client_credentials (inside no transaction)."""
     try:
         client, scopes, apis = _validate(request)
+        jkt = dpop.binding_key(required=client.require_dpop, proof=dpop.proof_of(request))
     except errors.OAuth2Error as error:
         return responses.no_store_json(error.json, error.status_code, error.headers)
     now = time.time()
@@ -61,18 +62,21 @@ def token_response(request: HttpRequest) -> HttpResponse:
     scope = " ".join(scopes)
     jti = uuid.uuid4().hex
     access_token = tokens.sign(
-        {
-            "iss": settings.IDP_ISSUER,
-            "aud": resources.audience(apis),
-            "client_id": client.client_id,
-            "scope": scope,
-            "jti": jti,
-            "iat": int(now),
-            "nbf": int(now),
-            "exp": int(now) + expires_in,
-            "sub": client.client_id,
-            "token_use": "client",
-        },
+        tokens.bind(
+            {
+                "iss": settings.IDP_ISSUER,
+                "aud": resources.audience(apis),
+                "client_id": client.client_id,
+                "scope": scope,
+                "jti": jti,
+                "iat": int(now),
+                "nbf": int(now),
+                "exp": int(now) + expires_in,
+                "sub": client.client_id,
+                "token_use": "client",
+            },
+            jkt,
+        ),
         algorithm=tokens.signing_algorithm(client),
     )
     try:
@@ -83,7 +87,12 @@ def token_response(request: HttpRequest) -> HttpResponse:
             error = errors.InvalidClientError()
             return responses.no_store_json(error.json, error.status_code, error.headers)
         raise
-    body = {"access_token": access_token, "expires_in": expires_in, "token_type": "Bearer", "scope": scope}
+    body = {
+        "access_token": access_token,
+        "expires_in": expires_in,
+        "token_type": tokens.token_type(jkt),
+        "scope": scope,
+    }
     return responses.no_store_json(json.dumps(body))
 
 

@@ -28,10 +28,12 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry
 from joserfc.jws import JWSRegistry
+from oauthlib.oauth2.rfc6749 import errors as oauth_errors
 
 PROOF_TYPE = "dpop+jwt"
 SIGNING_ALGORITHMS = (
@@ -180,3 +182,103 @@ def verify(
     if not cache.add(f"idp:dpop:jti:{digest}", 1, timeout=IAT_WINDOW_SECONDS + FUTURE_SKEW_SECONDS + 5):
         raise ProofError("the DPoP proof was used before (jti)")
     return Proof(jkt=jkt, jti=jti)
+
+
+# --- Where proofs are asked for: the token endpoint, and wherever a bound token is used -------
+
+HEADER = "HTTP_DPOP"
+TOKEN_TYPE = "DPoP"  # the `token_type` of a bound token (§5) and its Authorization scheme (§7.1)
+
+
+def header_values(value: str | None) -> list[str]:
+    """The DPoP header's values: a server joins repeated headers with commas, which no compact
+    JWS contains, so two proofs stay two."""
+    return [] if value is None else [part.strip() for part in value.split(",")]
+
+
+def token_request_proof(request: HttpRequest) -> Proof | None:
+    """The token request's proof, checked once (its `jti` is single use, and a request may pass
+    a fast path and then DOT's): None without a DPoP header; ProofError for a bad one."""
+    if not hasattr(request, "idp_dpop"):
+        request.idp_dpop = None
+        if HEADER in request.META:
+            request.idp_dpop = verify(
+                header_values(request.META[HEADER]),
+                method=request.method or "",
+                url=settings.IDP_ISSUER + request.path,
+                require_nonce=settings.IDP_DPOP_REQUIRE_NONCE,
+            )
+    return request.idp_dpop
+
+
+def proof_of(request: HttpRequest | None) -> Proof | None:
+    """The proof token_request_proof accepted for this request, if any."""
+    return getattr(request, "idp_dpop", None)
+
+
+def binding_key(*, required: bool, proof: Proof | None) -> str | None:
+    """The key thumbprint a new access token is bound to, or None for a bearer token. A client
+    registered for DPoP-bound tokens gets none without a proof (§5.2 `dpop_bound_access_tokens`)."""
+    if proof is None:
+        if required:
+            raise oauth_errors.CustomOAuth2Error(
+                error="invalid_dpop_proof",
+                description="this client's tokens are DPoP-bound: send a DPoP proof",
+            )
+        return None
+    return proof.jkt
+
+
+def error_response(error: ProofError) -> HttpResponse:
+    """§5, §8: a refused proof at the token endpoint (with a fresh nonce when one is wanted)."""
+    body = json.dumps({"error": error.error, "error_description": str(error)})
+    response = HttpResponse(body, status=400, content_type="application/json")
+    response["Cache-Control"] = "no-store"
+    if error.error == "use_dpop_nonce":
+        response["DPoP-Nonce"] = nonce()
+    return response
+
+
+@dataclass(frozen=True)
+class Presented:
+    """A proof that came with an access token, and the request it must be for: at userinfo our
+    own; at REST and gRPC validation the resource server's, which it forwards."""
+
+    headers: list[str]
+    method: str
+    url: str
+
+
+class PresentationError(Exception):
+    """A token used without its key (`code` as TokenError's)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def check_presentation(claims: dict, access_token: str, presented: Presented | None) -> None:
+    """§7: a bound token (`cnf.jkt`) is accepted only with a proof by its key, for this request
+    and this token (`ath`); an unbound one only without a proof (a DPoP request for a bearer
+    token is someone else's token replayed as if bound)."""
+    confirmation = claims.get("cnf")
+    jkt = confirmation.get("jkt") if isinstance(confirmation, dict) else None
+    if jkt is None:
+        if presented is not None:
+            raise PresentationError(
+                "not_dpop_bound", "the token is not DPoP-bound: send it as a bearer token"
+            )
+        return
+    if presented is None or not presented.headers:
+        raise PresentationError("dpop_proof_required", "the token is DPoP-bound: a DPoP proof is required")
+    try:
+        proof = verify(
+            presented.headers, method=presented.method, url=presented.url, access_token=access_token
+        )
+    except ProofError as exc:
+        raise PresentationError("invalid_dpop_proof", str(exc)) from None
+    if not hmac.compare_digest(proof.jkt, str(jkt)):
+        raise PresentationError(
+            "invalid_dpop_proof", "the DPoP proof is signed by another key than the token's"
+        )

@@ -18,7 +18,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 
 from idp.oidc import client_auth, resources, responses
-from idp.oidc.tokens import TokenError, verify_access_token
+from idp.oidc.tokens import TokenError, token_type, verify_access_token
 
 # What an active access token's introspection says: its own claims, under RFC 7662 §2.2's names
 # (ours: `role`, `clientId`, `sid`), and nothing else it carries.
@@ -35,6 +35,7 @@ ANSWERED_CLAIMS = (
     "role",
     "clientId",
     "sid",
+    "cnf",  # RFC 9449 §6.2: the resource server checks the proof against it
 )
 
 
@@ -47,13 +48,15 @@ def access_token_answer(
     platform; an API registered for `resource` about tokens for it (idp.oidc.resources).
     Anything else gets the answer a token that does not exist gets."""
     try:
-        verified = verify_access_token(token, any_audience=True)
+        verified = verify_access_token(token, any_audience=True, as_credential=False)
     except TokenError:
         return None
     if not resources.may_introspect(caller_pk, caller_is_resource_server, caller_client_id, verified.raw):
         return None
     raw = verified.raw
-    return {name: raw[name] for name in ANSWERED_CLAIMS if name in raw} | {"token_type": "Bearer"}
+    return {name: raw[name] for name in ANSWERED_CLAIMS if name in raw} | {
+        "token_type": token_type(verified.jkt)
+    }
 
 
 def fast_response(request: HttpRequest) -> HttpResponse | None:

@@ -106,6 +106,29 @@ class Application(AbstractApplication):
         help_text=_("Refuse authorization requests this client did not push to the PAR endpoint first."),
     )
 
+    # RFC 9449 §5.2 `dpop_bound_access_tokens`: every token request of this client must carry a
+    # DPoP proof, so none of its access tokens is a bearer token (idp.oidc.dpop).
+    dpop_bound_access_tokens = models.BooleanField(
+        _("require DPoP-bound tokens"),
+        default=False,
+        help_text=_(
+            "Refuse this client's token requests without a DPoP proof: its access tokens work only "
+            "with the client's private key (RFC 9449)."
+        ),
+    )
+
+    # FAPI 2.0 Security Profile in one switch: what it asks of a client is enforced where each rule
+    # already lives (clean() for the registration; the PAR, DPoP, PKCE and code checks at run time
+    # read requires_par / requires_dpop / code_lifetime_seconds).
+    high_assurance = models.BooleanField(
+        _("high assurance (FAPI 2.0)"),
+        default=False,
+        help_text=_(
+            "Confidential client with private_key_jwt, pushed authorization requests, PKCE S256, "
+            "DPoP-bound tokens and authorization codes valid for 60 seconds."
+        ),
+    )
+
     # OpenID Connect Back-Channel Logout 1.0 §2.2: where a logout token is POSTed when a session
     # this relying party took part in ends (idp.oidc.backchannel).
     backchannel_logout_uri = models.CharField(
@@ -170,6 +193,7 @@ class Application(AbstractApplication):
         ):
             errors.setdefault("client_type", []).append(_("client credentials need a confidential client"))
         errors.update(self._client_authentication_errors())
+        errors.update(self._high_assurance_errors())
         for uri in self.post_logout_redirect_uris.split():
             try:
                 AllowedURIValidator(
@@ -186,6 +210,32 @@ class Application(AbstractApplication):
                 errors.setdefault("backchannel_logout_uri", []).extend(errors_of_uri)
         if errors:
             raise ValidationError(errors)
+
+    HIGH_ASSURANCE_CODE_SECONDS = 60  # FAPI 2.0 §5.3.2.1: codes live at most a minute
+
+    @property
+    def requires_par(self) -> bool:
+        return self.require_pushed_authorization_requests or self.high_assurance
+
+    @property
+    def requires_dpop(self) -> bool:
+        return self.dpop_bound_access_tokens or self.high_assurance
+
+    def _high_assurance_errors(self) -> dict[str, list[str]]:
+        if not self.high_assurance:
+            return {}
+        if (
+            self.client_type != self.CLIENT_CONFIDENTIAL
+            or self.client_authentication != self.AUTH_PRIVATE_KEY_JWT
+        ):
+            return {
+                "high_assurance": [
+                    _("a high-assurance client is confidential and authenticates with private_key_jwt")
+                ]
+            }
+        if self.authorization_grant_type != self.GRANT_AUTHORIZATION_CODE:
+            return {"high_assurance": [_("the high-assurance profile is for the authorization code grant")]}
+        return {}
 
     def _client_authentication_errors(self) -> dict[str, list[str]]:
         if self.client_authentication != self.AUTH_PRIVATE_KEY_JWT:
@@ -323,6 +373,10 @@ class AccessToken(AbstractAccessToken):
 
 
 class RefreshToken(AbstractRefreshToken):
+    # RFC 9449 §5: a public client's refresh token is bound to the DPoP key it was issued with
+    # (its RFC 7638 thumbprint); a confidential client's is bound by the client's authentication.
+    dpop_jkt = models.CharField(_("DPoP key thumbprint"), max_length=64, blank=True)
+
     class Meta(AbstractRefreshToken.Meta):
         db_table = "oauth_refresh_tokens"
         verbose_name = _("refresh token")

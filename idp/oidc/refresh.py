@@ -36,7 +36,7 @@ from oauthlib.common import Request as OAuthlibRequest
 from accounts import assurance
 from audit import services as audit
 from audit.registry import AuditAction
-from idp.oidc import client_auth, responses, tokens
+from idp.oidc import client_auth, dpop, responses, tokens
 from idp.oidc.models import AccessToken, IDToken, RefreshToken
 from idp.oidc.revocation import refresh_tokens_by_value
 from idp.oidc.validators import Validator
@@ -81,14 +81,21 @@ def token_response(request: HttpRequest) -> HttpResponse | None:
     user = row.user
     if not user.is_active or not assurance.satisfied(user, tokens.methods_of(previous)):
         return None
+    proof = dpop.proof_of(request)
+    if (client.require_dpop and proof is None) or (
+        row.dpop_jkt and (proof is None or proof.jkt != row.dpop_jkt)
+    ):
+        return None  # DOT refuses (Validator.validate_grant_type, validate_refresh_token)
     try:
-        token = _rotate(request, client, row, previous)
+        token = _rotate(request, client, row, previous, proof.jkt if proof else None)
     except _SupersededError:
         return None
     return responses.no_store_json(json.dumps(token))
 
 
-def _rotate(request: HttpRequest, client: Any, row: RefreshToken, previous: AccessToken) -> dict[str, Any]:
+def _rotate(
+    request: HttpRequest, client: Any, row: RefreshToken, previous: AccessToken, jkt: str | None
+) -> dict[str, Any]:
     """DOT's rotation (ROTATE_REFRESH_TOKEN): a new access token and refresh token of the same
     family; the old refresh token revoked, its access token deleted and blacklisted."""
     scopes = previous.scope.split()  # oauthlib's default: the scopes originally granted
@@ -98,13 +105,14 @@ def _rotate(request: HttpRequest, client: Any, row: RefreshToken, previous: Acce
     oauthlib_request.user, oauthlib_request.scopes = row.user, scopes
     oauthlib_request.grant_type = GRANT_TYPE
     oauthlib_request.refresh_token_instance = row  # the session facts and `amr` (tokens.session_facts)
+    oauthlib_request.idp_dpop_jkt = jkt
     access = tokens.generate_access_token(oauthlib_request)
     ttl = settings.OAUTH2_PROVIDER["ACCESS_TOKEN_EXPIRE_SECONDS"]
     new_value = oauth2_settings.REFRESH_TOKEN_GENERATOR(oauthlib_request)
     token: dict[str, Any] = {
         "access_token": access,
         "expires_in": ttl,
-        "token_type": "Bearer",
+        "token_type": tokens.token_type(jkt),
         "scope": scope,
         "refresh_token": new_value,
     }
@@ -139,7 +147,11 @@ def _rotate(request: HttpRequest, client: Any, row: RefreshToken, previous: Acce
         set_token_value(access_row, access)
         access_row.save(force_insert=True)
         refresh_row = RefreshToken(
-            user=row.user, application_id=client.pk, access_token=access_row, token_family=row.token_family
+            user=row.user,
+            application_id=client.pk,
+            access_token=access_row,
+            token_family=row.token_family,
+            dpop_jkt=row.dpop_jkt,
         )
         set_token_value(refresh_row, new_value)
         audit.create_recorded(

@@ -112,7 +112,7 @@ def revoke_presented(*, access_token: str, refresh_token: str) -> tuple[int, Use
             revoked += 1
     if access_token:
         try:
-            jti = verify_access_token(access_token, any_audience=True).jti
+            jti = verify_access_token(access_token, any_audience=True, as_credential=False).jti
         except TokenError:
             jti = ""
         rows = list(AccessToken.objects.filter(jti=jti).select_related("user")) if jti else []

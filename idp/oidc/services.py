@@ -82,6 +82,8 @@ APPLICATION_FIELDS = frozenset(
         "jwks",
         "jwks_uri",
         "require_pushed_authorization_requests",  # RFC 9126: PAR only
+        "dpop_bound_access_tokens",  # RFC 9449: no bearer tokens for it
+        "high_assurance",  # the FAPI 2.0 profile's rules at once
         "backchannel_logout_uri",  # where its logout tokens go (idp.oidc.backchannel)
         "backchannel_logout_session_required",
     }

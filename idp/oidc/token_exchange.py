@@ -24,7 +24,7 @@ from oauthlib.oauth2.rfc6749 import errors
 
 from audit import services as audit
 from audit.registry import AuditAction
-from idp.oidc import client_auth, resources, responses, tokens
+from idp.oidc import client_auth, dpop, resources, responses, tokens
 from idp.oidc.client_cache import ClientRecord
 from idp.oidc.models import AccessToken, ResourceServer, TokenExchangePolicy
 
@@ -49,6 +49,7 @@ def _exchange(request: HttpRequest) -> HttpResponse:
     client = client_auth.authenticate(request)
     if client is None:
         raise errors.InvalidClientError()
+    jkt = dpop.binding_key(required=client.require_dpop, proof=dpop.proof_of(request))
     if form.get("subject_token_type") != ACCESS_TOKEN_TYPE or not form.get("subject_token"):
         raise errors.InvalidRequestError(description=f"subject_token of type {ACCESS_TOKEN_TYPE} is required")
     if form.get("requested_token_type", ACCESS_TOKEN_TYPE) != ACCESS_TOKEN_TYPE or "actor_token" in form:
@@ -63,7 +64,7 @@ def _exchange(request: HttpRequest) -> HttpResponse:
         )
     subject = _subject(form["subject_token"], client)
     scopes = _scopes(form.get("scope"), subject, policy)
-    return _issue(client, target, subject, scopes)
+    return _issue(client, target, subject, scopes, jkt)
 
 
 def _target(form: Any) -> ResourceServer:
@@ -79,7 +80,7 @@ def _target(form: Any) -> ResourceServer:
 def _subject(token: str, client: ClientRecord) -> dict[str, Any]:
     """The subject token's claims: ours, live, not revoked, and meant for the caller."""
     try:
-        claims = tokens.verify_access_token(token, any_audience=True).raw
+        claims = tokens.verify_access_token(token, any_audience=True, as_credential=False).raw
     except tokens.TokenError:
         raise errors.InvalidGrantError(description="the subject token is not a live token of ours") from None
     audiences = resources.audiences_of(claims)
@@ -101,7 +102,11 @@ def _scopes(requested: str | None, subject: dict[str, Any], policy: TokenExchang
 
 
 def _issue(
-    client: ClientRecord, target: ResourceServer, subject: dict[str, Any], scopes: list[str]
+    client: ClientRecord,
+    target: ResourceServer,
+    subject: dict[str, Any],
+    scopes: list[str],
+    jkt: str | None,
 ) -> HttpResponse:
     now = int(time.time())
     expires = min(now + settings.OAUTH2_PROVIDER["ACCESS_TOKEN_EXPIRE_SECONDS"], int(subject["exp"]))
@@ -121,6 +126,7 @@ def _issue(
         exp=expires,
         act=actor,
     )
+    tokens.bind(claims, jkt)  # the caller's key, if it sent a proof; never the subject's
     access_token = tokens.sign(claims, algorithm=tokens.signing_algorithm(client))
     user_id = None if subject.get("token_use") == "client" else subject.get("sub")
     row = AccessToken(
@@ -154,7 +160,7 @@ def _issue(
     body = {
         "access_token": access_token,
         "issued_token_type": ACCESS_TOKEN_TYPE,
-        "token_type": "Bearer",
+        "token_type": tokens.token_type(jkt),
         "expires_in": max(0, expires - now),
         "scope": " ".join(scopes),
     }

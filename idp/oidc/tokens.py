@@ -21,7 +21,7 @@ from joserfc.jws import JWSRegistry
 from oauthlib.common import Request as OAuthlibRequest
 
 from core.bounded_json import load_json_body
-from idp.oidc import blacklist, keys, resources
+from idp.oidc import blacklist, dpop, keys, resources
 from idp.oidc.claims import user_claims
 
 ACCESS_TOKEN_TYPE = "at+jwt"  # RFC 9068 §2.1
@@ -52,6 +52,23 @@ class AccessTokenClaims:
     @property
     def is_user(self) -> bool:
         return self.raw.get("token_use") != "client"
+
+    @property
+    def jkt(self) -> str | None:
+        """The DPoP key the token is bound to (RFC 9449 §6.1 `cnf.jkt`), or None: a bearer token."""
+        confirmation = self.raw.get("cnf")
+        return confirmation.get("jkt") if isinstance(confirmation, dict) else None
+
+
+def bind(claims: dict[str, Any], jkt: str | None) -> dict[str, Any]:
+    """Bind an access token's claims to a DPoP key (RFC 9449 §6.1); its `token_type` says so."""
+    if jkt:
+        claims["cnf"] = {"jkt": jkt}
+    return claims
+
+
+def token_type(jkt: str | None) -> str:
+    return dpop.TOKEN_TYPE if jkt else "Bearer"
 
 
 def session_facts(request: OAuthlibRequest) -> tuple[str, Any]:
@@ -132,6 +149,7 @@ def generate_access_token(request: OAuthlibRequest) -> str:
             claims["amr"] = request.idp_amr
     else:
         claims.update(sub=client_id, token_use="client")
+    bind(claims, getattr(request, "idp_dpop_jkt", None))
     request.idp_access_jti = jti
     return sign(claims, algorithm=signing_algorithm(request.client))
 
@@ -218,11 +236,20 @@ def _verified_access_claims(token: str) -> dict[str, Any]:
 
 
 def verify_access_token(
-    token: str, *, check_revocation: bool = True, any_audience: bool = False
+    token: str,
+    *,
+    check_revocation: bool = True,
+    any_audience: bool = False,
+    presented: dpop.Presented | None = None,
+    as_credential: bool = True,
 ) -> AccessTokenClaims:
     """Check signature, type, expiry, issuer, audience and revocation; raise TokenError if any fails.
     The audience is the platform's, unless `any_audience` (introspection, which then decides who
-    may learn about a token for an API: idp.oidc.resources)."""
+    may learn about a token for an API: idp.oidc.resources).
+
+    A token used `as_credential` (by whoever calls with it) must come with a proof of its DPoP key
+    if it is bound (`presented`, RFC 9449 §7), and without one if not; introspection, revocation
+    and token exchange examine a token someone holds and pass False."""
     if not token or len(token) > 8192:
         raise TokenError("malformed", "token missing or too long")
     claims = _verified_access_claims(token)
@@ -243,6 +270,11 @@ def verify_access_token(
         raise TokenError("malformed", "token lacks jti or sub")
     if check_revocation and blacklist.is_revoked(jti):
         raise TokenError("revoked", "token has been revoked")
+    if as_credential:
+        try:
+            dpop.check_presentation(claims, token, presented)
+        except dpop.PresentationError as exc:
+            raise TokenError(exc.code, exc.message) from None
     return AccessTokenClaims(
         sub=sub,
         client_id=str(claims.get("client_id", "")),

@@ -12,9 +12,11 @@ from __future__ import annotations
 import json
 import uuid
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from accounts.models import User
+from idp.oidc import dpop
 from idp.oidc.claims import released_claims
 from idp.oidc.tokens import TokenError, verify_access_token
 
@@ -34,26 +36,67 @@ _CLAIM_FIELDS = (
 
 
 def fast_response(request: HttpRequest) -> HttpResponse | None:
-    """Userinfo's answer for a bearer token that passes every check, else None."""
+    """Userinfo's answer for a bearer token that passes every check, else None; a DPoP-bound
+    token sent as RFC 9449 §7.1 says is answered here, refusals included."""
     scheme, _, token = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
     # oauthlib reads the header the same way: exactly "<scheme> <token>", scheme in any case.
-    if scheme.lower() != "bearer" or not token or " " in token:
+    if not token or " " in token:
+        return None
+    if scheme.lower() == "dpop":
+        return _dpop_response(request, token)
+    if scheme.lower() != "bearer":
         return None
     try:
-        verified = verify_access_token(token)
+        verified = verify_access_token(token)  # a bound token is refused: DOT answers 401
     except TokenError:
         return None
     scopes = verified.scope.split()
     if not verified.is_user or "openid" not in scopes:
         return None
+    user = _user(verified.sub)
+    return None if user is None else _claims_response(user, scopes)
+
+
+def _user(sub: str) -> User | None:
     try:
-        user = next(
-            iter(User.objects.only(*_CLAIM_FIELDS).filter(pk=uuid.UUID(verified.sub)).order_by()), None
-        )
+        return next(iter(User.objects.only(*_CLAIM_FIELDS).filter(pk=uuid.UUID(sub)).order_by()), None)
     except ValueError:  # our user tokens' `sub` is a user id; anything else is not ours to answer
-        user = None
-    if user is None:
         return None
+
+
+def _claims_response(user: User, scopes: list[str]) -> HttpResponse:
     response = HttpResponse(json.dumps(released_claims(user, scopes)), status=200)
     response["Content-Type"] = "application/json"
+    return response
+
+
+def _dpop_response(request: HttpRequest, token: str) -> HttpResponse:
+    presented = dpop.Presented(
+        dpop.header_values(request.META.get(dpop.HEADER)),
+        method=request.method or "",
+        url=settings.IDP_ISSUER + request.path,
+    )
+    try:
+        verified = verify_access_token(token, presented=presented)
+    except TokenError as exc:
+        error = "invalid_dpop_proof" if exc.code == "invalid_dpop_proof" else "invalid_token"
+        return _dpop_challenge(401, error, exc.message)
+    scopes = verified.scope.split()
+    if not verified.is_user:
+        return _dpop_challenge(401, "invalid_token", "a service's token describes no user")
+    if "openid" not in scopes:
+        return _dpop_challenge(403, "insufficient_scope", "the token lacks the openid scope")
+    user = _user(verified.sub)
+    if user is None:
+        return _dpop_challenge(401, "invalid_token", "the token's user is gone")
+    return _claims_response(user, scopes)
+
+
+def _dpop_challenge(status: int, error: str, description: str) -> HttpResponse:
+    """RFC 9449 §7.1 / RFC 6750 §3: the refusal, with the DPoP scheme's challenge."""
+    response = HttpResponse(json.dumps({"error": error, "error_description": description}), status=status)
+    response["Content-Type"] = "application/json"
+    response["WWW-Authenticate"] = (
+        f'DPoP error="{error}", error_description="{description}", algs="{" ".join(dpop.SIGNING_ALGORITHMS)}"'
+    )
     return response

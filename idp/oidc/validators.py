@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauth2_provider.settings import oauth2_settings
 from oauthlib.common import Request as OAuthlibRequest
+from oauthlib.oauth2.rfc6749 import errors as oauth_errors
 
 from accounts import assurance, sessions
 from audit import services as audit
@@ -21,6 +23,7 @@ from idp.oidc import (
     client_credentials,
     context,
     device,
+    dpop,
     introspection,
     revocation,
 )
@@ -34,6 +37,7 @@ from idp.oidc.tokens import (
     session_facts,
     sign,
     signing_algorithm,
+    token_type,
     verify_access_token,
 )
 
@@ -64,6 +68,44 @@ class Validator(RegisteredResourcesMixin, OAuth2Validator):
             return False
         # A private_key_jwt client's secret (DOT generates one for every client) proves nothing.
         return request.client.client_authentication == Application.AUTH_SECRET
+
+    # --- DPoP (RFC 9449): which key the new tokens are bound to, for every grant here ----------
+
+    def validate_grant_type(
+        self,
+        client_id: str,
+        grant_type: str,
+        client: Application,
+        request: OAuthlibRequest,
+        *args: Any,
+        **kwargs: Any,
+    ) -> bool:
+        # oauthlib asks this of every grant once the client is known and before the grant's own
+        # checks: the proof the view verified (dpop.token_request_proof) binds the tokens, and a
+        # client registered for bound tokens gets none without one (an OAuth2Error, answered).
+        if not super().validate_grant_type(client_id, grant_type, client, request, *args, **kwargs):
+            return False
+        proof = dpop.proof_of(_django_request(request))
+        request.idp_dpop_jkt = dpop.binding_key(required=client.requires_dpop, proof=proof)
+        return True
+
+    def _create_refresh_token(
+        self,
+        request: OAuthlibRequest,
+        refresh_token_code: str,
+        access_token: AccessToken,
+        previous_refresh_token: RefreshToken | None,
+    ) -> RefreshToken:
+        refresh_token = super()._create_refresh_token(
+            request, refresh_token_code, access_token, previous_refresh_token
+        )
+        # §5: a public client's refresh token is bound to its DPoP key (a confidential client's
+        # to its authentication), so a stolen one is useless without the key.
+        jkt = getattr(request, "idp_dpop_jkt", None)
+        if jkt and request.client.client_type == Application.CLIENT_PUBLIC:
+            refresh_token.dpop_jkt = jkt
+            refresh_token.save(update_fields=["dpop_jkt"])
+        return refresh_token
 
     # --- Authorization codes: single use, kept after use, replay revokes what they issued ----
 
@@ -119,6 +161,12 @@ class Validator(RegisteredResourcesMixin, OAuth2Validator):
     def _create_authorization_code(
         self, request: OAuthlibRequest, code: dict[str, str], expires: datetime | None = None
     ) -> Grant:
+        if request.client.high_assurance:  # FAPI 2.0: a code lives a minute at most
+            now = timezone.now()
+            default = now + timedelta(seconds=oauth2_settings.AUTHORIZATION_CODE_EXPIRE_SECONDS)
+            expires = min(
+                expires or default, now + timedelta(seconds=Application.HIGH_ASSURANCE_CODE_SECONDS)
+            )
         grant = super()._create_authorization_code(request, code, expires)
         django_request = _django_request(request)
         if django_request is not None and hasattr(django_request, "session"):
@@ -160,6 +208,7 @@ class Validator(RegisteredResourcesMixin, OAuth2Validator):
         self, token: dict[str, Any], request: OAuthlibRequest, *args: Any, **kwargs: Any
     ) -> None:
         super()._save_bearer_token(token, request, *args, **kwargs)
+        token["token_type"] = token_type(getattr(request, "idp_dpop_jkt", None))
         device.consume(request)  # its row is locked since validate_device_code
         user = request.user if request.grant_type != "client_credentials" else None
         action = (
@@ -184,6 +233,12 @@ class Validator(RegisteredResourcesMixin, OAuth2Validator):
         if super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
             if not request.user.is_active:  # a blocked user's refresh tokens are revoked anyway
                 return False
+            bound_to = request.refresh_token_instance.dpop_jkt
+            if bound_to and bound_to != getattr(request, "idp_dpop_jkt", None):
+                raise oauth_errors.CustomOAuth2Error(
+                    error="invalid_dpop_proof",
+                    description="this refresh token is DPoP-bound: send a proof by its key",
+                )
             # The session the family belongs to, for the new tokens: the rotation deletes the
             # access token that says it before they are made.
             request.idp_session = session_facts(request)

@@ -41,6 +41,7 @@ from idp.oidc import (
     client_credentials,
     context,
     device,
+    dpop,
     introspection,
     keys,
     par,
@@ -362,6 +363,16 @@ class TokenView(dot.TokenView):
         limited = _token_rate_limit(request)
         if limited is not None:
             return limited
+        try:  # RFC 9449: a proof binds whatever this request issues (idp.oidc.dpop)
+            proof = dpop.token_request_proof(request)
+        except dpop.ProofError as exc:
+            return dpop.error_response(exc)
+        response = self._grant_response(request, *args, **kwargs)
+        if proof is not None and settings.IDP_DPOP_REQUIRE_NONCE:
+            response["DPoP-Nonce"] = dpop.nonce()  # §8.2: the next request's, ahead of time
+        return response
+
+    def _grant_response(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         grant_type = request.POST.get("grant_type")
         if grant_type == client_credentials.GRANT_TYPE:
             return client_credentials.token_response(request)
@@ -590,6 +601,9 @@ class DiscoveryView(View):
                 client_assertion.SIGNING_ALGORITHMS
             ),
             "code_challenge_methods_supported": ["S256"],
+            # RFC 9449 §5.1: proofs at the token endpoint bind tokens; userinfo and the validators
+            # want the key's proof with a bound token.
+            "dpop_signing_alg_values_supported": list(dpop.SIGNING_ALGORITHMS),
             "claims_supported": sorted(
                 {"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "sid", *CLAIM_SCOPES}
             ),

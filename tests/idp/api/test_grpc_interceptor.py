@@ -31,7 +31,7 @@ def test_every_authservice_method_is_unary_so_the_interceptor_covers_it():
 
 
 def test_an_unexpected_exception_is_internal_with_the_request_id(stub, monkeypatch, caplog):
-    def broken(token: str) -> auth.ValidationOutcome:
+    def broken(token: str, **_presented: str) -> auth.ValidationOutcome:
         raise RuntimeError("secret internals: /etc/idp/key.pem")
 
     monkeypatch.setattr(auth, "validate", broken)
@@ -62,7 +62,7 @@ def test_a_request_id_that_is_not_harmless_is_replaced(stub, monkeypatch):
 
 
 def test_a_store_outage_is_still_unavailable(stub, monkeypatch):
-    def down(token: str) -> auth.ValidationOutcome:
+    def down(token: str, **_presented: str) -> auth.ValidationOutcome:
         raise OperationalError("connection refused")
 
     monkeypatch.setattr(auth, "validate", down)
