@@ -77,6 +77,7 @@ def login(request: HttpRequest) -> HttpResponse:
     next_url = request.POST.get("next", "")
     result = passkeys.sign_in(request, request.POST.get("credential", ""))
     if result.ok:
+        request.session.pop(mfa.PENDING, None)  # someone's unfinished password step ends here
         return HttpResponseRedirect(_safe_next(request, next_url))
     if result.retry_after:
         error = _("Too many sign-in attempts. Try again in %(seconds)s seconds.") % {
