@@ -20,7 +20,7 @@ from accounts.models import Passkey, Role
 from audit.models import AuditLog
 from audit.registry import AuditAction
 from tests.browser import CHROMIUM, chromium_page
-from tests.idp.oidc.conftest import REDIRECT_URI, exchange_code, make_app, pkce_pair
+from tests.idp.oidc.conftest import exchange_code, make_app, pkce_pair
 from tests.idp.oidc.test_negative import _authorize
 
 pytestmark = [
@@ -60,28 +60,36 @@ def _virtual_authenticator(page) -> tuple[object, str]:
     return cdp, added["authenticatorId"]
 
 
-def _presence(cdp, authenticator: str, *, automatic: bool) -> None:
-    """Whether the virtual authenticator is touched at once (else its requests wait)."""
-    cdp.send(
-        "WebAuthn.setAutomaticPresenceSimulation", {"authenticatorId": authenticator, "enabled": automatic}
+def _without_autofill_offer(page) -> None:
+    """The page's next documents see a browser without conditional mediation (so the login page
+    offers only its button): the virtual authenticator would answer an autofill offer at once."""
+    page.add_init_script(
+        "Object.defineProperty(PublicKeyCredential, 'isConditionalMediationAvailable', {value: undefined})"
     )
 
 
-def _to_relying_party(page, start) -> str:
-    """Do `start` (a click) and return the URL the authorization endpoint then sends the browser
-    to: the relying party's callback, read from that redirect (the relying party is not running)."""
+@pytest.fixture
+def relying_party(provider, settings) -> tuple[object, str, str]:
+    """An application whose callback is a page of the live server itself (the logged-out page):
+    the browser lands on a real page, and the test reads the code from the URL."""
+    settings.OAUTH2_PROVIDER = {**settings.OAUTH2_PROVIDER, "ALLOWED_REDIRECT_URI_SCHEMES": ["https", "http"]}
+    app, secret = make_app(skip_authorization=True)
+    callback = f"{provider.url}/accounts/logged-out/"
+    app.redirect_uris = callback
+    app.save(update_fields=["redirect_uris"])
+    return app, secret, callback
 
-    def callback(response) -> bool:
-        return response.status == 302 and response.headers.get("location", "").startswith(REDIRECT_URI)
 
-    with page.expect_response(callback, timeout=30_000) as redirect:
+def _to_relying_party(page, callback: str, start) -> str:
+    """Do `start` (a click, a page) and return the relying party's callback URL it ends on."""
+    with page.expect_navigation(url=lambda url: url.startswith(callback), timeout=30_000):
         start()
-    return redirect.value.headers["location"]
+    return page.url
 
 
-def _id_token(provider, app, secret, callback: str, verifier) -> dict:
-    code = parse_qs(urlsplit(callback).query)["code"][0]
-    tokens = exchange_code(provider, app, secret, code, verifier).json()
+def _id_token(provider, app, secret, callback: str, landed: str, verifier) -> dict:
+    code = parse_qs(urlsplit(landed).query)["code"][0]
+    tokens = exchange_code(provider, app, secret, code, verifier, redirect_uri=callback).json()
     keys = KeySet.import_key_set(requests.get(f"{provider.url}/.well-known/jwks.json", timeout=10).json())
     return jwt.decode(tokens["id_token"], keys).claims
 
@@ -99,9 +107,9 @@ def _register_passkey(page, provider, name: str) -> None:
     page.click("[data-passkey-start]")
 
 
-def test_register_then_sign_in_without_a_password_then_remove(provider, acme):
+def test_register_then_sign_in_without_a_password_then_remove(provider, acme, relying_party):
     user = accounts.create_user(actor=None, username="ivan", password=PASSWORD, organisation=acme)
-    app, secret = make_app(skip_authorization=True)
+    app, secret, callback = relying_party
 
     with chromium_page() as page:
         cdp, authenticator = _virtual_authenticator(page)
@@ -125,23 +133,24 @@ def test_register_then_sign_in_without_a_password_then_remove(provider, acme):
         # authenticator answers that offer at once, as a person picking it there would.
         _log_out(page, provider)
         verifier, challenge = pkce_pair()
-        callback = _to_relying_party(page, lambda: page.goto(_authorize(provider, app, challenge)))
-        claims = _id_token(provider, app, secret, callback, verifier)
+        landed = _to_relying_party(
+            page, callback, lambda: page.goto(_authorize(provider, app, challenge, redirect_uri=callback))
+        )
+        claims = _id_token(provider, app, secret, callback, landed, verifier)
         assert claims["sub"] == str(user.pk)
         assert claims["amr"] == ["hwk", "user", "mfa"]  # a device-bound key with user verification
         passkey.refresh_from_db()
         assert passkey.last_used_at is not None
         assert passkey.sign_count >= 1
 
-        # The button, when the autofill offer is not taken (the authenticator waits for a touch).
+        # The button, in a browser without the autofill offer (from here on in this page).
         _log_out(page, provider)
-        _presence(cdp, authenticator, automatic=False)
+        _without_autofill_offer(page)
         verifier, challenge = pkce_pair()
-        page.goto(_authorize(provider, app, challenge))
+        page.goto(_authorize(provider, app, challenge, redirect_uri=callback))
         assert page.get_attribute("#id_username", "autocomplete") == "username webauthn"
-        _presence(cdp, authenticator, automatic=True)
-        callback = _to_relying_party(page, lambda: page.click("#passkey-login [data-passkey-start]"))
-        assert _id_token(provider, app, secret, callback, verifier)["amr"] == ["hwk", "user", "mfa"]
+        landed = _to_relying_party(page, callback, lambda: page.click("#passkey-login [data-passkey-start]"))
+        assert _id_token(provider, app, secret, callback, landed, verifier)["amr"] == ["hwk", "user", "mfa"]
 
         # Removed from the list: the authenticator still holds it, the server no longer knows it.
         page.goto(f"{provider.url}/accounts/2fa/")
@@ -149,7 +158,8 @@ def test_register_then_sign_in_without_a_password_then_remove(provider, acme):
         page.wait_for_url("**/accounts/2fa/")
         assert not Passkey.objects.filter(user=user).exists()
         _log_out(page, provider)
-        page.goto(_authorize(provider, app, challenge))  # the autofill offer is answered, and refused
+        page.goto(_authorize(provider, app, challenge, redirect_uri=callback))
+        page.click("#passkey-login [data-passkey-start]")  # the authenticator answers; the server refuses
         page.wait_for_selector("#passkey-error")
         assert "could not sign you in" in page.locator("#passkey-error").inner_text()
     assert AuditLog.objects.filter(action=AuditAction.PASSKEY_REMOVED, target_id=str(user.pk)).exists()
@@ -183,17 +193,17 @@ def test_an_origin_the_server_does_not_serve_is_refused(provider, acme, settings
     assert failed.target_id == str(user.pk)
 
 
-def test_an_operator_must_confirm_with_a_passkey(provider, settings):
+def test_an_operator_must_confirm_with_a_passkey(provider, settings, relying_party):
     settings.IDP_PASSKEY_REQUIRED_ROLES = [Role.OPERATOR]
     user = accounts.create_user(
         actor=None, username="olga", password=PASSWORD, email="olga@idp.example", role=Role.OPERATOR
     )
-    app, secret = make_app(skip_authorization=True)
+    app, secret, callback = relying_party
 
     with chromium_page() as page:
-        cdp, authenticator = _virtual_authenticator(page)
+        _virtual_authenticator(page)
         verifier, challenge = pkce_pair()
-        page.goto(_authorize(provider, app, challenge))
+        page.goto(_authorize(provider, app, challenge, redirect_uri=callback))
         page.fill("#id_username", "olga")
         page.fill("#id_password", PASSWORD)
         page.click("#login-form button[type=submit]")
@@ -207,24 +217,23 @@ def test_an_operator_must_confirm_with_a_passkey(provider, settings):
         page.click("[data-passkey-start]")
         # Registered; this sign-in is now confirmed with it.
         page.wait_for_selector("#verify[data-passkey=second-factor]")
-        callback = _to_relying_party(page, lambda: page.click("#verify [data-passkey-start]"))
-        first = _id_token(provider, app, secret, callback, verifier)
+        landed = _to_relying_party(page, callback, lambda: page.click("#verify [data-passkey-start]"))
+        first = _id_token(provider, app, secret, callback, landed, verifier)
         assert first["amr"] == ["pwd", "otp", "mfa", "hwk", "user"]
 
-        # The next sign-in: password, then the passkey (and nothing else is offered). The
-        # authenticator waits for a touch, so the login field's autofill offer is not taken.
+        # The next sign-in: password, then the passkey (and nothing else is offered). No autofill
+        # offer on the login page, or the authenticator would take it (a password-free sign-in).
         _log_out(page, provider)
-        _presence(cdp, authenticator, automatic=False)
+        _without_autofill_offer(page)
         verifier, challenge = pkce_pair()
-        page.goto(_authorize(provider, app, challenge))
+        page.goto(_authorize(provider, app, challenge, redirect_uri=callback))
         page.fill("#id_username", "olga")
         page.fill("#id_password", PASSWORD)
         page.click("#login-form button[type=submit]")
         page.wait_for_selector("#verify[data-passkey=second-factor]")
         assert page.locator("#id_token").count() == 0
-        _presence(cdp, authenticator, automatic=True)
-        callback = _to_relying_party(page, lambda: page.click("#verify [data-passkey-start]"))
-        claims = _id_token(provider, app, secret, callback, verifier)
+        landed = _to_relying_party(page, callback, lambda: page.click("#verify [data-passkey-start]"))
+        claims = _id_token(provider, app, secret, callback, landed, verifier)
     assert claims["sub"] == str(user.pk)
     assert claims["amr"] == ["pwd", "hwk", "user", "mfa"]
     verified = AuditLog.objects.filter(action=AuditAction.MFA_VERIFIED, target_id=str(user.pk)).order_by("id")
