@@ -557,3 +557,9 @@ def test_a_client_that_enforces_its_corporate_sso_gets_no_password_free_passkey_
     assert (
         AuditLog.objects.filter(action=AuditAction.LOGIN_FAILED).first().details["reason"] == "sso_required"
     )
+
+
+def test_the_account_console_shows_passkey_events(client, ivan):
+    _signed_in(client, ivan)
+    _register(client, SoftAuthenticator(), "work laptop")
+    assert "Passkey registered" in client.get("/accounts/activity/").content.decode()
