@@ -276,7 +276,10 @@ def kind(device: Device) -> str:
 
 
 def destination(device: Device) -> str:
-    """Where a side-channel code goes, masked for the page: o***@example.com, +7•••••••66."""
+    """Where a side-channel code goes, masked for the page: o***@example.com, +7•••••••66; a
+    passkey's name (the admin's overview lists it beside the other methods)."""
+    if isinstance(device, Passkey):
+        return device.name
     if isinstance(device, EmailDevice):
         address = device.email or device.user.email
         local, _, domain = address.partition("@")
