@@ -14,7 +14,7 @@ from django_otp.plugins.otp_email.models import EmailDevice
 from accounts import assurance, passkeys
 from accounts import services as accounts
 from accounts.models import Passkey, Role
-from audit.models import AuditLog
+from audit.models import AuditLog, OutboxEvent
 from audit.registry import AuditAction
 from tests.accounts.authenticator import SoftAuthenticator
 
@@ -107,6 +107,9 @@ def test_a_signed_in_person_registers_several_passkeys_and_sees_them_listed(clie
     assert "work laptop" in page
     assert "phone" in page
     assert AuditLog.objects.filter(action=AuditAction.PASSKEY_REGISTERED, target_id=str(ivan.pk)).count() == 2
+    # Each on the audit stream too, through the outbox, in the change's transaction.
+    streamed = OutboxEvent.objects.filter(payload__action=AuditAction.PASSKEY_REGISTERED, key=str(ivan.pk))
+    assert streamed.count() == 2
     options = _options(client, "register")  # the keys it has are excluded from a new registration
     assert len(options["excludeCredentials"]) == 2
     assert options["authenticatorSelection"]["residentKey"] == "required"
