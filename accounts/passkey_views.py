@@ -17,6 +17,7 @@ from accounts import assurance, mfa, passkeys, sessions
 from accounts.models import User
 from accounts.views import LoginForm
 from clients import domains
+from core import context, ratelimit
 
 
 def _refused(status: int, error: str) -> JsonResponse:
@@ -34,6 +35,14 @@ def options(request: HttpRequest) -> HttpResponse:
     challenge is kept in this session (accounts.passkeys)."""
     purpose = request.POST.get("purpose", "")
     if purpose == passkeys.Purpose.LOGIN:
+        # Anyone may ask, and each answer is a session with a challenge: bounded per address.
+        decision = ratelimit.hit(
+            ratelimit.configured("passkey-options-ip"), context.current().ip or "unknown"
+        )
+        if not decision.allowed:
+            response = _refused(429, "rate_limited")
+            response["Retry-After"] = str(decision.retry_after)
+            return response
         return _options(passkeys.login_options(request))
     if purpose == passkeys.Purpose.SECOND_FACTOR:
         user = mfa.pending_user(request)

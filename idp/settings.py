@@ -324,6 +324,8 @@ IDP_RATE_LIMITS = {
     # user codes typed on the device page (RFC 8628 §5.1: the short code must not be guessable)
     "device-code-user": (env_int("IDP_RL_DEVICE_CODE_PER_USER", 10, minimum=1), 600),
     "device-code-ip": (env_int("IDP_RL_DEVICE_CODE_PER_IP", 30, minimum=1), 600),
+    # passkey sign-in options (a challenge kept in a session each): one per login page shown
+    "passkey-options-ip": (env_int("IDP_RL_PASSKEY_OPTIONS_PER_IP", 60, minimum=1), 60),
 }
 # Lockout after this many failed logins in a row; the lock doubles with each repeat, up to the max.
 IDP_LOCKOUT_THRESHOLD = env_int("IDP_LOCKOUT_THRESHOLD", 5, minimum=1)

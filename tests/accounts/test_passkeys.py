@@ -566,3 +566,12 @@ def test_the_account_console_shows_passkey_events(client, ivan):
     _signed_in(client, ivan)
     _register(client, SoftAuthenticator(), "work laptop")
     assert "Passkey registered" in client.get("/accounts/activity/").content.decode()
+
+
+def test_sign_in_options_are_rate_limited_per_address(client, settings):
+    settings.IDP_RATE_LIMITS = {**settings.IDP_RATE_LIMITS, "passkey-options-ip": (2, 60)}
+    assert client.post("/accounts/passkey/options/", {"purpose": "login"}).status_code == 200
+    assert client.post("/accounts/passkey/options/", {"purpose": "login"}).status_code == 200
+    refused = client.post("/accounts/passkey/options/", {"purpose": "login"})
+    assert refused.status_code == 429
+    assert int(refused["Retry-After"]) >= 1
