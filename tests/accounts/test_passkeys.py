@@ -575,3 +575,15 @@ def test_sign_in_options_are_rate_limited_per_address(client, settings):
     refused = client.post("/accounts/passkey/options/", {"purpose": "login"})
     assert refused.status_code == 429
     assert int(refused["Retry-After"]) >= 1
+
+
+def test_doors_without_a_sign_in_in_progress_stay_shut(client, ivan):
+    assert client.post("/accounts/passkey/options/", {"purpose": "second-factor"}).status_code == 403
+    assert client.get("/accounts/2fa/passkey/").headers["Location"] == "/accounts/login/"
+    assert client.post("/accounts/2fa/passkey/", {"credential": "{}"}).status_code == 302
+    # A pending sign-in that needs no passkey registers none (it proves its factor first).
+    _registered(ivan)
+    client.post("/accounts/login/", {"username": "ivan", "password": PASSWORD})
+    assert client.post("/accounts/passkey/options/", {"purpose": "register"}).status_code == 403
+    assert client.get("/accounts/2fa/passkey/").headers["Location"] == "/accounts/2fa/verify/"
+    assert Passkey.objects.count() == 1
