@@ -252,7 +252,16 @@ class OrganisationOut(serializers.ModelSerializer):
 
     class Meta:
         model = Organisation
-        fields = ["id", "name", "slug", "status", "contact_email", "require_mfa", "createdAt"]
+        fields = [
+            "id",
+            "name",
+            "slug",
+            "status",
+            "contact_email",
+            "require_mfa",
+            "require_passkey",
+            "createdAt",
+        ]
 
 
 class OrganisationsView(APIView):

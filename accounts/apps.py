@@ -13,11 +13,12 @@ class AccountsConfig(AppConfig):
 
         from accounts import session_registry  # noqa: F401 - connects the login signal handlers
         from accounts.builtin_roles import ensure_builtin
-        from accounts.models import SMSDevice
+        from accounts.models import Passkey, SMSDevice
         from accounts.otp_apps import name_device_fields
         from accounts.staff_groups import ensure_staff_groups
 
-        name_device_fields(SMSDevice)  # the fields it inherits from django-otp, as its siblings'
+        for device in (SMSDevice, Passkey):
+            name_device_fields(device)  # the fields it inherits from django-otp, as its siblings'
 
         post_migrate.connect(ensure_builtin, sender=self, dispatch_uid="accounts.builtin_roles")
         _install_organisation_ports()

@@ -14,6 +14,11 @@ The policy: a second factor is required for the roles in IDP_MFA_REQUIRED_ROLES 
 administrators and operators by default), superusers, the users of B2B organisations that require it,
 and anyone who has enrolled a factor. It is proven when `amr` holds "mfa", which only our own
 second-factor step adds (or a corporate SSO sign-in whose organisation trusts its provider's MFA).
+
+A passkey is required (a phishing-resistant factor, not only any second one) for the roles in
+IDP_PASSKEY_REQUIRED_ROLES and the users of B2B organisations that set `require_passkey`. It is
+proven when `amr` holds "mfa" and "hwk" or "swk", which our passkey step adds (accounts.passkeys), or
+a corporate SSO sign-in whose organisation trusts its provider's MFA and whose provider said so.
 """
 
 from __future__ import annotations
@@ -28,13 +33,14 @@ from django_otp.plugins.otp_email.models import EmailDevice
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import SMSDevice, User
+from accounts.models import Passkey, SMSDevice, User
 
 SECOND_FACTOR = "mfa"  # RFC 8176: more than one factor was used
 FEDERATED = "fed"  # RFC 8176: signed in at a federated (corporate) identity provider
 # RFC 8176 methods that mean an upstream provider did more than a password.
 UPSTREAM_SECOND_FACTORS = frozenset({"mfa", "otp", "hwk", "sc", "sms", "swk"})
-FACTOR_MODELS = (TOTPDevice, SMSDevice, EmailDevice, StaticDevice)  # most convenient first
+PASSKEY_METHODS = frozenset({"hwk", "swk"})  # RFC 8176: proof of possession of a key
+FACTOR_MODELS = (Passkey, TOTPDevice, SMSDevice, EmailDevice, StaticDevice)  # most convenient first
 
 
 class SecondFactorRequired(PermissionDenied):
@@ -43,9 +49,16 @@ class SecondFactorRequired(PermissionDenied):
 
 def policy_requires_second_factor(user: User) -> bool:
     """The role, the superuser flag or the B2B organisation asks for 2FA (whether or not enrolled)."""
-    if user.is_superuser or user.role in settings.IDP_MFA_REQUIRED_ROLES:
+    if user.is_superuser or user.role in settings.IDP_MFA_REQUIRED_ROLES or passkey_required(user):
         return True
     return bool(user.organisation_id and user.organisation.require_mfa)
+
+
+def passkey_required(user: User) -> bool:
+    """The role or the B2B organisation asks that the second factor be a passkey."""
+    if user.role in settings.IDP_PASSKEY_REQUIRED_ROLES:
+        return True
+    return bool(user.organisation_id and user.organisation.require_passkey)
 
 
 def has_factors(user: User) -> bool:
@@ -79,8 +92,16 @@ def second_factor_proven(methods: Iterable[str]) -> bool:
     return SECOND_FACTOR in methods
 
 
+def passkey_proven(methods: Iterable[str]) -> bool:
+    methods = set(methods)
+    return SECOND_FACTOR in methods and bool(PASSKEY_METHODS & methods)
+
+
 def satisfied(user: User, methods: Iterable[str]) -> bool:
     """Do `methods` meet the policy for `user` as it stands now?"""
+    methods = list(methods)
+    if passkey_required(user):
+        return passkey_proven(methods)
     return second_factor_proven(methods) or not second_factor_required(user)
 
 

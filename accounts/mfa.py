@@ -2,8 +2,10 @@
 correct password and a signed-in session.
 
 After the password, the user is *pending*: the session holds who they are and since when, but
-they are not logged in. Only a verified code (TOTP, an e-mailed or SMS code, or a backup code)
-logs them in, and the session's `amr` then says which factors were used (RFC 8176).
+they are not logged in. Only a verified code (TOTP, an e-mailed or SMS code, or a backup code) or
+a passkey's assertion (accounts.passkeys) logs them in, and the session's `amr` then says which
+factors were used (RFC 8176). Someone whom policy requires a passkey and who has none yet proves
+another factor, stays pending with it, and registers a passkey before they are signed in.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ from django_otp.plugins.otp_email.models import EmailDevice
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts import assurance, authority, metrics, sessions
-from accounts.models import SMSDevice, User
+from accounts import assurance, authority, metrics, passkeys, sessions
+from accounts.models import Passkey, SMSDevice, User
 from audit import services as audit
 from audit.registry import AuditAction
 from core import ratelimit
@@ -63,11 +65,19 @@ def ensure_email_device(user: User) -> EmailDevice | None:
 
 def sign_in_devices(user: User) -> list[Device]:
     """The devices to ask a code from after the password; empty: enrol one first. Someone whom
-    policy requires a second factor and who has none gets e-mail codes when they have an address."""
+    policy requires a second factor and who has none gets e-mail codes when they have an address.
+    Someone whom policy requires a passkey and who has one is asked for nothing else."""
     found = devices(user)
     if not found and assurance.policy_requires_second_factor(user) and ensure_email_device(user):
         found = devices(user)
+    if assurance.passkey_required(user):
+        return [device for device in found if isinstance(device, Passkey)] or found
     return found
+
+
+def must_enrol_passkey(user: User) -> bool:
+    """Policy asks for a passkey and the person has none yet: they register one before sign-in ends."""
+    return assurance.passkey_required(user) and not Passkey.objects.filter(user=user, confirmed=True).exists()
 
 
 # --- the pending step ------------------------------------------------------------------------
@@ -108,6 +118,9 @@ class Verification:
     rate_limited: bool = False
     throttled: bool = False
     retry_after: int = 0
+    # The factor was right, but policy wants a passkey the person does not have yet: still pending
+    # (now with this factor proven), they register one next (accounts.passkey_views.enrol).
+    enrol_passkey: bool = False
 
 
 def _seconds_until(when: Any) -> int:
@@ -130,6 +143,10 @@ def _failed(user: User, details: dict[str, Any]) -> None:
 
 def verify(request: HttpRequest, user: User, device: Device, token: str) -> Verification:
     """Check a code for `device`; on success log the user in with the right `amr`."""
+    if assurance.passkey_required(user) and not must_enrol_passkey(user):
+        # Policy wants a passkey and the person has one: no other factor stands in for it.
+        _failed(user, {"device": type(device).__name__, "reason": "passkey_required"})
+        return Verification(False)
     # A code typed while the device still backs off from a wrong one is not a wrong code: say when
     # to try again instead (django_otp.verify_token would silently refuse even the right one).
     wait = throttled_for(device)
@@ -149,16 +166,53 @@ def verify(request: HttpRequest, user: User, device: Device, token: str) -> Veri
         device.refresh_from_db()
         return Verification(False, retry_after=throttled_for(device))
     methods = list(dict.fromkeys([*pending_methods(request), method, assurance.SECOND_FACTOR]))
+    return _complete(request, user, verified, methods)
+
+
+def verify_passkey(request: HttpRequest, user: User, credential: str) -> Verification:
+    """Check a passkey's answer to this pending step's challenge (accounts.passkeys); on success log
+    the user in. A refused answer counts against the account's second-factor limit like a wrong code."""
+    decision = ratelimit.hit(ratelimit.configured("otp-verify"), str(user.pk))
+    if not decision.allowed:
+        _failed(user, {"reason": "rate_limited"})
+        return Verification(False, rate_limited=True, retry_after=decision.retry_after)
+    try:
+        assertion = passkeys.check_assertion(request, passkeys.Purpose.SECOND_FACTOR, credential, user=user)
+    except passkeys.PasskeyRefusedError as refused:
+        details: dict[str, Any] = {"device": "Passkey", "reason": refused.reason}
+        if refused.passkey is not None:
+            details["passkey"] = refused.passkey.pk
+        _failed(user, details)
+        return Verification(False)
+    # After the password: two factors whether or not the authenticator verified the user.
+    methods = [*pending_methods(request), *assertion.methods, assurance.SECOND_FACTOR]
+    return _complete(request, user, assertion.passkey, list(dict.fromkeys(methods)))
+
+
+def _complete(request: HttpRequest, user: User, device: Device, methods: list[str]) -> Verification:
+    """The second factor was proven: log the user in with `methods` as the session's `amr`, unless
+    policy wants a passkey they have yet to register (then they stay pending, with this proven)."""
+    details = {"device": type(device).__name__, "methods": methods}
+    if must_enrol_passkey(user):
+        request.session[PENDING] = {**request.session[PENDING], "first": methods}
+        audit.record(
+            AuditAction.MFA_VERIFIED,
+            actor=user,
+            target=user,
+            organisation_id=user.organisation_id,
+            details={**details, "next": "enrolPasskey"},
+        )
+        return Verification(True, enrol_passkey=True)
     request.session.pop(PENDING, None)
     auth_login(request, user, backend="accounts.authentication.LoginBackend")
-    django_otp.login(request, verified)
+    django_otp.login(request, device)
     sessions.set_methods(request, methods)
     audit.record(
         AuditAction.MFA_VERIFIED,
         actor=user,
         target=user,
         organisation_id=user.organisation_id,
-        details={"device": type(device).__name__, "methods": methods},
+        details=details,
     )
     return Verification(True)
 
@@ -204,11 +258,14 @@ METHOD_LABELS = {
     "email": gettext_lazy("Code by e-mail"),
     "sms": gettext_lazy("Code by SMS"),
     "backup": gettext_lazy("Backup code"),
+    "passkey": gettext_lazy("Passkey"),
 }
 
 
 def kind(device: Device) -> str:
-    """What a device is, for pages and templates: totp, email, sms or backup."""
+    """What a device is, for pages and templates: passkey, totp, email, sms or backup."""
+    if isinstance(device, Passkey):
+        return "passkey"
     if isinstance(device, StaticDevice):
         return "backup"
     if isinstance(device, EmailDevice):
@@ -219,7 +276,10 @@ def kind(device: Device) -> str:
 
 
 def destination(device: Device) -> str:
-    """Where a side-channel code goes, masked for the page: o***@example.com, +7•••••••66."""
+    """Where a side-channel code goes, masked for the page: o***@example.com, +7•••••••66; a
+    passkey's name (the admin's overview lists it beside the other methods)."""
+    if isinstance(device, Passkey):
+        return device.name
     if isinstance(device, EmailDevice):
         address = device.email or device.user.email
         local, _, domain = address.partition("@")

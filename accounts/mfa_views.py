@@ -12,6 +12,7 @@ import qrcode.image.svg
 from django.contrib import messages
 from django.contrib.auth import SESSION_KEY, logout
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -23,7 +24,8 @@ from django.views.decorators.http import require_http_methods
 from django_otp.models import SideChannelDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts import assurance, mfa, sessions
+from accounts import assurance, mfa, passkeys, sessions
+from accounts.models import Passkey
 from audit import services as audit
 from audit.registry import AuditAction
 
@@ -46,7 +48,7 @@ def start(
     mfa.begin(request, user, first_factor)
     request.session[NEXT] = _safe_next(request, next_url)
     if not mfa.sign_in_devices(user):
-        return redirect("accounts:mfa-enrol")
+        return redirect("accounts:passkey-enrol" if mfa.must_enrol_passkey(user) else "accounts:mfa-enrol")
     return redirect("accounts:mfa-verify")
 
 
@@ -84,16 +86,27 @@ def verify(request: HttpRequest) -> HttpResponse:
     if user is None:
         return redirect("accounts:login")
     devices = mfa.sign_in_devices(user)
+    enrolling = mfa.must_enrol_passkey(user)
+    if enrolling and (not devices or assurance.second_factor_proven(mfa.pending_methods(request))):
+        return redirect("accounts:passkey-enrol")  # policy asks for a passkey: register one now
     if not devices:
         return redirect("accounts:mfa-enrol")
-    chosen = mfa.device_of(user, request.POST.get("device") or request.GET.get("device") or "") or devices[0]
+    chosen = mfa.device_of(user, request.POST.get("device") or request.GET.get("device") or "")
+    if chosen not in devices:  # e.g. a code device of someone whom policy asks for their passkey
+        chosen = devices[0]
+    passkey = mfa.kind(chosen) == "passkey"
     side_channel = isinstance(chosen, SideChannelDevice)
     notice, error, status, retry_after, token = "", "", 200, 0, ""
     sent = request.session.get(SENT, [])
     sending = request.method == "POST" and request.POST.get("action") == "send"
     if request.method == "POST" and not sending:
         token = request.POST.get("token", "")
-        result = mfa.verify(request, user, chosen, token)
+        if passkey:
+            result = mfa.verify_passkey(request, user, request.POST.get("credential", ""))
+        else:
+            result = mfa.verify(request, user, chosen, token)
+        if result.enrol_passkey:
+            return redirect("accounts:passkey-enrol")
         if result.ok:
             request.session.pop(SENT, None)
             return HttpResponseRedirect(request.session.pop(NEXT, None) or reverse("home"))
@@ -106,6 +119,8 @@ def verify(request: HttpRequest) -> HttpResponse:
         elif result.throttled:
             # Not a mistake of the person: the code they typed stays in the field, to confirm again.
             notice = _("Wait %(wait)s after a wrong code, then confirm again.") % wait
+        elif passkey:
+            error = _("That passkey could not confirm your sign-in. Try again, or use another method.")
         else:
             error = _("That code is not valid.")
             token = ""
@@ -121,9 +136,11 @@ def verify(request: HttpRequest) -> HttpResponse:
             notice %= {"wait": _seconds(challenge.retry_after)}
     context = {
         "devices": devices,
-        "others": [(d.persistent_id, mfa.METHOD_LABELS[mfa.kind(d)]) for d in devices if d != chosen],
+        "others": _other_methods(devices, chosen),
         "chosen": chosen,
         "kind": mfa.kind(chosen),
+        "passkey": passkey,
+        "enrolling": enrolling,
         "notice": notice,
         "error": error,
         "token": token,
@@ -136,6 +153,18 @@ def verify(request: HttpRequest) -> HttpResponse:
     if retry_after:
         response["Retry-After"] = str(retry_after)
     return response
+
+
+def _other_methods(devices: list[mfa.Device], chosen: mfa.Device) -> list[tuple[str, str]]:
+    """The other ways to confirm, for the page's links: one link for all passkeys (the browser
+    offers whichever of them the person has at hand)."""
+    others, passkey_listed = [], mfa.kind(chosen) == "passkey"
+    for device in devices:
+        if device == chosen or (mfa.kind(device) == "passkey" and passkey_listed):
+            continue
+        passkey_listed = passkey_listed or mfa.kind(device) == "passkey"
+        others.append((device.persistent_id, mfa.METHOD_LABELS[mfa.kind(device)]))
+    return others
 
 
 @never_cache
@@ -171,6 +200,8 @@ def enrol(request: HttpRequest) -> HttpResponse:
                 messages.success(request, _("Authenticator app added: sign-ins can be confirmed with it."))
                 return redirect("accounts:mfa-manage")
             result = mfa.verify(request, user, device, token)
+            if result.enrol_passkey:
+                return redirect("accounts:passkey-enrol")
             if result.ok:
                 return HttpResponseRedirect(request.session.pop(NEXT, None) or reverse("home"))
             return redirect("accounts:mfa-verify")
@@ -217,9 +248,24 @@ def manage(request: HttpRequest) -> HttpResponse:
                 done = _("Sign-ins can now be confirmed with a code sent by SMS.")
         elif action == "remove":
             device = mfa.device_of(user, request.POST.get("device", ""))
-            if device is not None:
+            if isinstance(device, Passkey):
+                passkeys.remove_passkey(actor=user, user=user, passkey=device, methods=methods)
+                done = _("Passkey “%(name)s” removed.") % {"name": device.name}
+            elif device is not None:
                 mfa.remove_device(actor=user, user=user, device=device, methods=methods)
                 done = _("%(method)s removed.") % {"method": mfa.METHOD_LABELS[mfa.kind(device)]}
+        elif action == "rename" and request.POST.get("passkey", "").isdigit():
+            try:
+                passkey = passkeys.rename_passkey(
+                    user=user,
+                    passkey_id=int(request.POST["passkey"]),
+                    name=request.POST.get("name", ""),
+                    methods=methods,
+                )
+            except ValidationError:
+                notice = _("Give the passkey a name.")
+            else:
+                done = _("Passkey renamed to “%(name)s”.") % {"name": passkey.name}
         if done:
             messages.success(request, done)
             return redirect("accounts:mfa-manage")
@@ -231,6 +277,7 @@ def manage(request: HttpRequest) -> HttpResponse:
             "left": device.token_set.count() if mfa.kind(device) == "backup" else None,
         }
         for device in mfa.devices(user)
+        if not isinstance(device, Passkey)
     ]
     return render(
         request,
@@ -241,6 +288,8 @@ def manage(request: HttpRequest) -> HttpResponse:
             "codes_text": "\n".join(codes),
             "notice": notice,
             "required": assurance.policy_requires_second_factor(user),
+            "passkeys": passkeys.passkeys_of(user),
+            "passkey_required": assurance.passkey_required(user),
         },
     )
 

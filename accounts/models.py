@@ -9,7 +9,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
-from django_otp.models import CooldownMixin, SideChannelDevice, ThrottlingMixin, TimestampMixin
+from django_otp.models import CooldownMixin, Device, SideChannelDevice, ThrottlingMixin, TimestampMixin
 
 from accounts import sms
 
@@ -194,6 +194,42 @@ class SMSDevice(TimestampMixin, CooldownMixin, ThrottlingMixin, SideChannelDevic
 
     def get_throttle_factor(self) -> int:
         return 1
+
+
+class Passkey(TimestampMixin, Device):
+    """A WebAuthn credential (a passkey or a security key) registered by its user (accounts.passkeys).
+
+    A django-otp device, so that it counts among the user's second factors (accounts.assurance) and
+    is listed, reset and removed with them; it never accepts a typed code (`verify_token` is False)."""
+
+    credential_id = models.CharField(
+        _("credential ID"),
+        max_length=1400,
+        unique=True,
+        help_text=_("base64url, as the authenticator made it"),
+    )
+    public_key = models.BinaryField(_("public key (COSE)"))
+    sign_count = models.PositiveBigIntegerField(
+        _("signature counter"), default=0, help_text=_("The highest counter seen: a lower one means a clone")
+    )
+    aaguid = models.CharField(_("authenticator model (AAGUID)"), max_length=36, blank=True)
+    transports = models.JSONField(_("transports"), default=list, blank=True)
+    backup_eligible = models.BooleanField(
+        _("synced passkey"),
+        default=False,
+        help_text=_("The key may be copied to the user's other devices (not bound to one authenticator)."),
+    )
+    backed_up = models.BooleanField(_("backed up"), default=False)
+
+    audit_type = "accounts.passkey"
+
+    class Meta(Device.Meta):
+        db_table = "passkeys"
+        verbose_name = _("passkey")
+        verbose_name_plural = _("passkeys")
+
+    def verify_token(self, token: str) -> bool:
+        return False  # a passkey answers a WebAuthn challenge (accounts.passkeys), never a code
 
 
 class UserSession(models.Model):

@@ -47,6 +47,14 @@ class AuditAction(models.TextChoices):
     MFA_FAILED = "mfa.failed", _("Second factor failed")
     MFA_DEVICE_ADDED = "mfa.deviceAdded", _("Second-factor device added")
     MFA_DEVICE_REMOVED = "mfa.deviceRemoved", _("Second-factor device removed")
+    PASSKEY_REGISTERED = "passkey.registered", _("Passkey registered")
+    PASSKEY_RENAMED = "passkey.renamed", _("Passkey renamed")
+    PASSKEY_REMOVED = "passkey.removed", _("Passkey removed")
+    PASSKEY_REGISTRATION_REFUSED = "passkey.registrationRefused", _("Passkey registration refused")
+    PASSKEY_CLONE_DETECTED = (
+        "passkey.cloneDetected",
+        _("Passkey refused: its signature counter went back (a cloned authenticator?)"),
+    )
     DELIVERY_FAILED = "delivery.failed", _("E-mail or SMS could not be delivered")
     ORGANISATION_CREATED = "client.created", _("B2B client created")
     ORGANISATION_UPDATED = "client.updated", _("B2B client updated")

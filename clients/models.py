@@ -26,6 +26,11 @@ class Organisation(models.Model):
         default=False,
         help_text=_("Every user of this client must pass a second factor at sign-in."),
     )
+    require_passkey = models.BooleanField(
+        _("passkey required"),
+        default=False,
+        help_text=_("Every user of this client must confirm sign-ins with a passkey (phishing-resistant)."),
+    )
     # Branding of the sign-in, second-factor and consent pages of this client's applications and
     # work domains (clients.branding). The logo is in OrganisationLogo.
     brand_name = models.CharField(

@@ -33,7 +33,9 @@ def create_organisation(*, actor: Actor, name: str, slug: str, contact_email: st
 
 
 # What an operator may change on a client; the slug stays (SSO callback URLs are built on it).
-CLIENT_FIELDS = frozenset({"name", "status", "contact_email", "require_mfa", "brand_name", "brand_colour"})
+CLIENT_FIELDS = frozenset(
+    {"name", "status", "contact_email", "require_mfa", "require_passkey", "brand_name", "brand_colour"}
+)
 
 
 @transaction.atomic

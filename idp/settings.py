@@ -345,6 +345,8 @@ IDP_RATE_LIMITS = {
     # SCIM provisioning (idp.scim): per token, and per address before the token is known
     "scim-token": (env_int("IDP_RL_SCIM_PER_TOKEN", 1200, minimum=1), 60),
     "scim-ip": (env_int("IDP_RL_SCIM_PER_IP", 2400, minimum=1), 60),
+    # passkey sign-in options (a challenge kept in a session each): one per login page shown
+    "passkey-options-ip": (env_int("IDP_RL_PASSKEY_OPTIONS_PER_IP", 60, minimum=1), 60),
 }
 # Lockout after this many failed logins in a row; the lock doubles with each repeat, up to the max.
 IDP_LOCKOUT_THRESHOLD = env_int("IDP_LOCKOUT_THRESHOLD", 5, minimum=1)
@@ -368,6 +370,16 @@ OTP_EMAIL_SUBJECT = env_str("IDP_OTP_EMAIL_SUBJECT", "") or gettext_lazy("Your s
 OTP_EMAIL_BODY_TEMPLATE_PATH = "accounts/email/otp_code.txt"
 OTP_EMAIL_BODY_HTML_TEMPLATE_PATH = "accounts/email/otp_code.html"
 OTP_TOTP_ISSUER = env_str("IDP_OTP_TOTP_ISSUER", "Auth & User Service")
+# Passkeys (accounts.passkeys, WebAuthn Level 3). The relying party ID and the origins pages are
+# served from default to IDP_ISSUER's host and origin (so a test's live server works as it is);
+# set them when the pages are reached at other origins (e.g. the gateway and a direct address).
+IDP_WEBAUTHN_RP_ID = env_str("IDP_WEBAUTHN_RP_ID")
+IDP_WEBAUTHN_ORIGINS = env_list("IDP_WEBAUTHN_ORIGINS")
+IDP_WEBAUTHN_RP_NAME = env_str("IDP_WEBAUTHN_RP_NAME", OTP_TOTP_ISSUER)
+# A passkey ceremony's challenge is good for this long, once, in the session that asked for it.
+IDP_PASSKEY_CHALLENGE_SECONDS = env_int("IDP_PASSKEY_CHALLENGE_SECONDS", 120, minimum=30)
+# Roles whose second factor must be a passkey (B2B clients can require it of all their users).
+IDP_PASSKEY_REQUIRED_ROLES = env_list("IDP_PASSKEY_REQUIRED_ROLES")
 IDP_SMS_BACKEND = env_str("IDP_SMS_BACKEND", "accounts.sms.ConsoleGateway")
 IDP_SMS_HTTP_URL = env_str("IDP_SMS_HTTP_URL")
 IDP_SMS_HTTP_TOKEN = env_str("IDP_SMS_HTTP_TOKEN")

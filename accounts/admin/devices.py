@@ -5,17 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from django_otp.plugins.otp_email.models import EmailDevice
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.admin.base import visible_organisations
+from accounts import passkeys
+from accounts.admin.base import refusal_text, visible_organisations
 from accounts.models import (
+    Passkey,
     SMSDevice,
 )
 from core.permissions import Permission
@@ -74,6 +78,40 @@ class EmailDeviceAdmin(DeviceAdmin):
 class SMSDeviceAdmin(DeviceAdmin):
     list_display = [*DeviceAdmin.list_display, "number"]
     fields = [*DeviceAdmin.fields, "number"]
+
+
+@admin.register(Passkey)
+class PasskeyAdmin(DeviceAdmin):
+    """A user's passkeys: name, kind, when added and last used (never the key or the credential ID);
+    removing one goes through accounts.passkeys.remove_passkey (authority checked, audited)."""
+
+    list_display = ["user", "name", "backup_eligible", "created_at", "last_used_at"]
+    list_filter = ["backup_eligible"]
+    fields = [
+        "user",
+        "name",
+        "backup_eligible",
+        "backed_up",
+        "aaguid",
+        "transports",
+        "created_at",
+        "last_used_at",
+    ]
+    actions = ["remove_passkeys"]
+
+    @admin.action(description=_("Remove selected passkeys"), permissions=["view"])
+    def remove_passkeys(self, request: HttpRequest, queryset: QuerySet[Passkey]) -> None:
+        done = 0
+        for passkey in queryset.select_related("user__organisation"):
+            try:
+                passkeys.remove_passkey(actor=request.user, user=passkey.user, passkey=passkey)
+                done += 1
+            except (PermissionDenied, ValidationError) as exc:
+                self.message_user(request, f"{passkey}: {refusal_text(exc)}", messages.ERROR)
+        self.message_user(
+            request,
+            ngettext("%(count)d passkey removed.", "%(count)d passkeys removed.", done) % {"count": done},
+        )
 
 
 # Group membership gives admin access (accounts.staff_groups). There is no service that edits a

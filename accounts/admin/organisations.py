@@ -63,7 +63,16 @@ class OrganisationForm(forms.ModelForm):
     class Meta:
         model = Organisation
         # The admin narrows this to the fields of the page (get_fields); saved by the services.
-        fields = ["name", "slug", "status", "contact_email", "require_mfa", "brand_name", "brand_colour"]
+        fields = [
+            "name",
+            "slug",
+            "status",
+            "contact_email",
+            "require_mfa",
+            "require_passkey",
+            "brand_name",
+            "brand_colour",
+        ]
 
     def clean_logo(self) -> bytes | None:
         upload = self.cleaned_data.get("logo")
@@ -100,6 +109,7 @@ class OrganisationAdmin(ServiceModelAdmin):
             "status",
             "contact_email",
             "require_mfa",
+            "require_passkey",
             "brand_name",
             "brand_colour",
             "logo",

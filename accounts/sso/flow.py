@@ -80,7 +80,13 @@ def _oauth(provider: IdentityProvider) -> OAuth2Session:
 
 
 def _pending(request: HttpRequest) -> dict[str, dict[str, Any]]:
-    flows = request.session.get(FLOWS)
+    return pending_flows(request, FLOWS)
+
+
+def pending_flows(request: HttpRequest, key: str) -> dict[str, dict[str, Any]]:
+    """The sign-ins this browser started (OIDC and SAML alike, each under its session `key`)
+    that are still within FLOW_SECONDS, by state or request ID."""
+    flows = request.session.get(key)
     now = time.time()
     if not isinstance(flows, dict):
         return {}

@@ -40,7 +40,7 @@ from saml2.validate import ResponseLifetimeExceed, ToEarly
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
 from accounts import assurance
-from accounts.sso.flow import SignIn, record_failure
+from accounts.sso.flow import SignIn, pending_flows, record_failure
 from accounts.sso.provisioning import profile_of, provision
 from clients import saml
 from clients.models import IdentityProvider
@@ -49,7 +49,6 @@ from clients.upstream import SSOError, SSOErrorCode
 log = logging.getLogger(__name__)
 
 PENDING = "idp_saml_requests"  # session key: AuthnRequest ID -> one pending sign-in
-FLOW_SECONDS = 600  # time allowed at the identity provider
 MAX_PENDING = 5  # pending sign-ins per session (tabs); the oldest goes first
 MAX_RESPONSE_BYTES = 256 * 1024  # the base64 SAMLResponse as posted
 
@@ -72,15 +71,7 @@ AUTHN_CONTEXTS: dict[str, list[str]] = {
 
 
 def _pending(request: HttpRequest) -> dict[str, dict[str, Any]]:
-    flows = request.session.get(PENDING)
-    now = time.time()
-    if not isinstance(flows, dict):
-        return {}
-    return {
-        request_id: flow
-        for request_id, flow in flows.items()
-        if isinstance(flow, dict) and now - flow.get("at", 0) <= FLOW_SECONDS
-    }
+    return pending_flows(request, PENDING)
 
 
 def begin(request: HttpRequest, provider: IdentityProvider, *, next_url: str) -> str:

@@ -41,10 +41,16 @@ def revoke(jti: str, expires_at: datetime) -> None:
         return  # an expired token is already refused everywhere
     # One INSERT … ON CONFLICT DO NOTHING: no read first, no savepoint (a refresh revokes one).
     RevokedToken.objects.bulk_create([RevokedToken(jti=jti, expires_at=expires_at)], ignore_conflicts=True)
+    announce(jti, expires_at)
+
+
+def announce(jti: str, expires_at: datetime) -> None:
+    """Tell Redis and every process, once the transaction commits, of a revocation whose durable
+    row the caller has written (revoke(), or a statement that deletes and lists at once)."""
     client = _redis()
     if client is not None:
 
-        def announce() -> None:
+        def publish() -> None:
             _local_copy.add(jti, expires_at.timestamp())  # this process knows at once
             try:
                 client.set(PREFIX + jti, 1, ex=_ttl(expires_at))
@@ -54,7 +60,7 @@ def revoke(jti: str, expires_at: datetime) -> None:
                 # reload bring it to Redis and to the other processes within RESYNC_SECONDS.
                 log.error("could not announce the revocation of %s; resync will", jti, exc_info=True)
 
-        transaction.on_commit(announce)
+        transaction.on_commit(publish)
 
 
 def rebuild() -> int:

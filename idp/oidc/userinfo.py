@@ -9,10 +9,12 @@ without `openid`, a user gone) is left to DOT's view, so every error keeps one s
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 
 from django.conf import settings
+from django.db import connection
 from django.http import HttpRequest, HttpResponse
 
 from accounts.models import User
@@ -57,11 +59,32 @@ def fast_response(request: HttpRequest) -> HttpResponse | None:
     return None if user is None else _claims_response(user, scopes)
 
 
+@functools.cache
+def _user_sql() -> tuple[str, list[str]]:
+    """The SELECT of those columns by primary key, built once from the model (Django compiled
+    the same query on every request: about 40 % of this path's CPU)."""
+    meta, quote = User._meta, connection.ops.quote_name
+    # In the model's own field order: from_db() reads the values in it.
+    fields = [field for field in meta.concrete_fields if field.attname in _CLAIM_FIELDS]
+    columns = ", ".join(quote(field.column) for field in fields)
+    # Identifiers from the model, quoted; the value is a parameter.
+    sql = f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608
+    return sql, [field.attname for field in fields]
+
+
 def _user(sub: str) -> User | None:
     try:
-        return next(iter(User.objects.only(*_CLAIM_FIELDS).filter(pk=uuid.UUID(sub)).order_by()), None)
+        user_id = uuid.UUID(sub)
     except ValueError:  # our user tokens' `sub` is a user id; anything else is not ours to answer
         return None
+    if connection.vendor != "postgresql":  # SQLite stores UUIDs as text: the ORM converts
+        return next(iter(User.objects.only(*_CLAIM_FIELDS).filter(pk=user_id).order_by()), None)
+    sql, attnames = _user_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [user_id])
+        row = cursor.fetchone()
+    # from_db: a model instance as the ORM makes it, the other fields deferred.
+    return None if row is None else User.from_db(connection.alias, attnames, row)
 
 
 def _claims_response(user: User, scopes: list[str]) -> HttpResponse:
