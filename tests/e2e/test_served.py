@@ -61,7 +61,7 @@ def served() -> Iterator[tuple[str, subprocess.Popen[str]]]:
             try:
                 if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # accepted, not answering yet (starting)
                 pass
             assert process.poll() is None, "the server exited"
             assert time.monotonic() < deadline, "the server did not answer /healthz"

@@ -124,7 +124,7 @@ def upstream(live_server, tmp_path_factory) -> Iterator[Upstream]:
             try:
                 if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # accepted, not answering yet (starting)
                 pass
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the upstream did not start:\n{(data / 'server.log').read_text()}")
