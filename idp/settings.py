@@ -8,7 +8,9 @@ strong SECRET_KEY, its ALLOWED_HOSTS and the key that encrypts signing keys.
 from __future__ import annotations
 
 import ipaddress
+import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 import dj_database_url
@@ -23,6 +25,25 @@ IDP_DATA_DIR = Path(env_str("IDP_DATA_DIR") or BASE_DIR / "var")
 DEBUG = env_bool("DEBUG", True)
 
 
+def _dev_file(name: str, make: Callable[[], str]) -> str:
+    """A development secret kept in IDP_DATA_DIR, made by the first process that needs it. Several
+    may start at once (the test suite's parallel workers, runserver and a Celery worker): the file
+    appears whole or not at all (a link of a finished file), and the first one made wins."""
+    path = IDP_DATA_DIR / name
+    if not path.exists():
+        IDP_DATA_DIR.mkdir(parents=True, exist_ok=True)
+        draft = IDP_DATA_DIR / f".{name}.{os.getpid()}"
+        draft.touch(mode=0o600)  # never readable by others, not even for a moment
+        draft.write_text(make())
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another process was first: everyone uses its file
+        finally:
+            draft.unlink()
+    return path.read_text().strip()
+
+
 def _secret_key() -> str:
     key = env_str("SECRET_KEY")
     if key:
@@ -32,12 +53,7 @@ def _secret_key() -> str:
     if not DEBUG:
         raise ConfigError("SECRET_KEY must be set when DEBUG=0 (50+ random characters)")
     # Development only: a random key kept beside the SQLite file, so restarts keep sessions.
-    path = IDP_DATA_DIR / "dev-secret-key"
-    if not path.exists():
-        IDP_DATA_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return _dev_file("dev-secret-key", lambda: secrets.token_urlsafe(50))
 
 
 SECRET_KEY = _secret_key()
@@ -68,14 +84,13 @@ def _key_encryption_keys() -> list[str]:
             "IDP_KEY_ENCRYPTION_KEY must be set when DEBUG=0 (a Fernet key: "
             'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())")'
         )
-    path = IDP_DATA_DIR / "dev-key-encryption-key"
-    if not path.exists():
-        import base64
+    import base64
 
-        IDP_DATA_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
-        path.chmod(0o600)
-    return [path.read_text().strip()]
+    return [
+        _dev_file(
+            "dev-key-encryption-key", lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+        )
+    ]
 
 
 IDP_KEY_ENCRYPTION_KEYS = _key_encryption_keys()
@@ -207,6 +222,9 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Pub/sub channels are shared by every database of a Redis server: processes that share a cache
+# but not their announcements (the test suite's parallel workers) each take a prefix of their own.
+IDP_REDIS_CHANNEL_PREFIX = env_str("IDP_REDIS_CHANNEL_PREFIX", "idp:")
 
 KAFKA_BOOTSTRAP_SERVERS = env_str("KAFKA_BOOTSTRAP_SERVERS")
 KAFKA_TOPIC_USER_EVENTS = env_str("KAFKA_TOPIC_USER_EVENTS", "auth.user-events")

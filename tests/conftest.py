@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,10 @@ from accounts.models import Role, User
 from clients.models import Organisation
 
 REQUIRE_SERVICES = os.environ.get("IDP_REQUIRE_SERVICES") == "1"
+
+# Each pytest-xdist worker's own Redis databases, channel prefix and port block; test order and
+# the `alone` lock under xdist.
+pytest_plugins = ["tests.worker_env"]
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -177,9 +180,9 @@ def _clear_cache() -> Iterator[None]:
 @pytest.fixture
 def free_port() -> int:
     """A local TCP port with nothing listening on it (a stopped service)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    from tests.ports import free_port
+
+    return free_port()
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ Django is configured, and the processes it starts load Django themselves."""
 from __future__ import annotations
 
 import json
+import random
 import socket
 import subprocess
 import sys
@@ -21,9 +22,22 @@ VENV_BIN = Path(sys.executable).parent
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port below the kernel's ephemeral range, free now, as scripts/services picks them: a
+    port released by bind(0) is one any outgoing connection may take before our server binds it
+    (or binds it again after the soak killed it), all the more with tests running beside."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(2000):
+        port = random.randrange(20000, low) if low > 21000 else 0
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return sock.getsockname()[1]
+    raise RuntimeError("no free port")
 
 
 def compose_commands(grpc_port: int, schedule: Path) -> dict[str, list[str]]:

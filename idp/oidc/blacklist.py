@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 PREFIX = "idp:bl:"
 LOADED = "idp:bl:__loaded__"
-CHANNEL = "idp:bl:revoked"  # every revocation is also announced here, for the local copies
+# Every revocation is also announced here, for the local copies.
+CHANNEL = f"{settings.IDP_REDIS_CHANNEL_PREFIX}bl:revoked"
 RESYNC_SECONDS = 60  # a lost announcement reaches Redis and every copy within this
 
 

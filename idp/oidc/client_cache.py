@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
@@ -28,7 +29,7 @@ from idp.oidc.models import Application
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "idp:clients:changed"
+CHANNEL = f"{settings.IDP_REDIS_CHANNEL_PREFIX}clients:changed"
 _TTL_SECONDS = 300.0  # a backstop only; announcements do the real work
 _MAX_ENTRIES = 10_000
 

@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from tests.idp.api.conftest import PASSWORD
+from tests.ports import free_port
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -44,17 +45,11 @@ class _Echo(BaseHTTPRequestHandler):
         pass
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def gateway(live_server, tmp_path) -> Iterator[str]:
     parcels = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
     threading.Thread(target=parcels.serve_forever, daemon=True).start()
-    port = _free_port()
+    port = free_port()
     site = (
         TEMPLATE.read_text()
         .replace("${IDP_UPSTREAM}", live_server.url.removeprefix("http://"))

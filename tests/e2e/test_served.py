@@ -8,7 +8,6 @@ import base64
 import json
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from audit.registry import AuditAction
 from idp.oidc.models import Application
 from tests.events import database_env
 from tests.idp.oidc.conftest import make_app
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.needs("postgresql", "redis"), pytest.mark.django_db(transaction=True)]
@@ -37,19 +37,13 @@ def served_command(port: int) -> tuple[list[str], dict[str, str]]:
     return command, env
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _workers(pid: int) -> list[int]:
     return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 @pytest.fixture
 def served() -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    port = _free_port()
+    port = free_port()
     command, server_env = served_command(port)
     # The venv's own script, whether or not the venv is on PATH.
     process = subprocess.Popen(
@@ -67,7 +61,7 @@ def served() -> Iterator[tuple[str, subprocess.Popen[str]]]:
             try:
                 if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # accepted, not answering yet (starting)
                 pass
             assert process.poll() is None, "the server exited"
             assert time.monotonic() < deadline, "the server did not answer /healthz"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from clients.models import UpstreamIdentity
 from tests.browser import CHROMIUM, chromium_page
 from tests.idp.oidc.conftest import REDIRECT_URI, exchange_code, make_app, pkce_pair
 from tests.idp.oidc.test_negative import _authorize
+from tests.ports import free_port
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -75,18 +75,12 @@ class Upstream:
     client_ids: dict[str, str]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def upstream(live_server, tmp_path_factory) -> Iterator[Upstream]:
     # Another host name than the live server's: cookies are per host, not per port.
     our_host = urlsplit(live_server.url).hostname
     host = "localhost" if our_host == "127.0.0.1" else "127.0.0.1"
-    port = _free_port()
+    port = free_port()
     url = f"http://{host}:{port}"
     data = tmp_path_factory.mktemp("upstream")
     env = {
@@ -130,7 +124,7 @@ def upstream(live_server, tmp_path_factory) -> Iterator[Upstream]:
             try:
                 if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # accepted, not answering yet (starting)
                 pass
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the upstream did not start:\n{(data / 'server.log').read_text()}")

@@ -25,6 +25,7 @@ def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
             "ALLOWED_HOSTS",
             "DATABASE_URL",
             "REDIS_URL",
+            "CELERY_BROKER_URL",  # set beside REDIS_URL for a parallel worker (tests/worker_env.py)
             "KAFKA_BOOTSTRAP_SERVERS",
             "IDP_KEY_ENCRYPTION_KEY",
         }

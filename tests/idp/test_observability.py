@@ -11,7 +11,6 @@ import logging
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -50,6 +49,7 @@ from tests import events
 from tests.idp.oidc.conftest import basic_auth, make_app
 from tests.idp.test_configuration import manage
 from tests.metrics import sample, scrape
+from tests.ports import free_ports
 from tests.wsgi import wsgi_call
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -268,20 +268,9 @@ def test_an_eager_task_keeps_the_context_of_the_request_that_ran_it(celery_eager
 # --- gRPC ------------------------------------------------------------------------------------------
 
 
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 @pytest.fixture
 def exporter_port() -> int:
-    return _free_ports(1)[0]
+    return free_ports(1)[0]
 
 
 def test_the_grpc_server_counts_calls_by_method_and_code_on_its_own_port(ivan, exporter_port):
@@ -330,7 +319,7 @@ def _validations_per_process(directory: Path) -> dict[str, float]:
 def test_grpc_server_processes_export_their_sum_from_one_port(tmp_path):
     from tests.idp.api.conftest import mint
 
-    port, exporter_port = _free_ports(2)
+    port, exporter_port = free_ports(2)
     directory = tmp_path / "grpc-metrics"
     env = {**events.database_env(), "PROMETHEUS_MULTIPROC_DIR": str(directory)}
     command = [sys.executable, "manage.py", "grpcserver", "--bind", f"127.0.0.1:{port}"]

@@ -30,7 +30,15 @@ def test_short_soak_keeps_every_guarantee(tmp_path):
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS", "DJANGO_SETTINGS_MODULE")
+        if k
+        not in (
+            "DATABASE_URL",
+            "REDIS_URL",
+            "KAFKA_BOOTSTRAP_SERVERS",
+            "DJANGO_SETTINGS_MODULE",
+            "CELERY_BROKER_URL",  # a parallel worker's own broker (tests/worker_env.py)
+            "IDP_REDIS_CHANNEL_PREFIX",
+        )
     }
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench/soak/run.py"), "--short", "--out", str(tmp_path)],

@@ -4,7 +4,6 @@ dead one replaced while the others serve, a crash loop stopping the unit."""
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,15 +15,10 @@ import pytest
 from authproto import auth_pb2, auth_pb2_grpc
 from tests.events import database_env
 from tests.idp.api.conftest import mint
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 pytestmark = [pytest.mark.needs("postgresql", "redis"), pytest.mark.django_db(transaction=True)]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _children(pid: int) -> list[int]:
@@ -48,7 +42,7 @@ def _start(port: int, processes: int) -> subprocess.Popen[str]:
 
 def test_processes_share_one_port_and_stop_together():
     token = mint(sub="svc-user")
-    port = _free_port()
+    port = free_port()
     process = _start(port, 2)
     try:
         children = _children(process.pid)
@@ -105,7 +99,7 @@ def _replacement(pid: int, known: set[int], timeout: float = 60) -> int:
 
 def test_a_killed_process_is_replaced_while_the_other_serves():
     token = mint(sub="svc-user")
-    port = _free_port()
+    port = free_port()
     process = _start(port, 2)
     try:
         first, second = _children(process.pid)
@@ -124,7 +118,7 @@ def test_a_killed_process_is_replaced_while_the_other_serves():
 
 
 def test_a_crash_loop_stops_the_unit_with_an_error():
-    process = _start(_free_port(), 2)
+    process = _start(free_port(), 2)
     try:
         known = set(_children(process.pid))
         victim = min(known)
