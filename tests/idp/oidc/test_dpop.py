@@ -7,6 +7,7 @@ the gateway check), with replayed proofs and proofs for another key, method or U
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -80,8 +81,7 @@ def proof_for(key: DPoPKey, token: str, method: str = "GET", url: str = API_URL)
 
 
 def _ath(token: str) -> str:
-    import hashlib
-
+    """RFC 9449 §4.2's `ath`, computed here rather than by the code under test."""
     return base64.urlsafe_b64encode(hashlib.sha256(token.encode()).digest()).decode().rstrip("=")
 
 
