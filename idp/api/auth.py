@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from accounts import rbac, selectors
 from accounts.login import LoginError, password_login
 from accounts.models import User
 from audit import services as audit
 from audit.registry import AuditAction
-from idp.oidc import dpop, revocation
+from idp.oidc import dpop, holders, revocation
 from idp.oidc.issuance import IssuedTokens, issue_tokens
 from idp.oidc.tokens import AccessTokenClaims, TokenError, verify_access_token
 
@@ -30,7 +30,12 @@ def login(*, login: str, password: str, channel: str) -> LoginOutcome:
         return LoginOutcome(
             error=str(result.error or LoginError.INVALID_CREDENTIALS), retry_after=result.retry_after
         )
-    return LoginOutcome(tokens=issue_tokens(user=result.user, channel=channel))
+    try:
+        return LoginOutcome(tokens=issue_tokens(user=result.user, channel=channel))
+    except (holders.InactiveHolderError, IntegrityError) as exc:
+        if not holders.refused(exc):
+            raise
+        return LoginOutcome(error=str(LoginError.ACCOUNT_BLOCKED))  # blocked during this login
 
 
 @dataclass(frozen=True)

@@ -171,10 +171,12 @@ def _rotate(
 # with the same clock-skew margin): one round trip, where the ORM made four (the UPDATE, the
 # collector's UPDATE of the refresh token pointing at the access token, the DELETE, the INSERT).
 # The refresh token is the only row that points at an access token, and it is cleared here.
+# The user is held first (an InitPlan, before the refresh token's row): a block waits for this
+# rotation or makes it lose, and a user no longer active claims nothing (idp.oidc.holders).
 _CLAIM_SQL = """
 WITH claimed AS (
     UPDATE oauth_refresh_tokens SET revoked = %(now)s, access_token_id = NULL, updated = %(now)s
-    WHERE id = %(refresh)s AND revoked IS NULL
+    WHERE id = %(refresh)s AND revoked IS NULL AND (SELECT oauth_hold_token_holder(%(holder)s))
     RETURNING id
 ), gone AS (
     DELETE FROM oauth_access_tokens
@@ -200,7 +202,10 @@ def _claim(row: RefreshToken, previous: AccessToken, now: datetime) -> bool:
         return bool(claimed)
     skew = timedelta(seconds=tokens.CLOCK_SKEW_SECONDS)
     with connection.cursor() as cursor:
-        cursor.execute(_CLAIM_SQL, {"now": now, "refresh": row.pk, "access": previous.pk, "skew": skew})
+        cursor.execute(
+            _CLAIM_SQL,
+            {"now": now, "refresh": row.pk, "access": previous.pk, "skew": skew, "holder": row.user_id},
+        )
         claimed, deleted = cursor.fetchone()
     if deleted and previous.jti and previous.expires + skew > now:
         blacklist.announce(previous.jti, previous.expires + skew)

@@ -24,6 +24,7 @@ from idp.oidc import (
     context,
     device,
     dpop,
+    holders,
     introspection,
     revocation,
 )
@@ -207,6 +208,9 @@ class Validator(RegisteredResourcesMixin, OAuth2Validator):
     def _save_bearer_token(
         self, token: dict[str, Any], request: OAuthlibRequest, *args: Any, **kwargs: Any
     ) -> None:
+        if request.grant_type != "client_credentials" and request.user is not None:
+            # Before DOT locks the refresh token it rotates: the order a block takes them in.
+            holders.hold(request.user.pk)
         super()._save_bearer_token(token, request, *args, **kwargs)
         token["token_type"] = token_type(getattr(request, "idp_dpop_jkt", None))
         device.consume(request)  # its row is locked since validate_device_code

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from django.conf import settings
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.urls import reverse
 from django.utils import timezone
@@ -42,6 +42,7 @@ from idp.oidc import (
     context,
     device,
     dpop,
+    holders,
     introspection,
     keys,
     par,
@@ -367,7 +368,13 @@ class TokenView(dot.TokenView):
             proof = dpop.token_request_proof(request)
         except dpop.ProofError as exc:
             return dpop.error_response(exc)
-        response = self._grant_response(request, *args, **kwargs)
+        try:
+            response = self._grant_response(request, *args, **kwargs)
+        except (holders.InactiveHolderError, IntegrityError) as exc:
+            if not holders.refused(exc):
+                raise
+            # Blocked, deleted or suspended while this request ran: nothing it wrote stays.
+            response = _json_error("invalid_grant", holders.REFUSAL)
         if proof is not None and settings.IDP_DPOP_REQUIRE_NONCE:
             response["DPoP-Nonce"] = dpop.nonce()  # §8.2: the next request's, ahead of time
         return response
