@@ -128,7 +128,7 @@ def test_each_rank_still_manages_the_ranks_below(api: Api, cast: Cast, mailoutbo
     above = api.call("DELETE", f"/users/{cast.root.pk}/sessions", as_=cast.admin)
     assert (above.status_code, above.json()["error"]) == (403, "forbidden")
     # Everyone manages their own profile and sessions.
-    assert api.call("PATCH", "/me", as_=cast.operator, json={"phone": "+7 999 111-22-33"}).status_code == 200
+    assert api.call("PATCH", "/me", as_=cast.acme_user, json={"phone": "+7 999 111-22-33"}).status_code == 200
 
 
 # --- the admin's actions reach the same rule -------------------------------------------------------
