@@ -47,6 +47,24 @@ def _django_request(request: OAuthlibRequest) -> Any:
     return context.http_request()
 
 
+def _applications(django_request: Any) -> dict[str, Application]:
+    memo = getattr(django_request, "idp_applications", None)
+    if memo is None:
+        memo = django_request.idp_applications = {}
+    return memo
+
+
+def application_of(django_request: Any, client_id: str, *, load: bool = True) -> Application | None:
+    """The application `client_id` names, read once per HTTP request (None if there is none)."""
+    memo = _applications(django_request)
+    if client_id not in memo and load:
+        found = Application.objects.filter(client_id=client_id).first()
+        if found is None:
+            return None
+        memo[client_id] = found
+    return memo.get(client_id)
+
+
 class Validator(RegisteredResourcesMixin, OAuth2Validator):
     oidc_claim_scope = claim_rules.CLAIM_SCOPES
 
@@ -56,6 +74,17 @@ class Validator(RegisteredResourcesMixin, OAuth2Validator):
         if client_assertion.present(dict(request.decoded_body or ())):
             return True
         return super().client_authentication_required(request, *args, **kwargs)
+
+    def _load_application(self, client_id: str, request: OAuthlibRequest) -> Application | None:
+        # One read per HTTP request: DOT loads the client again for each oauthlib request it
+        # builds (the authorization endpoint builds two), and the view a third time.
+        django_request = _django_request(request)
+        if not request.client and django_request is not None:
+            request.client = application_of(django_request, client_id, load=False)
+        client = super()._load_application(client_id, request)
+        if client is not None and django_request is not None:
+            _applications(django_request)[client_id] = client
+        return client
 
     def authenticate_client(self, request: OAuthlibRequest, *args: Any, **kwargs: Any) -> bool:
         django_request = _django_request(request)
@@ -121,7 +150,12 @@ class Validator(RegisteredResourcesMixin, OAuth2Validator):
     ) -> bool:
         # The token view runs in a transaction: this row lock makes parallel exchanges of one
         # code queue up, and the loser sees `used_at` set (oauthlib issue 618).
-        grant = Grant.objects.select_for_update().filter(code=code, application=client).first()
+        grant = (
+            Grant.objects.select_for_update(of=("self",))
+            .select_related("user__organisation")  # User.is_active reads both
+            .filter(code=code, application=client)
+            .first()
+        )
         if grant is None:
             return False
         if grant.used_at is not None:
@@ -137,6 +171,34 @@ class Validator(RegisteredResourcesMixin, OAuth2Validator):
         if grant.claims:
             request.claims = json.loads(grant.claims)
         return True
+
+    @staticmethod
+    def _held_grant(request: OAuthlibRequest, code: str) -> Grant | None:
+        """The grant validate_code read and locked, if `code` is its code: oauthlib's later
+        questions about the code (redirect URI, PKCE, nonce) are answered from it, where DOT
+        read the row again for each."""
+        grant = getattr(request, "idp_grant", None)
+        return grant if grant is not None and grant.code == code else None
+
+    def get_code_challenge(self, code: str, request: OAuthlibRequest) -> str | None:
+        grant = self._held_grant(request, code)
+        if grant is None:
+            return super().get_code_challenge(code, request)
+        return grant.code_challenge or None
+
+    def get_code_challenge_method(self, code: str, request: OAuthlibRequest) -> str | None:
+        grant = self._held_grant(request, code)
+        if grant is None:
+            return super().get_code_challenge_method(code, request)
+        return grant.code_challenge_method or None
+
+    def get_authorization_code_nonce(
+        self, client_id: str, code: str, redirect_uri: str, request: OAuthlibRequest
+    ) -> str | None:
+        grant = self._held_grant(request, code)
+        if grant is None:
+            return super().get_authorization_code_nonce(client_id, code, redirect_uri, request)
+        return grant.nonce or None
 
     def _revoke_tokens_of_replayed_code(self, grant: Grant) -> None:
         """RFC 6749 §4.1.2 / ASVS 10.4.2: a second use of a code revokes the tokens it issued."""
@@ -194,15 +256,31 @@ class Validator(RegisteredResourcesMixin, OAuth2Validator):
         token: dict[str, Any],
         source_refresh_token: RefreshToken | None = None,
     ) -> AccessToken:
-        access_token = super()._create_access_token(expires, request, token, source_refresh_token)
+        # DOT's row in one INSERT (DOT inserts, then this added an UPDATE), linked to the ID token
+        # row finalize_id_token saved, where DOT verified the ID token it had just signed to find
+        # that row again by its jti.
+        id_token = None
+        if token.get("id_token"):
+            saved = getattr(request, "id_token", None)
+            id_token = saved if isinstance(saved, IDToken) else self._load_id_token(token["id_token"])
         sid, grant = session_facts(request)
-        access_token.jti = getattr(request, "idp_access_jti", "")
-        access_token.sid = sid
-        access_token.authorization_code = grant
-        # What the user proved for this token's grant (idp.oidc.tokens.grant_methods): the refresh
-        # grant and the REST API hold it against the 2FA policy of the day.
-        access_token.amr = " ".join(getattr(request, "idp_amr", []))
-        access_token.save(update_fields=["jti", "sid", "authorization_code", "amr"])
+        access_token = AccessToken(
+            user=request.user,
+            scope=token["scope"],
+            expires=expires,
+            id_token=id_token,
+            application=request.client,
+            source_refresh_token=source_refresh_token,
+            resource=getattr(request, "resource", []),  # RFC 8707
+            jti=getattr(request, "idp_access_jti", ""),
+            sid=sid,
+            authorization_code=grant,
+            # What the user proved for this token's grant (idp.oidc.tokens.grant_methods): the
+            # refresh grant and the REST API hold it against the 2FA policy of the day.
+            amr=" ".join(getattr(request, "idp_amr", [])),
+        )
+        self._set_token_value(access_token, token["access_token"])
+        access_token.save(force_insert=True)
         return access_token
 
     def _save_bearer_token(
@@ -327,6 +405,9 @@ class Validator(RegisteredResourcesMixin, OAuth2Validator):
                 "(RFC 6749 §4.1.3)",
                 request=request,
             )
+        grant = self._held_grant(request, code)
+        if grant is not None and grant.application_id == client.pk:
+            return grant.redirect_uri_allowed(redirect_uri)
         return super().confirm_redirect_uri(client_id, code, redirect_uri, client, request, *args, **kwargs)
 
     # --- Scopes: service tokens carry no user scopes --------------------------------------------

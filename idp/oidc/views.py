@@ -57,6 +57,7 @@ from idp.oidc.claims import CLAIM_SCOPES
 from idp.oidc.id_tokens import verify_id_token_hint
 from idp.oidc.models import Application, Consent, IDToken
 from idp.oidc.revocation import revoke_session_tokens
+from idp.oidc.validators import application_of
 
 CODE_VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")  # RFC 7636 §4.1
 MAX_AGE = re.compile(r"[0-9]+")  # OIDC Core §3.1.2.1: a number of seconds
@@ -283,7 +284,7 @@ class AuthorizationView(dot.AuthorizationView):
             scopes, credentials = self.validate_authorization_request(request)
         except OAuthToolkitError as error:
             return self.error_response(error, application=None)
-        application = Application.objects.get(client_id=credentials["client_id"])
+        application = application_of(request, credentials["client_id"])
         if "consent" not in prompt and Consent.covers(
             user=request.user, application=application, scopes=scopes
         ):
@@ -320,12 +321,12 @@ class AuthorizationView(dot.AuthorizationView):
         if credentials.get("state"):
             params["state"] = credentials["state"]
         params["iss"] = settings.IDP_ISSUER
-        application = Application.objects.get(client_id=credentials["client_id"])
+        application = application_of(request, credentials["client_id"])
         return self.redirect(f"{uri}{'&' if '?' in uri else '?'}{urlencode(params)}", application)
 
     def form_valid(self, form: Any) -> HttpResponse:
         response = super().form_valid(form)
-        application = Application.objects.filter(client_id=form.cleaned_data.get("client_id")).first()
+        application = application_of(self.request, form.cleaned_data.get("client_id") or "")
         if application is None:
             return response
         allowed = bool(form.cleaned_data.get("allow"))
