@@ -125,3 +125,30 @@ def test_local_copies_reload_periodically(settings):
     while not copy.lookup("unannounced") and time.monotonic() < deadline:
         time.sleep(0.05)
     assert copy.lookup("unannounced") is True
+
+
+@pytest.mark.needs("redis")
+@pytest.mark.django_db(transaction=True)
+def test_a_large_local_copy_drops_expired_entries_once_it_has_doubled(monkeypatch):
+    """Not a pass over the whole copy per announcement once it is large (O(n) each, in every
+    process, at every revocation): a pruning when it has doubled, expired entries dropped."""
+    import time
+
+    monkeypatch.setattr(blacklist, "PRUNE_ABOVE", 100)
+    copy = blacklist.LocalCopy()
+    deadline = time.monotonic() + 10
+    while copy.lookup("x") is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # subscribed and loaded (empty): no reload will replace what follows
+    assert copy._prune_above == 100
+    prunings = []
+    real_prune = copy._prune
+    monkeypatch.setattr(copy, "_prune", lambda: (prunings.append(len(copy._revoked)), real_prune()))
+    later, earlier = time.time() + 300, time.time() - 1
+    for i in range(150):
+        copy._announced(f"live-{i} {later:.0f}")
+    assert prunings == [101]  # all live: kept, and the next pruning waits for 202
+    for i in range(60):
+        copy._announced(f"expired-{i} {earlier:.0f}")
+    assert prunings == [101, 203]
+    assert len(copy._revoked) == 150 + 7  # the live ones, and what came after that pruning
+    assert all(key.startswith("live") or key.startswith("expired-5") for key in copy._revoked)
