@@ -32,7 +32,7 @@ def login(*, login: str, password: str, channel: str) -> LoginOutcome:
         )
     try:
         return LoginOutcome(tokens=issue_tokens(user=result.user, channel=channel))
-    except (holders.InactiveHolderError, IntegrityError) as exc:
+    except (holders.RefusedError, IntegrityError) as exc:
         if not holders.refused(exc):
             raise
         return LoginOutcome(error=str(LoginError.ACCOUNT_BLOCKED))  # blocked during this login

@@ -15,6 +15,10 @@ old refresh token's row before it inserts, and a revocation takes the user befor
 a rotation holds the user first (`hold`, and the fast path's claim), in the revocation's order:
 the two never deadlock.
 
+A password change or reset leaves the user active but revokes their refresh tokens, under the
+same lock: a rotation through DOT's path, which checked its refresh token before taking the
+lock, checks it again once it holds the user (`hold_refresh_token`).
+
 The embedded default (SQLite, one process) has no trigger; there the doors' own checks stand.
 """
 
@@ -24,6 +28,8 @@ import uuid
 
 from django.db import IntegrityError, connection
 
+from idp.oidc.models import RefreshToken
+
 # The name the trigger's refusal carries (an IntegrityError, SQLSTATE 23514 check_violation).
 CONSTRAINT = "oauth_token_holder_active"
 REFUSAL = "the user may no longer receive tokens"
@@ -32,7 +38,12 @@ REFUSAL = "the user may no longer receive tokens"
 HOLD_SQL = "(SELECT oauth_hold_token_holder(%(holder)s))"
 
 
-class InactiveHolderError(Exception):
+class RefusedError(Exception):
+    """What this request was issuing may not be issued after all: answered `invalid_grant`,
+    with nothing it wrote kept (the view's transaction rolls back)."""
+
+
+class InactiveHolderError(RefusedError):
     """The user was blocked, deleted or suspended while their tokens were being issued."""
 
 
@@ -48,9 +59,27 @@ def hold(user_id: uuid.UUID) -> None:
         raise InactiveHolderError(REFUSAL)
 
 
-def refused(exc: BaseException) -> bool:
-    """Whether `exc` is this rule refusing a token (from `hold` or from the trigger)."""
-    if isinstance(exc, InactiveHolderError):
-        return True
+def hold_refresh_token(refresh_token: RefreshToken) -> None:
+    """Lock the refresh token a rotation replaces, after its user (hold); raise RefusedError if
+    a revocation took it since the grant checked it: a password change or a logout that
+    committed meanwhile revokes it without changing the user's status."""
+    if (
+        not RefreshToken.objects.select_for_update()
+        .filter(pk=refresh_token.pk, revoked__isnull=True)
+        .exists()
+    ):
+        raise RefusedError("the refresh token was revoked")
+
+
+def refusal(exc: BaseException) -> str | None:
+    """The refusal's description if `exc` is one of these rules refusing (from here or from the
+    trigger), else None."""
+    if isinstance(exc, RefusedError):
+        return str(exc)
     diag = getattr(exc.__cause__, "diag", None) if isinstance(exc, IntegrityError) else None
-    return getattr(diag, "constraint_name", None) == CONSTRAINT
+    return REFUSAL if getattr(diag, "constraint_name", None) == CONSTRAINT else None
+
+
+def refused(exc: BaseException) -> bool:
+    """Whether `exc` is one of these rules refusing a token."""
+    return refusal(exc) is not None

@@ -289,6 +289,9 @@ class Validator(RegisteredResourcesMixin, OAuth2Validator):
         if request.grant_type != "client_credentials" and request.user is not None:
             # Before DOT locks the refresh token it rotates: the order a block takes them in.
             holders.hold(request.user.pk)
+            rotated = getattr(request, "refresh_token_instance", None)
+            if request.grant_type == "refresh_token" and rotated is not None:
+                holders.hold_refresh_token(rotated)
         super()._save_bearer_token(token, request, *args, **kwargs)
         token["token_type"] = token_type(getattr(request, "idp_dpop_jkt", None))
         device.consume(request)  # its row is locked since validate_device_code

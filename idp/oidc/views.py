@@ -371,11 +371,12 @@ class TokenView(dot.TokenView):
             return dpop.error_response(exc)
         try:
             response = self._grant_response(request, *args, **kwargs)
-        except (holders.InactiveHolderError, IntegrityError) as exc:
-            if not holders.refused(exc):
+        except (holders.RefusedError, IntegrityError) as exc:
+            refusal = holders.refusal(exc)
+            if refusal is None:
                 raise
-            # Blocked, deleted or suspended while this request ran: nothing it wrote stays.
-            response = _json_error("invalid_grant", holders.REFUSAL)
+            # Blocked, deleted or revoked while this request ran: nothing it wrote stays.
+            response = _json_error("invalid_grant", refusal)
         if proof is not None and settings.IDP_DPOP_REQUIRE_NONCE:
             response["DPoP-Nonce"] = dpop.nonce()  # §8.2: the next request's, ahead of time
         return response

@@ -19,6 +19,7 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from accounts import passwords
 from accounts import services as accounts
 from accounts.models import User
 from clients.models import Organisation
@@ -159,6 +160,23 @@ def test_a_refresh_that_reaches_its_save_while_a_block_is_under_way_is_refused(p
     answer = rotated[0]
     assert answer.status_code == 400, answer.content
     assert answer.json()["error"] == "invalid_grant"
+    assert not AccessToken.objects.filter(user=ivan).exists()
+    assert not RefreshToken.objects.filter(user=ivan, revoked__isnull=True).exists()
+
+
+def test_a_refresh_that_reaches_its_save_while_a_password_reset_is_under_way_is_refused(portal):
+    """A password reset leaves the user active but revokes their refresh tokens: a rotation that
+    checked its token before the reset committed must not mint from it afterwards."""
+    app, secret, ivan = portal
+    value = family(app, ivan)
+    with transaction.atomic():
+        passwords.reset_password(user=ivan, new_password="a-new-password-for-ivan-42")
+        rotation, rotated = _in_thread(lambda: _refresh(app, secret, value, scope="openid profile"))
+        assert _until_waiting_on_a_lock(rotation)
+    rotation.join(30)
+
+    answer = rotated[0]
+    assert (answer.status_code, answer.json()["error"]) == (400, "invalid_grant"), answer.content
     assert not AccessToken.objects.filter(user=ivan).exists()
     assert not RefreshToken.objects.filter(user=ivan, revoked__isnull=True).exists()
 
