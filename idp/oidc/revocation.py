@@ -80,6 +80,13 @@ def revoke_session_tokens(sid: str) -> int:
     (idp.oidc.signals)."""
     if not sid:
         return 0  # tokens without a session (service and direct logins) share the empty sid
+    # The session's user held first, as a block holds them: a rotation of this session's tokens
+    # already under way finishes before the reads below, which then see what it issued.
+    list(
+        User.objects.select_for_update()
+        .filter(pk__in=AccessToken.objects.filter(sid=sid).values("user_id"))
+        .values_list("pk", flat=True)
+    )
     families = list(RefreshToken.objects.filter(access_token__sid=sid).values_list("token_family", flat=True))
     count = _revoke_access(AccessToken.objects.filter(sid=sid))
     _revoke_families(families)

@@ -74,6 +74,26 @@ def _until_waiting_on_a_lock(thread: threading.Thread, seconds: float = 15) -> b
     return False
 
 
+def _rotation_paused_after_its_claim(
+    monkeypatch: Any, app: Any, secret: str, value: str
+) -> tuple[threading.Thread, list[Any], threading.Event]:
+    """A refresh on the fast path, stopped between its claim of the old token and its commit
+    until the returned event is set: the window in which a revocation can start."""
+    claimed, go_on = threading.Event(), threading.Event()
+    real_claim = refresh._claim
+
+    def claim_then_pause(*args: Any) -> bool:
+        won = real_claim(*args)
+        claimed.set()
+        go_on.wait(30)
+        return won
+
+    monkeypatch.setattr(refresh, "_claim", claim_then_pause)
+    rotation, rotated = _in_thread(lambda: _refresh(app, secret, value))
+    assert claimed.wait(30)
+    return rotation, rotated, go_on
+
+
 def _token_row(user: User, app: Any) -> AccessToken:
     return AccessToken(
         user=user,
@@ -112,18 +132,7 @@ def test_the_database_refuses_a_token_for_a_user_who_may_not_hold_one(portal):
 def test_a_rotation_under_way_when_the_user_is_blocked_is_revoked_with_the_rest(monkeypatch, portal):
     app, secret, ivan = portal
     value = family(app, ivan)
-    claimed, go_on = threading.Event(), threading.Event()
-    real_claim = refresh._claim
-
-    def claim_then_pause(*args: Any) -> bool:
-        won = real_claim(*args)
-        claimed.set()
-        go_on.wait(30)  # the block starts here, between the claim and the new rows' commit
-        return won
-
-    monkeypatch.setattr(refresh, "_claim", claim_then_pause)
-    rotation, rotated = _in_thread(lambda: _refresh(app, secret, value))
-    assert claimed.wait(30)
+    rotation, rotated, go_on = _rotation_paused_after_its_claim(monkeypatch, app, secret, value)
     block, blocked = _in_thread(
         lambda: accounts.block_user(actor=None, user=User.objects.get(pk=ivan.pk), reason="fraud")
     )
@@ -144,6 +153,22 @@ def test_a_rotation_under_way_when_the_user_is_blocked_is_revoked_with_the_rest(
     assert refresh_tokens_by_value(issued["refresh_token"]).get().revoked is not None
     assert _refresh(app, secret, issued["refresh_token"]).json()["error"] == "invalid_grant"
     assert not AccessToken.objects.filter(user=ivan).exists()
+
+
+def test_a_rotation_under_way_when_its_session_logs_out_is_revoked_with_the_rest(monkeypatch, portal):
+    app, secret, ivan = portal
+    value = family(app, ivan, sid="the-browser-session")
+    rotation, rotated, go_on = _rotation_paused_after_its_claim(monkeypatch, app, secret, value)
+    logout, _ = _in_thread(lambda: revocation.revoke_session_tokens("the-browser-session"))
+    assert _until_waiting_on_a_lock(logout)  # the logout waits for the rotation of its session
+    go_on.set()
+    rotation.join(30)
+    logout.join(30)
+
+    issued = rotated[0].json()
+    assert RevokedToken.objects.filter(jti=_claims(issued["access_token"])["jti"]).exists()
+    assert refresh_tokens_by_value(issued["refresh_token"]).get().revoked is not None
+    assert not AccessToken.objects.filter(sid="the-browser-session").exists()
 
 
 def test_a_refresh_that_reaches_its_save_while_a_block_is_under_way_is_refused(portal):
