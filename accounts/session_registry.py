@@ -196,6 +196,13 @@ def sessions_of(*, actor: User, user: User) -> list[UserSession]:
 # --- Ending -----------------------------------------------------------------------------------
 
 
+def _hold(user: User) -> None:
+    """The user's row first, then their sessions': the order a password change, a block and the
+    token revocation (which holds the user against a token being issued) take them in, so two
+    of these at once wait for each other instead of deadlocking."""
+    list(User.objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
+
+
 def _end(row: UserSession) -> int:
     """Delete the Django session, revoke its tokens and drop its row; returns tokens revoked."""
     store = _store_class()
@@ -224,6 +231,7 @@ def _session_uuid(session_id: str | uuid.UUID) -> uuid.UUID:
 def end_session(*, actor: User | None, user: User, session_id: str | uuid.UUID) -> UserSession:
     """End one browser session of `user`: its user, or someone who may block them, may do it."""
     authority.require(actor, authority.END_SESSIONS, user)
+    _hold(user)
     row = UserSession.objects.select_for_update().filter(pk=_session_uuid(session_id), user=user).first()
     if row is None:
         raise _not_found()
@@ -243,6 +251,7 @@ def terminate_sessions(*, user: User, keep_sid: str = "") -> tuple[int, int]:
     """End every session of `user` (but the one with `keep_sid`) and revoke their tokens, those of
     sessionless logins (REST, gRPC) included; returns (sessions, tokens). No audit record of its
     own: callers inside a transaction record why (a password change, an operator's action)."""
+    _hold(user)
     rows = UserSession.objects.select_for_update().filter(user=user)
     if keep_sid:
         rows = rows.exclude(sid=keep_sid)
