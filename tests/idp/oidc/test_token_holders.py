@@ -8,6 +8,7 @@ block's revocation did not see the new rows, and the new access token stayed val
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 import uuid
@@ -25,10 +26,11 @@ from accounts.models import User
 from clients.models import Organisation
 from idp.api import auth
 from idp.oidc import holders, refresh, revocation
-from idp.oidc.models import AccessToken, RefreshToken, RevokedToken
+from idp.oidc.models import AccessToken, Grant, RefreshToken, RevokedToken
 from idp.oidc.revocation import refresh_tokens_by_value
 from idp.oidc.tokens import TokenError, verify_access_token
 from tests.idp.oidc.conftest import PASSWORD, make_app
+from tests.idp.oidc.test_code_exchange import _code, _exchange
 from tests.idp.oidc.test_refresh import _claims, _refresh, family
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -155,17 +157,33 @@ def test_a_rotation_under_way_when_the_user_is_blocked_is_revoked_with_the_rest(
     assert not AccessToken.objects.filter(user=ivan).exists()
 
 
-def test_a_rotation_under_way_when_its_session_logs_out_is_revoked_with_the_rest(monkeypatch, portal):
+def test_a_code_exchange_under_way_when_its_session_logs_out_is_revoked_with_the_rest(monkeypatch, portal):
+    """The logout holds the session's user before it reads the session's tokens: an exchange of
+    a code of that session already issuing its tokens finishes first, and the logout finds them.
+    (A rotation under way is caught anyway, by its family; a new family is not.)"""
     app, secret, ivan = portal
-    value = family(app, ivan, sid="the-browser-session")
-    rotation, rotated, go_on = _rotation_paused_after_its_claim(monkeypatch, app, secret, value)
+    family(app, ivan, sid="the-browser-session")  # what the logout finds to begin with
+    verifier = secrets.token_urlsafe(48)
+    code = _code(app, ivan, verifier)  # sid "one-browser-session" in that module: make it ours
+    Grant.objects.filter(pk=code.pk).update(sid="the-browser-session")
+    held, go_on = threading.Event(), threading.Event()
+    real_hold = holders.hold
+
+    def hold_then_pause(user_id: Any) -> None:
+        real_hold(user_id)
+        held.set()
+        go_on.wait(30)  # the logout starts here, before this exchange inserts its tokens
+
+    monkeypatch.setattr(holders, "hold", hold_then_pause)
+    exchange, exchanged = _in_thread(lambda: _exchange(app, secret, code.code, verifier))
+    assert held.wait(30)
     logout, _ = _in_thread(lambda: revocation.revoke_session_tokens("the-browser-session"))
-    assert _until_waiting_on_a_lock(logout)  # the logout waits for the rotation of its session
+    assert _until_waiting_on_a_lock(logout)  # the logout waits for the exchange
     go_on.set()
-    rotation.join(30)
+    exchange.join(30)
     logout.join(30)
 
-    issued = rotated[0].json()
+    issued = exchanged[0].json()
     assert RevokedToken.objects.filter(jti=_claims(issued["access_token"])["jti"]).exists()
     assert refresh_tokens_by_value(issued["refresh_token"]).get().revoked is not None
     assert not AccessToken.objects.filter(sid="the-browser-session").exists()
