@@ -79,7 +79,8 @@ def test_password_then_emailed_code(provider):
         callbacks = _sign_in(page, provider, app, "olga")
         # The code went out when the page opened; the page says where, and when another may be asked.
         assert "o***@idp.example" in page.inner_text("[role=status]")
-        assert page.is_disabled("#send button")
+        # countdown.js (deferred) disables it; #verify can be on the page before the script ran.
+        page.wait_for_selector("#send button:disabled", timeout=10_000)
         page.fill("#id_token", _code(mail.outbox[-1].body))  # the test mail outbox
         page.click("button[value=verify]")
         page.wait_for_url(f"{REDIRECT_URI}*")
