@@ -54,10 +54,10 @@ def _applications(django_request: Any) -> dict[str, Application]:
     return memo
 
 
-def application_of(django_request: Any, client_id: str, *, load: bool = True) -> Application | None:
+def application_of(django_request: Any, client_id: str) -> Application | None:
     """The application `client_id` names, read once per HTTP request (None if there is none)."""
     memo = _applications(django_request)
-    if client_id not in memo and load:
+    if client_id not in memo:
         found = Application.objects.filter(client_id=client_id).first()
         if found is None:
             return None
@@ -80,7 +80,7 @@ class Validator(RegisteredResourcesMixin, OAuth2Validator):
         # builds (the authorization endpoint builds two), and the view a third time.
         django_request = _django_request(request)
         if not request.client and django_request is not None:
-            request.client = application_of(django_request, client_id, load=False)
+            request.client = _applications(django_request).get(client_id)  # read already, or None
         client = super()._load_application(client_id, request)
         if client is not None and django_request is not None:
             _applications(django_request)[client_id] = client
