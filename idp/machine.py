@@ -6,7 +6,8 @@ user, CSRF, 2FA step-up, messages and the language of pages mean nothing there, 
 cost them about as much CPU as the endpoint itself (bench/compare/inproc.py). So those paths get
 the same list minus the middleware in BROWSER_ONLY; every other middleware (the client's
 address, security headers, NUL bytes, host validation, store outages, and any added later) runs
-on both.
+on both. The commonest introspection and userinfo requests skip Django's request cycle
+altogether (idp.lane).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
+
+from idp.lane import Lane, honours
 
 # Exact paths (no prefixes: `/o/authorize/` and the admin are browser pages).
 MACHINE_PATHS = frozenset(
@@ -69,8 +72,11 @@ class Application:
     def __init__(self) -> None:
         self.web = WSGIHandler()
         self.machine = _handler(machine_middleware())
+        self.lane = Lane() if honours(machine_middleware()) else None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         # The path Django will resolve (WSGIRequest strips SCRIPT_NAME the same way).
-        handler = self.machine if environ.get("PATH_INFO") in MACHINE_PATHS else self.web
-        return handler(environ, start_response)
+        if environ.get("PATH_INFO") not in MACHINE_PATHS:
+            return self.web(environ, start_response)
+        answered = None if self.lane is None else self.lane(environ, start_response)
+        return self.machine(environ, start_response) if answered is None else answered

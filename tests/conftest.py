@@ -107,18 +107,21 @@ def _no_server_errors() -> Iterator[None]:
         where = f"{getattr(request, 'method', '?')} {getattr(request, 'path', '?')}"
         server_errors.append(f"HTTP 500 on {where}: {sys.exc_info()[1]!r}")
 
-    class GrpcInternal(logging.Handler):
+    class Failures(logging.Handler):
         def emit(self, entry: logging.LogRecord) -> None:
             if entry.levelno >= logging.ERROR:
-                server_errors.append(f"gRPC INTERNAL: {entry.getMessage()}")
+                server_errors.append(f"{entry.name}: {entry.getMessage()}")
 
-    grpc_log, handler = logging.getLogger("idp.api.grpc_service"), GrpcInternal()
+    # The direct lane (idp.lane) logs a failure of its own before the machine stack answers.
+    logs, handler = [logging.getLogger("idp.api.grpc_service"), logging.getLogger("idp.lane")], Failures()
     server_errors.clear()
     got_request_exception.connect(record, dispatch_uid="tests.no_server_errors")
-    grpc_log.addHandler(handler)
+    for log in logs:
+        log.addHandler(handler)
     yield
     got_request_exception.disconnect(dispatch_uid="tests.no_server_errors")
-    grpc_log.removeHandler(handler)
+    for log in logs:
+        log.removeHandler(handler)
     if server_errors:
         pytest.fail(f"the server failed: {server_errors}", pytrace=False)
 

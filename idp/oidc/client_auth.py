@@ -32,7 +32,11 @@ def authenticate(request: HttpRequest) -> ClientRecord | None:
         request.POST.get("client_id", ""),
         request.POST.get("client_secret", ""),
     )
-    client_id, secret = credentials
+    return by_secret(*credentials)
+
+
+def by_secret(client_id: str, secret: str) -> ClientRecord | None:
+    """The confidential client registered for a secret whose id and secret these are, or None."""
     if not client_id or not secret:
         return None
     client = clients.get(client_id)
@@ -66,11 +70,18 @@ def _verify_assertion(request: HttpRequest) -> ClientRecord | None:
 
 def basic_credentials(request: HttpRequest) -> tuple[str, str] | None:
     """The (client_id, client_secret) of an HTTP Basic header, or None."""
-    auth_type, _, value = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    return parse_basic(
+        request.META.get("HTTP_AUTHORIZATION", ""), request.encoding or settings.DEFAULT_CHARSET
+    )
+
+
+def parse_basic(header: str, encoding: str) -> tuple[str, str] | None:
+    """The (client_id, client_secret) of an `Authorization: Basic` value, or None."""
+    auth_type, _, value = header.partition(" ")
     if auth_type != "Basic" or not value:
         return None
     try:
-        decoded = base64.b64decode(value).decode(request.encoding or settings.DEFAULT_CHARSET)
+        decoded = base64.b64decode(value).decode(encoding)
     except (binascii.Error, ValueError, UnicodeDecodeError):
         return None
     client_id, colon, secret = decoded.partition(":")

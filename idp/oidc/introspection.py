@@ -18,6 +18,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 
 from idp.oidc import client_auth, resources, responses
+from idp.oidc.client_cache import ClientRecord
 from idp.oidc.tokens import TokenError, token_type, verify_access_token
 
 # What an active access token's introspection says: its own claims, under RFC 7662 §2.2's names
@@ -70,8 +71,10 @@ def fast_response(request: HttpRequest) -> HttpResponse | None:
     if len(given) != 1 or given[0].count(".") != 2:  # a refresh token is not a JWT
         return None
     caller = client_auth.authenticate(request)
-    if caller is None:
-        return None
-    claims = access_token_answer(given[0], caller.pk, caller.client_id, caller.resource_server)
-    body = {"active": False} if claims is None else {"active": True, **claims}
-    return responses.no_store_json(json.dumps(body))
+    return None if caller is None else responses.no_store_json(answer(given[0], caller))
+
+
+def answer(token: str, caller: ClientRecord) -> str:
+    """The JSON answer to `caller`'s introspection of `token`, a JWT (idp.lane answers it too)."""
+    claims = access_token_answer(token, caller.pk, caller.client_id, caller.resource_server)
+    return json.dumps({"active": False} if claims is None else {"active": True, **claims})

@@ -48,6 +48,13 @@ def fast_response(request: HttpRequest) -> HttpResponse | None:
         return _dpop_response(request, token)
     if scheme.lower() != "bearer":
         return None
+    claims = bearer_answer(token)
+    return None if claims is None else _json_response(claims)
+
+
+def bearer_answer(token: str) -> str | None:
+    """The JSON claims for a bearer token that passes every check, else None (idp.lane answers
+    with it too)."""
     try:
         verified = verify_access_token(token)  # a bound token is refused: DOT answers 401
     except TokenError:
@@ -56,7 +63,7 @@ def fast_response(request: HttpRequest) -> HttpResponse | None:
     if not verified.is_user or "openid" not in scopes:
         return None
     user = _user(verified.sub)
-    return None if user is None else _claims_response(user, scopes)
+    return None if user is None else json.dumps(released_claims(user, scopes))
 
 
 @functools.cache
@@ -87,8 +94,8 @@ def _user(sub: str) -> User | None:
     return None if row is None else User.from_db(connection.alias, attnames, row)
 
 
-def _claims_response(user: User, scopes: list[str]) -> HttpResponse:
-    response = HttpResponse(json.dumps(released_claims(user, scopes)), status=200)
+def _json_response(body: str) -> HttpResponse:
+    response = HttpResponse(body, status=200)
     response["Content-Type"] = "application/json"
     return response
 
@@ -112,7 +119,7 @@ def _dpop_response(request: HttpRequest, token: str) -> HttpResponse:
     user = _user(verified.sub)
     if user is None:
         return _dpop_challenge(401, "invalid_token", "the token's user is gone")
-    return _claims_response(user, scopes)
+    return _json_response(json.dumps(released_claims(user, scopes)))
 
 
 def _dpop_challenge(status: int, error: str, description: str) -> HttpResponse:

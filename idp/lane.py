@@ -1,0 +1,232 @@
+"""The direct lane: the two machine requests services make most (RFC 7662 introspection with HTTP
+Basic client credentials, and userinfo with a bearer token) answered without Django's request
+cycle.
+
+Building the request, resolving the URL, running the middleware and rendering the response cost
+a Django view four times what granian's bare WSGI costs (bench/compare "floors"), more than the
+work of these answers, which come from per-process caches (idp.oidc.introspection, .userinfo).
+The lane answers only requests of the common shape, and only a success or an `active: false`;
+anything else (another shape, a refusal, an error, a store outage) goes on to the machine stack
+(idp.machine), which answers it exactly as before. So every refusal and error keeps one source.
+
+What the machine middleware does is done here too, from the same settings and functions (the
+list `HONOURED` is checked against settings.MIDDLEWARE by a test, so a middleware added later
+is not skipped unseen): the Host header checked by Django's own rule, the HTTPS redirect left to
+Django, the client's address behind trusted proxies and the request id bound for logs, the
+security headers, the request counted, and the database connection checked and recycled before
+and after, as Django's request_started / request_finished receivers do.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qsl
+
+from django.conf import settings
+from django.core.exceptions import DisallowedHost
+from django.db import connection
+from django.http import HttpRequest
+from django.urls import resolve
+
+from core import context, http_metrics
+from core.client_ip import client_ip
+from core.outages import STORE_OUTAGES
+from idp.oidc import client_auth, introspection, userinfo
+from idp.oidc.dpop import HEADER as DPOP_HEADER
+
+log = logging.getLogger(__name__)
+
+# Each machine middleware and what the lane does in its place (tests/idp/test_lane.py compares
+# this with settings.MIDDLEWARE, and the lane's answers with the machine stack's).
+HONOURED = {
+    "core.http_metrics.RequestMetricsMiddleware": "http_metrics.observe, same route label",
+    "core.client_ip.ClientIPMiddleware": "client_ip() for the bound context",
+    "django.middleware.security.SecurityMiddleware": "HTTPS redirect left to Django; its headers",
+    "idp.security_headers.SecurityHeadersMiddleware": "HTML only: the lane answers JSON",
+    "core.context.RequestContextMiddleware": "context bound, X-Request-ID",
+    "idp.nul_bytes.RejectNulBytesMiddleware": "exact paths and no query string: nothing to refuse",
+    "django.middleware.common.CommonMiddleware": "exact paths; DISALLOWED_USER_AGENTS left to Django",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware": "X-Frame-Options",
+    "core.outages.StoreOutageMiddleware": "an outage goes on to the machine stack's 503",
+}
+
+# Form bodies this small hold one JWT (verify_access_token refuses longer ones); larger ones are
+# Django's to read and limit.
+_MAX_BODY = 16384
+_FORM = "application/x-www-form-urlencoded"
+_NO_STORE = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+
+Answer = tuple[list[tuple[str, str]], str]  # extra headers, JSON body
+
+
+def honours(middleware: list[str]) -> bool:
+    """Whether the lane does what each of this machine stack's middleware does; a stack with one
+    it does not know (OpenTelemetry's, when tracing is on) gets no lane."""
+    return set(middleware) <= HONOURED.keys()
+
+
+class _Probe(HttpRequest):
+    """Just enough of a request for Django's own host and scheme rules (get_host, is_secure)."""
+
+    def __init__(self, environ: dict[str, Any]) -> None:
+        self.META = environ
+
+    def _get_scheme(self) -> str:
+        return self.META.get("wsgi.url_scheme", "http")
+
+
+def _form(environ: dict[str, Any]) -> dict[str, list[str]] | None:
+    """The urlencoded body as lists of values, or None for a body of another kind or size. The
+    body read is put back for the machine stack."""
+    media_type, _, parameters = environ.get("CONTENT_TYPE", "").partition(";")
+    if media_type.strip().lower() != _FORM or parameters.strip().lower() not in ("", "charset=utf-8"):
+        return None
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or "")
+    except ValueError:
+        return None
+    if not 0 < length <= _MAX_BODY:
+        return None
+    body = environ["wsgi.input"].read(length)
+    environ["wsgi.input"] = io.BytesIO(body)
+    try:
+        text = body.decode("ascii")  # urlencoded; anything else is Django's to decode
+    except UnicodeDecodeError:
+        return None
+    fields: dict[str, list[str]] = {}
+    for name, value in parse_qsl(text, keep_blank_values=True):
+        fields.setdefault(name, []).append(value)
+    return fields
+
+
+def _introspection(environ: dict[str, Any]) -> Answer | None:
+    """POST, HTTP Basic, `token` once and at most `token_type_hint=access_token`, as
+    introspection.fast_response takes them."""
+    if environ["REQUEST_METHOD"] != "POST" or environ.get("QUERY_STRING"):
+        return None
+    credentials = client_auth.parse_basic(environ.get("HTTP_AUTHORIZATION", ""), settings.DEFAULT_CHARSET)
+    if credentials is None:
+        return None
+    form = _form(environ)
+    if form is None or not form.keys() <= {"token", "token_type_hint"}:
+        return None
+    given = form.get("token", [])
+    if (
+        len(given) != 1
+        or given[0].count(".") != 2
+        or form.get("token_type_hint", ["access_token"])
+        not in (
+            ["access_token"],
+            [""],
+        )
+    ):
+        return None
+    caller = client_auth.by_secret(*credentials)
+    return None if caller is None else (_NO_STORE, introspection.answer(given[0], caller))
+
+
+def _userinfo(environ: dict[str, Any]) -> Answer | None:
+    """GET with `Authorization: Bearer`, no DPoP header, no query, as userinfo.fast_response
+    takes it."""
+    if environ["REQUEST_METHOD"] != "GET" or environ.get("QUERY_STRING") or DPOP_HEADER in environ:
+        return None
+    scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if scheme.lower() != "bearer" or not token or " " in token:
+        return None
+    claims = userinfo.bearer_answer(token)
+    return None if claims is None else ([], claims)
+
+
+_HANDLERS: dict[str, Callable[[dict[str, Any]], Answer | None]] = {
+    "/o/introspect/": _introspection,
+    "/o/userinfo/": _userinfo,
+}
+_USE_DATABASE = frozenset({"/o/userinfo/"})  # introspection reads only per-process caches
+
+
+def security_headers(secure: bool) -> list[tuple[str, str]]:
+    """The headers SecurityMiddleware and XFrameOptionsMiddleware give a JSON answer."""
+    headers = []
+    if settings.SECURE_HSTS_SECONDS and secure:
+        value = f"max-age={settings.SECURE_HSTS_SECONDS}"
+        if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
+            value += "; includeSubDomains"
+        if settings.SECURE_HSTS_PRELOAD:
+            value += "; preload"
+        headers.append(("Strict-Transport-Security", value))
+    if settings.SECURE_CONTENT_TYPE_NOSNIFF:
+        headers.append(("X-Content-Type-Options", "nosniff"))
+    policy = settings.SECURE_REFERRER_POLICY
+    if policy:
+        values = [v.strip() for v in policy.split(",")] if isinstance(policy, str) else policy
+        headers.append(("Referrer-Policy", ",".join(values)))
+    if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
+        headers.append(("Cross-Origin-Opener-Policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY))
+    headers.append(("X-Frame-Options", settings.X_FRAME_OPTIONS.upper()))
+    return headers
+
+
+class Lane:
+    """Answers a request of the lane's shapes, or returns None for the machine stack to."""
+
+    def __init__(self) -> None:
+        # The route label RequestMetricsMiddleware gives the same URL.
+        self.routes = {path: "/" + resolve(path).route for path in _HANDLERS}
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes] | None:
+        path = environ.get("PATH_INFO", "")
+        handler = _HANDLERS.get(path)
+        if handler is None or settings.DISALLOWED_USER_AGENTS:
+            return None
+        started = time.perf_counter()
+        probe = _Probe(environ)
+        try:
+            probe.get_host()
+        except DisallowedHost:
+            return None  # Django answers 400 and logs it
+        secure = probe.is_secure()
+        if settings.SECURE_SSL_REDIRECT and not secure:
+            return None
+        peer = environ.get("REMOTE_ADDR", "")
+        request = context.RequestContext(
+            request_id=context.request_id(environ.get("HTTP_X_REQUEST_ID", "")),
+            ip=client_ip(peer, environ.get("HTTP_X_FORWARDED_FOR", "")) or None,
+            user_agent=environ.get("HTTP_USER_AGENT", "")[:512],
+        )
+        database = connection if path in _USE_DATABASE else None
+        if database is not None:
+            # What request_started and request_finished do for the one connection used: a broken
+            # or aged connection is closed and opened again. (The signals' full round over every
+            # connection and cache cost as much as the introspection itself.)
+            database.close_if_unusable_or_obsolete()
+        try:
+            with context.bind(request):
+                answer = handler(environ)
+        except STORE_OUTAGES:
+            answer = None  # the machine stack meets it too: it replaces the connection, or answers 503
+        except Exception:
+            log.exception("the direct lane failed on %s; the machine stack answers", path)
+            answer = None
+        finally:
+            if database is not None:
+                database.close_if_unusable_or_obsolete()
+        if answer is None:
+            return None
+        extra, text = answer
+        body = text.encode()
+        start_response(
+            "200 OK",
+            [
+                ("Content-Type", "application/json"),
+                *extra,
+                *security_headers(secure),
+                ("X-Request-ID", request.request_id),
+                ("Content-Length", str(len(body))),
+            ],
+        )
+        http_metrics.observe(environ["REQUEST_METHOD"], self.routes[path], 200, time.perf_counter() - started)
+        return [body]

@@ -1,0 +1,238 @@
+"""idp.lane: introspection and userinfo of the common shape answered without Django's request
+cycle, byte for byte as the machine stack answers them (headers included), and everything else
+left to that stack."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+from core import http_metrics
+from idp import lane, machine
+from idp.oidc import revocation
+from idp.oidc.issuance import issue_tokens
+from idp.oidc.models import Application
+from tests.core.test_pgbackend import drop_our_connection
+from tests.idp.oidc.conftest import basic_auth, make_app
+from tests.wsgi import wsgi_call
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+FORM = "application/x-www-form-urlencoded"
+
+
+class Counted(lane.Lane):
+    """The lane, counting the requests it answered itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answered = 0
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        answer = super().__call__(environ, start_response)
+        self.answered += answer is not None
+        return answer
+
+
+def _apps() -> tuple[machine.Application, machine.Application]:
+    """The application with a counting lane, and the same without a lane (the machine stack
+    alone); built now, as the settings stand."""
+    with_lane, without = machine.Application(), machine.Application()
+    with_lane.lane, without.lane = Counted(), None
+    return with_lane, without
+
+
+def _comparable(answer: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+    headers = dict(answer["headers"])
+    assert headers.pop("X-Request-ID")  # each request gets its own
+    body = answer["body"]
+    return answer["status"], json.loads(body) if body.startswith(b"{") else body, headers
+
+
+def _form(**fields: str) -> bytes:
+    return urlencode(fields).encode()
+
+
+@pytest.fixture
+def world(rp_user):
+    ivan = rp_user
+    api, api_secret = make_app(name="Parcel API", grant=Application.GRANT_CLIENT_CREDENTIALS)
+    api.resource_server = True
+    api.save()
+    nosy, nosy_secret = make_app(name="Nosy partner", grant=Application.GRANT_CLIENT_CREDENTIALS)
+    issued = issue_tokens(user=ivan, channel="rest", scope="openid profile email")
+    revoked = issue_tokens(user=ivan, channel="rest", scope="openid").access_token
+    revocation.revoke_presented(access_token=revoked, refresh_token="")
+    return {
+        "ivan": ivan,
+        "token": issued.access_token,
+        "refresh": issued.refresh_token,
+        "revoked": revoked,
+        "as_api": basic_auth(api.client_id, api_secret),
+        "as_nosy": basic_auth(nosy.client_id, nosy_secret),
+        "api": (api.client_id, api_secret),
+    }
+
+
+def _introspections(world: dict[str, Any]) -> dict[str, tuple[bytes, dict[str, str], str, str]]:
+    """Cases: (body, headers, query string, content type)."""
+    token, as_api = world["token"], world["as_api"]
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    client_id, secret = world["api"]
+    return {
+        # The lane's shape: answered by it.
+        "a resource server, a user's token": (_form(token=token), {"AUTHORIZATION": as_api}, "", FORM),
+        "a hint": (_form(token=token, token_type_hint="access_token"), {"AUTHORIZATION": as_api}, "", FORM),
+        "an empty hint": (_form(token=token, token_type_hint=""), {"AUTHORIZATION": as_api}, "", FORM),
+        "charset given": (_form(token=token), {"AUTHORIZATION": as_api}, "", f"{FORM}; charset=UTF-8"),
+        "another client's token": (_form(token=token), {"AUTHORIZATION": world["as_nosy"]}, "", FORM),
+        "revoked": (_form(token=world["revoked"]), {"AUTHORIZATION": as_api}, "", FORM),
+        "forged": (_form(token=forged), {"AUTHORIZATION": as_api}, "", FORM),
+        "a request id": (_form(token=token), {"AUTHORIZATION": as_api, "X_REQUEST_ID": "rs-42"}, "", FORM),
+        # Every other shape: the machine stack's.
+        # The lane has read this body: the stack reads it again (see the assertions).
+        "not a JWT": (_form(token="abc"), {"AUTHORIZATION": as_api}, "", FORM),
+        "secret in the body": (_form(token=token, client_id=client_id, client_secret=secret), {}, "", FORM),
+        "a refresh token": (
+            _form(token=world["refresh"], token_type_hint="refresh_token"),
+            {"AUTHORIZATION": as_api},
+            "",
+            FORM,
+        ),
+        "two tokens": (b"token=" + token.encode() + b"&token=x.y.z", {"AUTHORIZATION": as_api}, "", FORM),
+        "no token": (b"", {"AUTHORIZATION": as_api}, "", FORM),
+        "wrong secret": (_form(token=token), {"AUTHORIZATION": basic_auth(client_id, "nope")}, "", FORM),
+        "a query string": (_form(token=token), {"AUTHORIZATION": as_api}, "q=1", FORM),
+        "JSON": (json.dumps({"token": token}).encode(), {"AUTHORIZATION": as_api}, "", "application/json"),
+        "another charset": (_form(token=token), {"AUTHORIZATION": as_api}, "", f"{FORM}; charset=latin-1"),
+        "a foreign host": (_form(token=token), {"AUTHORIZATION": as_api, "HOST": "evil.example"}, "", FORM),
+    }
+
+
+def _ask_introspection(app: Any, case: tuple[bytes, dict[str, str], str, str]) -> dict[str, Any]:
+    body, headers, query, content_type = case
+    path = "/o/introspect/" + (f"?{query}" if query else "")
+    host = headers.pop("HOST", "localhost") if "HOST" in headers else "localhost"
+    return wsgi_call("POST", path, body=body, content_type=content_type, host=host, app=app, **headers)
+
+
+@pytest.mark.parametrize("secure", [False, True], ids=["http", "https behind the gateway"])
+def test_introspection_through_the_lane_is_the_machine_stacks_answer(world, settings, secure):
+    if secure:  # the production settings: HSTS on a request the gateway marks as HTTPS
+        settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+        settings.SECURE_HSTS_SECONDS = 3600
+        settings.SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    with_lane, without = _apps()
+    extra = {"X_FORWARDED_PROTO": "https"} if secure else {}
+    cases = _introspections(world)
+
+    answers = {
+        name: _comparable(_ask_introspection(with_lane, (b, {**h, **extra}, q, t)))
+        for name, (b, h, q, t) in cases.items()
+    }
+    assert with_lane.lane.answered == 8  # the first eight
+    assert answers == {
+        name: _comparable(_ask_introspection(without, (b, {**h, **extra}, q, t)))
+        for name, (b, h, q, t) in cases.items()
+    }
+
+    status, seen, headers = answers["a resource server, a user's token"]
+    assert status == 200
+    assert seen["active"] is True
+    assert seen["sub"] == str(world["ivan"].pk)
+    assert headers["Cache-Control"] == "no-store"
+    assert headers["X-Frame-Options"] == "DENY"
+    assert ("Strict-Transport-Security" in headers) is secure
+    for inactive in ("another client's token", "revoked", "forged"):
+        assert answers[inactive][1] == {"active": False}, inactive
+    # The stack read the body the lane had read: without it, the answer is "no token"'s.
+    assert answers["not a JWT"][:2] == (200, {"active": False})
+    assert answers["no token"][0] == 400
+    assert answers["wrong secret"][0] == 401
+    assert answers["a foreign host"][0] == 400
+
+
+def test_the_lane_echoes_a_request_id_and_counts_the_request(world):
+    with_lane, _ = _apps()
+    counter = http_metrics.REQUESTS.labels("POST", "/o/introspect/", "200")
+    before = counter._value.get()
+
+    answer = wsgi_call(
+        "POST",
+        "/o/introspect/",
+        body=_form(token=world["token"]),
+        app=with_lane,
+        AUTHORIZATION=world["as_api"],
+        X_REQUEST_ID="rs-42",
+    )
+
+    assert with_lane.lane.answered == 1
+    assert dict(answer["headers"])["X-Request-ID"] == "rs-42"
+    assert counter._value.get() == before + 1
+
+
+def _userinfo_cases(world: dict[str, Any]) -> dict[str, tuple[str, str, dict[str, str]]]:
+    """Cases: (method, query string, headers)."""
+    token = world["token"]
+    return {
+        "a bearer token": ("GET", "", {"AUTHORIZATION": f"Bearer {token}"}),
+        "lower-case scheme": ("GET", "", {"AUTHORIZATION": f"bearer {token}"}),
+        "POST": ("POST", "", {"AUTHORIZATION": f"Bearer {token}"}),
+        "revoked": ("GET", "", {"AUTHORIZATION": f"Bearer {world['revoked']}"}),
+        "no token": ("GET", "", {}),
+        "two spaces": ("GET", "", {"AUTHORIZATION": f"Bearer  {token}"}),
+        "a DPoP proof beside a bearer token": (
+            "GET",
+            "",
+            {"AUTHORIZATION": f"Bearer {token}", "DPOP": "x.y.z"},
+        ),
+        "a query string": ("GET", "a=1", {"AUTHORIZATION": f"Bearer {token}"}),
+    }
+
+
+def test_userinfo_through_the_lane_is_the_machine_stacks_answer(world):
+    with_lane, without = _apps()
+
+    def ask(app: Any, method: str, query: str, headers: dict[str, str]) -> Any:
+        path = "/o/userinfo/" + (f"?{query}" if query else "")
+        return _comparable(wsgi_call(method, path, app=app, **headers))
+
+    cases = _userinfo_cases(world)
+    answers = {name: ask(with_lane, *case) for name, case in cases.items()}
+    assert with_lane.lane.answered == 2
+    assert answers == {name: ask(without, *case) for name, case in cases.items()}
+    assert answers["a bearer token"][1]["preferred_username"] == "ivan"
+    assert answers["revoked"][0] == 401
+
+
+def test_a_dropped_database_connection_is_left_to_the_machine_stack(world, settings):
+    """The lane's read fails on a connection PostgreSQL ended; it closes it, and the machine
+    stack answers on a new one (no 500, nothing logged as the lane's failure)."""
+    settings.DB_HEALTH_CHECK_INTERVAL = 3600  # the check would not find it
+    with_lane, _ = _apps()
+    ask = lambda: wsgi_call("GET", "/o/userinfo/", app=with_lane, AUTHORIZATION=f"Bearer {world['token']}")  # noqa: E731
+    assert ask()["status"] == 200
+    drop_our_connection()
+
+    answer = ask()
+
+    assert answer["status"] == 200
+    assert json.loads(answer["body"])["preferred_username"] == "ivan"
+    assert with_lane.lane.answered == 1  # the first; the second was the stack's
+
+
+def test_every_machine_middleware_is_honoured_or_there_is_no_lane(settings):
+    assert set(machine.machine_middleware()) == lane.HONOURED.keys()
+    assert machine.Application().lane is not None
+
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "django.middleware.gzip.GZipMiddleware"]
+    assert machine.Application().lane is None
+
+
+def test_the_served_application_has_the_lane():
+    from idp.wsgi import application
+
+    assert isinstance(application.lane, lane.Lane)
