@@ -11,7 +11,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     GRANIAN_HOST=0.0.0.0 \
     GRANIAN_PORT=8000 \
     GRANIAN_WORKERS=2 \
-    GRANIAN_BLOCKING_THREADS=4
+    GRANIAN_BLOCKING_THREADS=4 \
+    GRANIAN_LOG_ACCESS_ENABLED=false
 
 WORKDIR /app
 # xmlsec1: pysaml2 signs and verifies SAML messages with this binary (clients.saml).
@@ -31,4 +32,7 @@ USER idp
 EXPOSE 8000 50051
 # Workers: one per core. Threads: a 235 ms password check holds one thread, not a worker. Keep-alive
 # connections (the gateway keeps 32 open) and Rust's HTTP parsing: bench/compare/RESULTS.md.
-CMD ["granian", "--interface", "wsgi", "--access-log", "--respawn-failed-workers", "idp.wsgi:application"]
+# No access log of its own by default: the gateway logs every request, and /metrics counts and
+# times each by route and status; granian's line per request cost a quarter of introspection's
+# throughput (bench/compare/RESULTS.md, step 6). GRANIAN_LOG_ACCESS_ENABLED=true turns it on.
+CMD ["granian", "--interface", "wsgi", "--respawn-failed-workers", "idp.wsgi:application"]

@@ -10,7 +10,7 @@
 # 2. services: a private PostgreSQL 15 + Redis from scripts/services (its Kafka is halted at
 #    once: unused), or SERVICES=shared to reuse running ones; databases `idp_bench_compare` and
 #    `keycloak` on the same PostgreSQL;
-# 3. the project as deployed: granian idp.wsgi:application (WSGI), WORKERS (2) x THREADS (4), DEBUG=0, access log on, as the
+# 3. the project as deployed: granian idp.wsgi:application (WSGI), WORKERS (2) x THREADS (4), DEBUG=0, no access log, as the
 #    Dockerfile serves it; and `manage.py grpcserver` (GRPC_PROCS x GRPC_THREADS) for TokenValidate;
 #    clients, users and tokens from setup_project.py;
 # 4. Keycloak in production mode: `kc.sh start --optimized --cache=local` (one node: nothing to
@@ -305,7 +305,7 @@ CC_B64=$(printf '%s:%s' "$CC_ID" "$CC_SECRET" | base64 -w0)
 APP_B64=$(printf '%s:%s' "$APP_ID" "$APP_SECRET" | base64 -w0)
 
 # The Dockerfile's CMD; its ENV (workers, threads, host, port) as arguments here.
-WEB_ARGS=(--interface wsgi --access-log --respawn-failed-workers --host 127.0.0.1 --port "$WPORT"
+WEB_ARGS=(--interface wsgi --respawn-failed-workers --host 127.0.0.1 --port "$WPORT"
     --workers "$WORKERS" --blocking-threads "$THREADS" idp.wsgi:application)
 record "$GRANIAN" "${WEB_ARGS[@]}"
 (cd "$REPO" && exec "$GRANIAN" "${WEB_ARGS[@]}") >"$WORK/access.log" 2>"$WORK/web.log" &
