@@ -69,6 +69,9 @@ def _no_sessions_left(django_db_setup: None, django_db_blocker: Any) -> Iterator
     yield
     from django.db import OperationalError, connection
 
+    from core.pg_listen import ChannelListener
+
+    ChannelListener.stop_all()  # they would connect again
     with django_db_blocker.unblock():
         if connection.vendor == "postgresql":
             try:

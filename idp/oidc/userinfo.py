@@ -1,6 +1,6 @@
 """The OIDC userinfo endpoint (Core §5.3) for a valid JWT in the Authorization header, answered
 without oauthlib: the token verified offline with the blacklist (as gRPC `TokenValidate` does),
-then one read of the user.
+then the user's row, kept per process until PostgreSQL announces a change (accounts.user_rows).
 
 `fast_response` answers only the success; any refusal (a bad, revoked or service token, a token
 without `openid`, a user gone) is left to DOT's view, so every error keeps one shape
@@ -12,12 +12,14 @@ from __future__ import annotations
 import functools
 import json
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
 
 from accounts.models import User
+from accounts.user_rows import RowCache
 from idp.oidc import dpop
 from idp.oidc.claims import released_claims
 from idp.oidc.tokens import TokenError, verify_access_token
@@ -66,6 +68,10 @@ def bearer_answer(token: str) -> str | None:
     return None if user is None else json.dumps(released_claims(user, scopes))
 
 
+# The user's row, kept per process until PostgreSQL announces a change (accounts.user_rows).
+ROWS = RowCache()
+
+
 @functools.cache
 def _user_sql() -> tuple[str, list[str]]:
     """The SELECT of those columns by primary key, built once from the model (Django compiled
@@ -87,11 +93,16 @@ def _user(sub: str) -> User | None:
     if connection.vendor != "postgresql":  # SQLite stores UUIDs as text: the ORM converts
         return next(iter(User.objects.only(*_CLAIM_FIELDS).filter(pk=user_id).order_by()), None)
     sql, attnames = _user_sql()
+    row = ROWS.get(str(user_id), lambda: _read(sql, user_id))
+    # from_db: a model instance as the ORM makes it, the other fields deferred (a new one each
+    # time: the cached row is shared between threads, a model instance is not).
+    return None if row is None else User.from_db(connection.alias, attnames, row)
+
+
+def _read(sql: str, user_id: uuid.UUID) -> tuple[Any, ...] | None:
     with connection.cursor() as cursor:
         cursor.execute(sql, [user_id])
-        row = cursor.fetchone()
-    # from_db: a model instance as the ORM makes it, the other fields deferred.
-    return None if row is None else User.from_db(connection.alias, attnames, row)
+        return cursor.fetchone()
 
 
 def _json_response(body: str) -> HttpResponse:
