@@ -104,6 +104,24 @@ def test_a_token_request_without_a_dpop_proof_is_refused_and_the_code_survives(p
     assert client.authorization_code(response, validate=False, dpop=True).token_type == "DPoP"
 
 
+def test_no_refresh_without_the_sender_constraint(provider, rp_user, key):
+    """FAPI 2.0: the profile's tokens stay sender-constrained across a refresh."""
+    app = bank_app(key)
+    client = client_of(provider, app, key)
+    request, callback = signed_in_callback(provider, client)
+    token = client.authorization_code(request.validate_callback(callback), validate=False, dpop=True)
+    assert isinstance(token, DPoPToken)
+    assert token.refresh_token
+
+    with pytest.raises(EndpointError) as refused:
+        client.refresh_token(token.refresh_token)  # the string alone: no DPoP proof
+    assert refused.value.error == "invalid_dpop_proof"
+
+    renewed = client.refresh_token(token)  # the same key proves the request
+    assert isinstance(renewed, DPoPToken)
+    assert claims_of(renewed.access_token)["cnf"] == {"jkt": token.dpop_key.dpop_jkt}
+
+
 def test_codes_live_a_minute_even_if_the_deployment_allows_longer(provider, rp_user, key, settings):
     settings.OAUTH2_PROVIDER = {**settings.OAUTH2_PROVIDER, "AUTHORIZATION_CODE_EXPIRE_SECONDS": 600}
     app = bank_app(key)
