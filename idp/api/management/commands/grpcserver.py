@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from core import metrics
+from core import heap, metrics
 from idp.api import grpc_supervisor
 from idp.api.grpc_server import build_server
 
@@ -61,6 +61,7 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        heap.settle()
         server.start()
         host = options["bind"].rsplit(":", 1)[0]
         self.stdout.write(f"gRPC AuthService listening on {host}:{port}", ending="\n")
