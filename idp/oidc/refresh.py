@@ -60,12 +60,13 @@ def token_response(request: HttpRequest) -> HttpResponse | None:
     client = client_auth.authenticate(request) if value else None
     if client is None or not client.allows_grant_type(*GRANT_TYPE_MAPPING[GRANT_TYPE]):
         return None
-    row = (
+    # token_checksum is unique: no ORDER BY (first() would add one, a tenth of this path's CPU).
+    rows = (
         refresh_tokens_by_value(value)
         .filter(revoked__isnull=True)
         .select_related("user__organisation", "access_token__authorization_code")
-        .first()
     )
+    row = next(iter(rows[:1]), None)
     previous = row.access_token if row is not None else None
     if (
         row is None
