@@ -11,13 +11,14 @@ False and owners read their source of truth. Off on other databases (SQLite has 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
 
 import psycopg
 from django.db import connections
+
+from core.pubsub import ProcessThread
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +35,9 @@ class ChannelListener:
         self._channel = channel
         self._on_listening = on_listening
         self._on_message = on_message
-        self._lock = threading.Lock()
         self._live = False
         self._stopped = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._pid = 0
+        self._thread = ProcessThread(f"listen {channel}", lambda: self._run(self._stopped))
         ChannelListener._all.append(self)
 
     @classmethod
@@ -58,24 +57,15 @@ class ChannelListener:
     def stop(self) -> None:
         """End the thread and close its connection (tests, before their database is dropped)."""
         self._stopped.set()
-        thread = self._thread
-        if thread is not None and thread.is_alive():
-            thread.join(timeout=5)
-        self._live, self._thread = False, None
+        self._thread.join(timeout=5)
+        self._live = False
         self._stopped = threading.Event()
 
     def _ensure_running(self) -> None:
-        # A fork copies the object but not its thread: one per process.
-        if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
-            return
-        with self._lock:
-            if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
-                return
-            self._live, self._pid = False, os.getpid()
-            self._thread = threading.Thread(
-                target=self._run, args=(self._stopped,), name=f"listen {self._channel}", daemon=True
-            )
-            self._thread.start()
+        self._thread.ensure(before_start=self._not_live)
+
+    def _not_live(self) -> None:
+        self._live = False
 
     def _run(self, stopped: threading.Event) -> None:
         while not stopped.is_set():

@@ -43,6 +43,37 @@ def reset_client() -> None:
     _client = None
 
 
+class ProcessThread:
+    """A daemon thread running `target`, one in each process that asks for it: a fork copies the
+    object holding it, not the thread, so a forked child starts its own."""
+
+    def __init__(self, name: str, target: Callable[[], None]) -> None:
+        self._name, self._target = name, target
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def _running(self) -> bool:
+        return self._thread is not None and self._pid == os.getpid() and self._thread.is_alive()
+
+    def ensure(self, before_start: Callable[[], None]) -> None:
+        """Start the thread unless it runs in this process; `before_start` first, under the lock."""
+        if self._running():
+            return
+        with self._lock:
+            if self._running():
+                return
+            before_start()
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._target, name=self._name, daemon=True)
+            self._thread.start()
+
+    def join(self, timeout: float) -> None:
+        thread, self._thread = self._thread, None
+        if thread is not None and thread.is_alive():
+            thread.join(timeout=timeout)
+
+
 class ChannelFollower:
     def __init__(
         self,
@@ -58,10 +89,8 @@ class ChannelFollower:
         self._client = client
         self._on_subscribed = on_subscribed
         self._on_message = on_message
-        self._lock = threading.Lock()
         self._live = False
-        self._thread: threading.Thread | None = None
-        self._pid = 0
+        self._thread = ProcessThread(f"follow {channel}", self._run)
 
     @property
     def live(self) -> bool:
@@ -70,15 +99,10 @@ class ChannelFollower:
         return self._live
 
     def _ensure_running(self) -> None:
-        # A fork (gunicorn, Celery) copies the object but not its thread: start one per process.
-        if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
-            return
-        with self._lock:
-            if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
-                return
-            self._live, self._pid = False, os.getpid()
-            self._thread = threading.Thread(target=self._run, name=f"follow {self._channel}", daemon=True)
-            self._thread.start()
+        self._thread.ensure(before_start=self._not_live)
+
+    def _not_live(self) -> None:
+        self._live = False
 
     def _run(self) -> None:
         while True:
