@@ -210,3 +210,38 @@ def test_two_concurrent_rotations_of_one_token_give_one_answer_and_revoke_the_fa
     # The loser is a reuse: nothing of the family is left live, the winner's new token included.
     family_id = refresh_tokens_by_value(value).get().token_family
     assert not RefreshToken.objects.filter(token_family=family_id, revoked__isnull=True).exists()
+
+
+def _fields(instance: Any) -> list[Any]:
+    return [getattr(instance, field.attname) for field in instance._meta.concrete_fields]
+
+
+@pytest.mark.needs("postgresql")
+def test_the_compiled_lookup_reads_what_select_related_reads(portal, django_assert_num_queries):
+    app, _secret, ivan = portal
+    value = family(app, ivan)
+
+    with django_assert_num_queries(1):  # the related rows come with it, as select_related's do
+        row = refresh._live_row(value)
+        related = (row.user, row.user.organisation, row.access_token, row.access_token.authorization_code)
+        assert row.access_token.refresh_token is row  # the one-to-one's other side too
+
+    orm = (
+        refresh_tokens_by_value(value)
+        .select_related("user__organisation", "access_token__authorization_code")
+        .get()
+    )
+    expected = (orm.user, orm.user.organisation, orm.access_token, orm.access_token.authorization_code)
+    assert _fields(row) == _fields(orm)
+    assert [_fields(instance) for instance in related] == [_fields(instance) for instance in expected]
+
+    # No code and no organisation: the LEFT JOINs give None, as select_related does.
+    AccessToken.objects.filter(pk=row.access_token_id).update(authorization_code=None)
+    User.objects.filter(pk=ivan.pk).update(organisation=None)
+    bare = refresh._live_row(value)
+    assert bare.access_token.authorization_code is None
+    assert bare.user.organisation is None
+    # A revoked or unknown token is not found.
+    RefreshToken.objects.filter(pk=row.pk).update(revoked=timezone.now())
+    assert refresh._live_row(value) is None
+    assert refresh._live_row("no such token") is None
