@@ -512,6 +512,8 @@ def test_a_new_client_secret_wraps_and_has_a_copy_button(page, sign_in, irina):
     page.wait_for_selector("#client-secrets")
     assert page.evaluate("document.documentElement.scrollWidth") <= 1280
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    # copy.js is deferred: it runs before DOMContentLoaded, and only then does the button copy.
+    page.wait_for_load_state("domcontentloaded")
     page.click("#client-secrets button[data-copy]")
     expect(page.locator("#client-secrets button[data-copy]")).to_have_text("Copied")
     assert page.evaluate("navigator.clipboard.readText()") == page.locator("code.client-secret").inner_text()
