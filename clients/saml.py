@@ -18,6 +18,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -29,14 +30,15 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
-from saml2.attribute_converter import ac_factory
-from saml2.client import Saml2Client
-from saml2.config import SPConfig
-from saml2.mdstore import MetadataStore
-from saml2.metadata import create_metadata_string
 
 from clients.models import IdentityProvider, UsedSAMLAssertion
+
+if TYPE_CHECKING:
+    from saml2.client import Saml2Client
+    from saml2.config import SPConfig
+
+# pysaml2 is imported where it is used: it holds about 50 MB, and every process loads this module
+# (clients.services, the admin) while only the web's SAML pages and their admin need it.
 from clients.upstream import FETCH_LIMITS, SSOError, SSOErrorCode, fetch_failed
 from core import outbound, stored_secrets
 from core.config import ConfigError
@@ -104,6 +106,9 @@ def xmlsec_binary() -> str:
 def _config(provider: IdentityProvider, folder: str, idp_metadata: str | None) -> SPConfig:
     """pysaml2's SP configuration; without `idp_metadata`, only enough for our own metadata (the
     private key stays encrypted)."""
+    from saml2 import BINDING_HTTP_POST
+    from saml2.config import SPConfig
+
     if not provider.saml_sp_certificate:
         raise SSOError(SSOErrorCode.NOT_CONFIGURED, "no SP key: configure the provider again")
     key_file, cert_file = os.path.join(folder, "sp.key"), os.path.join(folder, "sp.crt")
@@ -145,6 +150,8 @@ def _config(provider: IdentityProvider, folder: str, idp_metadata: str | None) -
 def client(provider: IdentityProvider) -> Iterator[Saml2Client]:
     """pysaml2's SP for this client, with the identity provider's metadata; the decrypted key
     exists on disk (mode 0600, a 0700 folder) only inside the `with`."""
+    from saml2.client import Saml2Client
+
     document = idp_metadata(provider)
     with tempfile.TemporaryDirectory(prefix="idp-saml-") as folder:
         try:
@@ -166,6 +173,8 @@ def certificate_fingerprint(pem: str) -> str:
 def sp_metadata(provider: IdentityProvider) -> str:
     """Our SP metadata for this client (SAML Metadata §2.4.4): entity ID, ACS, our certificate for
     signing and encryption; AuthnRequestsSigned and WantAssertionsSigned are true."""
+    from saml2.metadata import create_metadata_string
+
     with tempfile.TemporaryDirectory(prefix="idp-saml-") as folder:
         document = create_metadata_string(None, config=_config(provider, folder, None), sign=False)
     return document.decode() if isinstance(document, bytes) else document
@@ -183,6 +192,10 @@ class IdPSummary:
 def check_idp_metadata(document: str, *, entity: str) -> IdPSummary:
     """The identity provider's metadata, judged: it must describe `entity` as an IdP with a
     signing certificate and an HTTP-Redirect single sign-on service. Raises ValidationError."""
+    from saml2 import BINDING_HTTP_REDIRECT
+    from saml2.attribute_converter import ac_factory
+    from saml2.mdstore import MetadataStore
+
     if len(document.encode()) > MAX_METADATA_BYTES:
         raise ValidationError("the metadata is larger than 512 KiB")
     store = MetadataStore(ac_factory(), None)
