@@ -32,16 +32,16 @@ from django.urls import reverse
 from django.utils import timezone
 
 from clients.models import IdentityProvider, UsedSAMLAssertion
-
-if TYPE_CHECKING:
-    from saml2.client import Saml2Client
-    from saml2.config import SPConfig
-
-# pysaml2 is imported where it is used: it holds about 50 MB, and every process loads this module
-# (clients.services, the admin) while only the web's SAML pages and their admin need it.
 from clients.upstream import FETCH_LIMITS, SSOError, SSOErrorCode, fetch_failed
 from core import outbound, stored_secrets
 from core.config import ConfigError
+
+# pysaml2 is imported where it is used: clients.services and the admin import this module in
+# every process, and only SAML sign-ins and their configuration need the library (15 MB after
+# django.setup; processes that load the URLconf still load it through accounts.sso.saml).
+if TYPE_CHECKING:
+    from saml2.client import Saml2Client
+    from saml2.config import SPConfig
 
 METADATA_SECONDS = 3600
 MAX_METADATA_BYTES = 512 * 1024

@@ -104,8 +104,8 @@ def _form(environ: dict[str, Any]) -> dict[str, list[str]] | None:
 
 
 def _introspection(environ: dict[str, Any]) -> Answer | None:
-    """POST, HTTP Basic, `token` once and at most `token_type_hint=access_token`, as
-    introspection.fast_response takes them."""
+    """POST, HTTP Basic, `token` and `token_type_hint` only, as introspection.answerable takes
+    them."""
     if environ["REQUEST_METHOD"] != "POST" or environ.get("QUERY_STRING"):
         return None
     credentials = client_auth.parse_basic(environ.get("HTTP_AUTHORIZATION", ""), settings.DEFAULT_CHARSET)
@@ -114,19 +114,11 @@ def _introspection(environ: dict[str, Any]) -> Answer | None:
     form = _form(environ)
     if form is None or not form.keys() <= {"token", "token_type_hint"}:
         return None
-    given = form.get("token", [])
-    if (
-        len(given) != 1
-        or given[0].count(".") != 2
-        or form.get("token_type_hint", ["access_token"])
-        not in (
-            ["access_token"],
-            [""],
-        )
-    ):
+    token = introspection.answerable(form.get("token", []), form.get("token_type_hint", []))
+    if token is None:
         return None
     caller = client_auth.by_secret(*credentials)
-    return None if caller is None else (_NO_STORE, introspection.answer(given[0], caller))
+    return None if caller is None else (_NO_STORE, introspection.answer(token, caller))
 
 
 def _userinfo(environ: dict[str, Any]) -> Answer | None:
@@ -134,10 +126,10 @@ def _userinfo(environ: dict[str, Any]) -> Answer | None:
     takes it."""
     if environ["REQUEST_METHOD"] != "GET" or environ.get("QUERY_STRING") or DPOP_HEADER in environ:
         return None
-    scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
-    if scheme.lower() != "bearer" or not token or " " in token:
+    presented = userinfo.presented_token(environ.get("HTTP_AUTHORIZATION", ""))
+    if presented is None or presented[0] != "bearer":
         return None
-    claims = userinfo.bearer_answer(token)
+    claims = userinfo.bearer_answer(presented[1])
     return None if claims is None else ([], claims)
 
 
@@ -176,6 +168,8 @@ class Lane:
     def __init__(self) -> None:
         # The route label RequestMetricsMiddleware gives the same URL.
         self.routes = {path: "/" + resolve(path).route for path in _HANDLERS}
+        # Read from the settings once, as SecurityMiddleware reads them when it is made.
+        self.headers = {secure: security_headers(secure) for secure in (False, True)}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes] | None:
         path = environ.get("PATH_INFO", "")
@@ -223,7 +217,7 @@ class Lane:
             [
                 ("Content-Type", "application/json"),
                 *extra,
-                *security_headers(secure),
+                *self.headers[secure],
                 ("X-Request-ID", request.request_id),
                 ("Content-Length", str(len(body))),
             ],

@@ -65,13 +65,19 @@ def fast_response(request: HttpRequest) -> HttpResponse | None:
     for oauthlib to answer (with its errors, for what is not well-formed)."""
     if request.method != "POST" or request.META.get("QUERY_STRING"):
         return None
-    if request.POST.get("token_type_hint") not in (None, "", "access_token"):
-        return None
-    given = request.POST.getlist("token")
-    if len(given) != 1 or given[0].count(".") != 2:  # a refresh token is not a JWT
+    token = answerable(request.POST.getlist("token"), request.POST.getlist("token_type_hint"))
+    if token is None:
         return None
     caller = client_auth.authenticate(request)
-    return None if caller is None else responses.no_store_json(answer(given[0], caller))
+    return None if caller is None else responses.no_store_json(answer(token, caller))
+
+
+def answerable(tokens: list[str], hints: list[str]) -> str | None:
+    """The token of a request answered here and by idp.lane: one token, a JWT (a refresh token
+    is not), and the last `token_type_hint`, if any, `access_token` or empty; else None."""
+    if hints and hints[-1] not in ("", "access_token"):
+        return None
+    return tokens[0] if len(tokens) == 1 and tokens[0].count(".") == 2 else None
 
 
 def answer(token: str, caller: ClientRecord) -> str:

@@ -42,7 +42,7 @@ from audit.registry import AuditAction
 from clients.models import Organisation
 from idp.oidc import blacklist, client_auth, dpop, responses, tokens
 from idp.oidc.models import AccessToken, Grant, IDToken, RefreshToken
-from idp.oidc.revocation import refresh_tokens_by_value
+from idp.oidc.revocation import checksum, refresh_tokens_by_value
 from idp.oidc.validators import Validator
 
 GRANT_TYPE = "refresh_token"
@@ -97,12 +97,13 @@ def token_response(request: HttpRequest) -> HttpResponse | None:
 # reads them; the SELECT is compiled once per process (Django compiled it on every request: a
 # third of a rotation's CPU). Each entry: the model, the join to it from an earlier one (its alias,
 # the foreign key), and where the instance is cached on that one (and back, for a one-to-one).
-_JOINS: tuple[tuple[type[Model], str | None, str | None], ...] = (
+# Entry i is joined as alias t<i>; its parent is the entry at the index given.
+_JOINS: tuple[tuple[type[Model], int | None, str | None], ...] = (
     (RefreshToken, None, None),
-    (User, "t0", "user"),
-    (Organisation, "t1", "organisation"),
-    (AccessToken, "t0", "access_token"),
-    (Grant, "t3", "authorization_code"),
+    (User, 0, "user"),
+    (Organisation, 1, "organisation"),
+    (AccessToken, 0, "access_token"),
+    (Grant, 3, "authorization_code"),
 )
 
 
@@ -111,14 +112,13 @@ def _lookup_sql() -> tuple[str, list[list[tuple[Any, list[Any]]]]]:
     """The SELECT, and per model its fields with the converters the ORM applies to each value."""
     quote = connection.ops.quote_name
     columns, sources, converters = [], [f"{quote(RefreshToken._meta.db_table)} t0"], []
-    for index, (model, parent_alias, via) in enumerate(_JOINS):
+    for index, (model, parent, via) in enumerate(_JOINS):
         alias = f"t{index}"
-        if via is not None:
-            parent = _JOINS[int(parent_alias[1:])][0]
-            link = parent._meta.get_field(via)
+        if parent is not None and via is not None:
+            link = _JOINS[parent][0]._meta.get_field(via)
             sources.append(
                 f"LEFT JOIN {quote(model._meta.db_table)} {alias} "
-                f"ON {alias}.{quote(model._meta.pk.column)} = {parent_alias}.{quote(link.column)}"
+                f"ON {alias}.{quote(model._meta.pk.column)} = t{parent}.{quote(link.column)}"
             )
         fields = []
         for field in model._meta.concrete_fields:
@@ -152,13 +152,13 @@ def _live_row(value: str) -> RefreshToken | None:
         return next(iter(rows[:1]), None)
     sql, converters = _lookup_sql()
     with connection.cursor() as cursor:
-        cursor.execute(sql, [hashlib.sha256(value.encode("utf-8")).hexdigest()])
+        cursor.execute(sql, [checksum(value)])
         found = cursor.fetchone()
     if found is None:
         return None
     instances: list[Model | None] = []
     position = 0
-    for (model, parent_alias, via), fields in zip(_JOINS, converters, strict=True):
+    for (model, parent, via), fields in zip(_JOINS, converters, strict=True):
         values = []
         for expression, field_converters in fields:
             item = found[position]
@@ -166,14 +166,14 @@ def _live_row(value: str) -> RefreshToken | None:
                 item = convert(item, expression, connection)
             values.append(item)
             position += 1
-        parent = None if via is None else instances[int(parent_alias[1:])]
         pk = values[model._meta.concrete_fields.index(model._meta.pk)]
         instance = None if pk is None else model.from_db(connection.alias, None, values)
-        if parent is not None:
-            link = parent._meta.get_field(via)
-            link.set_cached_value(parent, instance)
+        holder = None if parent is None else instances[parent]
+        if holder is not None and via is not None:
+            link = holder._meta.get_field(via)
+            link.set_cached_value(holder, instance)
             if link.one_to_one and instance is not None:
-                link.remote_field.set_cached_value(instance, parent)
+                link.remote_field.set_cached_value(instance, holder)
         instances.append(instance)
     return instances[0]
 

@@ -20,10 +20,14 @@ from idp.oidc.models import AccessToken, Application, Grant, RefreshToken
 from idp.oidc.tokens import TokenError, verify_access_token
 
 
+def checksum(value: str) -> str:
+    """What the database keeps of a refresh token: its SHA-256 checksum (RFC 9700 §4.14 storage)."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
 def refresh_tokens_by_value(value: str) -> QuerySet[RefreshToken]:
-    """The row of a refresh token given by its value: the database keeps only its SHA-256
-    checksum (RFC 9700 §4.14 storage)."""
-    return RefreshToken.objects.filter(token_checksum=hashlib.sha256(value.encode("utf-8")).hexdigest())
+    """The row of a refresh token given by its value, found by its checksum."""
+    return RefreshToken.objects.filter(token_checksum=checksum(value))
 
 
 def _revoke_access(tokens: Iterable[AccessToken]) -> int:

@@ -42,16 +42,23 @@ _CLAIM_FIELDS = (
 def fast_response(request: HttpRequest) -> HttpResponse | None:
     """Userinfo's answer for a bearer token that passes every check, else None; a DPoP-bound
     token sent as RFC 9449 §7.1 says is answered here, refusals included."""
-    scheme, _, token = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
-    # oauthlib reads the header the same way: exactly "<scheme> <token>", scheme in any case.
-    if not token or " " in token:
+    presented = presented_token(request.META.get("HTTP_AUTHORIZATION", ""))
+    if presented is None:
         return None
-    if scheme.lower() == "dpop":
+    scheme, token = presented
+    if scheme == "dpop":
         return _dpop_response(request, token)
-    if scheme.lower() != "bearer":
+    if scheme != "bearer":
         return None
     claims = bearer_answer(token)
     return None if claims is None else _json_response(claims)
+
+
+def presented_token(authorization: str) -> tuple[str, str] | None:
+    """(scheme in lower case, token) of an Authorization header read as oauthlib reads it:
+    exactly "<scheme> <token>", the scheme in any case; else None (idp.lane reads it too)."""
+    scheme, _, token = authorization.partition(" ")
+    return None if not token or " " in token else (scheme.lower(), token)
 
 
 def bearer_answer(token: str) -> str | None:
