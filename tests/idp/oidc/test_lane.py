@@ -9,14 +9,17 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from oauthlib.common import Request as OAuthlibRequest
 
 from core import http_metrics
 from idp import lane, machine
 from idp.oidc import revocation, userinfo
 from idp.oidc.issuance import issue_tokens
 from idp.oidc.models import Application
+from idp.oidc.tokens import generate_access_token
 from tests.core.test_pgbackend import drop_our_connection
 from tests.idp.oidc.conftest import basic_auth, make_app
+from tests.idp.oidc.test_dpop import claims_of
 from tests.wsgi import wsgi_call
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -66,9 +69,17 @@ def world(rp_user):
     issued = issue_tokens(user=ivan, channel="rest", scope="openid profile email")
     revoked = issue_tokens(user=ivan, channel="rest", scope="openid").access_token
     revocation.revoke_presented(access_token=revoked, refresh_token="")
+    # A token bound to a DPoP key (RFC 9449 cnf.jkt), for a request that shows no proof.
+    request = OAuthlibRequest("")
+    request.client, request.client_id, request.user = api, api.client_id, ivan
+    request.scopes, request.grant_type, request.idp_amr = ["openid", "profile"], "password", ["pwd"]
+    request.idp_dpop_jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
+    bound = generate_access_token(request)
+    assert claims_of(bound)["cnf"] == {"jkt": request.idp_dpop_jkt}
     return {
         "ivan": ivan,
         "token": issued.access_token,
+        "bound": bound,
         "refresh": issued.refresh_token,
         "revoked": revoked,
         "as_api": basic_auth(api.client_id, api_secret),
@@ -190,6 +201,7 @@ def _userinfo_cases(world: dict[str, Any]) -> dict[str, tuple[str, str, dict[str
             {"AUTHORIZATION": f"Bearer {token}", "DPOP": "x.y.z"},
         ),
         "a query string": ("GET", "a=1", {"AUTHORIZATION": f"Bearer {token}"}),
+        "a DPoP-bound token without its proof": ("GET", "", {"AUTHORIZATION": f"Bearer {world['bound']}"}),
     }
 
 
@@ -206,6 +218,7 @@ def test_userinfo_through_the_lane_is_the_machine_stacks_answer(world):
     assert answers == {name: ask(without, *case) for name, case in cases.items()}
     assert answers["a bearer token"][1]["preferred_username"] == "ivan"
     assert answers["revoked"][0] == 401
+    assert answers["a DPoP-bound token without its proof"][0] == 401  # the key's proof is owed
 
 
 def test_a_dropped_database_connection_is_left_to_the_machine_stack(world, settings):
