@@ -11,7 +11,10 @@ class AccountsConfig(AppConfig):
         # Imports here, not above: Django loads models after AppConfig classes (app registry).
         from django.db.models.signals import post_migrate
 
-        from accounts import session_registry  # noqa: F401 - connects the login signal handlers
+        from accounts import (
+            relying_party,  # noqa: F401 - registers its system check
+            session_registry,  # noqa: F401 - connects the login signal handlers
+        )
         from accounts.builtin_roles import ensure_builtin
         from accounts.models import Passkey, SMSDevice
         from accounts.otp_apps import name_device_fields

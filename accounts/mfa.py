@@ -29,7 +29,7 @@ from django_otp.plugins.otp_email.models import EmailDevice
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts import assurance, authority, metrics, passkeys, sessions
+from accounts import assurance, authority, metrics, sessions
 from accounts.models import Passkey, SMSDevice, User
 from audit import services as audit
 from audit.registry import AuditAction
@@ -176,6 +176,8 @@ def verify_passkey(request: HttpRequest, user: User, credential: str) -> Verific
     if not decision.allowed:
         _failed(user, {"reason": "rate_limited"})
         return Verification(False, rate_limited=True, retry_after=decision.retry_after)
+    from accounts import passkeys  # py_webauthn, loaded by the first passkey ceremony only
+
     try:
         assertion = passkeys.check_assertion(request, passkeys.Purpose.SECOND_FACTOR, credential, user=user)
     except passkeys.PasskeyRefusedError as refused:

@@ -24,7 +24,7 @@ from django.views.decorators.http import require_http_methods
 from django_otp.models import SideChannelDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts import assurance, mfa, passkeys, sessions
+from accounts import assurance, mfa, sessions
 from accounts.models import Passkey
 from audit import services as audit
 from audit.registry import AuditAction
@@ -225,6 +225,8 @@ def _base32(device: TOTPDevice) -> str:
 @login_required
 @require_http_methods(["GET", "POST"])
 def manage(request: HttpRequest) -> HttpResponse:
+    from accounts import passkeys  # py_webauthn: loaded by the first page that lists or uses passkeys
+
     user = request.user
     # The session proved the existing factors, or there are none (StepUpMiddleware saw to that);
     # the services check again with the same methods.

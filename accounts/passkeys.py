@@ -28,12 +28,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urlsplit
 
 import django_otp
 from django.conf import settings
 from django.contrib.auth import login as auth_login
-from django.core import checks
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -66,6 +64,7 @@ from webauthn.helpers.structs import (
 
 from accounts import assurance, authority, lockout, sessions
 from accounts.models import Passkey, User
+from accounts.relying_party import origins, rp_id
 from audit import services as audit
 from audit.registry import AuditAction
 from clients import domains
@@ -95,35 +94,6 @@ class PasskeyRefusedError(Exception):
 
 
 # --- the relying party -----------------------------------------------------------------------
-
-
-def rp_id() -> str:
-    """WebAuthn's relying party ID: IDP_WEBAUTHN_RP_ID, else the issuer's host name."""
-    return settings.IDP_WEBAUTHN_RP_ID or (urlsplit(settings.IDP_ISSUER).hostname or "localhost")
-
-
-def origins() -> list[str]:
-    """The origins the pages are served at (clientDataJSON.origin must be one of them)."""
-    if settings.IDP_WEBAUTHN_ORIGINS:
-        return list(settings.IDP_WEBAUTHN_ORIGINS)
-    issuer = urlsplit(settings.IDP_ISSUER)
-    return [f"{issuer.scheme}://{issuer.netloc}"]
-
-
-@checks.register()
-def check_relying_party(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """Every configured origin must be on the relying party ID (WebAuthn §5.1.3: the RP ID is the
-    origin's host or a registrable suffix of it), or browsers refuse every ceremony there."""
-    rp = rp_id()
-    return [
-        checks.Error(
-            f"IDP_WEBAUTHN_ORIGINS: {origin!r} is not on the relying party ID {rp!r} (IDP_WEBAUTHN_RP_ID)",
-            id="accounts.E020",
-        )
-        for origin in origins()
-        if (urlsplit(origin).hostname or "") != rp
-        and not (urlsplit(origin).hostname or "").endswith(f".{rp}")
-    ]
 
 
 # --- challenges: bound to the session, short-lived, used once ---------------------------------

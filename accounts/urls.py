@@ -4,12 +4,12 @@ from accounts import (
     activity_views,
     invitation_views,
     mfa_views,
-    passkey_views,
     password_views,
     profile_views,
     session_views,
     views,
 )
+from core.lazy_views import lazy_view
 
 app_name = "accounts"
 
@@ -24,9 +24,10 @@ urlpatterns = [
     path("2fa/enrol/", mfa_views.enrol, name="mfa-enrol"),
     path("2fa/", mfa_views.manage, name="mfa-manage"),
     # Passkeys (accounts.passkeys): a ceremony's options, password-free sign-in, registration.
-    path("passkey/options/", passkey_views.options, name="passkey-options"),
-    path("passkey/login/", passkey_views.login, name="passkey-login"),
-    path("2fa/passkey/", passkey_views.enrol, name="passkey-enrol"),
+    # Imported on first use: py_webauthn stays out of workers that serve no passkey ceremony.
+    path("passkey/options/", lazy_view("accounts.passkey_views.options"), name="passkey-options"),
+    path("passkey/login/", lazy_view("accounts.passkey_views.login"), name="passkey-login"),
+    path("2fa/passkey/", lazy_view("accounts.passkey_views.enrol"), name="passkey-enrol"),
     # Account security: passwords and sessions (accounts.passwords, accounts.session_registry).
     path("password/change/", password_views.password_change, name="password-change"),
     path("password/change/done/", password_views.password_change_done, name="password-change-done"),

@@ -12,6 +12,10 @@ from core import context
 from core.metrics import DURATION_BUCKETS, start_process_exporter
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "idp.settings")
+# Celery's Django fixup runs every system check when a worker or beat starts, the URL checks
+# among them, which import the URLconf and every view (the SAML and SCIM libraries with them).
+# The checks run where they belong: `manage.py migrate` before any process starts, and CI.
+os.environ.setdefault("CELERY_SKIP_CHECKS", "1")
 
 app = Celery("idp")
 app.config_from_object("django.conf:settings", namespace="CELERY")

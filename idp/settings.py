@@ -111,7 +111,10 @@ GRPC_TLS_KEY = env_str("GRPC_TLS_KEY")
 
 INSTALLED_APPS = [
     "idp.console",  # first: its createsuperuser and changepassword replace Django's
-    "django.contrib.admin",
+    # The admin's pages are registered by the URLconf (idp/urls.py), which only the web tier
+    # loads: the worker, beat, consumer and gRPC processes do without the admin modules and
+    # what they import (the passkey library among them).
+    "django.contrib.admin.apps.SimpleAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -10,6 +10,8 @@ from idp import dashboard, health, metrics
 from idp.oidc import connected_views, device_views
 from idp.oidc import views as oidc_views
 
+# Each app's admin.py registers its pages here, not at django.setup() (settings: SimpleAdminConfig).
+admin.autodiscover()
 admin.site.site_header = "Auth & User Service"
 admin.site.site_title = "Auth & User Service"
 # The navigation sidebar took a quarter of a 1,280 px screen and cut the lists' columns; the

@@ -16,7 +16,6 @@ from django_otp.plugins.otp_email.models import EmailDevice
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts import passkeys
 from accounts.admin.base import refusal_text, visible_organisations
 from accounts.models import (
     Passkey,
@@ -101,6 +100,8 @@ class PasskeyAdmin(DeviceAdmin):
 
     @admin.action(description=_("Remove selected passkeys"), permissions=["view"])
     def remove_passkeys(self, request: HttpRequest, queryset: QuerySet[Passkey]) -> None:
+        from accounts import passkeys  # py_webauthn: loaded where a ceremony or this action needs it
+
         done = 0
         for passkey in queryset.select_related("user__organisation"):
             try:

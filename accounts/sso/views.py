@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import ModuleType
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -17,7 +18,6 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts import mfa_views, sessions
 from accounts.sso import flow
-from accounts.sso import saml as saml_flow
 from clients import saml
 from clients.models import IdentityProvider
 from clients.upstream import SSOError, SSOErrorCode
@@ -167,6 +167,14 @@ def _failed(request: HttpRequest, error: SSOError, next_url: str = "") -> HttpRe
     )
 
 
+def _saml_flow() -> ModuleType:
+    """accounts.sso.saml, imported by the first SAML sign-in: pysaml2 (about 50 MB) stays out of
+    the processes and web workers that never see one."""
+    from accounts.sso import saml as saml_sign_in  # lazy: pysaml2 is only for SAML sign-ins
+
+    return saml_sign_in
+
+
 @never_cache
 @require_GET
 def start(request: HttpRequest, slug: str) -> HttpResponse:
@@ -176,6 +184,7 @@ def start(request: HttpRequest, slug: str) -> HttpResponse:
         return _failed(request, SSOError(SSOErrorCode.NOT_CONFIGURED), next_url)
     try:
         if provider.is_saml:
+            saml_flow = _saml_flow()
             url = saml_flow.begin(request, provider, next_url=next_url)
         else:
             login_hint = request.GET.get("login_hint", "")
@@ -240,6 +249,7 @@ def saml_acs(request: HttpRequest, slug: str) -> HttpResponse:
     provider = _provider(slug, IdentityProvider.Protocol.SAML)
     if provider is None:
         return _failed(request, SSOError(SSOErrorCode.NOT_CONFIGURED))
+    saml_flow = _saml_flow()
     default_next = _safe_next(request, saml_flow.safe_relay_target(relay_state))
     try:
         signed_in = saml_flow.complete(

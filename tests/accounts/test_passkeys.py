@@ -11,7 +11,7 @@ from django.contrib.auth import SESSION_KEY
 from django.test import Client
 from django_otp.plugins.otp_email.models import EmailDevice
 
-from accounts import assurance, passkeys
+from accounts import assurance, passkeys, relying_party
 from accounts import services as accounts
 from accounts.models import Passkey, Role
 from audit.models import AuditLog, OutboxEvent
@@ -533,11 +533,11 @@ def test_passkeys_come_first_and_a_code_stays_possible_when_policy_allows(client
 
 
 def test_an_origin_off_the_relying_party_id_fails_the_system_check(settings):
-    assert passkeys.check_relying_party() == []
+    assert relying_party.check_relying_party() == []
     settings.IDP_WEBAUTHN_RP_ID = "idp.example.com"
     settings.IDP_WEBAUTHN_ORIGINS = ["https://login.idp.example.com", "https://evil.example"]
-    assert [error.id for error in passkeys.check_relying_party()] == ["accounts.E020"]
-    assert passkeys.origins() == ["https://login.idp.example.com", "https://evil.example"]
+    assert [error.id for error in relying_party.check_relying_party()] == ["accounts.E020"]
+    assert relying_party.origins() == ["https://login.idp.example.com", "https://evil.example"]
 
 
 def test_a_client_that_enforces_its_corporate_sso_gets_no_password_free_passkey_sign_in(client, ivan, acme):
