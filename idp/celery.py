@@ -8,8 +8,10 @@ from celery.signals import before_task_publish, task_postrun, task_prerun, worke
 from django.conf import settings
 from prometheus_client import Counter, Histogram
 
+from audit.metrics import consumer_lag
 from core import context
 from core.metrics import DURATION_BUCKETS, start_process_exporter
+from idp import worker_steps
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "idp.settings")
 # Celery's Django fixup runs every system check when a worker or beat starts, the URL checks
@@ -20,6 +22,7 @@ os.environ.setdefault("CELERY_SKIP_CHECKS", "1")
 app = Celery("idp")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+worker_steps.install(app)  # --beat-thread, --consume-events
 
 # --- Observability: every task runs under a request id, is counted and timed; the worker exports.
 
@@ -69,4 +72,5 @@ def _start_metrics_exporter(**kwargs: Any) -> None:
     """In the worker's main process, before its pool starts: with a prefork pool, the children's
     counts reach it through PROMETHEUS_MULTIPROC_DIR only (core.metrics)."""
     global exporter
-    exporter = start_process_exporter(settings.IDP_METRICS_PORT_WORKER)
+    # The consumer group's lag, when this worker runs the consumer too (--consume-events).
+    exporter = start_process_exporter(settings.IDP_METRICS_PORT_WORKER, collectors=[consumer_lag])

@@ -195,9 +195,11 @@ class Stack:
             )
         # compose's one grpc service: `--processes 2` on one port (SO_REUSEPORT) under a supervisor.
         self.add("grpc", commands["grpc"])
+        # The scaled-out shape: two workers, beat and two consumers, each a process of its own
+        # (compose's one worker runs beat and the consumer as threads: idp/worker_steps.py).
         for i in (1, 2):
             # Two compose replicas would differ by host name; on one host, by node name.
-            self.add(f"worker-{i}", [*commands["worker"], "-n", f"soak-worker-{i}@%h"])
+            self.add(f"worker-{i}", [*commands["worker-only"], "-n", f"soak-worker-{i}@%h"])
         self.add("beat", commands["beat"])
         for i in (1, 2):
             self.add(f"consumer-{i}", commands["consumer"])

@@ -40,23 +40,53 @@ def free_port() -> int:
     raise RuntimeError("no free port")
 
 
+# The worker's options that embed beat and the Kafka consumer as threads (idp/worker_steps.py).
+EMBEDDED_JOBS = ("--beat-thread", "--consume-events")
+
+# A scaled-out deployment runs these apart from the workers (bench/soak does): one beat, and as
+# many consumers as the request topic has partitions.
+SCALED_OUT = {
+    "beat": ["celery", "-A", "idp", "beat", "--loglevel", "INFO", "--schedule", "SCHEDULE"],
+    "consumer": ["python", "manage.py", "consume_events"],
+}
+
+
 def compose_commands(grpc_port: int, schedule: Path) -> dict[str, list[str]]:
-    """What compose runs for each service, with the venv's executables and loopback binds."""
+    """What compose runs for each long-running service of ours, with the venv's executables and
+    loopback binds; and, for a scaled-out stack, `worker-only` (the worker without the embedded
+    beat and consumer), `beat` and `consumer`."""
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     dockerfile = (ROOT / "Dockerfile").read_text()
     web_cmd = json.loads(next(line[4:] for line in dockerfile.splitlines() if line.startswith("CMD ")))
     commands = {"web": web_cmd}
-    for name in ("grpc", "worker", "beat", "consumer"):
-        commands[name] = list(compose[name]["command"])
+    for name, service in compose.items():
+        if service.get("image") == "idp:local" and service.get("restart") != "no" and "command" in service:
+            commands[name] = list(service["command"])
+    commands["worker-only"] = _without_embedded_jobs(commands["worker"])
+    commands.update({name: list(command) for name, command in SCALED_OUT.items()})
     for name, command in commands.items():
         executable = "python" if command[0] == "python" else command[0]
         command[0] = sys.executable if executable == "python" else str(VENV_BIN / executable)
         if "--bind" in command:
             command[command.index("--bind") + 1] = f"127.0.0.1:{grpc_port}"
-        if "--schedule" in command:
-            command[command.index("--schedule") + 1] = str(schedule)
+        for option in ("--schedule-filename", "--schedule"):  # the worker's, beat's
+            if option in command:
+                command[command.index(option) + 1] = str(schedule)
         commands[name] = command
     return commands
+
+
+def _without_embedded_jobs(command: list[str]) -> list[str]:
+    kept: list[str] = []
+    skip = False
+    for word in command:
+        if skip:
+            skip = False
+        elif word == "--schedule-filename":
+            skip = True
+        elif word not in EMBEDDED_JOBS:
+            kept.append(word)
+    return kept
 
 
 def dockerfile_env() -> dict[str, str]:

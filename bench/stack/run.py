@@ -5,7 +5,7 @@ started with the commands compose gives them, at idle and after load.
     .venv/bin/python bench/stack/run.py [--idle 20] [--load 15] [--out DIR] [--keycloak MEM_JSON]
 
 Processes (commands read from docker-compose.yml and the Dockerfile's CMD, bound to loopback):
-web (granian), grpc, worker (Celery), beat (Celery), consumer (consume_events). For each: RSS and
+web (granian), grpc, worker (Celery, with beat and the Kafka consumer as threads). For each: RSS and
 PSS summed over its process tree (bench/compare/procmem.py), after `--idle` seconds of idling,
 then again after load: wrk on client_credentials, introspection and userinfo (each `--load`
 seconds; the tokens' outbox events keep the worker relaying to Kafka), ghz on gRPC
@@ -40,7 +40,7 @@ from launch import compose_commands, dockerfile_env, free_port, http_ok, wait_fo
 from procmem import tree_memory  # noqa: E402 - a script beside this one
 
 HERE = ROOT / "bench" / "stack"
-SERVICES = ("web", "grpc", "worker", "beat", "consumer")
+SERVICES = ("web", "grpc", "worker")  # docker-compose.yml's; the worker runs beat and the consumer
 DATABASE = "idp_bench_stack"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -293,3 +294,60 @@ def test_consume_events_stops_cleanly_on_sigterm_after_committing(topics):
     assert _committed(group, topics.requests) == 1
     assert not OutboxEvent.objects.filter(published_at__isnull=True).exists()
     assert outbox_lag().unsent == 0
+
+
+@KAFKA
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_runs_the_consumer_and_beat_as_threads_and_stops_them_cleanly(topics, tmp_path):
+    # idp.worker_steps: one process instead of worker + beat + consume_events (issue 14, memory).
+    group = f"test-{uuid.uuid4().hex[:8]}"
+    _produce(
+        topics.requests,
+        json.dumps({"login": "vera", "password": "a-long-enough-pass", "correlationId": "c-2"}).encode(),
+    )
+    worker = subprocess.Popen(
+        [
+            *(
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "idp",
+                "worker",
+                "--pool",
+                "threads",
+                "--concurrency",
+                "2",
+            ),
+            *("--beat-thread", "--consume-events", "--schedule-filename", str(tmp_path / "schedule")),
+            *("--loglevel", "INFO", "--without-heartbeat", "--without-mingle", "--without-gossip"),
+        ],
+        cwd=events.ROOT,
+        env={
+            **events.database_env(),
+            **topics.as_env(),
+            "KAFKA_CONSUMER_GROUP": group,
+            "IDP_OUTBOX_SWEEP_SECONDS": "1",  # a periodic task beat sends within seconds
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        (result,) = events.read_topic(topics.results, expect=1, timeout=60, settle=0)
+        time.sleep(3)  # beat's first sweep is due a second after it starts
+        worker.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        output, _ = worker.communicate(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 0, output[-3000:]
+    assert time.monotonic() - started < 15
+    assert result.type == "user.registered"
+    assert _committed(group, topics.requests) == 1
+    # Beat ran in the worker and the worker ran what beat sent.
+    assert "Sending due task outbox-relay-sweep (audit.relay_outbox)" in output, output[-3000:]
+    assert re.search(r"Task audit\.relay_outbox\[[0-9a-f-]+\] succeeded", output), output[-3000:]
+    assert "consumer stopped" in output
+    assert "Traceback" not in output, output[-3000:]

@@ -375,6 +375,8 @@ def test_a_commit_kicks_a_celery_worker_that_relays_the_event(topics, tmp_path):
         "command"
     ]
     assert compose[:2] == ["celery", "-A"]
+    # Its beat thread keeps its schedule here, not in the image's /var/lib/idp.
+    compose[compose.index("--schedule-filename") + 1] = str(tmp_path / "celerybeat-schedule")
     worker = subprocess.Popen(
         [sys.executable, "-m", *compose, "--without-heartbeat", "--without-mingle", "--without-gossip"],
         cwd=events.ROOT,
