@@ -8,7 +8,6 @@ from celery.signals import before_task_publish, task_postrun, task_prerun, worke
 from django.conf import settings
 from prometheus_client import Counter, Histogram
 
-from audit.metrics import consumer_lag
 from core import context
 from core.metrics import DURATION_BUCKETS, start_process_exporter
 from idp import worker_steps
@@ -72,5 +71,9 @@ def _start_metrics_exporter(**kwargs: Any) -> None:
     """In the worker's main process, before its pool starts: with a prefork pool, the children's
     counts reach it through PROMETHEUS_MULTIPROC_DIR only (core.metrics)."""
     global exporter
+    # Here, not above: every process imports this module (idp/__init__.py), the gRPC supervisor
+    # before it has made PROMETHEUS_MULTIPROC_DIR, and audit.metrics makes metrics on import.
+    from audit.metrics import consumer_lag
+
     # The consumer group's lag, when this worker runs the consumer too (--consume-events).
     exporter = start_process_exporter(settings.IDP_METRICS_PORT_WORKER, collectors=[consumer_lag])
