@@ -1,6 +1,6 @@
-"""The direct lane: the two machine requests services make most (RFC 7662 introspection with HTTP
-Basic client credentials, and userinfo with a bearer token) answered without Django's request
-cycle.
+"""The direct lane: the three machine requests services make most (RFC 7662 introspection and the
+client_credentials grant with HTTP Basic client credentials, and userinfo with a bearer token)
+answered without Django's request cycle.
 
 Building the request, resolving the URL, running the middleware and rendering the response cost
 a Django view four times what granian's bare WSGI costs (bench/compare "floors"), more than the
@@ -31,11 +31,13 @@ from django.core.exceptions import DisallowedHost
 from django.db import connection
 from django.http import HttpRequest
 from django.urls import resolve
+from django.utils.cache import add_never_cache_headers
+from oauthlib.oauth2.rfc6749 import errors
 
 from core import context, http_metrics
 from core.client_ip import client_ip
 from core.outages import STORE_OUTAGES
-from idp.oidc import client_auth, introspection, userinfo
+from idp.oidc import client_auth, client_credentials, introspection, responses, token_rate, userinfo
 from idp.oidc.dpop import HEADER as DPOP_HEADER
 
 log = logging.getLogger(__name__)
@@ -133,11 +135,52 @@ def _userinfo(environ: dict[str, Any]) -> Answer | None:
     return None if claims is None else ([], claims)
 
 
+def _token(environ: dict[str, Any]) -> Answer | None:
+    """POST, HTTP Basic, `grant_type=client_credentials` and at most one `scope`, no DPoP proof:
+    the rate limits counted (and the count left for the machine stack should it answer), then
+    client_credentials.grant and .issue, as the token view calls them."""
+    if environ["REQUEST_METHOD"] != "POST" or environ.get("QUERY_STRING") or DPOP_HEADER in environ:
+        return None
+    credentials = client_auth.parse_basic(environ.get("HTTP_AUTHORIZATION", ""), settings.DEFAULT_CHARSET)
+    if credentials is None:
+        return None
+    form = _form(environ)
+    if (
+        form is None
+        or form.get("grant_type") != [client_credentials.GRANT_TYPE]
+        or not form.keys() <= {"grant_type", "scope"}
+        or len(form.get("scope", [])) > 1
+    ):
+        return None
+    decision = token_rate.hit(environ.get("REMOTE_ADDR", ""), credentials[0])
+    environ[token_rate.COUNTED] = decision
+    if not decision.allowed:
+        return None
+    client = client_auth.by_secret(*credentials)
+    if client is None or client.require_dpop:
+        return None
+    try:
+        scopes, apis = client_credentials.grant(client, form.get("scope", [""])[0], [])
+        body = client_credentials.issue(client, scopes, apis, None)
+    except errors.OAuth2Error:
+        return None
+    return _never_cached(), body
+
+
+def _never_cached() -> list[tuple[str, str]]:
+    """The caching headers of the token view's answers: responses.no_store_json's, then
+    never_cache's (Expires is this second)."""
+    response = responses.no_store_json("")
+    add_never_cache_headers(response)
+    return [(name, response[name]) for name in ("Cache-Control", "Pragma", "Expires")]
+
+
 _HANDLERS: dict[str, Callable[[dict[str, Any]], Answer | None]] = {
     "/o/introspect/": _introspection,
     "/o/userinfo/": _userinfo,
+    "/o/token/": _token,
 }
-_USE_DATABASE = frozenset({"/o/userinfo/"})  # introspection reads only per-process caches
+_USE_DATABASE = frozenset({"/o/userinfo/", "/o/token/"})  # introspection reads only caches
 
 
 def security_headers(secure: bool) -> list[tuple[str, str]]:

@@ -292,6 +292,9 @@ export IDP_ACCESS_TOKEN_TTL=3600
 # The login rate limits (30/min per IP, 10/min per account) would cap the code flow from one
 # address at 30 flows a minute: raised, still counted (the same Redis work per login).
 export IDP_RL_LOGIN_PER_IP=10000000 IDP_RL_LOGIN_PER_ACCOUNT=10000000
+# The token limits (60,000/min per client and per address, 1,000/s) would cap client_credentials
+# from one client on one address: raised, still counted (one Redis round trip per request).
+export IDP_RL_TOKEN_PER_CLIENT=10000000 IDP_RL_TOKEN_PER_IP=10000000
 mkdir -p "$IDP_DATA_DIR" "$IDP_STATIC_ROOT"
 PASSWORD=$("$PY" -c 'import secrets; print("Bench-" + secrets.token_urlsafe(15))')
 

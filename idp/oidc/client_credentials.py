@@ -55,8 +55,15 @@ def token_response(request: HttpRequest) -> HttpResponse:
     try:
         client, scopes, apis = _validate(request)
         jkt = dpop.binding_key(required=client.require_dpop, proof=dpop.proof_of(request))
+        body = issue(client, scopes, apis, jkt)
     except errors.OAuth2Error as error:
         return responses.no_store_json(error.json, error.status_code, error.headers)
+    return responses.no_store_json(body)
+
+
+def issue(client: ClientRecord, scopes: list[str], apis: list[str], jkt: str | None) -> str:
+    """Sign the token, write its row, audit record and event; the answer's JSON body. Raises
+    invalid_client if the client was deleted since it authenticated (nothing is written then)."""
     now = time.time()
     expires_in = settings.OAUTH2_PROVIDER["ACCESS_TOKEN_EXPIRE_SECONDS"]
     scope = " ".join(scopes)
@@ -84,8 +91,7 @@ def token_response(request: HttpRequest) -> HttpResponse:
     except DatabaseError:
         # The client was deleted between the cached lookup and the INSERT (its foreign key).
         if not Application.objects.filter(pk=client.pk).exists():
-            error = errors.InvalidClientError()
-            return responses.no_store_json(error.json, error.status_code, error.headers)
+            raise errors.InvalidClientError() from None
         raise
     body = {
         "access_token": access_token,
@@ -93,7 +99,7 @@ def token_response(request: HttpRequest) -> HttpResponse:
         "token_type": tokens.token_type(jkt),
         "scope": scope,
     }
-    return responses.no_store_json(json.dumps(body))
+    return json.dumps(body)
 
 
 def _validate(request: HttpRequest) -> tuple[ClientRecord, list[str], list[str]]:
@@ -105,14 +111,21 @@ def _validate(request: HttpRequest) -> tuple[ClientRecord, list[str], list[str]]
     client = client_auth.authenticate(request)
     if client is None:
         raise errors.InvalidClientError()
+    scopes, apis = grant(client, request.POST.get("scope", ""), request.POST.getlist("resource"))
+    return client, scopes, apis
+
+
+def grant(client: ClientRecord, scope: str, resource: list[str]) -> tuple[list[str], list[str]]:
+    """What an authenticated client may be given for this `scope` and these `resource` values:
+    the scopes and the APIs' identifiers; or the OAuth error that refuses it."""
     if not client.allows_grant_type(Application.GRANT_CLIENT_CREDENTIALS):
         raise errors.UnauthorizedClientError()
-    scopes = request.POST.get("scope", "").split() or default_service_scopes()
+    scopes = scope.split() or default_service_scopes()
     if not set(scopes) <= set(settings.OAUTH2_PROVIDER["SCOPES"]):
         raise errors.InvalidScopeError()
     refuse_user_scopes(scopes)
     try:
-        apis = resources.servers(request.POST.getlist("resource"))
+        apis = resources.servers(resource)
     except resources.UnknownResourceError as exc:
         raise errors.CustomOAuth2Error(error="invalid_target", description=str(exc)) from None
     for api in apis:
@@ -121,7 +134,7 @@ def _validate(request: HttpRequest) -> tuple[ClientRecord, list[str], list[str]]
             raise errors.InvalidScopeError(
                 description=f"{api.identifier} accepts only: {' '.join(sorted(allowed))}"
             )
-    return client, scopes, [api.identifier for api in apis]
+    return scopes, [api.identifier for api in apis]
 
 
 def _save(

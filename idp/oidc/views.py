@@ -33,7 +33,6 @@ from oauthlib.oauth2.rfc8628.endpoints import DeviceAuthorizationEndpoint
 from accounts import sessions
 from audit import services as audit
 from audit.registry import AuditAction
-from core import ratelimit
 from idp.oidc import (
     client_assertion,
     client_auth,
@@ -51,6 +50,7 @@ from idp.oidc import (
     responses,
     services,
     token_exchange,
+    token_rate,
     userinfo,
 )
 from idp.oidc.claims import CLAIM_SCOPES
@@ -72,17 +72,14 @@ def _json_error(error: str, description: str, status: int = 400) -> JsonResponse
 def _client_id_of(request: HttpRequest) -> str:
     """The client a token request claims to be (Basic auth or the body), unverified: a rate-limit key."""
     credentials = client_auth.basic_credentials(request)
-    return (credentials[0] if credentials else request.POST.get("client_id", ""))[:100]
+    return credentials[0] if credentials else request.POST.get("client_id", "")
 
 
 def _token_rate_limit(request: HttpRequest) -> HttpResponse | None:
-    """Per IP and per client. RFC 6749 has no error code for this; `temporarily_unavailable`
-    with 429 and Retry-After is what clients and libraries handle (and RFC 6585 defines 429)."""
-
-    decision = ratelimit.hit_all(
-        (ratelimit.configured("token-ip"), request.META.get("REMOTE_ADDR") or "unknown"),
-        (ratelimit.configured("token-client"), _client_id_of(request) or "anonymous"),
-    )
+    """Per IP and per client (idp.oidc.token_rate). RFC 6749 has no error code for this;
+    `temporarily_unavailable` with 429 and Retry-After is what clients and libraries handle (and
+    RFC 6585 defines 429)."""
+    decision = token_rate.decision(request.META, request.META.get("REMOTE_ADDR", ""), _client_id_of(request))
     if not decision.allowed:
         response = _json_error("temporarily_unavailable", "too many token requests; retry later", 429)
         response["Retry-After"] = str(decision.retry_after)

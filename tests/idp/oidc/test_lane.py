@@ -1,6 +1,6 @@
-"""idp.lane: introspection and userinfo of the common shape answered without Django's request
-cycle, byte for byte as the machine stack answers them (headers included), and everything else
-left to that stack."""
+"""idp.lane: introspection, userinfo and the client_credentials grant of the common shape answered
+without Django's request cycle, as the machine stack answers them (headers included), and
+everything else left to that stack."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from urllib.parse import urlencode
 import pytest
 from oauthlib.common import Request as OAuthlibRequest
 
+from audit.models import AuditLog, OutboxEvent
+from audit.registry import AuditAction
 from core import http_metrics
 from idp import lane, machine
 from idp.oidc import revocation, userinfo
 from idp.oidc.issuance import issue_tokens
-from idp.oidc.models import Application
+from idp.oidc.models import AccessToken, Application
 from idp.oidc.tokens import generate_access_token
 from tests.core.test_pgbackend import drop_our_connection
 from tests.idp.oidc.conftest import basic_auth, make_app
@@ -219,6 +221,158 @@ def test_userinfo_through_the_lane_is_the_machine_stacks_answer(world):
     assert answers["a bearer token"][1]["preferred_username"] == "ivan"
     assert answers["revoked"][0] == 401
     assert answers["a DPoP-bound token without its proof"][0] == 401  # the key's proof is owed
+
+
+def _token_cases(world: dict[str, Any]) -> dict[str, tuple[bytes, dict[str, str], str, str]]:
+    """Cases: (body, headers, query string, content type)."""
+    api = world["as_api"]
+    client_id, secret = world["api"]
+    cc = _form(grant_type="client_credentials")
+    return {
+        # The lane's shape: answered by it.
+        "a service": (cc, {"AUTHORIZATION": api}, "", FORM),
+        "a service scope": (
+            _form(grant_type="client_credentials", scope="permissions"),
+            {"AUTHORIZATION": api},
+            "",
+            FORM,
+        ),
+        "an empty scope": (
+            _form(grant_type="client_credentials", scope=""),
+            {"AUTHORIZATION": api},
+            "",
+            FORM,
+        ),
+        "charset given": (cc, {"AUTHORIZATION": api}, "", f"{FORM}; charset=UTF-8"),
+        "a request id": (cc, {"AUTHORIZATION": api, "X_REQUEST_ID": "svc-7"}, "", FORM),
+        # Every other shape, and every refusal: the machine stack's.
+        "a user scope": (
+            _form(grant_type="client_credentials", scope="openid"),
+            {"AUTHORIZATION": api},
+            "",
+            FORM,
+        ),
+        "an unknown scope": (
+            _form(grant_type="client_credentials", scope="admin"),
+            {"AUTHORIZATION": api},
+            "",
+            FORM,
+        ),
+        "two scopes": (cc + b"&scope=permissions&scope=permissions", {"AUTHORIZATION": api}, "", FORM),
+        "a resource": (cc + b"&resource=https%3A%2F%2Fapi.example", {"AUTHORIZATION": api}, "", FORM),
+        "wrong secret": (cc, {"AUTHORIZATION": basic_auth(client_id, "nope")}, "", FORM),
+        "secret in the body": (
+            _form(grant_type="client_credentials", client_id=client_id, client_secret=secret),
+            {},
+            "",
+            FORM,
+        ),
+        "not allowed the grant": (cc, {"AUTHORIZATION": world["as_portal"]}, "", FORM),
+        "a DPoP proof": (cc, {"AUTHORIZATION": api, "DPOP": "x.y.z"}, "", FORM),
+        "bound tokens required": (cc, {"AUTHORIZATION": world["as_bound"]}, "", FORM),
+        "a query string": (cc, {"AUTHORIZATION": api}, "a=1", FORM),
+        "another grant": (
+            _form(grant_type="refresh_token", refresh_token="x"),
+            {"AUTHORIZATION": api},
+            "",
+            FORM,
+        ),
+    }
+
+
+def _token_comparable(answer: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+    status, body, headers = _comparable(answer)
+    assert headers.pop("Expires", None) is not None  # this second (never_cache), on every answer
+    if status == 200:
+        token = body.pop("access_token")
+        claims = claims_of(token)
+        body["claims"] = {k: v for k, v in claims.items() if k not in ("jti", "iat", "nbf", "exp")}
+        body["lifetime"] = claims["exp"] - claims["iat"]
+        headers.pop("Content-Length")  # a token's length varies with its signature's encoding
+    return status, body, headers
+
+
+@pytest.mark.parametrize("secure", [False, True], ids=["http", "https behind the gateway"])
+def test_client_credentials_through_the_lane_are_the_machine_stacks_answer(world, settings, secure):
+    if secure:
+        settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+        settings.SECURE_HSTS_SECONDS = 3600
+    _portal, portal_secret = make_app(name="Portal")  # the authorization code grant only
+    bound, bound_secret = make_app(name="Bound service", grant=Application.GRANT_CLIENT_CREDENTIALS)
+    bound.dpop_bound_access_tokens = True
+    bound.save()
+    world = {
+        **world,
+        "as_portal": basic_auth(_portal.client_id, portal_secret),
+        "as_bound": basic_auth(bound.client_id, bound_secret),
+    }
+    with_lane, without = _apps()
+    extra = {"X_FORWARDED_PROTO": "https"} if secure else {}
+
+    def ask(app: Any, case: tuple[bytes, dict[str, str], str, str]) -> Any:
+        body, headers, query, content_type = case
+        path = "/o/token/" + (f"?{query}" if query else "")
+        return _token_comparable(
+            wsgi_call("POST", path, body=body, content_type=content_type, app=app, **headers, **extra)
+        )
+
+    cases = _token_cases(world)
+    issued = lambda: (  # noqa: E731
+        AccessToken.objects.count(),
+        AuditLog.objects.filter(action=AuditAction.TOKEN_ISSUED).count(),
+        OutboxEvent.objects.count(),
+    )
+    start = issued()
+    answers = {name: ask(with_lane, case) for name, case in cases.items()}
+    through_lane = issued()
+    assert with_lane.lane.answered == 5  # the first five
+    assert answers == {name: ask(without, case) for name, case in cases.items()}
+    granted = [name for name, answer in answers.items() if answer[0] == 200]
+    assert len(granted) == 7  # the lane's five, "secret in the body" and "a query string"
+    # Each token granted was written, audited and published once, by either door.
+    assert [b - a for a, b in zip(start, through_lane, strict=True)] == [7, 7, 7]
+    assert [b - a for a, b in zip(through_lane, issued(), strict=True)] == [7, 7, 7]
+
+    status, body, headers = answers["a service"]
+    assert status == 200
+    assert body["token_type"] == "Bearer"
+    assert body["claims"]["client_id"] == world["api"][0]
+    assert headers["Cache-Control"] == "no-store, max-age=0, no-cache, must-revalidate, private"
+    assert ("Strict-Transport-Security" in headers) is secure
+    assert answers["a request id"][0] == 200
+    assert answers["a service scope"][1]["scope"] == "permissions"
+    assert answers["a user scope"][1]["error"] == "invalid_scope"
+    assert answers["wrong secret"][0] == 401
+    assert answers["not allowed the grant"][1]["error"] == "unauthorized_client"
+    assert answers["bound tokens required"][0] == 400
+    # The stack read the body the lane had read: "secret in the body" authenticated from it.
+    assert answers["secret in the body"][0] == 200
+
+
+def test_a_token_request_the_lane_counted_is_not_counted_again(world, settings):
+    """The lane counts a token request against the rate limits before it knows whether it will
+    answer; a request it leaves to the machine stack is not counted there a second time."""
+    settings.IDP_RATE_LIMITS = {**settings.IDP_RATE_LIMITS, "token-client": (2, 60)}
+    with_lane, _ = _apps()
+    client_id, _secret = world["api"]
+
+    def ask(authorization: str) -> int:
+        body = _form(grant_type="client_credentials")
+        return wsgi_call("POST", "/o/token/", body=body, app=with_lane, AUTHORIZATION=authorization)["status"]
+
+    refused = ask(basic_auth(client_id, "nope"))  # counted by the lane, answered by the stack
+    granted = ask(world["as_api"])  # the second of two
+    limited = wsgi_call(
+        "POST",
+        "/o/token/",
+        body=_form(grant_type="client_credentials"),
+        app=with_lane,
+        AUTHORIZATION=world["as_api"],
+    )
+    assert (refused, granted, limited["status"]) == (401, 200, 429)
+    assert json.loads(limited["body"])["error"] == "temporarily_unavailable"
+    assert int(dict(limited["headers"])["Retry-After"]) > 0
+    assert with_lane.lane.answered == 1
 
 
 def test_a_dropped_database_connection_is_left_to_the_machine_stack(world, settings):
