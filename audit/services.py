@@ -6,13 +6,14 @@ the change, its audit record and its event are committed (or rolled back) togeth
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, connection, models, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, models, transaction
 
 from audit import metrics
 from audit.models import AuditLog, OutboxEvent
@@ -192,17 +193,30 @@ def _insert_sql(
 ) -> tuple[str, list[Any]]:
     """The INSERT the ORM would run for `obj` (defaults, pre_save hooks, adapted values), for
     composing several into one statement. A database-made primary key is left out."""
-    meta = obj._meta
+    # The connection itself, not the `connection` proxy: each field's adaptation reads it several
+    # times, and each read through the proxy is a context-local lookup (a tenth of a token's CPU).
+    db = connections[DEFAULT_DB_ALIAS]
+    sql, fields = _insert_template(
+        type(obj), db.vendor, returning, tuple(sorted((placeholders or {}).items()))
+    )
+    return sql, [f.get_db_prep_save(f.pre_save(obj, True), db) for f in fields]
+
+
+@functools.cache
+def _insert_template(
+    model: type[models.Model], vendor: str, returning: str | None, placeholders: tuple[tuple[str, str], ...]
+) -> tuple[str, list[models.Field]]:
+    """The statement and its fields, per model and shape: the same on every call."""
+    meta = model._meta
     fields = [f for f in meta.concrete_fields if not (f.primary_key and f.db_returning)]
-    quote = connection.ops.quote_name
-    values = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
-    marks = [(placeholders or {}).get(f.attname, "%s") for f in fields]
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    marks = [dict(placeholders).get(f.attname, "%s") for f in fields]
     # Only quoted model metadata and our own placeholders: every value is a parameter.
     columns = ", ".join(quote(f.column) for f in fields)
     sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({', '.join(marks)})"  # noqa: S608
     if returning:
         sql += f" RETURNING {quote(meta.get_field(returning).column)}"
-    return sql, values
+    return sql, fields
 
 
 def publish(

@@ -329,25 +329,30 @@ def test_a_worker_runs_the_consumer_and_beat_as_threads_and_stops_them_cleanly(t
             "KAFKA_CONSUMER_GROUP": group,
             "IDP_OUTBOX_SWEEP_SECONDS": "1",  # a periodic task beat sends within seconds
         },
-        stdout=subprocess.PIPE,
+        stdout=(tmp_path / "worker.log").open("w"),
         stderr=subprocess.STDOUT,
-        text=True,
     )
+    log = tmp_path / "worker.log"
+    swept = re.compile(r"Task audit\.relay_outbox\[[0-9a-f-]+\] succeeded")
     try:
         (result,) = events.read_topic(topics.results, expect=1, timeout=60, settle=0)
-        time.sleep(3)  # beat's first sweep is due a second after it starts
+        deadline = time.monotonic() + 30  # beat's first sweep is due a second after it starts
+        while not swept.search(log.read_text()) and time.monotonic() < deadline:
+            assert worker.poll() is None, log.read_text()[-3000:]
+            time.sleep(0.2)
         worker.send_signal(signal.SIGTERM)
         started = time.monotonic()
-        output, _ = worker.communicate(timeout=30)
+        worker.wait(timeout=40)
     finally:
         if worker.poll() is None:
             worker.kill()
+    output = log.read_text()
     assert worker.returncode == 0, output[-3000:]
-    assert time.monotonic() - started < 15
+    assert time.monotonic() - started < 30, output[-3000:]
     assert result.type == "user.registered"
     assert _committed(group, topics.requests) == 1
     # Beat ran in the worker and the worker ran what beat sent.
     assert "Sending due task outbox-relay-sweep (audit.relay_outbox)" in output, output[-3000:]
-    assert re.search(r"Task audit\.relay_outbox\[[0-9a-f-]+\] succeeded", output), output[-3000:]
+    assert swept.search(output), output[-3000:]
     assert "consumer stopped" in output
     assert "Traceback" not in output, output[-3000:]
