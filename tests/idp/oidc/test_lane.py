@@ -392,6 +392,30 @@ def test_a_dropped_database_connection_is_left_to_the_machine_stack(world, setti
     assert with_lane.lane.answered == 1  # the first; the second was the stack's
 
 
+def test_a_token_whose_write_meets_a_dropped_connection_is_issued_by_the_machine_stack(world, settings):
+    """The lane's INSERT fails on a connection PostgreSQL ended, so nothing of its token is
+    written; it closes the connection and the machine stack issues the token on a new one: one
+    token, one audit record, one event, and no 500."""
+    settings.DB_HEALTH_CHECK_INTERVAL = 3600  # the check would not find it
+    with_lane, _ = _apps()
+
+    def ask() -> dict[str, Any]:
+        body = _form(grant_type="client_credentials")
+        return wsgi_call("POST", "/o/token/", body=body, app=with_lane, AUTHORIZATION=world["as_api"])
+
+    assert ask()["status"] == 200
+    before = (AccessToken.objects.count(), AuditLog.objects.count(), OutboxEvent.objects.count())
+    drop_our_connection()
+
+    answer = ask()
+
+    assert answer["status"] == 200
+    assert json.loads(answer["body"])["token_type"] == "Bearer"
+    assert with_lane.lane.answered == 1  # the first; the second was the stack's
+    after = (AccessToken.objects.count(), AuditLog.objects.count(), OutboxEvent.objects.count())
+    assert [b - a for a, b in zip(before, after, strict=True)] == [1, 1, 1]
+
+
 def test_every_machine_middleware_is_honoured_or_there_is_no_lane(settings):
     assert set(machine.machine_middleware()) == lane.HONOURED.keys()
     assert machine.Application().lane is not None
