@@ -196,15 +196,13 @@ def _insert_sql(
     # The connection itself, not the `connection` proxy: each field's adaptation reads it several
     # times, and each read through the proxy is a context-local lookup (a tenth of a token's CPU).
     db = connections[DEFAULT_DB_ALIAS]
-    sql, fields = _insert_template(
-        type(obj), db.vendor, returning, tuple(sorted((placeholders or {}).items()))
-    )
+    sql, fields = _insert_template(type(obj), returning, tuple(sorted((placeholders or {}).items())))
     return sql, [f.get_db_prep_save(f.pre_save(obj, True), db) for f in fields]
 
 
 @functools.cache
 def _insert_template(
-    model: type[models.Model], vendor: str, returning: str | None, placeholders: tuple[tuple[str, str], ...]
+    model: type[models.Model], returning: str | None, placeholders: tuple[tuple[str, str], ...]
 ) -> tuple[str, list[models.Field]]:
     """The statement and its fields, per model and shape: the same on every call."""
     meta = model._meta
