@@ -21,6 +21,7 @@ WEB_ONLY = ("saml2", "scim2_models", "pydantic", "webauthn")
 STARTUP = """
 import json, sys
 from django.core.management import get_commands, load_command_class
+from core.process_command import ProcessCommand
 from idp.celery import app
 app.loader.import_default_modules()
 from idp.api import grpc_server
@@ -28,7 +29,7 @@ from audit import consumer
 consumer.registered_handlers()
 for name in ("grpcserver", "consume_events", "relay_outbox"):
     command = load_command_class(get_commands()[name], name)
-    assert command.requires_system_checks == [], name
+    assert isinstance(command, ProcessCommand) and command.requires_system_checks == [], name
 loaded = {"processes": [m for m in %(web_only)r if m in sys.modules]}
 from django.urls import get_resolver
 get_resolver().url_patterns  # the web tier's URLconf, with the admin's pages

@@ -6,17 +6,15 @@ import signal
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from audit import consumer, consumer_runner, kafka, metrics
 from core.metrics import start_process_exporter, stop_exporter
+from core.process_command import ProcessCommand
 
 
-class Command(BaseCommand):
+class Command(ProcessCommand):
     help = "Consume Kafka with every registered handler (registration requests, ...) until SIGTERM."
-    # A long-running process: the system checks (the URL checks import the URLconf, every view and
-    # the web-only libraries, about 60 MB kept for the process's life) run at `manage.py migrate`.
-    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(

@@ -8,19 +8,17 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 from django.db import close_old_connections, connection
 
 from audit import kafka
 from audit.outbox import backoff, relay
 from core.metrics import start_process_exporter, stop_exporter
+from core.process_command import ProcessCommand
 
 
-class Command(BaseCommand):
+class Command(ProcessCommand):
     help = "Publish unsent outbox events to Kafka: once (--once) or every few seconds until SIGTERM."
-    # A long-running process: the system checks (the URL checks import the URLconf, every view and
-    # the web-only libraries, about 60 MB kept for the process's life) run at `manage.py migrate`.
-    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--once", action="store_true", help="one drain, then exit (1 if Kafka failed)")

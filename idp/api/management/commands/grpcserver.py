@@ -8,18 +8,16 @@ import threading
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from core import heap, metrics
+from core.process_command import ProcessCommand
 from idp.api import grpc_supervisor
 from idp.api.grpc_server import build_server
 
 
-class Command(BaseCommand):
+class Command(ProcessCommand):
     help = "Serve the gRPC AuthService (seed 004) with health checking and reflection."
-    # A long-running process: the system checks (the URL checks import the URLconf, every view and
-    # the web-only libraries, about 60 MB kept for the process's life) run at `manage.py migrate`.
-    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--bind", default=settings.GRPC_BIND, help="HOST:PORT (default: GRPC_BIND)")
