@@ -126,6 +126,13 @@ def assert_valid(event_type: str, payload: Any) -> None:
     jsonschema.Draft202012Validator(schema(event_type)).validate(payload)
 
 
+def celery_worker(*options: str) -> list[str]:
+    """The command line of a Celery worker a test starts, without the cluster chatter
+    (heartbeats, mingle, gossip) that would reach other tests' workers."""
+    quiet = ("--without-heartbeat", "--without-mingle", "--without-gossip")
+    return [sys.executable, "-m", "celery", "-A", "idp", "worker", *options, *quiet]
+
+
 def database_env() -> dict[str, str]:
     """Environment for a subprocess that must use this test run's database (already committed data)."""
     db = connection.settings_dict

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from accounts.mail import deliver_email
 from accounts.models import Role
 from audit.models import AuditLog
 from audit.registry import AuditAction
-from tests.events import database_env
+from tests.events import celery_worker, database_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,20 +42,7 @@ def test_a_real_celery_worker_sends_the_emailed_code(settings, tmp_path):
     )
     device = EmailDevice.objects.create(user=user, name="E-mail", confirmed=True)
     worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "idp",
-            "worker",
-            "--concurrency=1",
-            "--pool=solo",
-            "--loglevel=WARNING",
-            "--without-heartbeat",
-            "--without-mingle",
-            "--without-gossip",
-        ],
+        celery_worker("--concurrency=1", "--pool=solo", "--loglevel=WARNING"),
         cwd=ROOT,
         env=_worker_env(tmp_path),
         stdout=subprocess.PIPE,

@@ -306,22 +306,10 @@ def test_a_worker_runs_the_consumer_and_beat_as_threads_and_stops_them_cleanly(t
         json.dumps({"login": "vera", "password": "a-long-enough-pass", "correlationId": "c-2"}).encode(),
     )
     worker = subprocess.Popen(
-        [
-            *(
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "idp",
-                "worker",
-                "--pool",
-                "threads",
-                "--concurrency",
-                "2",
-            ),
+        events.celery_worker(
+            *("--pool", "threads", "--concurrency", "2", "--loglevel", "INFO"),
             *("--beat-thread", "--consume-events", "--schedule-filename", str(tmp_path / "schedule")),
-            *("--loglevel", "INFO", "--without-heartbeat", "--without-mingle", "--without-gossip"),
-        ],
+        ),
         cwd=events.ROOT,
         env={
             **events.database_env(),

@@ -368,17 +368,16 @@ def test_a_message_kafka_refuses_keeps_its_error_and_holds_up_nothing_else(topic
 @pytest.mark.django_db(transaction=True)
 def test_a_commit_kicks_a_celery_worker_that_relays_the_event(topics, tmp_path):
     import subprocess
-    import sys
 
     # The worker as docker-compose.yml runs it (its pool and concurrency), minus cluster chatter.
     compose = yaml.safe_load((events.ROOT / "docker-compose.yml").read_text())["services"]["worker"][
         "command"
     ]
-    assert compose[:2] == ["celery", "-A"]
+    assert compose[:4] == ["celery", "-A", "idp", "worker"]
     # Its beat thread keeps its schedule here, not in the image's /var/lib/idp.
     compose[compose.index("--schedule-filename") + 1] = str(tmp_path / "celerybeat-schedule")
     worker = subprocess.Popen(
-        [sys.executable, "-m", *compose, "--without-heartbeat", "--without-mingle", "--without-gossip"],
+        events.celery_worker(*compose[4:]),
         cwd=events.ROOT,
         env={**events.database_env(), **topics.as_env()},
         stdout=subprocess.DEVNULL,
