@@ -72,6 +72,12 @@ def has_factors(user: User) -> bool:
 
 @cache
 def _has_factors_sql() -> str:
+    return "SELECT " + has_factors_sql("%s")
+
+
+def has_factors_sql(user_id: str) -> str:
+    """has_factors as an SQL expression, for the user whose id is `user_id` (a column of the
+    caller's query, or a parameter's placeholder, which is then given once per factor model)."""
     quote = connection.ops.quote_name
     tables = []
     for model in FACTOR_MODELS:  # identifiers from the models, quoted; the user id is a parameter
@@ -80,12 +86,14 @@ def _has_factors_sql() -> str:
             quote(model._meta.get_field("user").column),
             quote(model._meta.get_field("confirmed").column),
         )
-        tables.append(f"SELECT 1 FROM {table} WHERE {user} = %s AND {confirmed}")  # noqa: S608
-    return f"SELECT EXISTS ({' UNION ALL '.join(tables)})"
+        tables.append(f"SELECT 1 FROM {table} WHERE {user} = {user_id} AND {confirmed}")  # noqa: S608
+    return f"EXISTS ({' UNION ALL '.join(tables)})"
 
 
-def second_factor_required(user: User) -> bool:
-    return policy_requires_second_factor(user) or has_factors(user)
+def second_factor_required(user: User, *, enrolled: bool | None = None) -> bool:
+    if policy_requires_second_factor(user):
+        return True
+    return has_factors(user) if enrolled is None else enrolled
 
 
 def second_factor_proven(methods: Iterable[str]) -> bool:
@@ -97,12 +105,13 @@ def passkey_proven(methods: Iterable[str]) -> bool:
     return SECOND_FACTOR in methods and bool(PASSKEY_METHODS & methods)
 
 
-def satisfied(user: User, methods: Iterable[str]) -> bool:
-    """Do `methods` meet the policy for `user` as it stands now?"""
+def satisfied(user: User, methods: Iterable[str], *, enrolled: bool | None = None) -> bool:
+    """Do `methods` meet the policy for `user` as it stands now? `enrolled`: has_factors(user),
+    when the caller read it with the user's row."""
     methods = list(methods)
     if passkey_required(user):
         return passkey_proven(methods)
-    return second_factor_proven(methods) or not second_factor_required(user)
+    return second_factor_proven(methods) or not second_factor_required(user, enrolled=enrolled)
 
 
 def may_change_factors(user: User, methods: Iterable[str]) -> bool:

@@ -112,17 +112,40 @@ def create_recorded(
             row.save(force_insert=True)
             _save_with_event(entry)
     else:
-        event = _event_of(entry)
-        entry_sql, entry_params = _insert_sql(entry, returning="id")
-        row_sql, row_params = _insert_sql(row)
-        event_sql, event_params = _insert_sql(
-            event, placeholders={"payload": "(%s || jsonb_build_object('auditId', (SELECT id FROM entry)))"}
-        )
+        row_sql, row_params = insert_sql(row)
+        ctes, params = record_ctes(entry)
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"WITH entry AS ({entry_sql}), changed AS ({row_sql}) {event_sql}",
-                [*entry_params, *row_params, *event_params],
-            )
+            cursor.execute(f"WITH changed AS ({row_sql}), {ctes} SELECT 1", [*row_params, *params])
+    recorded(entry)
+
+
+def new_entry(
+    action: AuditAction,
+    *,
+    actor: models.Model | None,
+    target: models.Model | Ref | None = None,
+    organisation_id: uuid.UUID | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditLog:
+    """An audit record not yet written, for a statement composed with record_ctes."""
+    return _entry(action, actor=actor, target=target, organisation_id=organisation_id, details=details)
+
+
+def record_ctes(entry: AuditLog, *, only_if: str | None = None) -> tuple[str, list[Any]]:
+    """The audit record `entry` and its event as two CTEs (`entry`, `entry_event`) of a composed
+    statement on PostgreSQL, written only if the SQL condition `only_if` holds; call recorded()
+    once the statement ran and wrote them."""
+    entry_sql, entry_params = insert_sql(entry, returning="id", only_if=only_if)
+    event_sql, event_params = insert_sql(
+        _event_of(entry),
+        placeholders={"payload": "(%s || jsonb_build_object('auditId', (SELECT id FROM entry)))"},
+        only_if="EXISTS (SELECT 1 FROM entry)",
+    )
+    return f"entry AS ({entry_sql}), entry_event AS ({event_sql})", [*entry_params, *event_params]
+
+
+def recorded(entry: AuditLog) -> None:
+    """What follows a written record: the relay woken and the record counted, after commit."""
     kick.relay_after_commit()
     metrics.count_record_on_commit(entry.action, entry.details)
 
@@ -188,33 +211,45 @@ def _save_with_event(entry: AuditLog) -> None:
     event.save(force_insert=True)
 
 
-def _insert_sql(
-    obj: models.Model, *, returning: str | None = None, placeholders: dict[str, str] | None = None
+def insert_sql(
+    obj: models.Model,
+    *,
+    returning: str | None = None,
+    placeholders: dict[str, str] | None = None,
+    only_if: str | None = None,
 ) -> tuple[str, list[Any]]:
     """The INSERT the ORM would run for `obj` (defaults, pre_save hooks, adapted values), for
-    composing several into one statement. A database-made primary key is left out."""
+    composing several into one statement on PostgreSQL. A database-made primary key is left out.
+    `placeholders` put SQL in place of a field's parameter (by attname; without a `%s` of its
+    own, the field's value is not passed: the id of a row inserted earlier in the statement);
+    with `only_if`, the row is inserted only if that SQL condition holds."""
     # The connection itself, not the `connection` proxy: each field's adaptation reads it several
     # times, and each read through the proxy is a context-local lookup (a tenth of a token's CPU).
     db = connections[DEFAULT_DB_ALIAS]
-    sql, fields = _insert_template(type(obj), returning, tuple(sorted((placeholders or {}).items())))
+    sql, fields = _insert_template(type(obj), returning, tuple(sorted((placeholders or {}).items())), only_if)
     return sql, [f.get_db_prep_save(f.pre_save(obj, True), db) for f in fields]
 
 
 @functools.cache
 def _insert_template(
-    model: type[models.Model], returning: str | None, placeholders: tuple[tuple[str, str], ...]
+    model: type[models.Model],
+    returning: str | None,
+    placeholders: tuple[tuple[str, str], ...],
+    only_if: str | None,
 ) -> tuple[str, list[models.Field]]:
-    """The statement and its fields, per model and shape: the same on every call."""
+    """The statement and the fields whose values it takes, per model and shape: the same on
+    every call."""
     meta = model._meta
     fields = [f for f in meta.concrete_fields if not (f.primary_key and f.db_returning)]
     quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
     marks = [dict(placeholders).get(f.attname, "%s") for f in fields]
-    # Only quoted model metadata and our own placeholders: every value is a parameter.
+    # Only quoted model metadata and our own SQL: every value is a parameter.
     columns = ", ".join(quote(f.column) for f in fields)
-    sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({', '.join(marks)})"  # noqa: S608
+    values = f"SELECT {', '.join(marks)} WHERE {only_if}" if only_if else f"VALUES ({', '.join(marks)})"
+    sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) {values}"
     if returning:
         sql += f" RETURNING {quote(meta.get_field(returning).column)}"
-    return sql, fields
+    return sql, [f for f, mark in zip(fields, marks, strict=True) if "%s" in mark]
 
 
 def publish(

@@ -1,6 +1,6 @@
-"""The direct lane: the three machine requests services make most (RFC 7662 introspection and the
-client_credentials grant with HTTP Basic client credentials, and userinfo with a bearer token)
-answered without Django's request cycle.
+"""The direct lane: the machine requests services make most (RFC 7662 introspection, the
+client_credentials and refresh grants with HTTP Basic client credentials, and userinfo with a
+bearer token) answered without Django's request cycle.
 
 Building the request, resolving the URL, running the middleware and rendering the response cost
 a Django view four times what granian's bare WSGI costs (bench/compare "floors"), more than the
@@ -39,7 +39,15 @@ from oauthlib.oauth2.rfc6749 import errors
 from core import context, http_metrics
 from core.client_ip import client_ip
 from core.outages import STORE_OUTAGES
-from idp.oidc import client_auth, client_credentials, introspection, responses, token_rate, userinfo
+from idp.oidc import (
+    client_auth,
+    client_credentials,
+    introspection,
+    refresh,
+    responses,
+    token_rate,
+    userinfo,
+)
 from idp.oidc.dpop import HEADER as DPOP_HEADER
 
 log = logging.getLogger(__name__)
@@ -138,28 +146,39 @@ def _userinfo(environ: dict[str, Any]) -> Answer | None:
 
 
 def _token(environ: dict[str, Any]) -> Answer | None:
-    """POST, HTTP Basic, `grant_type=client_credentials` and at most one `scope`, no DPoP proof:
-    the rate limits counted (and the count left for the machine stack should it answer), then
-    client_credentials.grant and .issue, as the token view calls them."""
+    """POST, HTTP Basic, no DPoP proof, and either `grant_type=client_credentials` with at most
+    one `scope` or `grant_type=refresh_token` with one `refresh_token` and no `Origin`: the rate
+    limits counted (and the count left for the machine stack should it answer), then what the
+    token view calls for that grant (client_credentials.grant and .issue, refresh.answer)."""
     if environ["REQUEST_METHOD"] != "POST" or environ.get("QUERY_STRING") or DPOP_HEADER in environ:
         return None
     credentials = client_auth.parse_basic(environ.get("HTTP_AUTHORIZATION", ""), settings.DEFAULT_CHARSET)
     if credentials is None:
         return None
     form = _form(environ)
-    if (
-        form is None
-        or form.get("grant_type") != [client_credentials.GRANT_TYPE]
-        or not form.keys() <= {"grant_type", "scope"}
-        or len(form.get("scope", [])) > 1
-    ):
+    if form is None or any(len(values) > 1 for values in form.values()):
+        return None
+    grant_type = form.get("grant_type", [""])[0]
+    if grant_type == client_credentials.GRANT_TYPE:
+        if not form.keys() <= {"grant_type", "scope"}:
+            return None
+    elif grant_type == refresh.GRANT_TYPE:
+        # Origin: a browser's request, whose CORS headers are oauthlib's business.
+        if form.keys() != {"grant_type", "refresh_token"} or "HTTP_ORIGIN" in environ:
+            return None
+    else:
         return None
     decision = token_rate.hit(environ.get("REMOTE_ADDR", ""), credentials[0])
     environ[token_rate.COUNTED] = decision
     if not decision.allowed:
         return None
     client = client_auth.by_secret(*credentials)
-    if client is None or client.require_dpop:
+    if client is None:
+        return None
+    if grant_type == refresh.GRANT_TYPE:
+        body = refresh.answer(client, form["refresh_token"][0], None)
+        return None if body is None else (_never_cached(), body)
+    if client.require_dpop:
         return None
     try:
         scopes, apis = client_credentials.grant(client, form.get("scope", [""])[0], [])

@@ -53,9 +53,11 @@ def announce(jti: str, expires_at: datetime) -> None:
 
         def publish() -> None:
             _local_copy.add(jti, expires_at.timestamp())  # this process knows at once
-            try:
-                client.set(PREFIX + jti, 1, ex=_ttl(expires_at))
-                client.publish(CHANNEL, f"{jti} {expires_at.timestamp():.0f}")
+            try:  # one round trip: the two commands pipelined, in this order
+                pipe = client.pipeline(transaction=False)
+                pipe.set(PREFIX + jti, 1, ex=_ttl(expires_at))
+                pipe.publish(CHANNEL, f"{jti} {expires_at.timestamp():.0f}")
+                pipe.execute()
             except RedisError:
                 # The revocation is committed; the resync task and every local copy's periodic
                 # reload bring it to Redis and to the other processes within RESYNC_SECONDS.

@@ -38,19 +38,17 @@ from oauthlib.common import Request as OAuthlibRequest
 from accounts import assurance
 from accounts.models import User
 from audit import services as audit
+from audit.models import AuditLog
 from audit.registry import AuditAction
 from clients.models import Organisation
 from idp.oidc import blacklist, client_auth, dpop, responses, tokens
+from idp.oidc.client_cache import ClientRecord
 from idp.oidc.models import AccessToken, Grant, IDToken, RefreshToken
 from idp.oidc.revocation import checksum, refresh_tokens_by_value
 from idp.oidc.validators import Validator
 
 GRANT_TYPE = "refresh_token"
 _ANSWERED_PARAMS = frozenset({"grant_type", "refresh_token", "client_id", "client_secret"})
-
-
-class _SupersededError(Exception):
-    """A concurrent request rotated the token first: roll back, let DOT answer (reuse)."""
 
 
 def token_response(request: HttpRequest) -> HttpResponse | None:
@@ -62,9 +60,16 @@ def token_response(request: HttpRequest) -> HttpResponse | None:
         return None
     value = form.get("refresh_token", "")
     client = client_auth.authenticate(request) if value else None
-    if client is None or not client.allows_grant_type(*GRANT_TYPE_MAPPING[GRANT_TYPE]):
+    body = None if client is None else answer(client, value, dpop.proof_of(request))
+    return None if body is None else responses.no_store_json(body)
+
+
+def answer(client: ClientRecord, value: str, proof: dpop.Proof | None) -> str | None:
+    """The JSON answer to an authenticated client's refresh with the token `value` (and the DPoP
+    proof the request carried, if any), or None for DOT to answer."""
+    if not value or not client.allows_grant_type(*GRANT_TYPE_MAPPING[GRANT_TYPE]):
         return None
-    row = _live_row(value)
+    row, enrolled = _live_row(value)
     previous = row.access_token if row is not None else None
     if (
         row is None
@@ -78,18 +83,14 @@ def token_response(request: HttpRequest) -> HttpResponse | None:
     if lifetime and previous.expires + lifetime <= timezone.now():
         return None
     user = row.user
-    if not user.is_active or not assurance.satisfied(user, tokens.methods_of(previous)):
+    if not user.is_active or not assurance.satisfied(user, tokens.methods_of(previous), enrolled=enrolled):
         return None
-    proof = dpop.proof_of(request)
     if (client.require_dpop and proof is None) or (
         row.dpop_jkt and (proof is None or proof.jkt != row.dpop_jkt)
     ):
         return None  # DOT refuses (Validator.validate_grant_type, validate_refresh_token)
-    try:
-        token = _rotate(request, client, row, previous, proof.jkt if proof else None)
-    except _SupersededError:
-        return None
-    return responses.no_store_json(json.dumps(token))
+    token = _rotate(client, row, previous, proof.jkt if proof else None)
+    return None if token is None else json.dumps(token)
 
 
 # The live refresh token's row with its user, the user's organisation, its access token and that
@@ -131,6 +132,8 @@ def _lookup_sql() -> tuple[str, list[list[tuple[Any, list[Any]]]]]:
                 )
             )
         converters.append(fields)
+    # Whether the user has enrolled a second factor (accounts.assurance), read with the row.
+    columns.append(assurance.has_factors_sql(f"t0.{quote(RefreshToken._meta.get_field('user').column)}"))
     checksum = quote(RefreshToken._meta.get_field("token_checksum").column)
     revoked = quote(RefreshToken._meta.get_field("revoked").column)
     # Identifiers from the models, quoted; the checksum is a parameter. One live row per checksum.
@@ -141,21 +144,22 @@ def _lookup_sql() -> tuple[str, list[list[tuple[Any, list[Any]]]]]:
     return sql, converters
 
 
-def _live_row(value: str) -> RefreshToken | None:
-    """The live refresh token given by its value, its related rows cached on it, or None."""
+def _live_row(value: str) -> tuple[RefreshToken | None, bool | None]:
+    """The live refresh token given by its value, its related rows cached on it, or None; and
+    whether its user has enrolled a second factor (None: not read, ask accounts.assurance)."""
     if connection.vendor != "postgresql":  # the embedded default: the ORM (SQLite's own types)
         rows = (
             refresh_tokens_by_value(value)
             .filter(revoked__isnull=True)
             .select_related("user__organisation", "access_token__authorization_code")
         )
-        return next(iter(rows[:1]), None)
+        return next(iter(rows[:1]), None), None
     sql, converters = _lookup_sql()
     with connection.cursor() as cursor:
         cursor.execute(sql, [checksum(value)])
         found = cursor.fetchone()
     if found is None:
-        return None
+        return None, None
     instances: list[Model | None] = []
     position = 0
     for (model, parent, via), fields in zip(_JOINS, converters, strict=True):
@@ -175,14 +179,15 @@ def _live_row(value: str) -> RefreshToken | None:
             if link.one_to_one and instance is not None:
                 link.remote_field.set_cached_value(instance, holder)
         instances.append(instance)
-    return instances[0]
+    return instances[0], found[position]
 
 
 def _rotate(
-    request: HttpRequest, client: Any, row: RefreshToken, previous: AccessToken, jkt: str | None
-) -> dict[str, Any]:
+    client: ClientRecord, row: RefreshToken, previous: AccessToken, jkt: str | None
+) -> dict[str, Any] | None:
     """DOT's rotation (ROTATE_REFRESH_TOKEN): a new access token and refresh token of the same
-    family; the old refresh token revoked, its access token deleted and blacklisted."""
+    family; the old refresh token revoked, its access token deleted and blacklisted. None, with
+    nothing written, if a concurrent request rotated `row` first."""
     scopes = previous.scope.split()  # oauthlib's default: the scopes originally granted
     scope = " ".join(scopes)
     oauthlib_request = OAuthlibRequest("")
@@ -208,89 +213,126 @@ def _rotate(
         id_row = IDToken(user=row.user, scope=scope, expires=id_expires, jti=jti, application_id=client.pk)
 
     now = timezone.now()
-    with transaction.atomic():
-        if not _claim(row, previous, now):
-            raise _SupersededError
-        if id_row is not None:
-            id_row.save(force_insert=True)
-        access_row = AccessToken(
-            user=row.user,
-            scope=scope,
-            expires=now + timedelta(seconds=ttl),
-            id_token=id_row,
-            application_id=client.pk,
-            source_refresh_token=row,  # how a later replay of `row` is told from a revocation
-            jti=oauthlib_request.idp_access_jti,
-            sid=previous.sid,
-            amr=" ".join(oauthlib_request.idp_amr),
-            authorization_code=previous.authorization_code,
-        )
-        set_token_value(access_row, access)
-        access_row.save(force_insert=True)
-        refresh_row = RefreshToken(
-            user=row.user,
-            application_id=client.pk,
-            access_token=access_row,
-            token_family=row.token_family,
-            dpop_jkt=row.dpop_jkt,
-        )
-        set_token_value(refresh_row, new_value)
-        audit.create_recorded(
-            refresh_row,
-            AuditAction.TOKEN_REFRESHED,
-            actor=row.user,
-            target=client.audit_ref(),
-            organisation_id=row.user.organisation_id,
-            details={
-                "grantType": GRANT_TYPE,
-                "clientId": client.client_id,
-                "scope": scope,
-                "jti": oauthlib_request.idp_access_jti,
-            },
-        )
+    access_row = AccessToken(
+        user=row.user,
+        scope=scope,
+        expires=now + timedelta(seconds=ttl),
+        id_token=id_row,
+        application_id=client.pk,
+        source_refresh_token=row,  # how a later replay of `row` is told from a revocation
+        jti=oauthlib_request.idp_access_jti,
+        sid=previous.sid,
+        amr=" ".join(oauthlib_request.idp_amr),
+        authorization_code=previous.authorization_code,
+    )
+    set_token_value(access_row, access)
+    refresh_row = RefreshToken(
+        user=row.user,
+        application_id=client.pk,
+        access_token=access_row,
+        token_family=row.token_family,
+        dpop_jkt=row.dpop_jkt,
+    )
+    set_token_value(refresh_row, new_value)
+    record: dict[str, Any] = {
+        "actor": row.user,
+        "target": client.audit_ref(),
+        "organisation_id": row.user.organisation_id,
+        "details": {
+            "grantType": GRANT_TYPE,
+            "clientId": client.client_id,
+            "scope": scope,
+            "jti": oauthlib_request.idp_access_jti,
+        },
+    }
+    rows = (id_row, access_row, refresh_row)
+    if connection.vendor != "postgresql":  # the embedded default (SQLite): the ORM, as DOT does
+        with transaction.atomic():
+            if not _claim(row, previous, now):
+                return None
+            for new_row in rows[:2]:
+                if new_row is not None:
+                    new_row.save(force_insert=True)
+            audit.create_recorded(refresh_row, AuditAction.TOKEN_REFRESHED, **record)
+        return token
+    entry = audit.new_entry(AuditAction.TOKEN_REFRESHED, **record)
+    if not _write(row, previous, now, rows, entry):
+        return None
+    audit.recorded(entry)
     return token
 
 
-# The old refresh token claimed (revoked, unless a concurrent rotation did it first), its access
+def _claim(row: RefreshToken, previous: AccessToken, now: datetime) -> bool:
+    """Revoke `row` and delete its access token (blacklisted by its post_delete signal,
+    idp.oidc.signals); False if another request did first."""
+    claimed = RefreshToken.objects.filter(pk=row.pk, revoked__isnull=True).update(
+        revoked=now, access_token=None, updated=now
+    )
+    if claimed:
+        previous.delete()
+    return bool(claimed)
+
+
+# The whole rotation in one statement on PostgreSQL (a data-modifying CTE is atomic by itself):
+# the old refresh token claimed (revoked, unless a concurrent rotation did it first), its access
 # token deleted and listed on the blacklist (as idp.oidc.signals does for every deleted token,
-# with the same clock-skew margin): one round trip, where the ORM made four (the UPDATE, the
-# collector's UPDATE of the refresh token pointing at the access token, the DELETE, the INSERT).
+# with the same clock-skew margin), then the new rows, each only if the claim succeeded. The ORM
+# made BEGIN, four statements for the claim, one INSERT per row and COMMIT.
 # The refresh token is the only row that points at an access token, and it is cleared here.
 # The user is held first (an InitPlan, before the refresh token's row): a block waits for this
 # rotation or makes it lose, and a user no longer active claims nothing (idp.oidc.holders).
 _CLAIM_SQL = """
-WITH claimed AS (
-    UPDATE oauth_refresh_tokens SET revoked = %(now)s, access_token_id = NULL, updated = %(now)s
-    WHERE id = %(refresh)s AND revoked IS NULL AND (SELECT oauth_hold_token_holder(%(holder)s))
+claimed AS (
+    UPDATE oauth_refresh_tokens SET revoked = %s, access_token_id = NULL, updated = %s
+    WHERE id = %s AND revoked IS NULL AND (SELECT oauth_hold_token_holder(%s))
     RETURNING id
 ), gone AS (
     DELETE FROM oauth_access_tokens
-    WHERE id = %(access)s AND EXISTS (SELECT 1 FROM claimed)
+    WHERE id = %s AND EXISTS (SELECT 1 FROM claimed)
     RETURNING jti, expires
 ), listed AS (
     INSERT INTO oauth_revoked_tokens (jti, expires_at, revoked_at)
-    SELECT jti, expires + %(skew)s, %(now)s FROM gone WHERE jti <> '' AND expires + %(skew)s > %(now)s
+    SELECT jti, expires + %s, %s FROM gone WHERE jti <> '' AND expires + %s > %s
     ON CONFLICT DO NOTHING
-)
-SELECT (SELECT count(*) FROM claimed), (SELECT count(*) FROM gone)
-"""
+)"""
+_CLAIMED = "EXISTS (SELECT 1 FROM claimed)"
 
 
-def _claim(row: RefreshToken, previous: AccessToken, now: datetime) -> bool:
-    """Revoke `row` and delete its access token (blacklisted); False if another request did first."""
-    if connection.vendor != "postgresql":  # the embedded default (SQLite): the ORM, as DOT does
-        claimed = RefreshToken.objects.filter(pk=row.pk, revoked__isnull=True).update(
-            revoked=now, access_token=None, updated=now
-        )
-        if claimed:
-            previous.delete()  # blacklisted by its post_delete signal (idp.oidc.signals)
-        return bool(claimed)
+def _write(
+    row: RefreshToken,
+    previous: AccessToken,
+    now: datetime,
+    rows: tuple[IDToken | None, AccessToken, RefreshToken],
+    entry: AuditLog,
+) -> bool:
+    """The rotation's one statement: the claim, the new ID token (if any), access token and
+    refresh token, the audit record and its event. False, with nothing written, if another
+    request claimed `row` first."""
+    id_row, access_row, refresh_row = rows
     skew = timedelta(seconds=tokens.CLOCK_SKEW_SECONDS)
+    ctes = [_CLAIM_SQL]
+    params: list[Any] = [now, now, row.pk, row.user_id, previous.pk, skew, now, skew, now]
+    access_from = {}
+    if id_row is not None:
+        sql, values = audit.insert_sql(id_row, returning="id", only_if=_CLAIMED)
+        ctes.append(f"id_token AS ({sql})")
+        params += values
+        access_from["id_token_id"] = "(SELECT id FROM id_token)"
+    sql, values = audit.insert_sql(access_row, returning="id", placeholders=access_from, only_if=_CLAIMED)
+    ctes.append(f"access AS ({sql})")
+    params += values
+    sql, values = audit.insert_sql(
+        refresh_row, placeholders={"access_token_id": "(SELECT id FROM access)"}, only_if=_CLAIMED
+    )
+    ctes.append(f"refresh AS ({sql})")
+    params += values
+    sql, values = audit.record_ctes(entry, only_if=_CLAIMED)
+    ctes.append(sql)
+    params += values
     with connection.cursor() as cursor:
-        cursor.execute(
-            _CLAIM_SQL,
-            {"now": now, "refresh": row.pk, "access": previous.pk, "skew": skew, "holder": row.user_id},
-        )
+        # Our own SQL and the models' quoted identifiers: every value is a parameter.
+        counts = "SELECT (SELECT count(*) FROM claimed), (SELECT count(*) FROM gone)"
+        cursor.execute(f"WITH {', '.join(ctes)} {counts}", params)
         claimed, deleted = cursor.fetchone()
     if deleted and previous.jti and previous.expires + skew > now:
         blacklist.announce(previous.jti, previous.expires + skew)

@@ -1,16 +1,21 @@
-"""idp.lane: introspection, userinfo and the client_credentials grant of the common shape answered
+"""idp.lane: introspection, userinfo, the client_credentials and refresh grants of the common shape answered
 without Django's request cycle, as the machine stack answers them (headers included), and
 everything else left to that stack."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from django.test import Client
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from oauthlib.common import Request as OAuthlibRequest
 
+from accounts import services as accounts
+from accounts.models import Role
 from audit.models import AuditLog, OutboxEvent
 from audit.registry import AuditAction
 from core import http_metrics
@@ -20,8 +25,9 @@ from idp.oidc.issuance import issue_tokens
 from idp.oidc.models import AccessToken, Application
 from idp.oidc.tokens import generate_access_token
 from tests.core.test_pgbackend import drop_our_connection
-from tests.idp.oidc.conftest import basic_auth, make_app
+from tests.idp.oidc.conftest import PASSWORD, basic_auth, make_app
 from tests.idp.oidc.test_dpop import claims_of
+from tests.idp.oidc.test_refresh import PER_TOKEN, family
 from tests.wsgi import wsgi_call
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -347,6 +353,133 @@ def test_client_credentials_through_the_lane_are_the_machine_stacks_answer(world
     assert answers["bound tokens required"][0] == 400
     # The stack read the body the lane had read: "secret in the body" authenticated from it.
     assert answers["secret in the body"][0] == 200
+
+
+def _refresh_comparable(answer: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+    status, body, headers = _comparable(answer)
+    assert headers.pop("Expires", None) is not None  # this second (never_cache), on every answer
+    if status == 200:
+        body["refresh_token"] = len(body["refresh_token"])
+        for name in ("access_token", "id_token"):
+            claims = claims_of(body.pop(name))
+            body[name] = {k: v for k, v in claims.items() if k not in PER_TOKEN | {"sid"}}
+        headers.pop("Content-Length")  # the tokens' lengths vary with their signatures' encoding
+    return status, body, headers
+
+
+@pytest.mark.parametrize("secure", [False, True], ids=["http", "https behind the gateway"])
+def test_refresh_grants_through_the_lane_are_the_machine_stacks_answer(world, settings, secure):
+    if secure:
+        settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+        settings.SECURE_HSTS_SECONDS = 3600
+    ivan = world["ivan"]
+    portal, secret = make_app(name="Portal")
+    other, other_secret = make_app(name="Other portal")
+    as_portal = basic_auth(portal.client_id, secret)
+    # A user who enrolled a second factor after signing in with a password and a code that was
+    # not ours ("otp" without "mfa"): the policy now refuses the refresh (accounts.assurance).
+    olga = accounts.create_user(
+        actor=None,
+        username="olga",
+        password=PASSWORD,
+        email="olga@acme.example",
+        role=Role.CLIENT_USER,
+        organisation=ivan.organisation,
+    )
+    TOTPDevice.objects.create(user=olga, name="phone", confirmed=True)
+
+    def grant(value: str, **extra: str) -> bytes:
+        return _form(grant_type="refresh_token", refresh_token=value, **extra)
+
+    def reused() -> str:
+        value = family(portal, ivan)
+        rotated = Client().post(
+            "/o/token/", {"grant_type": "refresh_token", "refresh_token": value}, HTTP_AUTHORIZATION=as_portal
+        )
+        assert rotated.status_code == 200
+        return value
+
+    # Each case makes its own token family: a refresh token is used once.
+    cases: dict[str, Callable[[], tuple[bytes, dict[str, str]]]] = {
+        # The lane's shape: answered by it.
+        "a portal": lambda: (grant(family(portal, ivan)), {"AUTHORIZATION": as_portal}),
+        "a request id": lambda: (
+            grant(family(portal, ivan)),
+            {"AUTHORIZATION": as_portal, "X_REQUEST_ID": "rp-9"},
+        ),
+        # Every other shape, and every refusal: the machine stack's.
+        "secret in the body": lambda: (
+            grant(family(portal, ivan), client_id=portal.client_id, client_secret=secret),
+            {},
+        ),
+        "a narrowed scope": lambda: (
+            grant(family(portal, ivan), scope="openid"),
+            {"AUTHORIZATION": as_portal},
+        ),
+        "a browser's Origin": lambda: (
+            grant(family(portal, ivan)),
+            {"AUTHORIZATION": as_portal, "ORIGIN": "https://rp.example.com"},
+        ),
+        "a DPoP proof": lambda: (grant(family(portal, ivan)), {"AUTHORIZATION": as_portal, "DPOP": "x.y.z"}),
+        "wrong secret": lambda: (
+            grant(family(portal, ivan)),
+            {"AUTHORIZATION": basic_auth(portal.client_id, "no")},
+        ),
+        "another client's token": lambda: (
+            grant(family(portal, ivan)),
+            {"AUTHORIZATION": basic_auth(other.client_id, other_secret)},
+        ),
+        "a rotated token again": lambda: (grant(reused()), {"AUTHORIZATION": as_portal}),
+        "an unknown token": lambda: (grant("no-such-token"), {"AUTHORIZATION": as_portal}),
+        "two tokens": lambda: (
+            grant(family(portal, ivan)) + b"&refresh_token=x",
+            {"AUTHORIZATION": as_portal},
+        ),
+        "a second factor now owed": lambda: (grant(family(portal, olga)), {"AUTHORIZATION": as_portal}),
+    }
+    with_lane, without = _apps()
+    extra = {"X_FORWARDED_PROTO": "https"} if secure else {}
+
+    def ask(app: Any, case: Callable[[], tuple[bytes, dict[str, str]]]) -> Any:
+        body, headers = case()
+        return _refresh_comparable(wsgi_call("POST", "/o/token/", body=body, app=app, **headers, **extra))
+
+    refreshed = lambda: (  # noqa: E731
+        AuditLog.objects.filter(action=AuditAction.TOKEN_REFRESHED).count(),
+        OutboxEvent.objects.filter(payload__action=AuditAction.TOKEN_REFRESHED).count(),
+    )
+    start = refreshed()
+    answers = {name: ask(with_lane, case) for name, case in cases.items()}
+    through_lane = refreshed()
+    assert with_lane.lane.answered == 2  # the first two
+    assert answers == {name: ask(without, case) for name, case in cases.items()}
+    granted = [name for name, answer in answers.items() if answer[0] == 200]
+    assert granted == [
+        "a portal",
+        "a request id",
+        "secret in the body",
+        "a narrowed scope",
+        "a browser's Origin",
+    ]
+    # Each rotation was audited and published once, by either door (and reused() rotated once).
+    assert [b - a for a, b in zip(start, through_lane, strict=True)] == [6, 6]
+    assert [b - a for a, b in zip(through_lane, refreshed(), strict=True)] == [6, 6]
+
+    _status, body, headers = answers["a portal"]
+    assert body["token_type"] == "Bearer"
+    assert body["scope"] == "openid profile email"
+    assert body["id_token"]["sub"] == str(ivan.pk)
+    assert headers["Cache-Control"] == "no-store, max-age=0, no-cache, must-revalidate, private"
+    assert ("Strict-Transport-Security" in headers) is secure
+    assert answers["a narrowed scope"][1]["scope"] == "openid"
+    assert answers["wrong secret"][0] == 401
+    for refused in (
+        "another client's token",
+        "a rotated token again",
+        "an unknown token",
+        "a second factor now owed",
+    ):
+        assert answers[refused][1]["error"] == "invalid_grant", refused
 
 
 def test_a_token_request_the_lane_counted_is_not_counted_again(world, settings):

@@ -16,8 +16,10 @@ import pytest
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from oauth2_provider.models import set_token_value
 from oauthlib.common import Request as OAuthlibRequest
+from psycopg import _queries
 
 from accounts.models import User
 from audit.models import AuditLog, OutboxEvent
@@ -222,7 +224,7 @@ def test_the_compiled_lookup_reads_what_select_related_reads(portal, django_asse
     value = family(app, ivan)
 
     with django_assert_num_queries(1):  # the related rows come with it, as select_related's do
-        row = refresh._live_row(value)
+        row, enrolled = refresh._live_row(value)
         related = (row.user, row.user.organisation, row.access_token, row.access_token.authorization_code)
         assert row.access_token.refresh_token is row  # the one-to-one's other side too
 
@@ -233,15 +235,38 @@ def test_the_compiled_lookup_reads_what_select_related_reads(portal, django_asse
     )
     expected = (orm.user, orm.user.organisation, orm.access_token, orm.access_token.authorization_code)
     assert _fields(row) == _fields(orm)
+    assert enrolled is False  # accounts.assurance.has_factors, read with the row
+    TOTPDevice.objects.create(user=ivan, name="phone", confirmed=False)
+    assert refresh._live_row(value)[1] is False  # not confirmed: not a factor yet
+    TOTPDevice.objects.filter(user=ivan).update(confirmed=True)
+    assert refresh._live_row(value)[1] is True
     assert [_fields(instance) for instance in related] == [_fields(instance) for instance in expected]
 
     # No code and no organisation: the LEFT JOINs give None, as select_related does.
     AccessToken.objects.filter(pk=row.access_token_id).update(authorization_code=None)
     User.objects.filter(pk=ivan.pk).update(organisation=None)
-    bare = refresh._live_row(value)
+    bare, _enrolled = refresh._live_row(value)
     assert bare.access_token.authorization_code is None
     assert bare.user.organisation is None
     # A revoked or unknown token is not found.
     RefreshToken.objects.filter(pk=row.pk).update(revoked=timezone.now())
-    assert refresh._live_row(value) is None
-    assert refresh._live_row("no such token") is None
+    assert refresh._live_row(value) == (None, None)
+    assert refresh._live_row("no such token") == (None, None)
+
+
+@pytest.mark.needs("postgresql")
+def test_a_rotations_statements_are_split_once_per_process(portal, monkeypatch):
+    """psycopg keeps how it split a statement only up to a number of parameters the rotation's
+    one statement exceeds; core.pgbackend raises it, so a rotation is not split again each time."""
+    app, secret, ivan = portal
+    assert _refresh(app, secret, family(app, ivan)).status_code == 200  # each statement seen once
+    value = family(app, ivan)
+    split_again = []  # statements psycopg splits without its cache (its cache calls the original)
+    uncached = _queries._query2pg_nocache
+    monkeypatch.setattr(
+        _queries, "_query2pg_nocache", lambda *args: split_again.append(args[0]) or uncached(*args)
+    )
+
+    assert _refresh(app, secret, value).status_code == 200
+
+    assert split_again == []
