@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -10,6 +11,7 @@ from idp.oidc import blacklist
 from idp.oidc.models import AccessToken, RevokedToken
 from idp.oidc.tokens import CLOCK_SKEW_SECONDS
 from tests.accounts import tokens
+from tests.ports import free_port
 
 
 @pytest.mark.django_db(transaction=True)
@@ -85,13 +87,11 @@ def test_the_local_copy_learns_revocations_from_other_processes(settings):
     assert copy.lookup("gone") is False  # expired tokens fail elsewhere anyway
 
 
-class _Unreachable:
-    def set(self, *args: object, **kwargs: object) -> None:
-        from redis.exceptions import ConnectionError
+def _unreachable() -> Any:
+    """A real Redis client of a port nothing listens on: every command fails to connect."""
+    import redis
 
-        raise ConnectionError("Redis is unreachable")
-
-    publish = set
+    return redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1, retry_on_timeout=False)
 
 
 @pytest.mark.needs("redis")
@@ -101,7 +101,7 @@ def test_a_lost_announcement_reaches_redis_with_the_resync(settings, monkeypatch
 
     settings.IDP_BLACKLIST_LOCAL_COPY = False  # ask Redis itself
     blacklist.rebuild()  # the marker: Redis is trusted as loaded
-    monkeypatch.setattr(blacklist, "_redis", lambda: _Unreachable())
+    monkeypatch.setattr(blacklist, "_redis", _unreachable)
     blacklist.revoke("lost", timezone.now() + timedelta(minutes=5))  # committed; announce fails quietly
     monkeypatch.undo()
     assert RevokedToken.objects.filter(jti="lost").exists()
