@@ -80,17 +80,19 @@ def _rotation_paused_after_its_claim(
     monkeypatch: Any, app: Any, secret: str, value: str
 ) -> tuple[threading.Thread, list[Any], threading.Event]:
     """A refresh on the fast path, stopped between its claim of the old token and its commit
-    until the returned event is set: the window in which a revocation can start."""
+    until the returned event is set: the window in which a revocation can start. (The rotation
+    is one statement, its own transaction: here it runs in one the pause keeps open.)"""
     claimed, go_on = threading.Event(), threading.Event()
-    real_claim = refresh._claim
+    real_write = refresh._write
 
-    def claim_then_pause(*args: Any) -> bool:
-        won = real_claim(*args)
-        claimed.set()
-        go_on.wait(30)
+    def write_then_pause(*args: Any) -> bool:
+        with transaction.atomic():
+            won = real_write(*args)
+            claimed.set()
+            go_on.wait(30)
         return won
 
-    monkeypatch.setattr(refresh, "_claim", claim_then_pause)
+    monkeypatch.setattr(refresh, "_write", write_then_pause)
     rotation, rotated = _in_thread(lambda: _refresh(app, secret, value))
     assert claimed.wait(30)
     return rotation, rotated, go_on
