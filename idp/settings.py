@@ -443,7 +443,7 @@ OAUTH2_PROVIDER = {
     "OAUTH2_VALIDATOR_CLASS": "idp.oidc.validators.Validator",
     "ACCESS_TOKEN_GENERATOR": "idp.oidc.tokens.generate_access_token",
     # Without this, refresh tokens would be JWTs too (DOT reuses the access token generator).
-    "REFRESH_TOKEN_GENERATOR": "oauthlib.oauth2.rfc6749.tokens.random_token_generator",
+    "REFRESH_TOKEN_GENERATOR": "idp.oidc.tokens.generate_refresh_token",
     "CLIENT_SECRET_HASHER": "hmac_sha256",
     "OIDC_RP_INITIATED_LOGOUT_ENABLED": True,
     "OIDC_RP_INITIATED_LOGOUT_ALWAYS_PROMPT": False,

@@ -46,13 +46,12 @@ from django.db import transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from oauth2_provider.models import set_token_value  # noqa: E402
 from oauthlib.common import Request as OAuthlibRequest  # noqa: E402
-from oauthlib.oauth2.rfc6749.tokens import random_token_generator  # noqa: E402
 
 from accounts.models import User  # noqa: E402
 from accounts.services import create_user  # noqa: E402
 from idp.oidc import keys  # noqa: E402
 from idp.oidc.models import AccessToken, Application, RefreshToken  # noqa: E402
-from idp.oidc.tokens import generate_access_token  # noqa: E402
+from idp.oidc.tokens import generate_access_token, generate_refresh_token  # noqa: E402
 
 REDIRECT_URI = "https://rp.example.com/callback"
 SCOPE = "openid profile email"
@@ -79,7 +78,7 @@ def family(app: Application, user: User) -> tuple[str, str]:
     )
     set_token_value(row, access)
     row.save()
-    refresh = random_token_generator(request)
+    refresh = generate_refresh_token(request)
     refresh_row = RefreshToken(user=user, application=app, access_token=row, token_family=uuid.uuid4())
     set_token_value(refresh_row, refresh)
     refresh_row.save()

@@ -14,11 +14,11 @@ from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.models import set_token_value
 from oauthlib.common import Request as OAuthlibRequest
-from oauthlib.oauth2.rfc6749.tokens import random_token_generator
 
 from accounts.models import User
 from audit import services as audit
 from audit.registry import AuditAction
+from idp.oidc import tokens
 from idp.oidc.models import AccessToken, Application, RefreshToken
 from idp.oidc.tokens import generate_access_token
 
@@ -76,7 +76,7 @@ def issue_tokens(
     )
     set_token_value(access_row, access)
     access_row.save()
-    refresh = random_token_generator(request)
+    refresh = tokens.generate_refresh_token(request)
     refresh_row = RefreshToken(
         user=user, application=application, access_token=access_row, token_family=uuid.uuid4()
     )
