@@ -6,8 +6,8 @@ user, CSRF, 2FA step-up, messages and the language of pages mean nothing there, 
 cost them about as much CPU as the endpoint itself (bench/compare/inproc.py). So those paths get
 the same list minus the middleware in BROWSER_ONLY; every other middleware (the client's
 address, security headers, NUL bytes, host validation, store outages, and any added later) runs
-on both. The commonest introspection and userinfo requests skip Django's request cycle
-altogether (idp.lane).
+on both. The commonest introspection, userinfo, client_credentials and refresh requests skip
+Django's request cycle altogether (idp.lane).
 """
 
 from __future__ import annotations
