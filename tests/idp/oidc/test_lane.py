@@ -549,6 +549,37 @@ def test_a_token_whose_write_meets_a_dropped_connection_is_issued_by_the_machine
     assert [b - a for a, b in zip(before, after, strict=True)] == [1, 1, 1]
 
 
+def test_a_refresh_whose_lookup_meets_a_dropped_connection_is_rotated_once_by_the_machine_stack(
+    world, settings
+):
+    """The lane's read of the refresh token fails on a connection PostgreSQL ended, before it
+    wrote anything; the machine stack rotates the token on a new connection: one new family
+    member, one audit record, and the token presented is not taken for a reuse."""
+    settings.DB_HEALTH_CHECK_INTERVAL = 3600  # the check would not find it
+    portal, secret = make_app(name="Portal")
+    with_lane, _ = _apps()
+
+    def ask(value: str) -> dict[str, Any]:
+        body = _form(grant_type="refresh_token", refresh_token=value)
+        return wsgi_call(
+            "POST", "/o/token/", body=body, app=with_lane, AUTHORIZATION=basic_auth(portal.client_id, secret)
+        )
+
+    assert ask(family(portal, world["ivan"]))["status"] == 200  # the connection is open
+    value = family(portal, world["ivan"])
+    before = AuditLog.objects.filter(action=AuditAction.TOKEN_REFRESHED).count()
+    drop_our_connection()
+
+    answer = ask(value)
+
+    assert answer["status"] == 200
+    assert with_lane.lane.answered == 1  # the first; the second was the stack's
+    after = AuditLog.objects.filter(action=AuditAction.TOKEN_REFRESHED).count()
+    assert after - before == 1
+    assert not AuditLog.objects.filter(action=AuditAction.REFRESH_TOKEN_REUSED).exists()
+    assert ask(json.loads(answer["body"])["refresh_token"])["status"] == 200  # its successor is live
+
+
 def test_every_machine_middleware_is_honoured_or_there_is_no_lane(settings):
     assert set(machine.machine_middleware()) == lane.HONOURED.keys()
     assert machine.Application().lane is not None
