@@ -53,10 +53,9 @@ def record(
     details: dict[str, Any] | None = None,
 ) -> AuditLog:
     """Append an audit record (and its copy on the audit stream); `actor=None` means the system."""
-    entry = _entry(action, actor=actor, target=target, organisation_id=organisation_id, details=details)
+    entry = new_entry(action, actor=actor, target=target, organisation_id=organisation_id, details=details)
     _save_with_event(entry)
-    kick.relay_after_commit()
-    metrics.count_record_on_commit(entry.action, entry.details)
+    recorded(entry)
     return entry
 
 
@@ -71,7 +70,7 @@ def record_refusal(
     """Record that something was refused. The refusal rolls back the transaction that asked, so
     the record is written outside it: at once when no transaction is open, else when the request
     (or gRPC call) ends (core.context.run_at_end)."""
-    entry = _entry(action, actor=actor, target=target, organisation_id=organisation_id, details=details)
+    entry = new_entry(action, actor=actor, target=target, organisation_id=organisation_id, details=details)
 
     def write() -> None:
         try:
@@ -106,7 +105,7 @@ def create_recorded(
     such as token issuance pays one round trip instead of BEGIN, three INSERTs and COMMIT.
     `row.pk` stays unset when the database makes it. Elsewhere: the same writes in a transaction.
     """
-    entry = _entry(action, actor=actor, target=target, organisation_id=organisation_id, details=details)
+    entry = new_entry(action, actor=actor, target=target, organisation_id=organisation_id, details=details)
     if connection.vendor != "postgresql":
         with transaction.atomic(savepoint=False):
             row.save(force_insert=True)
@@ -117,18 +116,6 @@ def create_recorded(
         with connection.cursor() as cursor:
             cursor.execute(f"WITH changed AS ({row_sql}), {ctes} SELECT 1", [*row_params, *params])
     recorded(entry)
-
-
-def new_entry(
-    action: AuditAction,
-    *,
-    actor: models.Model | None,
-    target: models.Model | Ref | None = None,
-    organisation_id: uuid.UUID | None = None,
-    details: dict[str, Any] | None = None,
-) -> AuditLog:
-    """An audit record not yet written, for a statement composed with record_ctes."""
-    return _entry(action, actor=actor, target=target, organisation_id=organisation_id, details=details)
 
 
 def record_ctes(entry: AuditLog, *, only_if: str | None = None) -> tuple[str, list[Any]]:
@@ -150,14 +137,16 @@ def recorded(entry: AuditLog) -> None:
     metrics.count_record_on_commit(entry.action, entry.details)
 
 
-def _entry(
+def new_entry(
     action: AuditAction,
     *,
     actor: models.Model | None,
-    target: models.Model | Ref | None,
-    organisation_id: uuid.UUID | None,
-    details: dict[str, Any] | None,
+    target: models.Model | Ref | None = None,
+    organisation_id: uuid.UUID | None = None,
+    details: dict[str, Any] | None = None,
 ) -> AuditLog:
+    """An audit record not yet written (from the request's context): for record() and the
+    others here, and for a statement composed with record_ctes."""
     ctx = context.current()
     _, actor_id, actor_label = _label(actor)
     if actor is None and ctx.via:

@@ -63,6 +63,17 @@ def _comparable(answer: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
     return answer["status"], json.loads(body) if body.startswith(b"{") else body, headers
 
 
+def _behind_the_gateway(settings: Any, secure: bool) -> dict[str, str]:
+    """The production settings when `secure` (HSTS on a request the gateway marks as HTTPS);
+    the headers such a request carries."""
+    if not secure:
+        return {}
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.SECURE_HSTS_SECONDS = 3600
+    settings.SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    return {"X_FORWARDED_PROTO": "https"}
+
+
 def _form(**fields: str) -> bytes:
     return urlencode(fields).encode()
 
@@ -140,12 +151,8 @@ def _ask_introspection(app: Any, case: tuple[bytes, dict[str, str], str, str]) -
 
 @pytest.mark.parametrize("secure", [False, True], ids=["http", "https behind the gateway"])
 def test_introspection_through_the_lane_is_the_machine_stacks_answer(world, settings, secure):
-    if secure:  # the production settings: HSTS on a request the gateway marks as HTTPS
-        settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-        settings.SECURE_HSTS_SECONDS = 3600
-        settings.SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    extra = _behind_the_gateway(settings, secure)
     with_lane, without = _apps()
-    extra = {"X_FORWARDED_PROTO": "https"} if secure else {}
     cases = _introspections(world)
 
     answers = {
@@ -287,22 +294,25 @@ def _token_cases(world: dict[str, Any]) -> dict[str, tuple[bytes, dict[str, str]
 
 
 def _token_comparable(answer: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+    """A token endpoint's answer without what differs between two tokens issued a moment apart,
+    whichever door issued them."""
     status, body, headers = _comparable(answer)
     assert headers.pop("Expires", None) is not None  # this second (never_cache), on every answer
     if status == 200:
-        token = body.pop("access_token")
-        claims = claims_of(token)
-        body["claims"] = {k: v for k, v in claims.items() if k not in ("jti", "iat", "nbf", "exp")}
-        body["lifetime"] = claims["exp"] - claims["iat"]
-        headers.pop("Content-Length")  # a token's length varies with its signature's encoding
+        for name in ("access_token", "id_token"):
+            if name in body:
+                claims = claims_of(body.pop(name))
+                body[name] = {k: v for k, v in claims.items() if k not in PER_TOKEN | {"sid"}}
+                body[f"{name} lifetime"] = claims["exp"] - claims["iat"]
+        if "refresh_token" in body:
+            body["refresh_token"] = len(body["refresh_token"])
+        headers.pop("Content-Length")  # the tokens' lengths vary with their signatures' encoding
     return status, body, headers
 
 
 @pytest.mark.parametrize("secure", [False, True], ids=["http", "https behind the gateway"])
 def test_client_credentials_through_the_lane_are_the_machine_stacks_answer(world, settings, secure):
-    if secure:
-        settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-        settings.SECURE_HSTS_SECONDS = 3600
+    extra = _behind_the_gateway(settings, secure)
     _portal, portal_secret = make_app(name="Portal")  # the authorization code grant only
     bound, bound_secret = make_app(name="Bound service", grant=Application.GRANT_CLIENT_CREDENTIALS)
     bound.dpop_bound_access_tokens = True
@@ -313,7 +323,6 @@ def test_client_credentials_through_the_lane_are_the_machine_stacks_answer(world
         "as_bound": basic_auth(bound.client_id, bound_secret),
     }
     with_lane, without = _apps()
-    extra = {"X_FORWARDED_PROTO": "https"} if secure else {}
 
     def ask(app: Any, case: tuple[bytes, dict[str, str], str, str]) -> Any:
         body, headers, query, content_type = case
@@ -342,7 +351,7 @@ def test_client_credentials_through_the_lane_are_the_machine_stacks_answer(world
     status, body, headers = answers["a service"]
     assert status == 200
     assert body["token_type"] == "Bearer"
-    assert body["claims"]["client_id"] == world["api"][0]
+    assert body["access_token"]["client_id"] == world["api"][0]
     assert headers["Cache-Control"] == "no-store, max-age=0, no-cache, must-revalidate, private"
     assert ("Strict-Transport-Security" in headers) is secure
     assert answers["a request id"][0] == 200
@@ -355,23 +364,9 @@ def test_client_credentials_through_the_lane_are_the_machine_stacks_answer(world
     assert answers["secret in the body"][0] == 200
 
 
-def _refresh_comparable(answer: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
-    status, body, headers = _comparable(answer)
-    assert headers.pop("Expires", None) is not None  # this second (never_cache), on every answer
-    if status == 200:
-        body["refresh_token"] = len(body["refresh_token"])
-        for name in ("access_token", "id_token"):
-            claims = claims_of(body.pop(name))
-            body[name] = {k: v for k, v in claims.items() if k not in PER_TOKEN | {"sid"}}
-        headers.pop("Content-Length")  # the tokens' lengths vary with their signatures' encoding
-    return status, body, headers
-
-
 @pytest.mark.parametrize("secure", [False, True], ids=["http", "https behind the gateway"])
 def test_refresh_grants_through_the_lane_are_the_machine_stacks_answer(world, settings, secure):
-    if secure:
-        settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-        settings.SECURE_HSTS_SECONDS = 3600
+    extra = _behind_the_gateway(settings, secure)
     ivan = world["ivan"]
     portal, secret = make_app(name="Portal")
     other, other_secret = make_app(name="Other portal")
@@ -438,11 +433,10 @@ def test_refresh_grants_through_the_lane_are_the_machine_stacks_answer(world, se
         "a second factor now owed": lambda: (grant(family(portal, olga)), {"AUTHORIZATION": as_portal}),
     }
     with_lane, without = _apps()
-    extra = {"X_FORWARDED_PROTO": "https"} if secure else {}
 
     def ask(app: Any, case: Callable[[], tuple[bytes, dict[str, str]]]) -> Any:
         body, headers = case()
-        return _refresh_comparable(wsgi_call("POST", "/o/token/", body=body, app=app, **headers, **extra))
+        return _token_comparable(wsgi_call("POST", "/o/token/", body=body, app=app, **headers, **extra))
 
     refreshed = lambda: (  # noqa: E731
         AuditLog.objects.filter(action=AuditAction.TOKEN_REFRESHED).count(),
