@@ -80,7 +80,7 @@ def has_factors_sql(user_id: str) -> str:
     caller's query, or a parameter's placeholder, which is then given once per factor model)."""
     quote = connection.ops.quote_name
     tables = []
-    for model in FACTOR_MODELS:  # identifiers from the models, quoted; the user id is a parameter
+    for model in FACTOR_MODELS:  # identifiers from the models, quoted; the user id is the caller's
         table, user, confirmed = (
             quote(model._meta.db_table),
             quote(model._meta.get_field("user").column),

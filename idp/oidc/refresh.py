@@ -245,18 +245,17 @@ def _rotate(
             "jti": oauthlib_request.idp_access_jti,
         },
     }
-    rows = (id_row, access_row, refresh_row)
     if connection.vendor != "postgresql":  # the embedded default (SQLite): the ORM, as DOT does
         with transaction.atomic():
             if not _claim(row, previous, now):
                 return None
-            for new_row in rows[:2]:
-                if new_row is not None:
-                    new_row.save(force_insert=True)
+            if id_row is not None:
+                id_row.save(force_insert=True)
+            access_row.save(force_insert=True)
             audit.create_recorded(refresh_row, AuditAction.TOKEN_REFRESHED, **record)
         return token
     entry = audit.new_entry(AuditAction.TOKEN_REFRESHED, **record)
-    if not _write(row, previous, now, rows, entry):
+    if not _write(row, previous, now, (id_row, access_row, refresh_row), entry):
         return None
     audit.recorded(entry)
     return token
@@ -312,23 +311,21 @@ def _write(
     skew = timedelta(seconds=tokens.CLOCK_SKEW_SECONDS)
     ctes = [_CLAIM_SQL]
     params: list[Any] = [now, now, row.pk, row.user_id, previous.pk, skew, now, skew, now]
+
+    def add(name: str, new_row: Model, **compose: Any) -> None:
+        sql, values = audit.insert_sql(new_row, only_if=_CLAIMED, **compose)
+        ctes.append(f"{name} AS ({sql})")
+        params.extend(values)
+
     access_from = {}
     if id_row is not None:
-        sql, values = audit.insert_sql(id_row, returning="id", only_if=_CLAIMED)
-        ctes.append(f"id_token AS ({sql})")
-        params += values
+        add("id_token", id_row, returning="id")
         access_from["id_token_id"] = "(SELECT id FROM id_token)"
-    sql, values = audit.insert_sql(access_row, returning="id", placeholders=access_from, only_if=_CLAIMED)
-    ctes.append(f"access AS ({sql})")
-    params += values
-    sql, values = audit.insert_sql(
-        refresh_row, placeholders={"access_token_id": "(SELECT id FROM access)"}, only_if=_CLAIMED
-    )
-    ctes.append(f"refresh AS ({sql})")
-    params += values
+    add("access", access_row, returning="id", placeholders=access_from)
+    add("refresh", refresh_row, placeholders={"access_token_id": "(SELECT id FROM access)"})
     sql, values = audit.record_ctes(entry, only_if=_CLAIMED)
     ctes.append(sql)
-    params += values
+    params.extend(values)
     with connection.cursor() as cursor:
         # Our own SQL and the models' quoted identifiers: every value is a parameter.
         counts = "SELECT (SELECT count(*) FROM claimed), (SELECT count(*) FROM gone)"

@@ -241,36 +241,21 @@ def _token_cases(world: dict[str, Any]) -> dict[str, tuple[bytes, dict[str, str]
     api = world["as_api"]
     client_id, secret = world["api"]
     cc = _form(grant_type="client_credentials")
+
+    def as_api(**fields: str) -> tuple[bytes, dict[str, str], str, str]:
+        """The service's own credentials in the header, these form fields in the body."""
+        return _form(**fields), {"AUTHORIZATION": api}, "", FORM
+
     return {
         # The lane's shape: answered by it.
         "a service": (cc, {"AUTHORIZATION": api}, "", FORM),
-        "a service scope": (
-            _form(grant_type="client_credentials", scope="permissions"),
-            {"AUTHORIZATION": api},
-            "",
-            FORM,
-        ),
-        "an empty scope": (
-            _form(grant_type="client_credentials", scope=""),
-            {"AUTHORIZATION": api},
-            "",
-            FORM,
-        ),
+        "a service scope": as_api(grant_type="client_credentials", scope="permissions"),
+        "an empty scope": as_api(grant_type="client_credentials", scope=""),
         "charset given": (cc, {"AUTHORIZATION": api}, "", f"{FORM}; charset=UTF-8"),
         "a request id": (cc, {"AUTHORIZATION": api, "X_REQUEST_ID": "svc-7"}, "", FORM),
         # Every other shape, and every refusal: the machine stack's.
-        "a user scope": (
-            _form(grant_type="client_credentials", scope="openid"),
-            {"AUTHORIZATION": api},
-            "",
-            FORM,
-        ),
-        "an unknown scope": (
-            _form(grant_type="client_credentials", scope="admin"),
-            {"AUTHORIZATION": api},
-            "",
-            FORM,
-        ),
+        "a user scope": as_api(grant_type="client_credentials", scope="openid"),
+        "an unknown scope": as_api(grant_type="client_credentials", scope="admin"),
         "two scopes": (cc + b"&scope=permissions&scope=permissions", {"AUTHORIZATION": api}, "", FORM),
         "a resource": (cc + b"&resource=https%3A%2F%2Fapi.example", {"AUTHORIZATION": api}, "", FORM),
         "wrong secret": (cc, {"AUTHORIZATION": basic_auth(client_id, "nope")}, "", FORM),
@@ -284,12 +269,7 @@ def _token_cases(world: dict[str, Any]) -> dict[str, tuple[bytes, dict[str, str]
         "a DPoP proof": (cc, {"AUTHORIZATION": api, "DPOP": "x.y.z"}, "", FORM),
         "bound tokens required": (cc, {"AUTHORIZATION": world["as_bound"]}, "", FORM),
         "a query string": (cc, {"AUTHORIZATION": api}, "a=1", FORM),
-        "another grant": (
-            _form(grant_type="refresh_token", refresh_token="x"),
-            {"AUTHORIZATION": api},
-            "",
-            FORM,
-        ),
+        "another grant": as_api(grant_type="refresh_token", refresh_token="x"),
     }
 
 
