@@ -30,7 +30,9 @@
 #    chainloop.py (refresh), codeflow.py --rate (code flow), ghz --async --rps (gRPC);
 #    With FLOOR=1, each round also measures the floors (floor.py) served the same way: a bare WSGI
 #    app and a Django view without middleware under granian (WORKERS x THREADS) with introspection's
-#    requests, and a bare grpcio TokenValidate (GRPC_PROCS x GRPC_THREADS) with gRPC's;
+#    requests, a bare grpcio TokenValidate (GRPC_PROCS x GRPC_THREADS) and the same answer from a
+#    bare gRPC server in Go (gofloor/, built with the machine's `go`; skipped without one) with
+#    gRPC's, both gRPC floors also in the open loop at half of their own peaks;
 # 7. the bcrypt floor (hashfloor.py), then summarize.py writes OUT/summary.md; removes what it
 #    started (servers, databases, private services, temp dir; OUT is kept), also on failure.
 #
@@ -40,8 +42,9 @@
 # ES256: the project's bench-cc signs its tokens with ES256, Keycloak's stays on its RS256 default),
 # PATHS ("cc introspect refresh userinfo codeflow"), VALIDATE (1), FLOOR (1), HALF (1), HASHFLOOR_S (5),
 # SERVICES (private|shared), KC_VERSION (26.4.7), KC_HEAP, KC_CACHE (local; ispn = clustered),
-# IDP_BENCH_CACHE (~/.cache/idp-bench), JAVA_HOME (a JDK 21+), OUT (results dir; default a kept
-# temp dir). Needs: the project's .venv, wrk, oha, ghz, psql, curl, a JDK 21+. Loopback only.
+# IDP_BENCH_CACHE (~/.cache/idp-bench), JAVA_HOME (a JDK 21+), GO (the Go toolchain for the Go floor),
+# OUT (results dir; default a kept temp dir). Needs: the project's .venv, wrk, oha, ghz, psql, curl,
+# a JDK 21+ (and go, optional). Loopback only.
 set -Eeuo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -97,6 +100,8 @@ GHZ=${GHZ:-$(command -v ghz || true)}
 [[ -z $GHZ && -x ${GOBIN:-$HOME/go/bin}/ghz ]] && GHZ=${GOBIN:-$HOME/go/bin}/ghz
 [[ -n $OHA ]] || die "oha is missing (cargo install oha)"
 [[ -n $GHZ ]] || die "ghz is missing (go install github.com/bojand/ghz/cmd/ghz@v0.93.0)"
+GO=${GO:-$(command -v go || true)}
+[[ -z $GO && -x /usr/local/go/bin/go ]] && GO=/usr/local/go/bin/go
 for tool in wrk psql curl tar sha1sum; do
     command -v "$tool" >/dev/null || die "$tool is missing (apt-get install -y wrk postgresql-client curl)"
 done
@@ -249,9 +254,9 @@ PG_VERSION=$(psql "$ADMIN_URL" -qAt -c 'show server_version')
 REDIS_VERSION=$(redis-cli -u "$REDIS_URL" info server 2>/dev/null | tr -d '\r' | sed -n 's/^redis_version://p')
 say "PostgreSQL $PG_VERSION (pid $PG_PID), Redis $REDIS_VERSION; databases $DB_NAME and $KC_DB"
 
-read -r WPORT GPORT KPORT FWPORT FDPORT FGPORT < <("$PY" -c '
+read -r WPORT GPORT KPORT FWPORT FDPORT FGPORT FGOPORT < <("$PY" -c '
 import socket
-s = [socket.socket() for _ in range(6)]
+s = [socket.socket() for _ in range(7)]
 for x in s: x.bind(("127.0.0.1", 0))
 print(*[x.getsockname()[1] for x in s])')
 WURL=http://127.0.0.1:$WPORT
@@ -350,6 +355,20 @@ if [[ $FLOOR == 1 ]]; then
     done 2>/dev/null
     curl -fsS -d token=x "http://127.0.0.1:$FDPORT/" | grep -q active || die "the floors did not start: $(tail -5 "$WORK/floor.log")"
     say "floors: bare WSGI on $FWPORT, Django on $FDPORT, bare gRPC on $FGPORT"
+    # The same bare answer from a gRPC server in Go (gofloor/): what a server in another language
+    # gives on this machine, for the gRPC lines. Skipped, with a word, where Go is not installed.
+    if [[ -n $GO ]] && (cd "$HERE/gofloor" && "$GO" build -o "$WORK/gofloor" .) >>"$WORK/floor.log" 2>&1; then
+        answer=$(cd "$REPO" && "$PY" -c 'from authproto import auth_pb2; print(auth_pb2.TokenValidateResponse(
+            userId="00000000-0000-0000-0000-000000000000", role="CUSTOMER", client_id="floor", scope="openid",
+            expires_at=4102444800).SerializeToString().hex())')
+        record "$WORK/gofloor" --bind "127.0.0.1:$FGOPORT" --answer "$answer"
+        "$WORK/gofloor" --bind "127.0.0.1:$FGOPORT" --answer "$answer" >>"$WORK/floor.log" 2>&1 &
+        FLOOR_PIDS+=($!)
+        FLOOR_PID[gogrpc]=$!
+        say "floors: bare gRPC in Go on $FGOPORT"
+    else
+        say "floors: no Go toolchain (or its build failed: $WORK/floor.log), so no Go gRPC floor"
+    fi
 fi
 
 # --- 5. Keycloak: wait, then the realm, clients and users by kcadm.sh -----------------------------
@@ -473,12 +492,13 @@ gen() {
                 --chains "$TOK/$sys/refresh.txt" --chains-out "$TOK/$sys/refresh.next" --rate "$rate" \
                 --duration "$dur" --json "$outbase.chain.json" >"$outbase.chain.txt"
             mv "$TOK/$sys/refresh.next" "$TOK/$sys/refresh.txt" ;;
-        grpc:* | baregrpc:)
+        grpc:* | baregrpc:* | gogrpc:*)
             local g=("$GHZ" --insecure --proto "$REPO/proto/auth.proto" --call AuthService.TokenValidate
                 --data-file "$TOK/project/pool.json" --connections "$GHZ_CONNS" -z "${dur}s" -O json)
             if [[ -n $rate ]]; then g+=(--async --rps "$rate" -c "$GHZ_CONNS"); else g+=(-c "$GHZ_C"); fi
             local target=$GTARGET
             [[ $path == baregrpc ]] && target=127.0.0.1:$FGPORT
+            [[ $path == gogrpc ]] && target=127.0.0.1:$FGOPORT
             record "${g[@]}" "$target"
             "${g[@]}" "$target" >"$outbase.ghz.json" 2>"$outbase.ghz.err"
             # ghz's JSON lists every call and repeats the token pool (megabytes): keep the summary.
@@ -550,6 +570,7 @@ if [[ $VALIDATE == 1 ]]; then
 fi
 FLOORS=()
 [[ $FLOOR == 1 ]] && FLOORS=(barewsgi baredjango baregrpc)
+[[ -n ${FLOOR_PID[gogrpc]:-} ]] && FLOORS+=(gogrpc)
 for path in "${FLOORS[@]}"; do gen "$path" project "$WARMUP" "$OUT/warmup-$path-project"; done
 
 for r in $(seq "$ROUNDS"); do
@@ -569,6 +590,8 @@ if [[ $HALF == 1 ]]; then
     all=()
     for path in $PATHS; do all+=("$path:project" "$path:keycloak"); done
     [[ $VALIDATE == 1 ]] && all+=(grpc:project restvalidate:project)
+    # The gRPC floors at half of their own peaks: what the gRPC latency line asks of a server.
+    for path in "${FLOORS[@]}"; do [[ $path == *grpc ]] && all+=("$path:project"); done
     for ps in "${all[@]}"; do
         path=${ps%%:*} sys=${ps#*:}
         rate=$("$PY" "$HERE/summarize.py" "$OUT" --half "$path-$sys")

@@ -32,13 +32,15 @@ PATHS = {
     "barewsgi": "floor: a bare WSGI app under granian (introspection's requests)",
     "baredjango": "floor: a Django view, no middleware, no database (introspection's requests)",
     "baregrpc": "floor: a bare grpcio TokenValidate (gRPC's requests)",
+    "gogrpc": "floor: the same answer from a bare gRPC server in Go (gRPC's requests)",
 }
-FLOORS = ("barewsgi", "baredjango", "baregrpc")
+FLOORS = ("barewsgi", "baredjango", "baregrpc", "gogrpc")
 # Each floor against the Keycloak paths it bounds: (floor, Keycloak path, the line's multiple).
 CEILINGS = (
     ("baredjango", "introspect", 2.0),
     ("baredjango", "userinfo", 1.0),
     ("baregrpc", "introspect", 4.0),
+    ("gogrpc", "introspect", 4.0),
 )
 SYSTEMS = ("project", "keycloak")
 
@@ -467,6 +469,21 @@ def across(dirs: list[Path]) -> None:
         )
         print("| floor ÷ Keycloak | per run | |\n| --- | --- | --- |")
         print("\n".join(ceilings))
+    # The gRPC latency line asked of the floors themselves: a bare answer, nothing of ours.
+    floor_halves = [
+        (path, [r for d in dirs if (r := load(d, f"half-{path}-project"))]) for path in ("baregrpc", "gogrpc")
+    ]
+    if any(rs for _, rs in floor_halves):
+        print("\n| floor at 50% of its own peak (the gRPC line: p99 < 20 ms, no UNAVAILABLE) | per run |")
+        print("| --- | --- |")
+        for path, rs in floor_halves:
+            if rs:
+                text = " / ".join(
+                    f"{rate_str(r['rate'] or 0)}/s: p99 {ms_str(r['p99'])} ms, "
+                    f"{r['errors'].get('Unavailable', 0)} UNAVAILABLE"
+                    for r in rs
+                )
+                print(f"| {PATHS[path]} | {text} |")
 
     print("\n| issue 14 acceptance line | measured (per run) | |")
     print("| --- | --- | --- |")
