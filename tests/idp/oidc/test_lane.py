@@ -279,13 +279,11 @@ def _token_comparable(answer: dict[str, Any]) -> tuple[int, Any, dict[str, str]]
     status, body, headers = _comparable(answer)
     assert headers.pop("Expires", None) is not None  # this second (never_cache), on every answer
     if status == 200:
-        # The access token's `iat` and `exp` come from one clock reading (an ID token's do not:
-        # its lifetime is a second off across a second's boundary, by either door).
-        access = claims_of(body["access_token"])
-        body["access_token lifetime"] = access["exp"] - access["iat"]
+        # Each token's `iat` and `exp` come from one clock reading: its lifetime is exact.
         for name in ("access_token", "id_token"):
             if name in body:
                 claims = claims_of(body.pop(name))
+                body[f"{name} lifetime"] = claims["exp"] - claims["iat"]
                 body[name] = {k: v for k, v in claims.items() if k not in PER_TOKEN | {"sid"}}
         if "refresh_token" in body:
             body["refresh_token"] = len(body["refresh_token"])

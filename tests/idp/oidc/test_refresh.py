@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
@@ -161,6 +162,24 @@ def test_the_fast_path_answers_and_writes_like_dot(monkeypatch, portal):
         "scope",
         "token_type",
     }
+
+
+def test_an_id_tokens_lifetime_is_exact_when_the_clock_ticks_between_readings(monkeypatch, portal):
+    """`iat` is oauthlib's reading of the clock, `exp` was DOT's later one: across a second's
+    boundary the ID token lived a second longer than configured. Both paths, and the row."""
+    app, secret, ivan = portal
+    ttl = settings.OAUTH2_PROVIDER["ID_TOKEN_EXPIRE_SECONDS"]
+    real_now = timezone.now
+    monkeypatch.setattr(timezone, "now", lambda: real_now() + timedelta(seconds=0.999))
+    for path in ("fast", "dot"):
+        if path == "dot":
+            monkeypatch.setattr(refresh, "token_response", lambda request: None)
+        response = _refresh(app, secret, family(app, ivan))
+        assert response.status_code == 200, response.content
+        claims = _claims(response.json()["id_token"])
+        assert (path, claims["exp"] - claims["iat"]) == (path, ttl)
+        row = IDToken.objects.get(jti=claims["jti"])
+        assert (path, row.expires.timestamp()) == (path, claims["exp"])
 
 
 def test_every_refusal_is_dots(monkeypatch, portal):
