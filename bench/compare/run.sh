@@ -537,7 +537,7 @@ measure() {
     local grpc=()
     [[ $path != grpc ]] && grpc=(--group "grpc=$GRPC_PID")
     "$PY" "$CPUSPLIT" --delay "$(awk -v d="$dur" 'BEGIN { print (d > 8 ? 2 : 0.5) }')" --window "$window" \
-        --group "server=$server" ${PG_PID:+--group "postgresql=$PG_PID"} ${REDIS_PID:+--group "redis=$REDIS_PID"} \
+        --group "server=$server" --split server ${PG_PID:+--group "postgresql=$PG_PID"} ${REDIS_PID:+--group "redis=$REDIS_PID"} \
         "${grpc[@]}" --group "generator=$genpid" --json "$OUT/cpu-$key.json" >"$OUT/cpu-$key.txt" &
     local c=$!
     wait "$genpid" || say "$key: the load generator exited non-zero"

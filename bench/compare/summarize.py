@@ -183,6 +183,14 @@ def errors_str(r: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in r["errors"].items()) if r["errors"] else ""
 
 
+def server_cores(c: dict) -> str:
+    """The server's cores, and each of its processes' when there are several (cpusplit --split):
+    one worker at its core's limit beside an idle one is a connection split, not the code."""
+    each = (c.get("split") or {}).get("server") or []
+    parts = f" ({' + '.join(f'{v:.2f}' for v in each)})" if len(each) > 1 else ""
+    return f"{c.get('server', 0):.2f}{parts}"
+
+
 def one(out: Path, key: str) -> str:
     r = load(out, key)
     if r is None:
@@ -190,9 +198,8 @@ def one(out: Path, key: str) -> str:
     c = r["cpu"]
     text = (
         f"{rate_str(r['rps'])}/s ok, p50 {ms_str(r['p50'])} ms, p99 {ms_str(r['p99'])} ms; CPU cores "
-        + " ".join(
-            f"{k} {c.get(k, 0):.2f}" for k in ("server", "postgresql", "redis", "grpc", "generator", "other")
-        )
+        + f"server {server_cores(c)} "
+        + " ".join(f"{k} {c.get(k, 0):.2f}" for k in ("postgresql", "redis", "grpc", "generator", "other"))
         + f"; ms/req server {r['ms']['server']:.2f} pg {r['ms']['postgresql']:.2f}; mem {mem_str(r)} MB"
     )
     return text + (f"; NOT OK: {errors_str(r)}" if r["errors"] else "")
@@ -325,7 +332,8 @@ def summary(out: Path) -> None:
 
     print("\n### Every run\n")
     print(
-        "| run | ok/s | p50 ms | p99 ms | CPU cores server / pg / redis / gRPC / generator / other "
+        "| run | ok/s | p50 ms | p99 ms "
+        "| CPU cores server (per process) / pg / redis / gRPC / generator / other "
         "| ms/req server / pg | RSS (PSS) MB | not ok |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -343,7 +351,10 @@ def summary(out: Path) -> None:
             continue
         c = r["cpu"]
         cores = " / ".join(
-            f"{c.get(g, 0):.2f}" for g in ("server", "postgresql", "redis", "grpc", "generator", "other")
+            [
+                server_cores(c),
+                *(f"{c.get(g, 0):.2f}" for g in ("postgresql", "redis", "grpc", "generator", "other")),
+            ]
         )
         name = key + (f" @{rate_str(r['rate'])}/s" if r["rate"] else "")
         print(

@@ -1,12 +1,14 @@
 """CPU used per process group over a window, in cores (1.0 = one core busy), from /proc.
 
     cpusplit.py --delay 3 --window 14 --group server=PID[,PID...] --group generator=PID \
-                --group redis=PID [--json FILE]
+                --group redis=PID [--split server] [--json FILE]
 
 Each group counts the given processes and all their descendants (the set is re-read at both
 ends of the window), including the ones that exit during the window (see used()). `other` is
 whatever else ran on the machine (other users' tests, Kafka, PostgreSQL, the kernel), from
-/proc/stat. Prints one line.
+/proc/stat. `--split NAME` also gives that group's share per child of its root (the worker
+processes of a server): processes that each hold an interpreter lock show there when one of
+them is at its core's limit while the others idle. Prints one line.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=3)
     parser.add_argument("--window", type=float, default=10)
     parser.add_argument("--group", action="append", default=[], help="name=pid[,pid]")
+    parser.add_argument("--split", action="append", default=[], help="a group to give per child of its root")
     parser.add_argument("--json")
     args = parser.parse_args()
     groups = {}
@@ -93,6 +96,14 @@ def main() -> None:
         name, _, pids = spec.partition("=")
         groups[name] = [int(p) for p in pids.split(",") if p.strip()]
     time.sleep(args.delay)
+    # Each child of a split group's root (and its descendants) as a group of its own.
+    parts = {
+        name: sorted(child for root in groups[name] for child in children().get(root, []))
+        for name in args.split
+        if name in groups
+    }
+    for name, kids in parts.items():
+        groups.update({f"{name}/{kid}": [kid] for kid in kids})
     sets = {name: descendants(roots) for name, roots in groups.items()}
     start = {name: ticks(s) for name, s in sets.items()}
     busy0, _ = machine()
@@ -104,12 +115,20 @@ def main() -> None:
     for name, roots in groups.items():
         end = ticks(descendants(roots) | sets[name])
         result[name] = used(start[name], end) / HZ / elapsed
+    split = {name: [result.pop(f"{name}/{kid}") for kid in kids] for name, kids in parts.items()}
     result["machine"] = (busy1 - busy0) / HZ / elapsed
     result["other"] = max(0.0, result["machine"] - sum(v for k, v in result.items() if k != "machine"))
     result["window_s"] = elapsed
+    if split:
+        result["split"] = split
+
+    def shown(name: str, value: float) -> str:
+        each = split.get(name)
+        return f"{name} {value:.2f}" + (f" ({' + '.join(f'{v:.2f}' for v in each)})" if each else "")
+
     line = (
         f"CPU (cores, of {os.cpu_count()}): "
-        + ", ".join(f"{k} {v:.2f}" for k, v in result.items() if k != "window_s")
+        + ", ".join(shown(k, v) for k, v in result.items() if k not in ("window_s", "split"))
         + f" (over {elapsed:.0f}s)"
     )
     print(line)
