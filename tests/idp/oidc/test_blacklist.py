@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -108,6 +109,25 @@ def test_a_lost_announcement_reaches_redis_with_the_resync(settings, monkeypatch
     assert not blacklist.is_revoked("lost")  # the gap the resync closes
     assert resync_blacklist() >= 1
     assert blacklist.is_revoked("lost")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_reload_in_chunks_reads_every_live_row_and_yields_between_them(monkeypatch):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("elsewhere the reload reads through the ORM, in one piece")
+    live = {f"live-{i}": timezone.now() + timedelta(minutes=5) for i in range(7)}
+    RevokedToken.objects.bulk_create([RevokedToken(jti=j, expires_at=e) for j, e in live.items()])
+    RevokedToken.objects.create(jti="expired", expires_at=timezone.now() - timedelta(seconds=1))
+    monkeypatch.setattr(blacklist, "RELOAD_CHUNK", 2)
+    yields = []
+    monkeypatch.setattr(blacklist, "_let_others_run", lambda: yields.append("yield"))
+    copy = blacklist.LocalCopy.__new__(blacklist.LocalCopy)  # no listener thread: the reload alone
+    copy._lock, copy._revoked = threading.Lock(), {}
+    copy._reload()
+    assert copy._revoked == pytest.approx({j: e.timestamp() for j, e in live.items()})
+    assert yields == ["yield"] * 4  # after each of the four chunks (2 + 2 + 2 + 1)
 
 
 @pytest.mark.needs("redis")
