@@ -5,6 +5,7 @@ ratio to Keycloak above the floor's own ratio is out of reach without changing t
     granian --interface wsgi --workers W --blocking-threads T floor:bare         # plain WSGI
     granian --interface wsgi --workers W --blocking-threads T floor:django_app   # Django, no middleware
     python floor.py grpc --bind HOST:PORT --processes P --workers T              # bare grpcio
+    python floor.py answer-hex        # that answer serialized, for the Go floor (gofloor/)
 
 - `bare`: a WSGI callable that reads the body and answers a fixed JSON object: granian alone.
 - `django_app`: Django's WSGI handler with one URL and no middleware, no apps, no database; the
@@ -85,19 +86,25 @@ def __getattr__(name: str) -> Any:  # urlpatterns, once Django reads ROOT_URLCON
     raise AttributeError(name)
 
 
-def _grpc_one(bind: str, workers: int) -> None:
-    import grpc
-
+def _answer() -> Any:
+    """The floors' one answer (also gofloor's, serialized by `answer-hex`)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from authproto import auth_pb2, auth_pb2_grpc
+    from authproto import auth_pb2
 
-    answer = auth_pb2.TokenValidateResponse(
+    return auth_pb2.TokenValidateResponse(
         userId="00000000-0000-0000-0000-000000000000",
         role="CUSTOMER",
         client_id="floor",
         scope="openid",
         expires_at=4102444800,
     )
+
+
+def _grpc_one(bind: str, workers: int) -> None:
+    import grpc
+
+    answer = _answer()
+    from authproto import auth_pb2_grpc
 
     class Floor(auth_pb2_grpc.AuthServiceServicer):
         def TokenValidate(self, request: Any, context: Any) -> Any:  # noqa: N802
@@ -117,11 +124,16 @@ def _grpc_one(bind: str, workers: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="bare gRPC floor")
-    parser.add_argument("mode", choices=["grpc", "grpc-one"])
-    parser.add_argument("--bind", required=True)
+    parser.add_argument("mode", choices=["grpc", "grpc-one", "answer-hex"])
+    parser.add_argument("--bind")
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--workers", type=int, default=8)
     args = parser.parse_args()
+    if args.mode == "answer-hex":
+        print(_answer().SerializeToString().hex())
+        return
+    if not args.bind:
+        parser.error("--bind is required")
     if args.mode == "grpc-one":
         _grpc_one(args.bind, args.workers)
         return

@@ -358,9 +358,7 @@ if [[ $FLOOR == 1 ]]; then
     # The same bare answer from a gRPC server in Go (gofloor/): what a server in another language
     # gives on this machine, for the gRPC lines. Skipped, with a word, where Go is not installed.
     if [[ -n $GO ]] && (cd "$HERE/gofloor" && "$GO" build -o "$WORK/gofloor" .) >>"$WORK/floor.log" 2>&1; then
-        answer=$(cd "$REPO" && "$PY" -c 'from authproto import auth_pb2; print(auth_pb2.TokenValidateResponse(
-            userId="00000000-0000-0000-0000-000000000000", role="CUSTOMER", client_id="floor", scope="openid",
-            expires_at=4102444800).SerializeToString().hex())')
+        answer=$("$PY" "$HERE/floor.py" answer-hex)  # the bare grpcio floor's very answer
         record "$WORK/gofloor" --bind "127.0.0.1:$FGOPORT" --answer "$answer"
         "$WORK/gofloor" --bind "127.0.0.1:$FGOPORT" --answer "$answer" >>"$WORK/floor.log" 2>&1 &
         FLOOR_PIDS+=($!)

@@ -97,8 +97,9 @@ def main() -> None:
         groups[name] = [int(p) for p in pids.split(",") if p.strip()]
     time.sleep(args.delay)
     # Each child of a split group's root (and its descendants) as a group of its own.
+    tree = children()
     parts = {
-        name: sorted(child for root in groups[name] for child in children().get(root, []))
+        name: sorted(child for root in groups[name] for child in tree.get(root, []))
         for name in args.split
         if name in groups
     }

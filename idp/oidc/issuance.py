@@ -18,9 +18,8 @@ from oauthlib.common import Request as OAuthlibRequest
 from accounts.models import User
 from audit import services as audit
 from audit.registry import AuditAction
-from idp.oidc import tokens
 from idp.oidc.models import AccessToken, Application, RefreshToken
-from idp.oidc.tokens import generate_access_token
+from idp.oidc.tokens import generate_access_token, generate_refresh_token
 
 DIRECT_LOGIN_SCOPE = "openid profile"
 
@@ -76,7 +75,7 @@ def issue_tokens(
     )
     set_token_value(access_row, access)
     access_row.save()
-    refresh = tokens.generate_refresh_token(request)
+    refresh = generate_refresh_token(request)
     refresh_row = RefreshToken(
         user=user, application=application, access_token=access_row, token_family=uuid.uuid4()
     )

@@ -1,8 +1,8 @@
 // A bare gRPC server in Go answering every call with one fixed message: the floor of a
 // non-Python server on this machine, beside floor.py's bare grpcio one (bench/compare RESULTS,
-// "What a gRPC server in another language would give"). No protobuf code: the request is read
-// as bytes and the answer is the serialized TokenValidateResponse given in hex (floorcmp.sh makes
-// it with authproto, so both floors send the same bytes).
+// step 9). No protobuf code: the request is read as bytes and the answer is the serialized
+// TokenValidateResponse given in hex (run.sh takes it from `floor.py answer-hex`, so both floors
+// send the same bytes).
 package main
 
 import (
@@ -10,7 +10,6 @@ import (
 	"flag"
 	"log"
 	"net"
-	"runtime"
 
 	"google.golang.org/grpc"
 )
@@ -27,11 +26,7 @@ func (rawCodec) Name() string { return "proto" }
 func main() {
 	bind := flag.String("bind", "127.0.0.1:50051", "host:port")
 	answerHex := flag.String("answer", "", "the serialized answer, hex")
-	procs := flag.Int("procs", 0, "GOMAXPROCS (0: Go's default, every core)")
 	flag.Parse()
-	if *procs > 0 {
-		runtime.GOMAXPROCS(*procs)
-	}
 	answer, err := hex.DecodeString(*answerHex)
 	if err != nil {
 		log.Fatalf("--answer: %v", err)
