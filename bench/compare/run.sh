@@ -32,7 +32,10 @@
 #    app and a Django view without middleware under granian (WORKERS x THREADS) with introspection's
 #    requests, a bare grpcio TokenValidate (GRPC_PROCS x GRPC_THREADS) and the same answer from a
 #    bare gRPC server in Go (gofloor/, built with the machine's `go`; skipped without one) with
-#    gRPC's, both gRPC floors also in the open loop at half of their own peaks;
+#    gRPC's, both gRPC floors also in the open loop at half of their own peaks; with cc in PATHS,
+#    client_credentials with only the work the issue keeps (ccfloor.py: sign, and the project's one
+#    statement for the token's row, audit record and event; and the same without the token's row)
+#    with cc's requests;
 # 7. the bcrypt floor (hashfloor.py), then summarize.py writes OUT/summary.md; removes what it
 #    started (servers, databases, private services, temp dir; OUT is kept), also on failure.
 #
@@ -254,9 +257,9 @@ PG_VERSION=$(psql "$ADMIN_URL" -qAt -c 'show server_version')
 REDIS_VERSION=$(redis-cli -u "$REDIS_URL" info server 2>/dev/null | tr -d '\r' | sed -n 's/^redis_version://p')
 say "PostgreSQL $PG_VERSION (pid $PG_PID), Redis $REDIS_VERSION; databases $DB_NAME and $KC_DB"
 
-read -r WPORT GPORT KPORT FWPORT FDPORT FGPORT FGOPORT < <("$PY" -c '
+read -r WPORT GPORT KPORT FWPORT FDPORT FGPORT FGOPORT FCPORT FNPORT < <("$PY" -c '
 import socket
-s = [socket.socket() for _ in range(7)]
+s = [socket.socket() for _ in range(9)]
 for x in s: x.bind(("127.0.0.1", 0))
 print(*[x.getsockname()[1] for x in s])')
 WURL=http://127.0.0.1:$WPORT
@@ -366,6 +369,27 @@ if [[ $FLOOR == 1 ]]; then
         say "floors: bare gRPC in Go on $FGOPORT"
     else
         say "floors: no Go toolchain (or its build failed: $WORK/floor.log), so no Go gRPC floor"
+    fi
+    # client_credentials with only the work the issue keeps (ccfloor.py): sign, and the project's
+    # one statement for the token's row, audit record and event; and the same without the row.
+    if [[ " $PATHS " == *" cc "* ]]; then
+        for floor in ccfloor:$FCPORT:1 ccfloornorow:$FNPORT:0; do
+            IFS=: read -r name port row <<<"$floor"
+            args=(--interface wsgi --host 127.0.0.1 --port "$port" --workers "$WORKERS" --blocking-threads "$THREADS" ccfloor:app)
+            record env FLOOR_CC_ROW="$row" FLOOR_CC_CLIENT="\$CC_ID:\$CC_SECRET" "$GRANIAN" "${args[@]}"
+            (cd "$HERE" && FLOOR_CC_ROW=$row FLOOR_CC_CLIENT="$CC_ID:$CC_SECRET" exec "$GRANIAN" "${args[@]}") \
+                >>"$WORK/floor.log" 2>&1 &
+            FLOOR_PIDS+=($!)
+            FLOOR_PID[$name]=$!
+            for _ in $(seq 100); do
+                curl -fsS -o /dev/null -H "Authorization: Basic $CC_B64" -d grant_type=client_credentials \
+                    "http://127.0.0.1:$port/" 2>/dev/null && break
+                sleep 0.2
+            done
+            curl -fsS -H "Authorization: Basic $CC_B64" -d grant_type=client_credentials "http://127.0.0.1:$port/" \
+                | grep -q '"access_token"' || die "the $name floor did not start: $(tail -5 "$WORK/floor.log")"
+        done
+        say "floors: client_credentials (sign and the token's statement) on $FCPORT, without the token's row on $FNPORT"
     fi
 fi
 
@@ -501,6 +525,12 @@ gen() {
             "${g[@]}" "$target" >"$outbase.ghz.json" 2>"$outbase.ghz.err"
             # ghz's JSON lists every call and repeats the token pool (megabytes): keep the summary.
             "$PY" "$HERE/summarize.py" --trim-ghz "$outbase.ghz.json" ;;
+        ccfloor: | ccfloornorow:)
+            local port=$FCPORT
+            [[ $path == ccfloornorow ]] && port=$FNPORT
+            record env BENCH_AUTH="${CC_AUTH[project]}" "${wrk[@]}" "http://127.0.0.1:$port/o/token/" -- fixed grant_type=client_credentials
+            BENCH_AUTH=${CC_AUTH[project]} "${wrk[@]}" "http://127.0.0.1:$port/o/token/" -- fixed grant_type=client_credentials \
+                >"$outbase.wrk.txt" ;;
         barewsgi: | baredjango:)
             local port=$FWPORT
             [[ $path == baredjango ]] && port=$FDPORT
@@ -569,6 +599,7 @@ fi
 FLOORS=()
 [[ $FLOOR == 1 ]] && FLOORS=(barewsgi baredjango baregrpc)
 [[ -n ${FLOOR_PID[gogrpc]:-} ]] && FLOORS+=(gogrpc)
+[[ -n ${FLOOR_PID[ccfloor]:-} ]] && FLOORS+=(ccfloor ccfloornorow)
 for path in "${FLOORS[@]}"; do gen "$path" project "$WARMUP" "$OUT/warmup-$path-project"; done
 
 for r in $(seq "$ROUNDS"); do
