@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import sys
 from pathlib import Path
@@ -216,6 +217,13 @@ def half_rate(out: Path, path_sys: str) -> str:
     if path == "codeflow":
         return f"{max(0.5, round(peak / 2, 1)):g}" if peak > 0 else "0"
     return str(int(peak / 2))
+
+
+def machine_cores(out: Path) -> int:
+    """The run's cores, from its env.txt ("machine: N cores, ..."); this machine's if absent."""
+    env = out / "env.txt"
+    m = re.search(r"^machine: (\d+) cores", env.read_text(), re.M) if env.exists() else None
+    return int(m.group(1)) if m else (os.cpu_count() or 1)
 
 
 def cc_line(dirs: list[Path]) -> float:
@@ -473,14 +481,27 @@ def across(dirs: list[Path]) -> None:
     ceilings = []
     for floor, kpath, need in CEILINGS:
         need = need or cc_line(dirs)
-        pairs = [
-            (a["rps"], b["rps"])
-            for a, b in zip(last[floor, "project"], last[kpath, "keycloak"], strict=True)
+        runs = [
+            (a, b, machine_cores(d))
+            for a, b, d in zip(last[floor, "project"], last[kpath, "keycloak"], dirs, strict=True)
             if a and b and b["rps"] > 0
         ]
+        pairs = [(a["rps"], b["rps"]) for a, b, _ in runs]
         if pairs:
             text = " / ".join(f"{a:,.0f} ÷ {b:,.0f} = {a / b:.2f} x" for a, b in pairs)
-            reach = "the line is above the floor" if max(a / b for a, b in pairs) < need else "within reach"
+            # What a path would have beyond its floor at the line: the machine's CPU per request at
+            # `need` x Keycloak's rate, less what the floor used (its server, stores, generator).
+            left = [
+                cores * 1e3 / (need * b["rps"]) - sum(v for v in a["ms"].values() if not math.isnan(v))
+                for a, b, cores in runs
+            ]
+            reach = (
+                "the line is above the floor"
+                if max(a / b for a, b in pairs) < need
+                else "within reach: at the line, "
+                + " / ".join(f"{x:.2f}" for x in left)
+                + " ms of CPU per request left beyond the floor"
+            )
             ceilings.append(
                 f"| {PATHS[floor]} ÷ Keycloak's {PATHS[kpath]} (the line: {need:g} x) | {text} | {reach} |"
             )
