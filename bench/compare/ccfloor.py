@@ -58,11 +58,9 @@ class _Floor:
         if client is None:
             raise SystemExit("ccfloor: FLOOR_CC_CLIENT is not a client_credentials client of this database")
         self.algorithm = tokens.signing_algorithm(client)
-        self.kid, self.key = keys.active_signer(self.algorithm)
+        kid, self.key = keys.active_signer(self.algorithm)
         self.scope = " ".join(client_credentials.default_service_scopes())
-        self.issuer = settings.IDP_ISSUER
         self.expires_in = settings.OAUTH2_PROVIDER["ACCESS_TOKEN_EXPIRE_SECONDS"]
-        self.typ = tokens.ACCESS_TOKEN_TYPE
         self.serialize, self.jsonb = jws.serialize_compact, Jsonb
 
         # The project's statement for one token, as it runs it.
@@ -81,7 +79,13 @@ class _Floor:
             self.sql, params = "WITH entry AS (" + rest, params[row_cte.count("%s") :]
         connection.close()
         token = body["access_token"]
-        jti = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "==="))["jti"]
+        # The project's claims and header, as signed: each token of the floor differs in its
+        # jti and times only.
+        header, claims = (json.loads(base64.urlsafe_b64decode(part + "===")) for part in token.split(".")[:2])
+        if header.get("kid") != kid:
+            raise SystemExit("ccfloor: the project signed with another key than its active one")
+        self.header, self.claims = header, claims
+        jti = claims["jti"]
         checksum = hashlib.sha256(token.encode()).hexdigest()
         # What changes per token: its checksum and jti, the expiry, the timestamps, the event's id,
         # and the jti inside the audit details and the event's payload. The rest is constant.
@@ -144,27 +148,17 @@ class _Floor:
             client_id, _, secret = basic.partition(":")
         except ValueError:
             client_id = secret = ""
-        if not (hmac.compare_digest(client_id, self.client_id) and hmac.compare_digest(secret, self.secret)):
+        given, expected = f"{client_id}:{secret}".encode(), f"{self.client_id}:{self.secret}".encode()
+        if not hmac.compare_digest(given, expected):
             start_response("401 Unauthorized", [("Content-Type", "application/json")])
             return [b'{"error": "invalid_client"}']
-        now = time.time()
+        now = int(time.time())
         jti = uuid.uuid4().hex
-        claims = {
-            "iss": self.issuer,
-            "aud": [],
-            "client_id": self.client_id,
-            "scope": self.scope,
-            "jti": jti,
-            "iat": int(now),
-            "nbf": int(now),
-            "exp": int(now) + self.expires_in,
-            "sub": self.client_id,
-            "token_use": "client",
-        }
-        header = {"alg": self.algorithm, "typ": self.typ, "kid": self.kid}
+        lifetime = self.claims["exp"] - self.claims["iat"]
+        claims = {**self.claims, "jti": jti, "iat": now, "nbf": now, "exp": now + lifetime}
         payload = json.dumps(claims, separators=(",", ":"))
-        token = self.serialize(header, payload, self.key, algorithms=[self.algorithm])
-        self.write(token, jti, datetime.fromtimestamp(int(now), UTC))
+        token = self.serialize(self.header, payload, self.key, algorithms=[self.algorithm])
+        self.write(token, jti, datetime.fromtimestamp(now, UTC))
         answer = {
             "access_token": token,
             "expires_in": self.expires_in,
