@@ -2,7 +2,8 @@
 // "second-factor" or "register" asks the server for options (POST to data-options-url, with the
 // form's CSRF token), calls the authenticator, puts its answer (JSON) in the form's `credential`
 // field and submits the form. The login form also offers passkeys in the login field's autofill
-// (conditional mediation), without a click.
+// (conditional mediation), without a click; meanwhile the password form named by
+// data-password-form waits for that offer's options before it posts (see holdPasswordForm).
 "use strict";
 (function () {
   function toBytes(text) {
@@ -86,6 +87,7 @@
 
   let conditional = null; // the login page's autofill request, aborted when the button is used
   let asking = null; // options being fetched: the next ceremony waits, so one session holds both
+  let leaving = false; // the password form was posted: the autofill offer asks for nothing more
 
   async function run(form, mediation) {
     if (asking) await asking.catch(() => null);
@@ -117,13 +119,31 @@
 
   async function offerInAutofill(form) {
     if (!window.PublicKeyCredential || !PublicKeyCredential.isConditionalMediationAvailable) return;
-    if (!(await PublicKeyCredential.isConditionalMediationAvailable())) return;
+    if (!(await PublicKeyCredential.isConditionalMediationAvailable()) || leaving) return;
     try {
       const credential = await run(form, "conditional");
       if (credential) submit(form, credential);
     } catch (error) {
       // Aborted for the button, or the person chose a password: nothing to say.
     }
+  }
+
+  // The autofill offer fetches its options when the page loads, and that answer stores the
+  // challenge in the session: on a first visit it sets the session cookie. A password sign-in
+  // posted before that answer arrives (a password manager that fills and submits at once) would
+  // have its signed-in cookie overwritten by the options' anonymous one, and the person would land
+  // signed out. So the password form waits for the options, never more than a few seconds.
+  function holdPasswordForm(form) {
+    const password = document.getElementById(form.dataset.passwordForm || "");
+    if (!password) return;
+    password.addEventListener("submit", async (event) => {
+      leaving = true;
+      if (!asking) return;
+      event.preventDefault();
+      const waited = new Promise((resolve) => setTimeout(resolve, 3000));
+      await Promise.race([asking.catch(() => null), waited]);
+      password.submit(); // no submit event again: posts once
+    });
   }
 
   for (const form of document.querySelectorAll("form[data-passkey]")) {
@@ -136,6 +156,9 @@
       button.hidden = false;
       button.addEventListener("click", (event) => onClick(form, event));
     }
-    if (form.dataset.autofill === "on") offerInAutofill(form);
+    if (form.dataset.autofill === "on") {
+      holdPasswordForm(form);
+      offerInAutofill(form);
+    }
   }
 })();

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
@@ -16,7 +17,9 @@ from django.core import mail
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from accounts import passkeys as passkeys_module
 from accounts import services as accounts
+from accounts import sessions as sessions_module
 from accounts.models import Passkey, Role
 from audit.models import AuditLog
 from audit.registry import AuditAction
@@ -109,13 +112,9 @@ def _at(path: str) -> Callable[[str], bool]:
 
 
 def _sign_in_with_password(page, provider, username: str) -> None:
-    """Sign in on the login page as a person does: once the page has settled. Its autofill offer
-    fetches passkey options as it loads, and on a first visit that answer sets the session cookie;
-    a password posted before it arrives can have its signed-in cookie overwritten by that answer
-    (a race of the page itself, not fixed here), which a test typing in the same
-    millisecond as the page loads would hit now and then."""
+    """Sign in with the password at once, as a password manager does: the login page's autofill
+    offer may still be fetching its passkey options (see the last test)."""
     page.goto(f"{provider.url}/accounts/login/?next=/accounts/2fa/")
-    page.wait_for_load_state("networkidle")
     page.fill("#id_username", username)
     page.fill("#id_password", PASSWORD)
     page.click("#login-form button[type=submit]")
@@ -256,3 +255,37 @@ def test_an_operator_must_confirm_with_a_passkey(provider, settings, relying_par
         ("Passkey", None),
         ("Passkey", None),
     ]
+
+
+def test_a_password_posted_before_the_autofill_options_answer_stays_signed_in(provider, acme, monkeypatch):
+    """The login page's autofill offer asks for its passkey options as the page loads, and on a
+    first visit that answer sets the session cookie. A password posted before the answer (a
+    password manager that fills and submits at once) waits for it (static/idp/passkeys.js): were
+    it not to, the options' anonymous cookie, arriving while the signed-in page loads, would
+    overwrite the signed-in one, and the next page would ask the person to sign in again.
+
+    Made certain here: the options answer after a second, and the page the sign-in lands on takes
+    two, so an answer not waited for arrives in between."""
+    accounts.create_user(actor=None, username="ivan", password=PASSWORD, organisation=acme)
+    login_options, amr = passkeys_module.login_options, sessions_module.amr
+    slowed: list[str] = []
+
+    def slow_options(request):
+        time.sleep(1)
+        return login_options(request)
+
+    def slow_landing(request):
+        if request.path == "/accounts/2fa/" and not slowed:
+            slowed.append(request.path)
+            time.sleep(2)
+        return amr(request)
+
+    monkeypatch.setattr(passkeys_module, "login_options", slow_options)
+    monkeypatch.setattr(sessions_module, "amr", slow_landing)
+    with chromium_page() as page:
+        _virtual_authenticator(page)
+        _sign_in_with_password(page, provider, "ivan")
+        assert slowed  # the landing was the slow one
+        page.goto(f"{provider.url}/accounts/2fa/")
+        assert _at("/accounts/2fa/")(page.url), page.url  # still signed in
+        assert page.locator("#add-passkey").is_visible()
