@@ -35,6 +35,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
+from joserfc import jws
+from psycopg.types.json import Jsonb
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -45,11 +49,8 @@ class _Floor:
         import django
 
         django.setup()
-        import psycopg
         from django.conf import settings
         from django.db import connection
-        from joserfc import jws
-        from psycopg.types.json import Jsonb
 
         from idp.oidc import client_auth, client_credentials, keys, tokens
 
@@ -61,7 +62,6 @@ class _Floor:
         kid, self.key = keys.active_signer(self.algorithm)
         self.scope = " ".join(client_credentials.default_service_scopes())
         self.expires_in = settings.OAUTH2_PROVIDER["ACCESS_TOKEN_EXPIRE_SECONDS"]
-        self.serialize, self.jsonb = jws.serialize_compact, Jsonb
 
         # The project's statement for one token, as it runs it.
         captured: list[tuple[str, list[Any]]] = []
@@ -112,7 +112,6 @@ class _Floor:
         params_of = connection.get_connection_params()
         wanted = ("dbname", "user", "password", "host", "port")
         self.conninfo = {k: params_of[k] for k in wanted if k in params_of}
-        self.connect = psycopg.connect
         self.local = threading.local()
 
     def _swap(self, value: Any, jti: str) -> Any:
@@ -133,10 +132,10 @@ class _Floor:
         for i in self.at["uuid"]:
             params[i] = uuid.uuid4()
         for i in self.at["json"]:
-            params[i] = self.jsonb(self._swap(params[i], jti))
+            params[i] = Jsonb(self._swap(params[i], jti))
         conn = getattr(self.local, "conn", None)
         if conn is None:
-            conn = self.local.conn = self.connect(**self.conninfo, autocommit=True, prepare_threshold=0)
+            conn = self.local.conn = psycopg.connect(**self.conninfo, autocommit=True, prepare_threshold=0)
         conn.execute(self.sql, params)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
@@ -157,7 +156,7 @@ class _Floor:
         lifetime = self.claims["exp"] - self.claims["iat"]
         claims = {**self.claims, "jti": jti, "iat": now, "nbf": now, "exp": now + lifetime}
         payload = json.dumps(claims, separators=(",", ":"))
-        token = self.serialize(self.header, payload, self.key, algorithms=[self.algorithm])
+        token = jws.serialize_compact(self.header, payload, self.key, algorithms=[self.algorithm])
         self.write(token, jti, datetime.fromtimestamp(now, UTC))
         answer = {
             "access_token": token,
