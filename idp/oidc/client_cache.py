@@ -50,6 +50,7 @@ class ClientRecord:
     require_par: bool = False  # RFC 9126: its authorization requests must be pushed first
     require_dpop: bool = False  # RFC 9449: its tokens are DPoP-bound, never bearer tokens
     high_assurance: bool = False  # FAPI 2.0: the profile's rules (Application.high_assurance)
+    has_backchannel_logout: bool = False  # OIDC Back-Channel Logout: its sessions are noted
 
     def allows_grant_type(self, *grant_types: str) -> bool:
         return self.authorization_grant_type in grant_types
@@ -109,6 +110,7 @@ def _load(client_id: str) -> ClientRecord | None:
             "require_pushed_authorization_requests",
             "dpop_bound_access_tokens",
             "high_assurance",
+            "backchannel_logout_uri",
         )
         .first()
     )
@@ -129,6 +131,7 @@ def _load(client_id: str) -> ClientRecord | None:
         require_par,
         require_dpop,
         high_assurance,
+        backchannel_logout_uri,
     ) = row
     keys = None
     if jwks:
@@ -151,6 +154,7 @@ def _load(client_id: str) -> ClientRecord | None:
         require_par or high_assurance,
         require_dpop or high_assurance,
         high_assurance,
+        bool(backchannel_logout_uri),
     )
 
 

@@ -17,9 +17,7 @@ request finds it revoked and DOT treats it as the reuse it is.
 
 from __future__ import annotations
 
-import base64
 import functools
-import hashlib
 import json
 import time
 from datetime import datetime, timedelta
@@ -30,7 +28,7 @@ from django.db import connection, transaction
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from oauth2_provider.models import refresh_token_expire_timedelta, set_token_value
+from oauth2_provider.models import refresh_token_expire_timedelta
 from oauth2_provider.oauth2_validators import GRANT_TYPE_MAPPING
 from oauth2_provider.settings import oauth2_settings
 from oauthlib.common import Request as OAuthlibRequest
@@ -41,9 +39,9 @@ from audit import services as audit
 from audit.models import AuditLog
 from audit.registry import AuditAction
 from clients.models import Organisation
-from idp.oidc import blacklist, client_auth, dpop, responses, tokens
+from idp.oidc import blacklist, client_auth, dpop, responses, token_rows, tokens
 from idp.oidc.client_cache import ClientRecord
-from idp.oidc.models import AccessToken, Grant, IDToken, RefreshToken
+from idp.oidc.models import AccessToken, Grant, RefreshToken
 from idp.oidc.revocation import checksum, refresh_tokens_by_value
 from idp.oidc.validators import Validator
 
@@ -206,34 +204,29 @@ def _rotate(
         "scope": scope,
         "refresh_token": new_value,
     }
-    id_row = None
+    id_token = None
     if "openid" in scopes:
-        first = {"aud": client.client_id, "iat": int(time.time()), "at_hash": _at_hash(access)}
+        first = {"aud": client.client_id, "iat": int(time.time()), "at_hash": tokens.at_hash(access)}
         token["id_token"], jti, id_expires = Validator().sign_id_token(first, token, oauthlib_request)
-        id_row = IDToken(user=row.user, scope=scope, expires=id_expires, jti=jti, application_id=client.pk)
+        id_token = (jti, id_expires)
 
     now = timezone.now()
-    access_row = AccessToken(
+    issued = token_rows.Issued(
         user=row.user,
+        client_pk=client.pk,
         scope=scope,
-        expires=now + timedelta(seconds=ttl),
-        id_token=id_row,
-        application_id=client.pk,
-        source_refresh_token=row,  # how a later replay of `row` is told from a revocation
-        jti=oauthlib_request.idp_access_jti,
+        access_token=access,
+        access_jti=oauthlib_request.idp_access_jti,
+        access_expires=now + timedelta(seconds=ttl),
+        refresh_token=new_value,
         sid=previous.sid,
         amr=" ".join(oauthlib_request.idp_amr),
         authorization_code=previous.authorization_code,
-    )
-    set_token_value(access_row, access)
-    refresh_row = RefreshToken(
-        user=row.user,
-        application_id=client.pk,
-        access_token=access_row,
+        id_token=id_token,
+        source_refresh_token=row,
         token_family=row.token_family,
         dpop_jkt=row.dpop_jkt,
     )
-    set_token_value(refresh_row, new_value)
     record: dict[str, Any] = {
         "actor": row.user,
         "target": client.audit_ref(),
@@ -249,13 +242,14 @@ def _rotate(
         with transaction.atomic():
             if not _claim(row, previous, now):
                 return None
+            id_row, access_row, refresh_row = token_rows.rows_of(issued)
             if id_row is not None:
                 id_row.save(force_insert=True)
             access_row.save(force_insert=True)
             audit.create_recorded(refresh_row, AuditAction.TOKEN_REFRESHED, **record)
         return token
     entry = audit.new_entry(AuditAction.TOKEN_REFRESHED, **record)
-    if not _write(row, previous, now, (id_row, access_row, refresh_row), entry):
+    if not _write(row, previous, now, issued, entry):
         return None
     audit.recorded(entry)
     return token
@@ -294,49 +288,23 @@ claimed AS (
     SELECT jti, expires + %s, %s FROM gone WHERE jti <> '' AND expires + %s > %s
     ON CONFLICT DO NOTHING
 )"""
-_CLAIMED = "EXISTS (SELECT 1 FROM claimed)"
 
 
 def _write(
-    row: RefreshToken,
-    previous: AccessToken,
-    now: datetime,
-    rows: tuple[IDToken | None, AccessToken, RefreshToken],
-    entry: AuditLog,
+    row: RefreshToken, previous: AccessToken, now: datetime, issued: token_rows.Issued, entry: AuditLog
 ) -> bool:
     """The rotation's one statement: the claim, the new ID token (if any), access token and
     refresh token, the audit record and its event. False, with nothing written, if another
     request claimed `row` first."""
-    id_row, access_row, refresh_row = rows
     skew = timedelta(seconds=tokens.CLOCK_SKEW_SECONDS)
-    ctes = [_CLAIM_SQL]
-    params: list[Any] = [now, now, row.pk, row.user_id, previous.pk, skew, now, skew, now]
-
-    def add(name: str, new_row: Model, **compose: Any) -> None:
-        sql, values = audit.insert_sql(new_row, only_if=_CLAIMED, **compose)
-        ctes.append(f"{name} AS ({sql})")
-        params.extend(values)
-
-    access_from = {}
-    if id_row is not None:
-        add("id_token", id_row, returning="id")
-        access_from["id_token_id"] = "(SELECT id FROM id_token)"
-    add("access", access_row, returning="id", placeholders=access_from)
-    add("refresh", refresh_row, placeholders={"access_token_id": "(SELECT id FROM access)"})
-    sql, values = audit.record_ctes(entry, only_if=_CLAIMED)
-    ctes.append(sql)
-    params.extend(values)
-    with connection.cursor() as cursor:
-        # Our own SQL and the models' quoted identifiers: every value is a parameter.
-        counts = "SELECT (SELECT count(*) FROM claimed), (SELECT count(*) FROM gone)"
-        cursor.execute(f"WITH {', '.join(ctes)} {counts}", params)
-        claimed, deleted = cursor.fetchone()
+    params = [now, now, row.pk, row.user_id, previous.pk, skew, now, skew, now]
+    claimed, deleted = token_rows.write(
+        _CLAIM_SQL,
+        params,
+        issued,
+        entry,
+        results="SELECT (SELECT count(*) FROM claimed), (SELECT count(*) FROM gone)",
+    )
     if deleted and previous.jti and previous.expires + skew > now:
         blacklist.announce(previous.jti, previous.expires + skew)
     return bool(claimed)
-
-
-def _at_hash(access_token: str) -> str:
-    """OIDC Core §3.1.3.6 (oauthlib's id_token_hash): the left half of the SHA-256 of the token."""
-    digest = hashlib.sha256(access_token.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).decode("ascii").rstrip("=")

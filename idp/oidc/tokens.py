@@ -7,6 +7,7 @@ revocation is a Redis lookup (idp.oidc.blacklist).
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import secrets
 import time
@@ -114,6 +115,12 @@ def grant_methods(request: OAuthlibRequest) -> list[str]:
     if previous is not None:
         return methods_of(previous.access_token)
     return list(getattr(request, "idp_amr", []))
+
+
+def at_hash(access_token: str) -> str:
+    """OIDC Core §3.1.3.6 (oauthlib's id_token_hash): the left half of the SHA-256 of the token."""
+    digest = hashlib.sha256(access_token.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).decode("ascii").rstrip("=")
 
 
 def generate_refresh_token(request: OAuthlibRequest | None = None) -> str:

@@ -38,6 +38,7 @@ from idp.oidc import (
     client_auth,
     client_cache,
     client_credentials,
+    code_grant,
     context,
     device,
     dpop,
@@ -400,6 +401,10 @@ class TokenView(dot.TokenView):
             return _json_error(
                 "invalid_request", "code_verifier must be 43-128 characters of [A-Za-z0-9-._~]"
             )
+        if grant_type == code_grant.GRANT_TYPE:
+            fast = code_grant.token_response(request)
+            if fast is not None:
+                return fast
         # One transaction: the code's row lock serialises parallel exchanges of one code.
         with context.bind(request), transaction.atomic():
             return super().post(request, *args, **kwargs)

@@ -25,7 +25,7 @@ from accounts import services as accounts
 from accounts.models import User
 from clients.models import Organisation
 from idp.api import auth
-from idp.oidc import holders, refresh, revocation
+from idp.oidc import code_grant, holders, refresh, revocation, token_rows
 from idp.oidc.models import AccessToken, Grant, RefreshToken, RevokedToken
 from idp.oidc.revocation import refresh_tokens_by_value
 from idp.oidc.tokens import TokenError, verify_access_token
@@ -159,24 +159,41 @@ def test_a_rotation_under_way_when_the_user_is_blocked_is_revoked_with_the_rest(
     assert not AccessToken.objects.filter(user=ivan).exists()
 
 
-def test_a_code_exchange_under_way_when_its_session_logs_out_is_revoked_with_the_rest(monkeypatch, portal):
+@pytest.mark.parametrize("path", ["fast", "dot"])
+def test_a_code_exchange_under_way_when_its_session_logs_out_is_revoked_with_the_rest(
+    monkeypatch, portal, path
+):
     """The logout holds the session's user before it reads the session's tokens: an exchange of
     a code of that session already issuing its tokens finishes first, and the logout finds them.
-    (A rotation under way is caught anyway, by its family; a new family is not.)"""
+    (A rotation under way is caught anyway, by its family; a new family is not.) On the fast path
+    the exchange is one statement, its own transaction: here it runs in one the pause keeps open."""
     app, secret, ivan = portal
     family(app, ivan, sid="the-browser-session")  # what the logout finds to begin with
     verifier = secrets.token_urlsafe(48)
     code = _code(app, ivan, verifier)  # sid "one-browser-session" in that module: make it ours
     Grant.objects.filter(pk=code.pk).update(sid="the-browser-session")
     held, go_on = threading.Event(), threading.Event()
-    real_hold = holders.hold
+    if path == "fast":
+        real_write = token_rows.write
 
-    def hold_then_pause(user_id: Any) -> None:
-        real_hold(user_id)
-        held.set()
-        go_on.wait(30)  # the logout starts here, before this exchange inserts its tokens
+        def write_then_pause(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
+            with transaction.atomic():
+                written = real_write(*args, **kwargs)
+                held.set()
+                go_on.wait(30)  # the logout starts here, before this exchange commits
+            return written
 
-    monkeypatch.setattr(holders, "hold", hold_then_pause)
+        monkeypatch.setattr(token_rows, "write", write_then_pause)
+    else:
+        monkeypatch.setattr(code_grant, "token_response", lambda request: None)
+        real_hold = holders.hold
+
+        def hold_then_pause(user_id: Any) -> None:
+            real_hold(user_id)
+            held.set()
+            go_on.wait(30)  # the logout starts here, before this exchange inserts its tokens
+
+        monkeypatch.setattr(holders, "hold", hold_then_pause)
     exchange, exchanged = _in_thread(lambda: _exchange(app, secret, code.code, verifier))
     assert held.wait(30)
     logout, _ = _in_thread(lambda: revocation.revoke_session_tokens("the-browser-session"))

@@ -1,0 +1,110 @@
+"""The rows a user token grant writes, composed with the claim of what it consumes into one
+statement on PostgreSQL: the fast paths of the refresh grant (idp.oidc.refresh) and of the code
+exchange (idp.oidc.code_grant) write what DOT's `_save_bearer_token` and `finalize_id_token` write
+(an ID token, an access token, a refresh token), the audit record and its event, each only if
+the claim succeeded. A data-modifying CTE is atomic by itself: no BEGIN, no COMMIT, one round trip.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import connection
+from django.db.models import Model
+from oauth2_provider.models import set_token_value
+
+from accounts.models import User
+from audit import services as audit
+from audit.models import AuditLog
+from idp.oidc.models import AccessToken, Grant, IDToken, RefreshToken
+
+
+@dataclass(frozen=True)
+class Issued:
+    """What a grant issued, as its rows will say it."""
+
+    user: User
+    client_pk: int
+    scope: str
+    access_token: str
+    access_jti: str
+    access_expires: datetime
+    refresh_token: str
+    sid: str
+    amr: str
+    authorization_code: Grant | None
+    id_token: tuple[str, datetime] | None = None  # its jti and expiry
+    source_refresh_token: RefreshToken | None = None  # the refresh token it rotates
+    token_family: uuid.UUID | None = None  # the rotated token's family; a new one if None
+    dpop_jkt: str = ""  # a public client's refresh token is bound to its key
+
+
+def rows_of(issued: Issued) -> tuple[IDToken | None, AccessToken, RefreshToken]:
+    """The ID token (if one was issued), access token and refresh token rows, not yet written."""
+    id_row = None
+    if issued.id_token is not None:
+        jti, expires = issued.id_token
+        id_row = IDToken(
+            user=issued.user, scope=issued.scope, expires=expires, jti=jti, application_id=issued.client_pk
+        )
+    access_row = AccessToken(
+        user=issued.user,
+        scope=issued.scope,
+        expires=issued.access_expires,
+        id_token=id_row,
+        application_id=issued.client_pk,
+        source_refresh_token=issued.source_refresh_token,  # how a replay is told from a revocation
+        jti=issued.access_jti,
+        sid=issued.sid,
+        amr=issued.amr,
+        authorization_code=issued.authorization_code,
+    )
+    set_token_value(access_row, issued.access_token)
+    refresh_row = RefreshToken(
+        user=issued.user,
+        application_id=issued.client_pk,
+        access_token=access_row,
+        token_family=issued.token_family or uuid.uuid4(),
+        dpop_jkt=issued.dpop_jkt,
+    )
+    set_token_value(refresh_row, issued.refresh_token)
+    return id_row, access_row, refresh_row
+
+
+def write(
+    claim: str,
+    claim_params: list[Any],
+    issued: Issued,
+    entry: AuditLog,
+    *,
+    results: str = "SELECT (SELECT count(*) FROM claimed)",
+) -> tuple[Any, ...]:
+    """Run the claim (CTEs ending in one named `claimed`: a row if the claim succeeded), then the
+    rows of `issued`, the audit record `entry` and its event, each only if it did; returns the row
+    of `results` (by default, how many rows were claimed)."""
+    only_if = "EXISTS (SELECT 1 FROM claimed)"
+    ctes = [claim]
+    params = list(claim_params)
+
+    def add(name: str, new_row: Model, **compose: Any) -> None:
+        sql, values = audit.insert_sql(new_row, only_if=only_if, **compose)
+        ctes.append(f"{name} AS ({sql})")
+        params.extend(values)
+
+    id_row, access_row, refresh_row = rows_of(issued)
+    access_from = {}
+    if id_row is not None:
+        add("id_token", id_row, returning="id")
+        access_from["id_token_id"] = "(SELECT id FROM id_token)"
+    add("access", access_row, returning="id", placeholders=access_from)
+    add("refresh", refresh_row, placeholders={"access_token_id": "(SELECT id FROM access)"})
+    sql, values = audit.record_ctes(entry, only_if=only_if)
+    ctes.append(sql)
+    params.extend(values)
+    with connection.cursor() as cursor:
+        # Our own SQL and the models' quoted identifiers: every value is a parameter.
+        cursor.execute(f"WITH {', '.join(ctes)} {results}", params)
+        return tuple(cursor.fetchone())
