@@ -22,7 +22,7 @@ from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.contrib.sessions.backends.base import SessionBase
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
@@ -68,19 +68,48 @@ def register(request: HttpRequest, user: User) -> UserSession:
     if session.session_key is None:
         session.save()  # after a flush (another user was signed in) the key is only made on save
     now = timezone.now()
-    row, _created = UserSession.objects.update_or_create(
-        session_key=session.session_key,
-        defaults={
-            "user": user,
-            "sid": sessions.sid(request),
-            "created_at": sessions.auth_time(request) or now,
-            "last_seen_at": now,
+    row = _upsert(
+        UserSession(
+            user=user,
+            session_key=session.session_key,
+            sid=sessions.sid(request),
+            created_at=sessions.auth_time(request) or now,
+            last_seen_at=now,
             **_client_facts(request),
-        },
+        )
     )
     session[ROW] = str(row.pk)
+    try:  # just seen: the session's next requests within the interval need not say so again
+        cache.set(_touch_key(str(row.pk), session.session_key), 1, timeout=TOUCH_INTERVAL)
+    except Exception:  # best effort, as in touch()
+        log.debug("session touch mark skipped: cache unavailable", exc_info=True)
     # Rows of sessions that must have expired by now go here, so they never pile up.
     UserSession.objects.filter(user=user, last_seen_at__lt=now - _lifetime()).delete()
+    return row
+
+
+_UPSERT_FIELDS = ("user", "sid", "created_at", "last_seen_at", "ip", "user_agent")
+
+
+def _upsert(row: UserSession) -> UserSession:
+    """Insert `row`, or update the row that has its session key already (a session adopted from
+    before the registry) and take that row's id: one statement, where update_or_create made a
+    locked SELECT and an INSERT inside a savepoint."""
+    meta, quote = UserSession._meta, connection.ops.quote_name
+    fields = [meta.pk, meta.get_field("session_key"), *(meta.get_field(name) for name in _UPSERT_FIELDS)]
+    columns = ", ".join(quote(field.column) for field in fields)
+    updates = ", ".join(f"{quote(f.column)} = EXCLUDED.{quote(f.column)}" for f in fields[2:])
+    values = [field.get_db_prep_save(getattr(row, field.attname), connection) for field in fields]
+    placeholders = ", ".join(["%s"] * len(fields))
+    key, pk = quote(fields[1].column), quote(meta.pk.column)
+    with connection.cursor() as cursor:
+        # Identifiers from the model, quoted; every value is a parameter.
+        cursor.execute(
+            f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders}) "  # noqa: S608
+            f"ON CONFLICT ({key}) DO UPDATE SET {updates} RETURNING {pk}",
+            values,
+        )
+        row.pk = meta.pk.to_python(cursor.fetchone()[0])
     return row
 
 

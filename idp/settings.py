@@ -220,8 +220,9 @@ if REDIS_URL:
             "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
         }
     }
-    # Sessions read from Redis and survive its restart through the database copy.
-    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+    # Sessions read from Redis and survive its restart through the database copy (Django's
+    # cached_db, without its lookup of each new key: accounts.session_store).
+    SESSION_ENGINE = "accounts.session_store"
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     SESSION_ENGINE = "django.contrib.sessions.backends.db"

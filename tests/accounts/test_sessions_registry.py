@@ -9,6 +9,7 @@ from importlib import import_module
 
 import pytest
 from django.conf import settings
+from django.contrib.sessions.backends import cached_db
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.test import Client
@@ -137,6 +138,32 @@ def test_last_seen_is_written_at_most_once_a_minute(ivan):
     browser.get("/")  # within the minute: no write
     row.refresh_from_db()
     assert row.last_seen_at == long_ago
+
+
+def test_the_login_counts_as_seen_for_the_minute_after_it(ivan):
+    browser = signed_in(ivan)
+    row = row_of(browser)
+    long_ago = timezone.now() - timedelta(hours=1)
+    UserSession.objects.filter(pk=row.pk).update(last_seen_at=long_ago)
+
+    browser.get("/")  # the request after the sign-in (the authorization endpoint's, in a flow)
+
+    row.refresh_from_db()
+    assert row.last_seen_at == long_ago  # no write: the login has just said so
+
+
+def test_registering_a_key_that_has_a_row_updates_that_row(ivan):
+    browser = signed_in(ivan)
+    row = row_of(browser)
+    session = browser.session
+    del session[session_registry.ROW]  # its pointer lost, its row kept
+    session.save()
+    cache.clear()
+
+    assert is_signed_in(browser)
+
+    assert UserSession.objects.filter(user=ivan).count() == 1
+    assert browser.session[session_registry.ROW] == str(row.pk)  # the row's own id, from the database
 
 
 def test_a_session_from_before_the_registry_is_adopted(ivan):
@@ -381,7 +408,7 @@ def test_a_failure_while_ending_leaves_everything_as_it_was(ivan, monkeypatch):
 
 @pytest.mark.needs("redis")
 def test_ending_a_cached_db_session_removes_the_cached_copy_too(ivan):
-    assert settings.SESSION_ENGINE == "django.contrib.sessions.backends.cached_db"
+    assert issubclass(import_module(settings.SESSION_ENGINE).SessionStore, cached_db.SessionStore)
     here, there = signed_in(ivan), signed_in(ivan)
     there_row = row_of(there)
     assert is_signed_in(there)  # its data is in Redis now
