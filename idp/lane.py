@@ -1,6 +1,6 @@
 """The direct lane: the machine requests services make most (RFC 7662 introspection, the
-client_credentials and refresh grants with HTTP Basic client credentials, and userinfo with a
-bearer token) answered without Django's request cycle.
+client_credentials, refresh and authorization code grants with HTTP Basic client credentials,
+and userinfo with a bearer token) answered without Django's request cycle.
 
 Building the request, resolving the URL, running the middleware and rendering the response cost
 a Django view four times what granian's bare WSGI costs (bench/compare "floors"), more than the
@@ -42,6 +42,7 @@ from core.outages import STORE_OUTAGES
 from idp.oidc import (
     client_auth,
     client_credentials,
+    code_grant,
     introspection,
     refresh,
     responses,
@@ -147,9 +148,11 @@ def _userinfo(environ: dict[str, Any]) -> Answer | None:
 
 def _token(environ: dict[str, Any]) -> Answer | None:
     """POST, HTTP Basic, no DPoP proof, and either `grant_type=client_credentials` with at most
-    one `scope` or `grant_type=refresh_token` with one `refresh_token` and no `Origin`: the rate
-    limits counted (and the count left for the machine stack should it answer), then what the
-    token view calls for that grant (client_credentials.grant and .issue, refresh.answer)."""
+    one `scope`, or `grant_type=refresh_token` with one `refresh_token`, or
+    `grant_type=authorization_code` with `code`, `redirect_uri` and `code_verifier`, the last two
+    without `Origin`: the rate limits counted (and the count left for the machine stack should it
+    answer), then what the token view calls for that grant (client_credentials.grant and .issue,
+    refresh.answer, code_grant.answer)."""
     if environ["REQUEST_METHOD"] != "POST" or environ.get("QUERY_STRING") or DPOP_HEADER in environ:
         return None
     credentials = client_auth.parse_basic(environ.get("HTTP_AUTHORIZATION", ""), settings.DEFAULT_CHARSET)
@@ -166,6 +169,9 @@ def _token(environ: dict[str, Any]) -> Answer | None:
         # Origin: a browser's request, whose CORS headers are oauthlib's business.
         if form.keys() != {"grant_type", "refresh_token"} or "HTTP_ORIGIN" in environ:
             return None
+    elif grant_type == code_grant.GRANT_TYPE:
+        if form.keys() != _CODE_EXCHANGE or "HTTP_ORIGIN" in environ:
+            return None
     else:
         return None
     decision = token_rate.hit(environ.get("REMOTE_ADDR", ""), credentials[0])
@@ -178,6 +184,10 @@ def _token(environ: dict[str, Any]) -> Answer | None:
     if grant_type == refresh.GRANT_TYPE:
         body = refresh.answer(client, form["refresh_token"][0], None)
         return None if body is None else (_never_cached(), body)
+    if grant_type == code_grant.GRANT_TYPE:
+        code, uri, verifier = (form[name][0] for name in ("code", "redirect_uri", "code_verifier"))
+        body = code_grant.answer(client, code=code, redirect_uri=uri, verifier=verifier, proof=None)
+        return None if body is None else (_never_cached(), body)
     if client.require_dpop:
         return None
     try:
@@ -186,6 +196,9 @@ def _token(environ: dict[str, Any]) -> Answer | None:
     except errors.OAuth2Error:
         return None
     return _never_cached(), body
+
+
+_CODE_EXCHANGE = {"grant_type", "code", "redirect_uri", "code_verifier"}
 
 
 def _never_cached() -> list[tuple[str, str]]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import secrets
 import time
 from datetime import timedelta
@@ -44,6 +45,7 @@ from idp.oidc.models import Grant
 from idp.oidc.validators import Validator
 
 GRANT_TYPE = "authorization_code"
+CODE_VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")  # RFC 7636 §4.1
 _REQUIRED = frozenset({"grant_type", "code", "redirect_uri", "code_verifier"})
 _ANSWERED_PARAMS = _REQUIRED | {"client_id", "client_secret"}
 
@@ -60,10 +62,7 @@ claimed AS (
 
 
 def token_response(request: HttpRequest) -> HttpResponse | None:
-    """The answer to a code exchange in the common case, or None for DOT to answer. The view has
-    checked the verifier's form (RFC 7636 §4.1) and bound the request's context."""
-    if connection.vendor != "postgresql":  # the one statement is PostgreSQL's; SQLite: DOT
-        return None
+    """The answer to a code exchange in the common case, or None for DOT to answer."""
     form = request.POST
     if not set(form) >= _REQUIRED or set(form) - _ANSWERED_PARAMS:
         return None
@@ -87,8 +86,13 @@ def token_response(request: HttpRequest) -> HttpResponse | None:
 def answer(
     client: ClientRecord, *, code: str, redirect_uri: str, verifier: str, proof: dpop.Proof | None
 ) -> str | None:
-    """The JSON answer to an authenticated client's exchange of `code`, or None for DOT."""
-    if not code or not client.allows_grant_type(*GRANT_TYPE_MAPPING[GRANT_TYPE]):
+    """The JSON answer to an authenticated client's exchange of `code`, or None for DOT (the token
+    view, and the direct lane: idp.lane)."""
+    if connection.vendor != "postgresql":  # the one statement is PostgreSQL's; SQLite: DOT
+        return None
+    if not code or not CODE_VERIFIER.match(verifier):  # the view refuses a malformed verifier
+        return None
+    if not client.allows_grant_type(*GRANT_TYPE_MAPPING[GRANT_TYPE]):
         return None
     if client.require_dpop and proof is None:
         return None  # DOT refuses (Validator.validate_grant_type)

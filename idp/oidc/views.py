@@ -60,7 +60,7 @@ from idp.oidc.models import Application, Consent, IDToken
 from idp.oidc.revocation import revoke_session_tokens
 from idp.oidc.validators import application_of
 
-CODE_VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")  # RFC 7636 §4.1
+CODE_VERIFIER = code_grant.CODE_VERIFIER
 MAX_AGE = re.compile(r"[0-9]+")  # OIDC Core §3.1.2.1: a number of seconds
 
 

@@ -1,10 +1,11 @@
-"""idp.lane: introspection, userinfo, the client_credentials and refresh grants of the common shape answered
-without Django's request cycle, as the machine stack answers them (headers included), and
-everything else left to that stack."""
+"""idp.lane: introspection, userinfo, the client_credentials, refresh and code grants of the
+common shape answered without Django's request cycle, as the machine stack answers them (headers
+included), and everything else left to that stack."""
 
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -25,7 +26,8 @@ from idp.oidc.issuance import issue_tokens
 from idp.oidc.models import AccessToken, Application
 from idp.oidc.tokens import generate_access_token
 from tests.core.test_pgbackend import drop_our_connection
-from tests.idp.oidc.conftest import PASSWORD, basic_auth, make_app
+from tests.idp.oidc.conftest import PASSWORD, REDIRECT_URI, basic_auth, make_app
+from tests.idp.oidc.test_code_exchange import _code
 from tests.idp.oidc.test_dpop import claims_of
 from tests.idp.oidc.test_refresh import PER_TOKEN, family
 from tests.wsgi import wsgi_call
@@ -454,6 +456,94 @@ def test_refresh_grants_through_the_lane_are_the_machine_stacks_answer(world, se
         "an unknown token",
         "a second factor now owed",
     ):
+        assert answers[refused][1]["error"] == "invalid_grant", refused
+
+
+@pytest.mark.parametrize("secure", [False, True], ids=["http", "https behind the gateway"])
+def test_code_exchanges_through_the_lane_are_the_machine_stacks_answer(world, settings, secure):
+    extra = _behind_the_gateway(settings, secure)
+    ivan = world["ivan"]
+    portal, secret = make_app(name="Portal")
+    other, other_secret = make_app(name="Other portal")
+    as_portal = basic_auth(portal.client_id, secret)
+    verifier = secrets.token_urlsafe(48)
+
+    def exchange(code: str, verifier: str = verifier, **extra: str) -> bytes:
+        fields = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI}
+        return _form(**fields, code_verifier=verifier, **extra)
+
+    def fresh(verifier: str = verifier) -> str:
+        return _code(portal, ivan, verifier).code
+
+    def used() -> str:
+        code = fresh()
+        assert wsgi_call("POST", "/o/token/", body=exchange(code), AUTHORIZATION=as_portal)["status"] == 200
+        return code
+
+    # Each case makes its own code: a code is used once.
+    cases: dict[str, Callable[[], tuple[bytes, dict[str, str]]]] = {
+        # The lane's shape: answered by it.
+        "a portal": lambda: (exchange(fresh()), {"AUTHORIZATION": as_portal}),
+        "a request id": lambda: (exchange(fresh()), {"AUTHORIZATION": as_portal, "X_REQUEST_ID": "rp-9"}),
+        # Every other shape, and every refusal: the machine stack's.
+        "secret in the body": lambda: (
+            exchange(fresh(), client_id=portal.client_id, client_secret=secret),
+            {},
+        ),
+        "a browser's Origin": lambda: (
+            exchange(fresh()),
+            {"AUTHORIZATION": as_portal, "ORIGIN": "https://rp.example.com"},
+        ),
+        "a DPoP proof": lambda: (exchange(fresh()), {"AUTHORIZATION": as_portal, "DPOP": "x.y.z"}),
+        "wrong secret": lambda: (exchange(fresh()), {"AUTHORIZATION": basic_auth(portal.client_id, "no")}),
+        "another client's code": lambda: (
+            exchange(fresh()),
+            {"AUTHORIZATION": basic_auth(other.client_id, other_secret)},
+        ),
+        "a used code again": lambda: (exchange(used()), {"AUTHORIZATION": as_portal}),
+        "an unknown code": lambda: (exchange("no-such-code"), {"AUTHORIZATION": as_portal}),
+        "a wrong verifier": lambda: (
+            exchange(fresh(), verifier=secrets.token_urlsafe(48)),
+            {"AUTHORIZATION": as_portal},
+        ),
+        # RFC 7636 §4.1: a verifier of 43 characters at least, even one whose challenge matches.
+        "a short verifier": lambda: (
+            exchange(fresh("short"), verifier="short"),
+            {"AUTHORIZATION": as_portal},
+        ),
+        "two codes": lambda: (exchange(fresh()) + b"&code=x", {"AUTHORIZATION": as_portal}),
+    }
+    with_lane, without = _apps()
+
+    def ask(app: Any, case: Callable[[], tuple[bytes, dict[str, str]]]) -> Any:
+        body, headers = case()
+        return _token_comparable(wsgi_call("POST", "/o/token/", body=body, app=app, **headers, **extra))
+
+    issued = lambda: (  # noqa: E731
+        AuditLog.objects.filter(action=AuditAction.TOKEN_ISSUED).count(),
+        OutboxEvent.objects.filter(payload__action=AuditAction.TOKEN_ISSUED).count(),
+    )
+    start = issued()
+    answers = {name: ask(with_lane, case) for name, case in cases.items()}
+    through_lane = issued()
+    assert with_lane.lane.answered == 2  # the first two
+    assert answers == {name: ask(without, case) for name, case in cases.items()}
+    granted = [name for name, answer in answers.items() if answer[0] == 200]
+    assert granted == ["a portal", "a request id", "secret in the body", "a browser's Origin"]
+    # Each exchange was audited and published once, by either door (and used() exchanged once).
+    assert [b - a for a, b in zip(start, through_lane, strict=True)] == [5, 5]
+    assert [b - a for a, b in zip(through_lane, issued(), strict=True)] == [5, 5]
+
+    _status, body, headers = answers["a portal"]
+    assert body["token_type"] == "Bearer"
+    assert body["scope"] == "openid profile"
+    assert body["id_token"]["sub"] == str(ivan.pk)
+    assert body["id_token"]["nonce"] == "n-0S6_WzA2Mj"
+    assert headers["Cache-Control"] == "no-store, max-age=0, no-cache, must-revalidate, private"
+    assert ("Strict-Transport-Security" in headers) is secure
+    assert answers["wrong secret"][0] == 401
+    assert answers["a short verifier"][1]["error"] == "invalid_request"
+    for refused in ("another client's code", "a used code again", "an unknown code", "a wrong verifier"):
         assert answers[refused][1]["error"] == "invalid_grant", refused
 
 
