@@ -13,7 +13,7 @@ from django.http import HttpRequest
 from accounts.mfa_views import NEXT
 from clients import branding, domains
 from clients.models import Organisation
-from idp.oidc.models import Application
+from idp.oidc.client_cache import clients
 
 
 def _query_of(url: str) -> dict[str, list[str]]:
@@ -27,8 +27,8 @@ def _organisation_of(request: HttpRequest) -> Organisation | None:
     asked = _query_of(next_url if isinstance(next_url, str) else "")
     client_id = request.GET.get("client_id") or (asked.get("client_id") or [""])[0]
     if client_id:
-        app = Application.objects.select_related("organisation").filter(client_id=client_id[:100]).first()
-        if app is not None and app.organisation is not None:
+        app = clients.application(client_id[:100])
+        if app is not None and app.organisation_id is not None:
             return app.organisation
     hint = request.GET.get("login_hint") or (asked.get("login_hint") or [""])[0]
     return domains.organisation_for_login(hint) if hint else None

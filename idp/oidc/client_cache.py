@@ -1,14 +1,16 @@
-"""What client authentication needs of each Application, cached per process.
+"""Each Application, and what client authentication needs of it, cached per process.
 
 The token endpoint authenticates a client on every request; reading and building the model was
-about a tenth of a token's cost. Any change to any Application (saved or deleted, in any
-process) is announced on a Redis channel and empties every process's cache, so a new secret or
-a removed client takes effect at once. Without Redis, or while the subscription is down, every
-lookup reads the database.
+about a tenth of a token's cost. The authorization endpoint read the client's row twice in a
+browser's sign-in (before and after the login page): it gets a copy of the cached row. Any change
+to any Application (saved or deleted, in any process) is announced on a Redis channel and empties
+every process's cache, so a new secret or a removed client takes effect at once. Without Redis,
+or while the subscription is down, every lookup reads the database.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -62,7 +64,7 @@ class ClientRecord:
 class ClientCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entries: dict[str, tuple[float, ClientRecord]] = {}
+        self._entries: dict[str, tuple[float, ClientRecord, Application]] = {}
         self._generation = 0
         self._follower = ChannelFollower(
             CHANNEL, client=redis_client, on_subscribed=self.clear, on_message=lambda _message: self.clear()
@@ -74,87 +76,60 @@ class ClientCache:
             self._generation += 1
 
     def get(self, client_id: str) -> ClientRecord | None:
+        """What authenticating `client_id` needs, or None if there is no such client."""
+        found = self._get(client_id)
+        return None if found is None else found[0]
+
+    def application(self, client_id: str) -> Application | None:
+        """A copy of the client's row, the caller's to change, or None if there is none."""
+        found = self._get(client_id)
+        return None if found is None else copy.copy(found[1])
+
+    def _get(self, client_id: str) -> tuple[ClientRecord, Application] | None:
         live = redis_client() is not None and self._follower.live
         now = time.monotonic()
         if live:
             entry = self._entries.get(client_id)
             if entry is not None and entry[0] > now:
-                return entry[1]
+                return entry[1], entry[2]
         generation = self._generation
-        record = _load(client_id)
-        if live and record is not None:
+        application = Application.objects.filter(client_id=client_id).first()
+        if application is None:
+            return None
+        record = _record_of(application)
+        if live:
             with self._lock:
                 # A change announced while we read may predate what we read: keep nothing then.
                 if generation == self._generation:
                     if len(self._entries) >= _MAX_ENTRIES:
                         self._entries = {}
-                    self._entries[client_id] = (now + _TTL_SECONDS, record)
-        return record
+                    self._entries[client_id] = (now + _TTL_SECONDS, record, copy.copy(application))
+        return record, application
 
 
-def _load(client_id: str) -> ClientRecord | None:
-    row = (
-        Application.objects.filter(client_id=client_id)
-        .values_list(
-            "pk",
-            "client_id",
-            "client_secret",
-            "client_type",
-            "authorization_grant_type",
-            "name",
-            "algorithm",
-            "resource_server",
-            "client_authentication",
-            "jwks",
-            "jwks_uri",
-            "require_pushed_authorization_requests",
-            "dpop_bound_access_tokens",
-            "high_assurance",
-            "backchannel_logout_uri",
-        )
-        .first()
-    )
-    if row is None:
-        return None
-    (
-        pk,
-        cid,
-        secret,
-        client_type,
-        grant_type,
-        name,
-        algorithm,
-        resource_server,
-        authentication,
-        jwks,
-        jwks_uri,
-        require_par,
-        require_dpop,
-        high_assurance,
-        backchannel_logout_uri,
-    ) = row
+def _record_of(application: Application) -> ClientRecord:
     keys = None
-    if jwks:
+    if application.jwks:
         try:
-            keys = parse_jwks(jwks)
+            keys = parse_jwks(application.jwks)
         except ValueError:  # registered before a rule it breaks: it authenticates no one
-            log.warning("client %s has an unusable JWK Set", cid)
+            log.warning("client %s has an unusable JWK Set", application.client_id)
     return ClientRecord(
-        pk,
-        cid,
-        secret,
-        client_type,
-        grant_type,
-        name or cid,
-        algorithm,
-        resource_server,
-        authentication,
+        application.pk,
+        application.client_id,
+        application.client_secret,
+        application.client_type,
+        application.authorization_grant_type,
+        application.name or application.client_id,
+        application.algorithm,
+        application.resource_server,
+        application.client_authentication,
         keys,
-        jwks_uri,
-        require_par or high_assurance,
-        require_dpop or high_assurance,
-        high_assurance,
-        bool(backchannel_logout_uri),
+        application.jwks_uri,
+        application.require_pushed_authorization_requests or application.high_assurance,
+        application.dpop_bound_access_tokens or application.high_assurance,
+        application.high_assurance,
+        bool(application.backchannel_logout_uri),
     )
 
 

@@ -29,6 +29,7 @@ from idp.oidc import (
     revocation,
 )
 from idp.oidc import claims as claim_rules
+from idp.oidc.client_cache import clients
 from idp.oidc.id_tokens import subject_of_id_token_hint, verify_id_token_hint
 from idp.oidc.models import AccessToken, Application, Consent, Grant, IDToken, RefreshToken
 from idp.oidc.resources import RegisteredResourcesMixin
@@ -58,7 +59,7 @@ def application_of(django_request: Any, client_id: str) -> Application | None:
     """The application `client_id` names, read once per HTTP request (None if there is none)."""
     memo = _applications(django_request)
     if client_id not in memo:
-        found = Application.objects.filter(client_id=client_id).first()
+        found = clients.application(client_id)
         if found is None:
             return None
         memo[client_id] = found
@@ -81,6 +82,8 @@ class Validator(RegisteredResourcesMixin, OAuth2Validator):
         django_request = _django_request(request)
         if not request.client and django_request is not None:
             request.client = _applications(django_request).get(client_id)  # read already, or None
+        if not request.client:
+            request.client = clients.application(client_id)  # the process's copy (client_cache)
         client = super()._load_application(client_id, request)
         if client is not None and django_request is not None:
             _applications(django_request)[client_id] = client
