@@ -62,6 +62,16 @@ def record_failure(user: User) -> bool:
 
 
 def record_success(user: User) -> None:
+    """A right password clears the failures counted so far. The password login reads the user's
+    failures with them (accounts.login.candidates_for): when that read shows none, there is no
+    statement to make."""
+    if User.login_failures.is_cached(user):
+        try:
+            failures = user.login_failures
+        except LoginFailures.DoesNotExist:
+            return
+        if failures.failed_count == 0 and failures.lock_count == 0:
+            return
     LoginFailures.objects.filter(user=user).exclude(failed_count=0, lock_count=0).update(
         failed_count=0, lock_count=0, locked_until=None
     )

@@ -7,10 +7,13 @@ from datetime import timedelta
 
 import grpc
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts import lockout
 from accounts import services as accounts
+from accounts.login import password_login
 from accounts.models import LoginFailures
 from audit.models import AuditLog, OutboxEvent
 from audit.registry import AuditAction, EventType
@@ -82,6 +85,27 @@ def test_nth_wrong_password_locks_the_account_on_every_door(
     LoginFailures.objects.filter(user=api_user).update(locked_until=timezone.now() - timedelta(seconds=1))
     assert login("ivan", PASSWORD) == "ok"
     assert LoginFailures.objects.get(user=api_user).failed_count == 0
+
+
+def test_a_right_password_clears_the_failures_and_touches_nothing_when_there_are_none(
+    api_user, lenient_rate_limits
+):
+    def sign_in(password: str) -> tuple[bool, list[str]]:
+        with CaptureQueriesContext(connection) as queries:
+            result = password_login(login="ivan", password=password, channel="web")
+        return result.ok, [q["sql"] for q in queries.captured_queries if "login_failures" in q["sql"]]
+
+    assert sign_in(WRONG)[0] is False
+    assert sign_in(WRONG)[0] is False
+    assert LoginFailures.objects.get(user=api_user).failed_count == 2
+    ok, statements = sign_in(PASSWORD)
+    assert ok
+    assert LoginFailures.objects.get(user=api_user).failed_count == 0  # read with the user, then cleared
+    assert any(sql.startswith('UPDATE "login_failures"') for sql in statements)
+
+    ok, statements = sign_in(PASSWORD)
+    assert ok
+    assert not [sql for sql in statements if not sql.startswith("SELECT")]  # nothing to clear: no write
 
 
 def test_repeated_locks_grow_and_can_become_permanent(api_user, settings, lenient_rate_limits):
