@@ -25,24 +25,19 @@ import hashlib
 import json
 import re
 import secrets
-import time
-from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from oauth2_provider.oauth2_validators import GRANT_TYPE_MAPPING
-from oauth2_provider.settings import oauth2_settings
 from oauthlib.common import Request as OAuthlibRequest
 
 from audit import services as audit
 from audit.registry import AuditAction
-from idp.oidc import client_auth, dpop, responses, token_rows, tokens
+from idp.oidc import client_auth, dpop, responses, token_rows
 from idp.oidc.client_cache import ClientRecord
 from idp.oidc.models import Grant
-from idp.oidc.validators import Validator
 
 GRANT_TYPE = "authorization_code"
 CODE_VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")  # RFC 7636 §4.1
@@ -132,36 +127,8 @@ def _issue(client: ClientRecord, grant: Grant, jkt: str | None) -> dict[str, Any
     request.nonce = grant.nonce or None
     request.idp_dpop_jkt = jkt
     request.resource, request.idp_resources_checked = [], True  # the code names none
-    access = tokens.generate_access_token(request)
-    ttl = settings.OAUTH2_PROVIDER["ACCESS_TOKEN_EXPIRE_SECONDS"]
-    token: dict[str, Any] = {
-        "access_token": access,
-        "expires_in": ttl,
-        "token_type": tokens.token_type(jkt),
-        "scope": scope,
-        "refresh_token": oauth2_settings.REFRESH_TOKEN_GENERATOR(request),
-    }
-    id_token = None
-    if "openid" in scopes:
-        first: dict[str, Any] = {"aud": client.client_id, "iat": int(time.time())}
-        if grant.nonce:
-            first["nonce"] = grant.nonce
-        first["at_hash"] = tokens.at_hash(access)
-        token["id_token"], jti, expires = Validator().sign_id_token(first, token, request)
-        id_token = (jti, expires)
-    now = timezone.now()
-    issued = token_rows.Issued(
-        user=grant.user,
-        client_pk=client.pk,
-        scope=scope,
-        access_token=access,
-        access_jti=request.idp_access_jti,
-        access_expires=now + timedelta(seconds=ttl),
-        refresh_token=token["refresh_token"],
-        sid=grant.sid,
-        amr=" ".join(request.idp_amr),
-        authorization_code=grant,
-        id_token=id_token,
+    token, issued = token_rows.mint(
+        client, request, nonce=grant.nonce, sid=grant.sid, authorization_code=grant
     )
     entry = audit.new_entry(
         AuditAction.TOKEN_ISSUED,
@@ -175,7 +142,7 @@ def _issue(client: ClientRecord, grant: Grant, jkt: str | None) -> dict[str, Any
             "jti": request.idp_access_jti,
         },
     )
-    (claimed,) = token_rows.write(_CLAIM_SQL, [now, grant.pk, grant.user_id], issued, entry)
+    (claimed,) = token_rows.write(_CLAIM_SQL, [timezone.now(), grant.pk, grant.user_id], issued, entry)
     if not claimed:
         return None
     audit.recorded(entry)

@@ -19,18 +19,15 @@ from __future__ import annotations
 
 import functools
 import json
-import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from oauth2_provider.models import refresh_token_expire_timedelta
 from oauth2_provider.oauth2_validators import GRANT_TYPE_MAPPING
-from oauth2_provider.settings import oauth2_settings
 from oauthlib.common import Request as OAuthlibRequest
 
 from accounts import assurance
@@ -43,7 +40,6 @@ from idp.oidc import blacklist, client_auth, dpop, responses, token_rows, tokens
 from idp.oidc.client_cache import ClientRecord
 from idp.oidc.models import AccessToken, Grant, RefreshToken
 from idp.oidc.revocation import checksum, refresh_tokens_by_value
-from idp.oidc.validators import Validator
 
 GRANT_TYPE = "refresh_token"
 _ANSWERED_PARAMS = frozenset({"grant_type", "refresh_token", "client_id", "client_secret"})
@@ -194,39 +190,16 @@ def _rotate(
     oauthlib_request.grant_type = GRANT_TYPE
     oauthlib_request.refresh_token_instance = row  # the session facts and `amr` (tokens.session_facts)
     oauthlib_request.idp_dpop_jkt = jkt
-    access = tokens.generate_access_token(oauthlib_request)
-    ttl = settings.OAUTH2_PROVIDER["ACCESS_TOKEN_EXPIRE_SECONDS"]
-    new_value = oauth2_settings.REFRESH_TOKEN_GENERATOR(oauthlib_request)
-    token: dict[str, Any] = {
-        "access_token": access,
-        "expires_in": ttl,
-        "token_type": tokens.token_type(jkt),
-        "scope": scope,
-        "refresh_token": new_value,
-    }
-    id_token = None
-    if "openid" in scopes:
-        first = {"aud": client.client_id, "iat": int(time.time()), "at_hash": tokens.at_hash(access)}
-        token["id_token"], jti, id_expires = Validator().sign_id_token(first, token, oauthlib_request)
-        id_token = (jti, id_expires)
-
-    now = timezone.now()
-    issued = token_rows.Issued(
-        user=row.user,
-        client_pk=client.pk,
-        scope=scope,
-        access_token=access,
-        access_jti=oauthlib_request.idp_access_jti,
-        access_expires=now + timedelta(seconds=ttl),
-        refresh_token=new_value,
+    token, issued = token_rows.mint(
+        client,
+        oauthlib_request,
         sid=previous.sid,
-        amr=" ".join(oauthlib_request.idp_amr),
         authorization_code=previous.authorization_code,
-        id_token=id_token,
         source_refresh_token=row,
         token_family=row.token_family,
         dpop_jkt=row.dpop_jkt,
     )
+    now = timezone.now()
     record: dict[str, Any] = {
         "actor": row.user,
         "target": client.audit_ref(),

@@ -1,25 +1,34 @@
-"""The rows a user token grant writes, composed with the claim of what it consumes into one
-statement on PostgreSQL: the fast paths of the refresh grant (idp.oidc.refresh) and of the code
-exchange (idp.oidc.code_grant) write what DOT's `_save_bearer_token` and `finalize_id_token` write
-(an ID token, an access token, a refresh token), the audit record and its event, each only if
-the claim succeeded. A data-modifying CTE is atomic by itself: no BEGIN, no COMMIT, one round trip.
+"""The tokens a user grant issues and the rows it writes, composed with the claim of what it
+consumes into one statement on PostgreSQL: the fast paths of the refresh grant
+(idp.oidc.refresh) and of the code exchange (idp.oidc.code_grant) issue what oauthlib issues and
+write what DOT's `_save_bearer_token` and `finalize_id_token` write (an ID token, an access
+token, a refresh token), the audit record and its event, each only if the claim succeeded. A
+data-modifying CTE is atomic by itself: no BEGIN, no COMMIT, one round trip.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Model
+from django.utils import timezone
 from oauth2_provider.models import set_token_value
+from oauth2_provider.settings import oauth2_settings
+from oauthlib.common import Request as OAuthlibRequest
 
 from accounts.models import User
 from audit import services as audit
 from audit.models import AuditLog
+from idp.oidc import tokens
+from idp.oidc.client_cache import ClientRecord
 from idp.oidc.models import AccessToken, Grant, IDToken, RefreshToken
+from idp.oidc.validators import Validator
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,46 @@ class Issued:
     source_refresh_token: RefreshToken | None = None  # the refresh token it rotates
     token_family: uuid.UUID | None = None  # the rotated token's family; a new one if None
     dpop_jkt: str = ""  # a public client's refresh token is bound to its key
+
+
+def mint(
+    client: ClientRecord, request: OAuthlibRequest, *, nonce: str | None = None, **rows: Any
+) -> tuple[dict[str, Any], Issued]:
+    """The access token, refresh token and (for `openid`) ID token of a user grant, as oauthlib's
+    BearerToken and add_id_token make them, from `request` (client, user, scopes, grant type and
+    what tokens.session_facts reads); and what their rows will say (`rows`: the rest of Issued)."""
+    scopes = request.scopes
+    scope = " ".join(scopes)
+    access = tokens.generate_access_token(request)
+    ttl = settings.OAUTH2_PROVIDER["ACCESS_TOKEN_EXPIRE_SECONDS"]
+    token: dict[str, Any] = {
+        "access_token": access,
+        "expires_in": ttl,
+        "token_type": tokens.token_type(request.idp_dpop_jkt),
+        "scope": scope,
+        "refresh_token": oauth2_settings.REFRESH_TOKEN_GENERATOR(request),
+    }
+    id_token = None
+    if "openid" in scopes:
+        first: dict[str, Any] = {"aud": client.client_id, "iat": int(time.time())}
+        if nonce:
+            first["nonce"] = nonce
+        first["at_hash"] = tokens.at_hash(access)
+        token["id_token"], jti, expires = Validator().sign_id_token(first, token, request)
+        id_token = (jti, expires)
+    issued = Issued(
+        user=request.user,
+        client_pk=client.pk,
+        scope=scope,
+        access_token=access,
+        access_jti=request.idp_access_jti,
+        access_expires=timezone.now() + timedelta(seconds=ttl),
+        refresh_token=token["refresh_token"],
+        amr=" ".join(request.idp_amr),
+        id_token=id_token,
+        **rows,
+    )
+    return token, issued
 
 
 def rows_of(issued: Issued) -> tuple[IDToken | None, AccessToken, RefreshToken]:
