@@ -7,12 +7,15 @@ import base64
 import hashlib
 import re
 import secrets
+import threading
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, quote_plus, urljoin, urlsplit
 
 import pytest
 import requests
 from authlib.integrations.requests_client import OAuth2Session
+from django.db import connection
 
 from accounts import services as accounts
 from accounts.models import Role, User
@@ -178,3 +181,24 @@ class FastPathSpy:
             return response
 
         monkeypatch.setattr(module, name, counting)
+
+
+def at_once(work: Callable[[], Any], times: int = 2) -> list[Any]:
+    """Run `work` in `times` threads released together, each on its own database connection;
+    their results, in the order they finished."""
+    barrier = threading.Barrier(times)
+    results: list[Any] = []
+
+    def run() -> None:
+        barrier.wait()
+        try:
+            results.append(work())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(times)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return results

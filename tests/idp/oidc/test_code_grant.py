@@ -22,9 +22,9 @@ from audit.registry import AuditAction
 from idp.oidc import code_grant
 from idp.oidc.models import AccessToken, Application, Grant, IDToken, RefreshToken, RelyingPartySession
 from idp.oidc.revocation import refresh_tokens_by_value
-from tests.idp.oidc.conftest import FastPathSpy, make_app
+from tests.idp.oidc.conftest import FastPathSpy, at_once, make_app
 from tests.idp.oidc.test_code_exchange import _code, _exchange
-from tests.idp.oidc.test_refresh import PER_TOKEN, _claims
+from tests.idp.oidc.test_refresh import TOKEN_FIELDS, _claims, token_answer
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.needs("postgresql")]
 
@@ -70,11 +70,7 @@ def test_the_fast_path_answers_and_writes_like_dot(monkeypatch, portal):
         assert response.status_code == 200, response.content
         body = response.json()
         answers[path] = {
-            "headers": {k: response.get(k) for k in ("Cache-Control", "Pragma", "Content-Type")},
-            "fields": sorted(body),
-            "plain": {k: body[k] for k in ("token_type", "scope", "expires_in")},
-            "access": {k: v for k, v in _claims(body["access_token"]).items() if k not in PER_TOKEN},
-            "id": {k: v for k, v in _claims(body["id_token"]).items() if k not in PER_TOKEN},
+            **token_answer(response),
             # OIDC Core §2: when the person signed in, not when the code was exchanged.
             "auth_time": _claims(body["id_token"])["auth_time"] == int(grant.auth_time.timestamp()),
         }
@@ -90,14 +86,7 @@ def test_the_fast_path_answers_and_writes_like_dot(monkeypatch, portal):
     assert answers["fast"]["id"]["amr"] == ["pwd", "otp"]
     assert answers["fast"]["id"]["sid"] == "one-browser-session"
     assert answers["fast"]["auth_time"] is True
-    assert answers["fast"]["fields"] == [
-        "access_token",
-        "expires_in",
-        "id_token",
-        "refresh_token",
-        "scope",
-        "token_type",
-    ]
+    assert answers["fast"]["fields"] == TOKEN_FIELDS
 
 
 def test_the_fast_path_reads_the_code_once_and_writes_in_one_statement(portal):
@@ -171,21 +160,8 @@ def test_two_concurrent_exchanges_of_one_code_give_one_answer_and_revoke_it(port
     app, secret, ivan = portal
     verifier = secrets.token_urlsafe(48)
     grant = _code(app, ivan, verifier)
-    barrier = threading.Barrier(2)
-    statuses: list[int] = []
-
-    def exchange() -> None:
-        barrier.wait()
-        try:
-            statuses.append(_exchange(app, secret, grant.code, verifier).status_code)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=exchange) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    exchange = lambda: _exchange(app, secret, grant.code, verifier)  # noqa: E731
+    statuses = [response.status_code for response in at_once(exchange)]
     assert sorted(statuses) == [200, 400]
     # The loser is a replay: what the winner was issued is revoked.
     assert not AccessToken.objects.filter(authorization_code=grant).exists()
