@@ -170,7 +170,7 @@ def _token(environ: dict[str, Any]) -> Answer | None:
         if form.keys() != {"grant_type", "refresh_token"} or "HTTP_ORIGIN" in environ:
             return None
     elif grant_type == code_grant.GRANT_TYPE:
-        if form.keys() != _CODE_EXCHANGE or "HTTP_ORIGIN" in environ:
+        if form.keys() != code_grant.PARAMS or "HTTP_ORIGIN" in environ:
             return None
     else:
         return None
@@ -196,9 +196,6 @@ def _token(environ: dict[str, Any]) -> Answer | None:
     except errors.OAuth2Error:
         return None
     return _never_cached(), body
-
-
-_CODE_EXCHANGE = {"grant_type", "code", "redirect_uri", "code_verifier"}
 
 
 def _never_cached() -> list[tuple[str, str]]:

@@ -41,8 +41,9 @@ from idp.oidc.models import Grant
 
 GRANT_TYPE = "authorization_code"
 CODE_VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")  # RFC 7636 §4.1
-_REQUIRED = frozenset({"grant_type", "code", "redirect_uri", "code_verifier"})
-_ANSWERED_PARAMS = _REQUIRED | {"client_id", "client_secret"}
+# What an exchange carries (the direct lane takes exactly these), and may carry besides.
+PARAMS = frozenset({"grant_type", "code", "redirect_uri", "code_verifier"})
+_ANSWERED_PARAMS = PARAMS | {"client_id", "client_secret"}
 
 # The code claimed: marked used unless it already is, with its user held first (an InitPlan,
 # before the code's row: a block waits for this exchange or makes it lose, and a user no longer
@@ -59,7 +60,7 @@ claimed AS (
 def token_response(request: HttpRequest) -> HttpResponse | None:
     """The answer to a code exchange in the common case, or None for DOT to answer."""
     form = request.POST
-    if not set(form) >= _REQUIRED or set(form) - _ANSWERED_PARAMS:
+    if not set(form) >= PARAMS or set(form) - _ANSWERED_PARAMS:
         return None
     if any(len(form.getlist(name)) > 1 for name in form):
         return None
@@ -118,18 +119,15 @@ def answer(
 def _issue(client: ClientRecord, grant: Grant, jkt: str | None) -> dict[str, Any] | None:
     """DOT's tokens for the code, written with its claim in one statement; None, with nothing
     written, if a concurrent exchange claimed the code first."""
-    scopes = grant.scope.split(" ")  # as validate_code sets them
-    scope = " ".join(scopes)
     request = OAuthlibRequest("")
     request.client, request.client_id = client, client.client_id
-    request.user, request.scopes, request.grant_type = grant.user, scopes, GRANT_TYPE
+    request.user, request.grant_type = grant.user, GRANT_TYPE
+    request.scopes = grant.scope.split(" ")  # as validate_code sets them
     request.idp_grant = grant  # sid, auth_time and amr (tokens.session_facts, grant_methods)
     request.nonce = grant.nonce or None
     request.idp_dpop_jkt = jkt
     request.resource, request.idp_resources_checked = [], True  # the code names none
-    token, issued = token_rows.mint(
-        client, request, nonce=grant.nonce, sid=grant.sid, authorization_code=grant
-    )
+    token, issued = token_rows.mint(client, request, sid=grant.sid, authorization_code=grant)
     entry = audit.new_entry(
         AuditAction.TOKEN_ISSUED,
         actor=grant.user,
@@ -138,8 +136,8 @@ def _issue(client: ClientRecord, grant: Grant, jkt: str | None) -> dict[str, Any
         details={
             "grantType": GRANT_TYPE,
             "clientId": client.client_id,
-            "scope": scope,
-            "jti": request.idp_access_jti,
+            "scope": issued.scope,
+            "jti": issued.access_jti,
         },
     )
     (claimed,) = token_rows.write(_CLAIM_SQL, [timezone.now(), grant.pk, grant.user_id], issued, entry)

@@ -182,11 +182,10 @@ def _rotate(
     """DOT's rotation (ROTATE_REFRESH_TOKEN): a new access token and refresh token of the same
     family; the old refresh token revoked, its access token deleted and blacklisted. None, with
     nothing written, if a concurrent request rotated `row` first."""
-    scopes = previous.scope.split()  # oauthlib's default: the scopes originally granted
-    scope = " ".join(scopes)
     oauthlib_request = OAuthlibRequest("")
     oauthlib_request.client, oauthlib_request.client_id = client, client.client_id
-    oauthlib_request.user, oauthlib_request.scopes = row.user, scopes
+    # oauthlib's default: the scopes originally granted
+    oauthlib_request.user, oauthlib_request.scopes = row.user, previous.scope.split()
     oauthlib_request.grant_type = GRANT_TYPE
     oauthlib_request.refresh_token_instance = row  # the session facts and `amr` (tokens.session_facts)
     oauthlib_request.idp_dpop_jkt = jkt
@@ -207,8 +206,8 @@ def _rotate(
         "details": {
             "grantType": GRANT_TYPE,
             "clientId": client.client_id,
-            "scope": scope,
-            "jti": oauthlib_request.idp_access_jti,
+            "scope": issued.scope,
+            "jti": issued.access_jti,
         },
     }
     if connection.vendor != "postgresql":  # the embedded default (SQLite): the ORM, as DOT does

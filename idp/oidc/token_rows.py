@@ -51,12 +51,11 @@ class Issued:
     dpop_jkt: str = ""  # a public client's refresh token is bound to its key
 
 
-def mint(
-    client: ClientRecord, request: OAuthlibRequest, *, nonce: str | None = None, **rows: Any
-) -> tuple[dict[str, Any], Issued]:
+def mint(client: ClientRecord, request: OAuthlibRequest, **rows: Any) -> tuple[dict[str, Any], Issued]:
     """The access token, refresh token and (for `openid`) ID token of a user grant, as oauthlib's
-    BearerToken and add_id_token make them, from `request` (client, user, scopes, grant type and
-    what tokens.session_facts reads); and what their rows will say (`rows`: the rest of Issued)."""
+    BearerToken and add_id_token make them, from `request` (client, user, scopes, grant type, the
+    code's nonce and what tokens.session_facts reads); and what their rows will say (`rows`: the
+    rest of Issued)."""
     scopes = request.scopes
     scope = " ".join(scopes)
     access = tokens.generate_access_token(request)
@@ -71,8 +70,8 @@ def mint(
     id_token = None
     if "openid" in scopes:
         first: dict[str, Any] = {"aud": client.client_id, "iat": int(time.time())}
-        if nonce:
-            first["nonce"] = nonce
+        if request.nonce:
+            first["nonce"] = request.nonce
         first["at_hash"] = tokens.at_hash(access)
         token["id_token"], jti, expires = Validator().sign_id_token(first, token, request)
         id_token = (jti, expires)

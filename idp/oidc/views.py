@@ -60,7 +60,6 @@ from idp.oidc.models import Application, Consent, IDToken
 from idp.oidc.revocation import revoke_session_tokens
 from idp.oidc.validators import application_of
 
-CODE_VERIFIER = code_grant.CODE_VERIFIER
 MAX_AGE = re.compile(r"[0-9]+")  # OIDC Core §3.1.2.1: a number of seconds
 
 
@@ -397,7 +396,7 @@ class TokenView(dot.TokenView):
             with context.bind(request), transaction.atomic():
                 return self.authorization_flow_token_response(request)
         verifier = request.POST.get("code_verifier")
-        if verifier is not None and not CODE_VERIFIER.match(verifier):
+        if verifier is not None and not code_grant.CODE_VERIFIER.match(verifier):
             return _json_error(
                 "invalid_request", "code_verifier must be 43-128 characters of [A-Za-z0-9-._~]"
             )
