@@ -3,14 +3,20 @@ user on every request (an inactive user is nobody)."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.contrib.auth.backends import ModelBackend
-from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
 from accounts.login import password_login
 from accounts.models import User
+from core.prepared import PreparedQuery
+
+# The session's user, on every signed-in browser request: compiled once (core.prepared).
+_SESSION_USER: PreparedQuery[User] = PreparedQuery(
+    lambda pk: User.objects.select_related("organisation").filter(pk=pk)[:1], uuid.uuid4()
+)
 
 
 class LoginBackend(ModelBackend):
@@ -38,7 +44,8 @@ class LoginBackend(ModelBackend):
 
     def get_user(self, user_id: Any) -> User | None:
         try:
-            user = User.objects.select_related("organisation").get(pk=user_id)
-        except (User.DoesNotExist, ValueError, ValidationError):
+            pk = user_id if isinstance(user_id, uuid.UUID) else uuid.UUID(str(user_id))
+        except ValueError:  # not a user's id (the ORM's ValidationError)
             return None
-        return user if self.user_can_authenticate(user) else None
+        user = _SESSION_USER.first(pk)
+        return user if user is not None and self.user_can_authenticate(user) else None
