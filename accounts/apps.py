@@ -9,6 +9,8 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         # Imports here, not above: Django loads models after AppConfig classes (app registry).
+        from django.contrib.auth.models import update_last_login
+        from django.contrib.auth.signals import user_logged_in
         from django.db.models.signals import post_migrate
 
         from accounts import (
@@ -19,6 +21,10 @@ class AccountsConfig(AppConfig):
         from accounts.models import Passkey, SMSDevice
         from accounts.otp_apps import name_device_fields
         from accounts.staff_groups import ensure_staff_groups
+
+        # A login's last_login is written with its session's registry row, in one statement
+        # (accounts.session_registry.register), not by django.contrib.auth's own receiver.
+        user_logged_in.disconnect(update_last_login, dispatch_uid="update_last_login")
 
         for device in (SMSDevice, Passkey):
             name_device_fields(device)  # the fields it inherits from django-otp, as its siblings'

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from importlib import import_module
 from typing import Any
 
@@ -62,39 +62,49 @@ def _client_facts(request: HttpRequest) -> dict[str, Any]:
     }
 
 
-def register(request: HttpRequest, user: User) -> UserSession:
-    """Record the session `request` is signed in with; called from the `user_logged_in` receiver."""
+def register(request: HttpRequest, user: User, *, signed_in: bool = False) -> UserSession:
+    """Record the session `request` is signed in with (`signed_in`: it has just signed in, from
+    the `user_logged_in` receiver, so the user's `last_login` is set too); the user's rows of
+    sessions that must have expired by now go, so they never pile up."""
     session = request.session
     if session.session_key is None:
         session.save()  # after a flush (another user was signed in) the key is only made on save
     now = timezone.now()
-    row = _upsert(
-        UserSession(
-            user=user,
-            session_key=session.session_key,
-            sid=sessions.sid(request),
-            created_at=sessions.auth_time(request) or now,
-            last_seen_at=now,
-            **_client_facts(request),
-        )
+    row = UserSession(
+        user=user,
+        session_key=session.session_key,
+        sid=sessions.sid(request),
+        created_at=sessions.auth_time(request) or now,
+        last_seen_at=now,
+        **_client_facts(request),
     )
+    if signed_in:
+        user.last_login = now  # what django.contrib.auth's update_last_login did, in the statement
+    if connection.vendor == "postgresql":
+        _write(row, prune_before=now - _lifetime(), last_login=user.last_login if signed_in else None)
+    else:  # the embedded default: the same writes, one by one
+        if signed_in:
+            User.objects.filter(pk=user.pk).update(last_login=now)
+        _upsert(row)
+        _prune(user, now - _lifetime(), row.session_key)
     session[ROW] = str(row.pk)
     try:  # just seen: the session's next requests within the interval need not say so again
         cache.set(_touch_key(str(row.pk), session.session_key), 1, timeout=TOUCH_INTERVAL)
     except Exception:  # best effort, as in touch()
         log.debug("session touch mark skipped: cache unavailable", exc_info=True)
-    # Rows of sessions that must have expired by now go here, so they never pile up.
-    UserSession.objects.filter(user=user, last_seen_at__lt=now - _lifetime()).delete()
     return row
+
+
+def _prune(user: User, before: datetime, keep: str) -> None:
+    UserSession.objects.filter(user=user, last_seen_at__lt=before).exclude(session_key=keep).delete()
 
 
 _UPSERT_FIELDS = ("user", "sid", "created_at", "last_seen_at", "ip", "user_agent")
 
 
-def _upsert(row: UserSession) -> UserSession:
+def _upsert_sql(row: UserSession) -> tuple[str, list[Any]]:
     """Insert `row`, or update the row that has its session key already (a session adopted from
-    before the registry) and take that row's id: one statement, where update_or_create made a
-    locked SELECT and an INSERT inside a savepoint."""
+    before the registry) and take that row's id; `{where}` is left for a condition."""
     meta, quote = UserSession._meta, connection.ops.quote_name
     fields = [meta.pk, meta.get_field("session_key"), *(meta.get_field(name) for name in _UPSERT_FIELDS)]
     columns = ", ".join(quote(field.column) for field in fields)
@@ -102,15 +112,48 @@ def _upsert(row: UserSession) -> UserSession:
     values = [field.get_db_prep_save(getattr(row, field.attname), connection) for field in fields]
     placeholders = ", ".join(["%s"] * len(fields))
     key, pk = quote(fields[1].column), quote(meta.pk.column)
+    # Identifiers from the model, quoted; every value is a parameter.
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({columns}) SELECT {placeholders} {{where}} "
+        f"ON CONFLICT ({key}) DO UPDATE SET {updates} RETURNING {pk}"
+    )
+    return sql, values
+
+
+def _upsert(row: UserSession) -> UserSession:
+    """One statement, where update_or_create made a locked SELECT and an INSERT in a savepoint."""
+    sql, values = _upsert_sql(row)
     with connection.cursor() as cursor:
-        # Identifiers from the model, quoted; every value is a parameter.
-        cursor.execute(
-            f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders}) "  # noqa: S608
-            f"ON CONFLICT ({key}) DO UPDATE SET {updates} RETURNING {pk}",
-            values,
-        )
-        row.pk = meta.pk.to_python(cursor.fetchone()[0])
+        # SQLite reads `SELECT ... ON CONFLICT` as a join's ON: a WHERE between them ends the SELECT.
+        cursor.execute(sql.format(where="WHERE true"), values)
+        row.pk = UserSession._meta.pk.to_python(cursor.fetchone()[0])
     return row
+
+
+# PostgreSQL: the registry's writes of a login in one statement (the ORM made three, after
+# django.contrib.auth's own UPDATE of last_login). The user's row is held first, by its UPDATE or
+# a key-share lock, as a block holds it before it ends the user's sessions: the row of this
+# session, then the expired ones, are written only after it, so the two cannot wait on each other.
+# The expired rows go last (unreferenced, the DELETE runs after the INSERT) and never this
+# session's own row, which the INSERT may have updated.
+_HOLD = {
+    True: "UPDATE users SET last_login = %s WHERE id = %s RETURNING id",
+    False: "SELECT id FROM users WHERE id = %s FOR KEY SHARE",
+}
+_PRUNE = "DELETE FROM user_sessions WHERE user_id = %s AND last_seen_at < %s AND session_key <> %s"
+
+
+def _write(row: UserSession, *, prune_before: datetime, last_login: datetime | None) -> None:
+    upsert, values = _upsert_sql(row)
+    hold_params: list[Any] = [row.user_id] if last_login is None else [last_login, row.user_id]
+    # Our own SQL and the model's quoted identifiers: every value is a parameter.
+    hold = _HOLD[last_login is not None]
+    sql = f"WITH held AS ({hold}), pruned AS ({_PRUNE}) " + upsert.format(  # noqa: S608
+        where="WHERE (SELECT count(*) FROM held) >= 0"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*hold_params, row.user_id, prune_before, row.session_key, *values])
+        row.pk = UserSession._meta.pk.to_python(cursor.fetchone()[0])
 
 
 def forget(request: HttpRequest) -> None:
@@ -166,9 +209,11 @@ def touch(request: HttpRequest) -> None:
 def _on_login(sender: Any, request: HttpRequest | None, user: User, **kwargs: Any) -> None:
     # The login itself was audited by accounts.login.password_login; this records the session.
     if request is None or not hasattr(request, "session"):
+        user.last_login = timezone.now()  # no session to record: only django.contrib.auth's part
+        User.objects.filter(pk=user.pk).update(last_login=user.last_login)
         return
     sessions.begin(request)
-    register(request, user)
+    register(request, user, signed_in=True)
 
 
 @receiver(user_logged_out, dispatch_uid="accounts.sessions.on_logout")

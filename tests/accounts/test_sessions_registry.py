@@ -9,6 +9,7 @@ from importlib import import_module
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.tokens import default_token_generator
 from django.contrib.sessions.backends import cached_db
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -150,6 +151,47 @@ def test_the_login_counts_as_seen_for_the_minute_after_it(ivan):
 
     row.refresh_from_db()
     assert row.last_seen_at == long_ago  # no write: the login has just said so
+
+
+def test_a_login_writes_last_login_which_ends_earlier_password_reset_links(ivan):
+    link = default_token_generator.make_token(ivan)
+    assert ivan.last_login is None
+
+    signed_in(ivan)
+
+    ivan.refresh_from_db()
+    assert timezone.now() - ivan.last_login < timedelta(seconds=30)
+    assert not default_token_generator.check_token(ivan, link)  # Django's guarantee, kept
+
+
+def test_a_login_removes_the_users_rows_that_must_have_expired_and_no_others(ivan, acme):
+    olga = services.create_user(actor=None, username="olga", password=PASSWORD, organisation=acme)
+    expired = timezone.now() - session_registry._lifetime() - timedelta(minutes=1)
+    recent = timezone.now() - timedelta(hours=1)
+    for user, key, seen in [
+        (ivan, "ivan-expired", expired),
+        (ivan, "ivan-recent", recent),
+        (olga, "olga-expired", expired),
+    ]:
+        UserSession.objects.create(user=user, session_key=key, sid=key, created_at=seen, last_seen_at=seen)
+
+    browser = signed_in(ivan)
+
+    kept = set(UserSession.objects.values_list("session_key", flat=True))
+    assert kept == {"ivan-recent", "olga-expired", browser.session.session_key}
+
+
+def test_signing_in_again_on_a_session_whose_row_looks_expired_keeps_that_row(ivan):
+    browser = signed_in(ivan)
+    row = row_of(browser)
+    expired = timezone.now() - session_registry._lifetime() - timedelta(minutes=1)
+    UserSession.objects.filter(pk=row.pk).update(last_seen_at=expired)
+
+    response = browser.post("/accounts/login/?prompt=login", {"username": "ivan", "password": PASSWORD})
+
+    assert response.status_code == 302
+    assert row_of(browser).pk == row.pk  # updated in place, not pruned under itself
+    assert row_of(browser).last_seen_at > expired
 
 
 def test_registering_a_key_that_has_a_row_updates_that_row(ivan):
