@@ -26,6 +26,7 @@ from clients import ports
 from clients.models import IdentityProvider, Organisation, OrganisationDomain, UpstreamIdentity
 from clients.ports import Actor
 from core.permissions import Permission
+from core.prepared import PreparedQuery
 
 # The TXT record an organisation publishes: `_idp-verification.<domain>  TXT  "idp-verification=<token>"`.
 RECORD_PREFIX = "_idp-verification"
@@ -266,12 +267,18 @@ def organisation_for_login(login: str) -> Organisation | None:
     return found.organisation if found is not None else None
 
 
+# Read by every login page, compiled once (core.prepared).
+_COMPANY_SIGN_IN: PreparedQuery[IdentityProvider] = PreparedQuery(
+    lambda: IdentityProvider.objects.filter(
+        enabled=True, organisation__domains__status=OrganisationDomain.Status.VERIFIED
+    ).only("pk")[:1]
+)
+
+
 def company_sign_in_offered() -> bool:
     """Whether any organisation signs in here with its own identity provider (the login page's
     hint about company accounts is shown only then)."""
-    return IdentityProvider.objects.filter(
-        enabled=True, organisation__domains__status=OrganisationDomain.Status.VERIFIED
-    ).exists()
+    return bool(_COMPANY_SIGN_IN.fetch())
 
 
 def password_login_forbidden(*, login: str = "", user: AbstractBaseUser | None = None) -> bool:

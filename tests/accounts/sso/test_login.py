@@ -171,3 +171,23 @@ def test_an_unverified_domain_enforces_nothing(acme, ivan):
     )
     domains.add_domain(actor=None, organisation=acme, domain="acme.example")  # claimed, never proven
     assert password_login(login="ivan@acme.example", password=PASSWORD, channel="rest").ok
+
+
+HINT = b"Company account?"
+
+
+def test_the_login_page_hints_at_company_accounts_only_once_a_provider_has_a_verified_domain(acme):
+    assert HINT not in Browser().get("/accounts/login/").content
+    services.configure_identity_provider(
+        actor=None,
+        organisation=acme,
+        changes={"name": "Acme", "issuer": "https://login.acme.example", "client_id": "ours"},
+    )
+    domain = domains.add_domain(actor=None, organisation=acme, domain="acme.example")
+    assert HINT not in Browser().get("/accounts/login/").content  # the domain is not proven yet
+
+    domains.approve_domain(actor=None, domain=domain)
+    assert HINT in Browser().get("/accounts/login/").content
+
+    services.configure_identity_provider(actor=None, organisation=acme, changes={"enabled": False})
+    assert HINT not in Browser().get("/accounts/login/").content
