@@ -1,17 +1,49 @@
 """Django's cached_db sessions (Redis, with the database as the copy that survives a restart),
-less one read per new session.
+with fewer round trips to the database.
 
-Django draws a new session key and then asks the cache and the database whether it is taken
-before inserting it; the insert itself is made with `must_create` and draws again if the key
-was taken (db.SessionStore.create), so the question only costs a Redis GET and a SELECT on every
-sign-in. A key is 32 characters of 36: a collision is never expected, and still caught.
+- A new key is not looked up first. Django draws a key and asks the cache and the database
+  whether it is taken before inserting it. The insert itself is made with `must_create` and draws
+  again if the key was taken (db.SessionStore.create). So the question only cost a Redis GET and
+  a SELECT on every sign-in. A key is 32 characters of 36: a collision is never expected, and
+  still caught.
+- On PostgreSQL a save is one statement. The ORM's save was BEGIN, INSERT or UPDATE, COMMIT, with
+  the statement compiled each time; a sign-in saves twice (the new key, then the signed-in data).
+  It keeps Django's rules: an INSERT that finds the key taken raises CreateError (and `create()`
+  draws again); an UPDATE that finds the session gone raises UpdateError (the middleware's
+  SessionInterrupted); no failure leaves the caller's transaction broken (ON CONFLICT DO NOTHING,
+  where Django used a savepoint).
 """
 
 from __future__ import annotations
 
+import functools
+import logging
+
 from django.contrib.sessions.backends import cached_db
-from django.contrib.sessions.backends.base import VALID_KEY_CHARS
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS, CreateError, UpdateError
+from django.contrib.sessions.models import Session
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils.crypto import get_random_string
+
+log = logging.getLogger(__name__)
+
+
+@functools.cache
+def _statements() -> tuple[str, str]:
+    """The INSERT and the UPDATE of a session's row, from the model's quoted names."""
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    meta = Session._meta
+    table = quote(meta.db_table)
+    key, data, expires = (
+        quote(meta.get_field(name).column) for name in ("session_key", "session_data", "expire_date")
+    )
+    # Only quoted model metadata: every value is a parameter.
+    insert = (
+        f"INSERT INTO {table} ({key}, {data}, {expires}) VALUES (%s, %s, %s) "  # noqa: S608
+        f"ON CONFLICT ({key}) DO NOTHING"
+    )
+    update = f"UPDATE {table} SET {data} = %s, {expires} = %s WHERE {key} = %s"  # noqa: S608
+    return insert, update
 
 
 class SessionStore(cached_db.SessionStore):
@@ -20,3 +52,25 @@ class SessionStore(cached_db.SessionStore):
 
     async def _aget_new_session_key(self) -> str:
         return self._get_new_session_key()
+
+    def save(self, must_create: bool = False) -> None:
+        db = connections[DEFAULT_DB_ALIAS]
+        if self.session_key is None or db.vendor != "postgresql" or self.model is not Session:
+            super().save(must_create)  # a new session: create() comes back here with its key
+            return
+        data = self.encode(self._get_session(no_load=must_create))
+        expires = self.get_expiry_date()
+        insert, update = _statements()
+        with db.cursor() as cursor:
+            if must_create:
+                cursor.execute(insert, [self.session_key, data, expires])
+                if cursor.rowcount != 1:
+                    raise CreateError
+            else:
+                cursor.execute(update, [data, expires, self.session_key])
+                if cursor.rowcount != 1:
+                    raise UpdateError
+        try:  # as cached_db.save: the cache is a copy, the database the truth
+            self._cache.set(self.cache_key, self._session, self.get_expiry_age())
+        except Exception:
+            log.exception("Error saving to cache (%s)", self._cache)

@@ -1,0 +1,91 @@
+"""accounts.session_store: Django's cached_db sessions, each save one statement on PostgreSQL, with
+Django's own rules for a taken key and a session ended meanwhile."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.sessions.backends.base import CreateError, UpdateError
+from django.contrib.sessions.models import Session
+from django.core.cache import caches
+from django.db import connection, transaction
+
+from accounts.session_store import SessionStore
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="elsewhere Django's own save runs"),
+]
+
+
+def _stored(key: str) -> dict:
+    """The session as the database keeps it (not the cached copy)."""
+    row = Session.objects.get(session_key=key)
+    return SessionStore().decode(row.session_data)
+
+
+def test_a_new_session_and_its_changes_reach_the_database_and_the_cache(django_assert_num_queries):
+    store = SessionStore()
+    store["step"] = 1
+    with django_assert_num_queries(1):
+        store.save()  # a new key, inserted
+    key = store.session_key
+    assert len(key) == 32
+    assert _stored(key) == {"step": 1}
+
+    store["step"] = 2
+    with django_assert_num_queries(1):
+        store.save()  # the same key, updated
+    assert _stored(key) == {"step": 2}
+    expires = Session.objects.get(session_key=key).expire_date
+    assert abs(expires - store.get_expiry_date()) < timedelta(seconds=5)
+    assert caches["default"].get(store.cache_key) == {"step": 2}
+    caches["default"].delete(store.cache_key)
+    assert SessionStore(key).load() == {"step": 2}  # read back from the database
+
+
+def test_a_taken_key_is_refused_and_the_session_draws_another(monkeypatch):
+    first = SessionStore()
+    first["who"] = "first"
+    first.save()
+    taken = first.session_key
+
+    second = SessionStore()
+    second._session_key = taken
+    second["who"] = "second"
+    with pytest.raises(CreateError):
+        second.save(must_create=True)
+    assert _stored(taken) == {"who": "first"}  # untouched
+
+    keys = iter([taken, "k" * 32])
+    monkeypatch.setattr(SessionStore, "_get_new_session_key", lambda self: next(keys))
+    third = SessionStore()
+    third["who"] = "third"
+    third.create()
+    assert third.session_key == "k" * 32
+    assert _stored(taken) == {"who": "first"}
+    assert _stored("k" * 32) == {"who": "third"}
+
+
+def test_saving_a_session_ended_meanwhile_is_refused_and_writes_nothing():
+    store = SessionStore()
+    store["who"] = "x"
+    store.save()
+    Session.objects.filter(session_key=store.session_key).delete()  # ended elsewhere (logout, admin)
+
+    store["who"] = "y"
+    with pytest.raises(UpdateError):
+        store.save()
+    assert not Session.objects.filter(session_key=store.session_key).exists()
+
+
+def test_a_refused_insert_leaves_the_callers_transaction_usable():
+    taken = SessionStore()
+    taken.save()
+    with transaction.atomic():
+        again = SessionStore()
+        again._session_key = taken.session_key
+        with pytest.raises(CreateError):
+            again.save(must_create=True)
+        assert Session.objects.filter(session_key=taken.session_key).exists()  # no aborted transaction
