@@ -6,20 +6,20 @@ the change, its audit record and its event are committed (or rolled back) togeth
 
 from __future__ import annotations
 
-import functools
 import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, models, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, models, transaction
 
 from audit import metrics
 from audit.models import AuditLog, OutboxEvent
 from audit.outbox import kick
 from audit.registry import AuditAction, EventType
 from core import context, tracing
+from core.prepared import insert_sql
 
 log = logging.getLogger(__name__)
 
@@ -209,47 +209,6 @@ def _save_with_event(entry: AuditLog) -> None:
         event = _event_of(entry)
         event.payload["auditId"] = entry.pk
         event.save(force_insert=True)
-
-
-def insert_sql(
-    obj: models.Model,
-    *,
-    returning: str | None = None,
-    placeholders: dict[str, str] | None = None,
-    only_if: str | None = None,
-) -> tuple[str, list[Any]]:
-    """The INSERT the ORM would run for `obj` (defaults, pre_save hooks, adapted values), for
-    composing several into one statement on PostgreSQL. A database-made primary key is left out.
-    `placeholders` put SQL in place of a field's parameter (by attname; without a `%s` of its
-    own, the field's value is not passed: the id of a row inserted earlier in the statement);
-    with `only_if`, the row is inserted only if that SQL condition holds."""
-    # The connection itself, not the `connection` proxy: each field's adaptation reads it several
-    # times, and each read through the proxy is a context-local lookup (a tenth of a token's CPU).
-    db = connections[DEFAULT_DB_ALIAS]
-    sql, fields = _insert_template(type(obj), returning, tuple(sorted((placeholders or {}).items())), only_if)
-    return sql, [f.get_db_prep_save(f.pre_save(obj, True), db) for f in fields]
-
-
-@functools.cache
-def _insert_template(
-    model: type[models.Model],
-    returning: str | None,
-    placeholders: tuple[tuple[str, str], ...],
-    only_if: str | None,
-) -> tuple[str, list[models.Field]]:
-    """The statement and the fields whose values it takes, per model and shape: the same on
-    every call."""
-    meta = model._meta
-    fields = [f for f in meta.concrete_fields if not (f.primary_key and f.db_returning)]
-    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
-    marks = [dict(placeholders).get(f.attname, "%s") for f in fields]
-    # Only quoted model metadata and our own SQL: every value is a parameter.
-    columns = ", ".join(quote(f.column) for f in fields)
-    values = f"SELECT {', '.join(marks)} WHERE {only_if}" if only_if else f"VALUES ({', '.join(marks)})"
-    sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) {values}"
-    if returning:
-        sql += f" RETURNING {quote(meta.get_field(returning).column)}"
-    return sql, [f for f, mark in zip(fields, marks, strict=True) if "%s" in mark]
 
 
 def publish(

@@ -25,6 +25,7 @@ from oauthlib.common import Request as OAuthlibRequest
 from accounts.models import User
 from audit import services as audit
 from audit.models import AuditLog
+from core.prepared import insert_sql
 from idp.oidc import tokens
 from idp.oidc.client_cache import ClientRecord
 from idp.oidc.models import AccessToken, Grant, IDToken, RefreshToken
@@ -138,7 +139,7 @@ def write(
     params = list(claim_params)
 
     def add(name: str, new_row: Model, **compose: Any) -> None:
-        sql, values = audit.insert_sql(new_row, only_if=only_if, **compose)
+        sql, values = insert_sql(new_row, only_if=only_if, **compose)
         ctes.append(f"{name} AS ({sql})")
         params.extend(values)
 

@@ -17,6 +17,7 @@ from oauthlib.oauth2.rfc6749 import errors as oauth_errors
 from accounts import assurance, sessions
 from audit import services as audit
 from audit.registry import AuditAction
+from core import prepared
 from idp.oidc import (
     backchannel,
     client_assertion,
@@ -250,7 +251,7 @@ class Validator(RegisteredResourcesMixin, OAuth2Validator):
         # DOT's row (OAuth2Validator._create_authorization_code, whose checks are above) with the
         # facts in the same INSERT, where an UPDATE followed it (tests/idp/oidc/test_code_exchange.py
         # compares the two rows).
-        return Grant.objects.create(
+        grant = Grant(
             application=request.client,
             user=request.user,
             code=code["code"],
@@ -264,6 +265,8 @@ class Validator(RegisteredResourcesMixin, OAuth2Validator):
             resource=getattr(request, "resource", []),  # RFC 8707
             **facts,
         )
+        # One INSERT of our own (core.prepared.insert), where the ORM compiled its own each time.
+        return prepared.insert(grant)
 
     # --- Device codes (RFC 8628 §3.4-3.5): polled, single use ----------------------------------
 

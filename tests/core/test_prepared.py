@@ -10,8 +10,8 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import LoginFailures, User
-from core.prepared import PreparedQuery
+from accounts.models import LoginFailures, User, UserSession
+from core.prepared import PreparedQuery, insert
 
 pytestmark = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="compiled on PostgreSQL only; elsewhere the queryset itself"
@@ -97,3 +97,40 @@ def test_a_sample_that_is_not_a_parameter_is_refused(db):
     prepared = PreparedQuery(lambda login: User.objects.filter(username__iexact="fixed"), "sample-unused")
     with pytest.raises(ValueError, match="not parameters"):
         prepared.fetch("x")
+
+
+def _columns(obj):
+    return {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields if not f.primary_key}
+
+
+def test_insert_writes_the_row_save_writes_and_takes_the_database_made_key(db, django_assert_num_queries):
+    from audit.models import AuditLog  # a database-made key (a sequence) and JSON
+
+    when = timezone.now()
+    fields = {
+        "occurred_at": when,
+        "action": "t.insert",
+        "actor_label": "a",
+        "ip": "192.0.2.1",
+        "details": {"k": [1, "ü"]},
+    }
+    saved = AuditLog(**fields)
+    saved.save(force_insert=True)
+    written = AuditLog(**fields)
+    with django_assert_num_queries(1):
+        assert insert(written) is written
+    assert isinstance(written.pk, int)
+    assert written.pk > saved.pk
+    assert (written._state.adding, written._state.db) == (False, "default")
+    assert _columns(AuditLog.objects.get(pk=written.pk)) == _columns(AuditLog.objects.get(pk=saved.pk))
+
+
+def test_insert_keeps_a_key_made_here(people):
+    alice, _ = people
+    row = UserSession(
+        user=alice, session_key="k" * 32, sid="s", created_at=timezone.now(), last_seen_at=timezone.now()
+    )
+    key = row.pk
+    insert(row)
+    assert row.pk == key
+    assert UserSession.objects.get(pk=key).session_key == "k" * 32
