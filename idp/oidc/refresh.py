@@ -17,13 +17,13 @@ request finds it revoked and DOT treats it as the reuse it is.
 
 from __future__ import annotations
 
-import functools
 import json
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Model
+from django.db.models.expressions import RawSQL
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from oauth2_provider.models import refresh_token_expire_timedelta
@@ -31,15 +31,14 @@ from oauth2_provider.oauth2_validators import GRANT_TYPE_MAPPING
 from oauthlib.common import Request as OAuthlibRequest
 
 from accounts import assurance
-from accounts.models import User
 from audit import services as audit
 from audit.models import AuditLog
 from audit.registry import AuditAction
-from clients.models import Organisation
+from core.prepared import PreparedQuery
 from idp.oidc import blacklist, client_auth, dpop, responses, token_rows, tokens
 from idp.oidc.client_cache import ClientRecord
-from idp.oidc.models import AccessToken, Grant, RefreshToken
-from idp.oidc.revocation import checksum, refresh_tokens_by_value
+from idp.oidc.models import AccessToken, RefreshToken
+from idp.oidc.revocation import checksum
 
 GRANT_TYPE = "refresh_token"
 _ANSWERED_PARAMS = frozenset({"grant_type", "refresh_token", "client_id", "client_secret"})
@@ -87,93 +86,32 @@ def answer(client: ClientRecord, value: str, proof: dpop.Proof | None) -> str | 
     return None if token is None else json.dumps(token)
 
 
-# The live refresh token's row with its user, the user's organisation, its access token and that
-# token's code, as `.select_related("user__organisation", "access_token__authorization_code")`
-# reads them; the SELECT is compiled once per process (Django compiled it on every request: a
-# third of a rotation's CPU). Each entry: the model, the join to it from an earlier one (its alias,
-# the foreign key), and where the instance is cached on that one (and back, for a one-to-one).
-# Entry i is joined as alias t<i>; its parent is the entry at the index given.
-_JOINS: tuple[tuple[type[Model], int | None, str | None], ...] = (
-    (RefreshToken, None, None),
-    (User, 0, "user"),
-    (Organisation, 1, "organisation"),
-    (AccessToken, 0, "access_token"),
-    (Grant, 3, "authorization_code"),
-)
-
-
-@functools.cache
-def _lookup_sql() -> tuple[str, list[list[tuple[Any, list[Any]]]]]:
-    """The SELECT, and per model its fields with the converters the ORM applies to each value."""
+def _enrolled() -> RawSQL:
+    """Whether the refresh token's user has a confirmed second factor, as a column of the read."""
     quote = connection.ops.quote_name
-    columns, sources, converters = [], [f"{quote(RefreshToken._meta.db_table)} t0"], []
-    for index, (model, parent, via) in enumerate(_JOINS):
-        alias = f"t{index}"
-        if parent is not None and via is not None:
-            link = _JOINS[parent][0]._meta.get_field(via)
-            sources.append(
-                f"LEFT JOIN {quote(model._meta.db_table)} {alias} "
-                f"ON {alias}.{quote(model._meta.pk.column)} = t{parent}.{quote(link.column)}"
-            )
-        fields = []
-        for field in model._meta.concrete_fields:
-            columns.append(f"{alias}.{quote(field.column)}")
-            expression = field.get_col(alias)
-            fields.append(
-                (
-                    expression,
-                    connection.ops.get_db_converters(expression) + field.get_db_converters(connection),
-                )
-            )
-        converters.append(fields)
-    # Whether the user has enrolled a second factor (accounts.assurance), read with the row.
-    columns.append(assurance.has_factors_sql(f"t0.{quote(RefreshToken._meta.get_field('user').column)}"))
-    checksum = quote(RefreshToken._meta.get_field("token_checksum").column)
-    revoked = quote(RefreshToken._meta.get_field("revoked").column)
-    # Identifiers from the models, quoted; the checksum is a parameter. One live row per checksum.
-    sql = (
-        f"SELECT {', '.join(columns)} FROM {' '.join(sources)} "  # noqa: S608
-        f"WHERE t0.{checksum} = %s AND t0.{revoked} IS NULL LIMIT 1"
-    )
-    return sql, converters
+    user = f"{quote(RefreshToken._meta.db_table)}.{quote(RefreshToken._meta.get_field('user').column)}"
+    return RawSQL(assurance.has_factors_sql(user), ())  # noqa: S611 - quoted names, no values
+
+
+# The live refresh token's row with its user, the user's organisation, its access token and that
+# token's code, and whether the user has enrolled a second factor (accounts.assurance), in one
+# read compiled once (core.prepared): Django compiled it on every request, a third of a
+# rotation's CPU. One live row per checksum.
+_LIVE: PreparedQuery[RefreshToken] = PreparedQuery(
+    lambda digest: (
+        RefreshToken.objects.filter(token_checksum=digest, revoked__isnull=True)
+        .select_related("user__organisation", "access_token__authorization_code")
+        .annotate(idp_enrolled=_enrolled())[:1]
+    ),
+    f"sample-checksum-{uuid.uuid4()}",
+)
 
 
 def _live_row(value: str) -> tuple[RefreshToken | None, bool | None]:
     """The live refresh token given by its value, its related rows cached on it, or None; and
-    whether its user has enrolled a second factor (None: not read, ask accounts.assurance)."""
-    if connection.vendor != "postgresql":  # the embedded default: the ORM (SQLite's own types)
-        rows = (
-            refresh_tokens_by_value(value)
-            .filter(revoked__isnull=True)
-            .select_related("user__organisation", "access_token__authorization_code")
-        )
-        return next(iter(rows[:1]), None), None
-    sql, converters = _lookup_sql()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [checksum(value)])
-        found = cursor.fetchone()
-    if found is None:
-        return None, None
-    instances: list[Model | None] = []
-    position = 0
-    for (model, parent, via), fields in zip(_JOINS, converters, strict=True):
-        values = []
-        for expression, field_converters in fields:
-            item = found[position]
-            for convert in field_converters:
-                item = convert(item, expression, connection)
-            values.append(item)
-            position += 1
-        pk = values[model._meta.concrete_fields.index(model._meta.pk)]
-        instance = None if pk is None else model.from_db(connection.alias, None, values)
-        holder = None if parent is None else instances[parent]
-        if holder is not None and via is not None:
-            link = holder._meta.get_field(via)
-            link.set_cached_value(holder, instance)
-            if link.one_to_one and instance is not None:
-                link.remote_field.set_cached_value(instance, holder)
-        instances.append(instance)
-    return instances[0], found[position]
+    whether its user has enrolled a second factor."""
+    row = _LIVE.first(checksum(value))
+    return (None, None) if row is None else (row, bool(row.idp_enrolled))
 
 
 def _rotate(
