@@ -36,8 +36,10 @@
 #    client_credentials with only the work the issue keeps (ccfloor.py: sign, and the project's one
 #    statement for the token's row, audit record and event; and the same without the token's row)
 #    with cc's requests;
-# 7. the bcrypt floor (hashfloor.py), then summarize.py writes OUT/summary.md; removes what it
-#    started (servers, databases, private services, temp dir; OUT is kept), also on failure.
+# 7. the bcrypt floor (hashfloor.py; also after each code-flow round of the project, so that each
+#    round is set against the check measured beside it), then summarize.py writes OUT/summary.md;
+#    removes what it started (servers, databases, private services, temp dir; OUT is kept), also
+#    on failure.
 #
 # Knobs (environment): DURATION (12), ROUNDS (3), WARMUP (8), HALF_DURATION (DURATION),
 # CONNS (8), WRK_THREADS (1), FLOW_C (8), OHA_C (64), WORKERS (2), THREADS (4), GRPC_PROCS (2), GRPC_THREADS (8),
@@ -602,10 +604,24 @@ FLOORS=()
 [[ -n ${FLOOR_PID[ccfloor]:-} ]] && FLOORS+=(ccfloor ccfloornorow)
 for path in "${FLOORS[@]}"; do gen "$path" project "$WARMUP" "$OUT/warmup-$path-project"; done
 
+# The bcrypt floor (hashfloor.py) into $1: after each code-flow round of the project and once at
+# the end. The machine's speed drifts by a few per cent within a run; a round is set against the
+# check measured beside it.
+hashfloor() {
+    record "$PY" "$HERE/hashfloor.py" --username bench-user-0 "--password=$PASSWORD" --seconds "$HASHFLOOR_S"
+    (cd "$REPO" && "$PY" "$HERE/hashfloor.py" --username bench-user-0 "--password=$PASSWORD" \
+        --seconds "$HASHFLOOR_S" --json "$1")
+}
+
 for r in $(seq "$ROUNDS"); do
     say "round $r of $ROUNDS"
     for path in $PATHS; do
-        for sys in project keycloak; do measure "r$r-$path-$sys" "$path" "$sys" "$DURATION"; done
+        for sys in project keycloak; do
+            measure "r$r-$path-$sys" "$path" "$sys" "$DURATION"
+            if [[ $path == codeflow && $sys == project && $HASHFLOOR_S != 0 ]]; then
+                say "r$r: $(hashfloor "$OUT/hashfloor-r$r.json")"
+            fi
+        done
     done
     if [[ $VALIDATE == 1 ]]; then
         measure "r$r-grpc-project" grpc project "$DURATION"
@@ -631,9 +647,7 @@ fi
 
 # --- 7. the password hash floor, summary -------------------------------------------------------
 if [[ " $PATHS " == *" codeflow "* && $HASHFLOOR_S != 0 ]]; then
-    record "$PY" "$HERE/hashfloor.py" --username bench-user-0 "--password=$PASSWORD" --seconds "$HASHFLOOR_S"
-    (cd "$REPO" && "$PY" "$HERE/hashfloor.py" --username bench-user-0 "--password=$PASSWORD" \
-        --seconds "$HASHFLOOR_S" --json "$OUT/hashfloor.json") | tee "$OUT/hashfloor.txt" >&2
+    hashfloor "$OUT/hashfloor.json" | tee "$OUT/hashfloor.txt" >&2
 fi
 for sys in project keycloak; do
     "$PY" "$HERE/procmem.py" "${SERVER[$sys]}" --json "$OUT/mem-end-$sys.json" >/dev/null || true
