@@ -18,6 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import logout
+from django.contrib.auth.models import update_last_login
 from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.contrib.sessions.backends.base import SessionBase
 from django.core.cache import cache
@@ -209,8 +210,7 @@ def touch(request: HttpRequest) -> None:
 def _on_login(sender: Any, request: HttpRequest | None, user: User, **kwargs: Any) -> None:
     # The login itself was audited by accounts.login.password_login; this records the session.
     if request is None or not hasattr(request, "session"):
-        user.last_login = timezone.now()  # no session to record: only django.contrib.auth's part
-        User.objects.filter(pk=user.pk).update(last_login=user.last_login)
+        update_last_login(sender, user)  # no session to record: only django.contrib.auth's part
         return
     sessions.begin(request)
     register(request, user, signed_in=True)

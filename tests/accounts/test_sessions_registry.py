@@ -461,3 +461,13 @@ def test_ending_a_cached_db_session_removes_the_cached_copy_too(ivan):
     assert cache.get(store.cache_key_prefix + there_row.session_key) is None
     assert not store().exists(there_row.session_key)
     assert not is_signed_in(there)
+
+
+def test_a_login_signal_without_a_session_still_writes_last_login(ivan):
+    from django.contrib.auth.signals import user_logged_in
+
+    user_logged_in.send(sender=User, request=None, user=ivan)
+
+    ivan.refresh_from_db()
+    assert timezone.now() - ivan.last_login < timedelta(seconds=30)
+    assert not UserSession.objects.filter(user=ivan).exists()
