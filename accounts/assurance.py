@@ -28,7 +28,8 @@ from functools import cache
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import connection
+from django.db import connection, models
+from django.db.models.expressions import RawSQL
 from django_otp.plugins.otp_email.models import EmailDevice
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -88,6 +89,26 @@ def has_factors_sql(user_id: str) -> str:
         )
         tables.append(f"SELECT 1 FROM {table} WHERE {user} = {user_id} AND {confirmed}")  # noqa: S608
     return f"EXISTS ({' UNION ALL '.join(tables)})"
+
+
+# The column a read of users (or of rows that point to one) adds for has_factors: the session's
+# user (accounts.authentication), a login's candidates (accounts.login), a refresh token's user.
+ENROLLED = "idp_enrolled"
+
+
+def enrolled_column(model: type[models.Model], field: str | None = None) -> RawSQL:
+    """has_factors as a column of a read of `model`, for the user its foreign key `field` points
+    to, or for the row itself when `model` is User (annotate the read with it as ENROLLED)."""
+    quote = connection.ops.quote_name
+    column = model._meta.pk.column if field is None else model._meta.get_field(field).column
+    return RawSQL(has_factors_sql(f"{quote(model._meta.db_table)}.{quote(column)}"), ())  # noqa: S611 - quoted names, no values
+
+
+def enrolled_as_read(user: User) -> bool | None:
+    """has_factors as the read that loaded `user` found it (ENROLLED), or None if that read did
+    not ask. Only for the request that loaded the user: a factor enrolled later is not in it."""
+    value = getattr(user, ENROLLED, None)  # the user may be behind a lazy proxy (request.user)
+    return None if value is None else bool(value)
 
 
 def second_factor_required(user: User, *, enrolled: bool | None = None) -> bool:

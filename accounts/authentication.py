@@ -9,13 +9,20 @@ from typing import Any
 from django.contrib.auth.backends import ModelBackend
 from django.http import HttpRequest
 
+from accounts import assurance
 from accounts.login import password_login
 from accounts.models import User
 from core.prepared import PreparedQuery
 
-# The session's user, on every signed-in browser request: compiled once (core.prepared).
+# The session's user, on every signed-in browser request, with whether they enrolled a second
+# factor (accounts.mfa_views.StepUpMiddleware asks next): one read, compiled once (core.prepared).
 _SESSION_USER: PreparedQuery[User] = PreparedQuery(
-    lambda pk: User.objects.select_related("organisation").filter(pk=pk)[:1], uuid.uuid4()
+    lambda pk: (
+        User.objects.select_related("organisation")
+        .annotate(**{assurance.ENROLLED: assurance.enrolled_column(User)})
+        .filter(pk=pk)[:1]
+    ),
+    uuid.uuid4(),
 )
 
 

@@ -33,11 +33,13 @@ def burn_a_hash(password: str) -> None:
     check_password(password, _dummy_hash())
 
 
-# Compiled once (core.prepared): every password login at every door reads it.
+# Compiled once (core.prepared): every password login at every door reads it, with whether each
+# candidate enrolled a second factor (what accounts.assurance asks of the one who matches).
 _CANDIDATES: PreparedQuery[User] = PreparedQuery(
     lambda login: (
         User.objects.filter(Q(username__iexact=login) | Q(email__iexact=login))
         .select_related("organisation", "login_failures")
+        .annotate(**{assurance.ENROLLED: assurance.enrolled_column(User)})
         .order_by("created_at")[:MAX_CANDIDATES]
     ),
     f"sample-login-{uuid.uuid4()}",
@@ -151,7 +153,8 @@ def password_login(
     if not match.is_active:
         return _refuse(LoginError.ACCOUNT_BLOCKED, login=login, channel=channel, user=match)
     lockout.record_success(match)
-    if not second_factor_follows and not assurance.satisfied(match, ["pwd"]):
+    enrolled = assurance.enrolled_as_read(match)
+    if not second_factor_follows and not assurance.satisfied(match, ["pwd"], enrolled=enrolled):
         return _refuse(LoginError.MFA_REQUIRED, login=login, channel=channel, user=match)
     audit.record(
         AuditAction.LOGIN_SUCCEEDED,

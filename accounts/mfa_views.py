@@ -57,7 +57,7 @@ def sign_in(
 ) -> HttpResponse | None:
     """After a first step that proved `methods`: None when that meets the policy (the caller logs
     the user in), else the redirect into the second step."""
-    if assurance.satisfied(user, methods):
+    if assurance.satisfied(user, methods, enrolled=assurance.enrolled_as_read(user)):
         return None
     return start(request, user, next_url, first_factor=methods)
 
@@ -311,7 +311,9 @@ class StepUpMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if SESSION_KEY in request.session and request.user.is_authenticated:
             methods = sessions.amr(request)
-            if not assurance.satisfied(request.user, methods):
+            # The session's user was read with whether they enrolled a factor (this request's read).
+            enrolled = assurance.enrolled_as_read(request.user)
+            if not assurance.satisfied(request.user, methods, enrolled=enrolled):
                 asked = self._step_up(request, request.user, methods)
                 # A silent authorization request (OIDC prompt=none) must not show a page: the
                 # view now sees nobody signed in and answers login_required to the organisation.

@@ -23,7 +23,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models.expressions import RawSQL
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from oauth2_provider.models import refresh_token_expire_timedelta
@@ -86,13 +85,6 @@ def answer(client: ClientRecord, value: str, proof: dpop.Proof | None) -> str | 
     return None if token is None else json.dumps(token)
 
 
-def _enrolled() -> RawSQL:
-    """Whether the refresh token's user has a confirmed second factor, as a column of the read."""
-    quote = connection.ops.quote_name
-    user = f"{quote(RefreshToken._meta.db_table)}.{quote(RefreshToken._meta.get_field('user').column)}"
-    return RawSQL(assurance.has_factors_sql(user), ())  # noqa: S611 - quoted names, no values
-
-
 # The live refresh token's row with its user, the user's organisation, its access token and that
 # token's code, and whether the user has enrolled a second factor (accounts.assurance), in one
 # read compiled once (core.prepared): Django compiled it on every request, a third of a
@@ -101,7 +93,7 @@ _LIVE: PreparedQuery[RefreshToken] = PreparedQuery(
     lambda digest: (
         RefreshToken.objects.filter(token_checksum=digest, revoked__isnull=True)
         .select_related("user__organisation", "access_token__authorization_code")
-        .annotate(idp_enrolled=_enrolled())[:1]
+        .annotate(**{assurance.ENROLLED: assurance.enrolled_column(RefreshToken, "user")})[:1]
     ),
     f"sample-checksum-{uuid.uuid4()}",
 )
@@ -111,7 +103,7 @@ def _live_row(value: str) -> tuple[RefreshToken | None, bool | None]:
     """The live refresh token given by its value, its related rows cached on it, or None; and
     whether its user has enrolled a second factor."""
     row = _LIVE.first(checksum(value))
-    return (None, None) if row is None else (row, bool(row.idp_enrolled))
+    return (None, None) if row is None else (row, bool(getattr(row, assurance.ENROLLED)))
 
 
 def _rotate(

@@ -54,3 +54,35 @@ def test_older_hash_is_upgraded_to_bcrypt_on_login(acme, settings):
     assert authenticate(username="ivan", password="old-password-9") == user
     user.refresh_from_db()
     assert user.password.startswith("bcrypt_sha256$")
+
+
+def test_the_session_user_and_the_login_candidates_are_read_with_their_enrolment(acme):
+    # accounts.assurance asks next whether the user enrolled a factor: the read that loads them
+    # answers it, and says so only for the request that made it (a fresh read, a fresh answer).
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from accounts import assurance
+    from accounts.authentication import LoginBackend
+    from accounts.login import candidates_for
+
+    user = services.create_user(actor=None, username="ivan", password="acme-password-1", organisation=acme)
+    assert assurance.enrolled_as_read(LoginBackend().get_user(user.pk)) is False
+    assert [assurance.enrolled_as_read(u) for u in candidates_for("IVAN")] == [False]
+    assert assurance.enrolled_as_read(User.objects.get(pk=user.pk)) is None  # not asked: callers query
+
+    TOTPDevice.objects.create(user=user, name="phone", confirmed=False)  # not confirmed: not a factor
+    assert assurance.enrolled_as_read(LoginBackend().get_user(user.pk)) is False
+    TOTPDevice.objects.filter(user=user).update(confirmed=True)
+    assert assurance.enrolled_as_read(LoginBackend().get_user(user.pk)) is True
+    assert [assurance.enrolled_as_read(u) for u in candidates_for("ivan")] == [True]
+    assert assurance.has_factors(user)
+
+
+def test_the_session_user_and_its_enrolment_are_one_statement(acme, django_assert_num_queries):
+    from accounts import assurance
+    from accounts.authentication import LoginBackend
+
+    user = services.create_user(actor=None, username="ivan", password="acme-password-1", organisation=acme)
+    with django_assert_num_queries(1):
+        loaded = LoginBackend().get_user(user.pk)
+        assert assurance.satisfied(loaded, ["pwd"], enrolled=assurance.enrolled_as_read(loaded))

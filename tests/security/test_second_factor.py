@@ -177,6 +177,20 @@ def test_a_promoted_users_password_only_session_is_asked_for_the_second_factor(p
     assert stepped.details["methods"] == ["pwd"]
 
 
+def test_a_password_only_session_is_asked_for_the_factor_its_user_enrolled_elsewhere(provider, cast: Cast):
+    # The session's user is read with whether they enrolled a factor (one statement): that read is
+    # the next request's own, so a factor confirmed in another session counts at once.
+    browser = Browser(provider.url)
+    assert "/2fa/" not in _password_step(browser, "ivan").headers["Location"]
+    assert browser.get("/accounts/sessions/").status_code == 200
+    _authenticator(cast.acme_user)  # confirmed from another browser
+
+    again = browser.get("/accounts/sessions/")
+
+    assert (again.status_code, again.headers["Location"]) == (302, "/accounts/2fa/verify/")
+    assert AuditLog.objects.filter(action=AuditAction.SESSION_STEP_UP, target_id=str(cast.acme_user.pk)).exists()
+
+
 def test_a_password_only_refresh_token_dies_when_the_policy_grows(provider, cast: Cast):
     tokens = requests.post(
         f"{provider.url}/api/v1/auth/login", json={"login": "ivan", "password": PASSWORD}, timeout=10
