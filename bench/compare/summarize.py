@@ -365,10 +365,10 @@ def summary(out: Path) -> None:
         print(
             "\nAgainst the check measured right after each round (5 s, the same two processes): "
             + "; ".join(
-                f"round {n} {rps:.1f} flows/s of a cap of {cap:.1f} = {rps / cap * 100:.0f}%"
+                f"round {n} {rps:.2f} flows/s of a cap of {cap:.2f} = {rps / cap * 100:.1f}%"
                 for n, rps, cap in beside
             )
-            + f". Best: {max(rps / cap for _, rps, cap in beside) * 100:.0f}%."
+            + f". Best: {max(rps / cap for _, rps, cap in beside) * 100:.1f}%."
         )
 
     print("\n### Every run\n")
@@ -582,7 +582,7 @@ def across(dirs: list[Path]) -> None:
     if share:
         print(
             "| code flow within 10% of what bcrypt allows | "
-            + " / ".join(f"{x * 100:.0f}% of the cap" for x in share)
+            + " / ".join(f"{x * 100:.1f}% of the cap" for x in share)
             + f" | {verdict(min(share) >= 0.9)} |"
         )
     worse, compared = [], 0
