@@ -188,7 +188,9 @@ def test_a_password_only_session_is_asked_for_the_factor_its_user_enrolled_elsew
     again = browser.get("/accounts/sessions/")
 
     assert (again.status_code, again.headers["Location"]) == (302, "/accounts/2fa/verify/")
-    assert AuditLog.objects.filter(action=AuditAction.SESSION_STEP_UP, target_id=str(cast.acme_user.pk)).exists()
+    assert AuditLog.objects.filter(
+        action=AuditAction.SESSION_STEP_UP, target_id=str(cast.acme_user.pk)
+    ).exists()
 
 
 def test_a_password_only_refresh_token_dies_when_the_policy_grows(provider, cast: Cast):
