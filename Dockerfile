@@ -12,6 +12,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     GRANIAN_PORT=8000 \
     GRANIAN_WORKERS=2 \
     GRANIAN_BLOCKING_THREADS=4 \
+    GRANIAN_BLOCKING_THREADS_IDLE_TIMEOUT=600 \
     GRANIAN_LOG_ACCESS_ENABLED=false
 
 WORKDIR /app
@@ -30,7 +31,9 @@ RUN SECRET_KEY=build-only-not-secret-build-only-not-secret-build-only ALLOWED_HO
 
 USER idp
 EXPOSE 8000 50051
-# Workers: one per core. Threads: a 235 ms password check holds one thread, not a worker. Keep-alive
+# Workers: one per core. Threads: a 235 ms password check holds one thread, not a worker; they are
+# kept through pauses of up to 10 minutes (granian's longest; its default is 30 s), since a new
+# thread opens its own database connection anew (bench/compare/RESULTS.md, step 14). Keep-alive
 # connections (the gateway keeps 32 open) and Rust's HTTP parsing: bench/compare/RESULTS.md.
 # No access log of its own by default: the gateway logs every request, and /metrics counts and
 # times each by route and status; granian's line per request cost a quarter of introspection's

@@ -44,6 +44,14 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
     return value
 
 
+def env_optional_int(name: str, *, minimum: int | None = None) -> int | None:
+    """A whole number, or None when the variable is unset or empty."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return None
+    return env_int(name, 0, minimum=minimum)
+
+
 def env_list(name: str, default: list[str] | None = None) -> list[str]:
     raw = os.environ.get(name)
     if raw is None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import dj_database_url
 from django.utils.translation import gettext_lazy
 
-from core.config import ConfigError, env_bool, env_int, env_list, env_str
+from core.config import ConfigError, env_bool, env_int, env_list, env_optional_int, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 IDP_DATA_DIR = Path(env_str("IDP_DATA_DIR") or BASE_DIR / "var")
@@ -186,7 +186,11 @@ try:
     DATABASES = {
         "default": dj_database_url.parse(
             DATABASE_URL,
-            conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0),
+            # Kept open until one fails its health check (None), unless capped: a thread that opens
+            # a connection anew pays the backend's start, its catalog reads and the first plans of
+            # the hot statements; eight at once after a minute's pause made the first 30 refresh
+            # grants wait 40-115 ms (bench/compare/RESULTS.md, step 14).
+            conn_max_age=env_optional_int("DB_CONN_MAX_AGE", minimum=0),
             conn_health_checks=True,
         )
     }

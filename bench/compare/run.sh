@@ -42,7 +42,8 @@
 #    on failure.
 #
 # Knobs (environment): DURATION (12), ROUNDS (3), WARMUP (8), HALF_DURATION (DURATION),
-# CONNS (8), WRK_THREADS (1), FLOW_C (8), OHA_C (64), WORKERS (2), THREADS (4), GRPC_PROCS (2), GRPC_THREADS (8),
+# CONNS (8), WRK_THREADS (1), FLOW_C (8), OHA_C (64), WORKERS (2), THREADS (4), IDLE_TIMEOUT (the Dockerfile's
+# GRANIAN_BLOCKING_THREADS_IDLE_TIMEOUT), GRPC_PROCS (2), GRPC_THREADS (8),
 # GHZ_C (32), GHZ_CONNS (8), POOL (1000), CHAINS (128), KC_LOGINS (50), USERS (5), CC_ALG (RS256;
 # ES256: the project's bench-cc signs its tokens with ES256, Keycloak's stays on its RS256 default),
 # PATHS ("cc introspect refresh userinfo codeflow"), VALIDATE (1), FLOOR (1), HALF (1), HASHFLOOR_S (5),
@@ -68,6 +69,8 @@ FLOW_C=${FLOW_C:-8}
 OHA_C=${OHA_C:-64}
 WORKERS=${WORKERS:-2}
 THREADS=${THREADS:-4}
+# How long granian keeps an idle thread (and with it the thread's database connection): the Dockerfile's.
+IDLE_TIMEOUT=${IDLE_TIMEOUT:-$(sed -n 's/.*GRANIAN_BLOCKING_THREADS_IDLE_TIMEOUT=\([0-9]*\).*/\1/p' "$REPO/Dockerfile")}
 GRPC_PROCS=${GRPC_PROCS:-2}
 GRPC_THREADS=${GRPC_THREADS:-8}
 GHZ_C=${GHZ_C:-32}
@@ -317,9 +320,9 @@ source "$TOK/project/clients.env"
 CC_B64=$(printf '%s:%s' "$CC_ID" "$CC_SECRET" | base64 -w0)
 APP_B64=$(printf '%s:%s' "$APP_ID" "$APP_SECRET" | base64 -w0)
 
-# The Dockerfile's CMD; its ENV (workers, threads, host, port) as arguments here.
+# The Dockerfile's CMD; its ENV (workers, threads, their idle timeout, host, port) as arguments here.
 WEB_ARGS=(--interface wsgi --respawn-failed-workers --host 127.0.0.1 --port "$WPORT"
-    --workers "$WORKERS" --blocking-threads "$THREADS" idp.wsgi:application)
+    --workers "$WORKERS" --blocking-threads "$THREADS" --blocking-threads-idle-timeout "$IDLE_TIMEOUT" idp.wsgi:application)
 record "$GRANIAN" "${WEB_ARGS[@]}"
 (cd "$REPO" && exec "$GRANIAN" "${WEB_ARGS[@]}") >"$WORK/access.log" 2>"$WORK/web.log" &
 WEB_PID=$!
@@ -340,7 +343,7 @@ say "project: granian ${WEB_ARGS[*]} (pid $WEB_PID); gRPC on $GTARGET (pid $GRPC
 declare -A FLOOR_PID=()
 if [[ $FLOOR == 1 ]]; then
     for app in bare:$FWPORT django_app:$FDPORT; do
-        args=(--interface wsgi --host 127.0.0.1 --port "${app#*:}" --workers "$WORKERS" --blocking-threads "$THREADS"
+        args=(--interface wsgi --host 127.0.0.1 --port "${app#*:}" --workers "$WORKERS" --blocking-threads "$THREADS" --blocking-threads-idle-timeout "$IDLE_TIMEOUT"
             "floor:${app%%:*}")
         record "$GRANIAN" "${args[@]}"
         (cd "$HERE" && exec "$GRANIAN" "${args[@]}") >>"$WORK/floor.log" 2>&1 &
@@ -377,7 +380,7 @@ if [[ $FLOOR == 1 ]]; then
     if [[ " $PATHS " == *" cc "* ]]; then
         for floor in ccfloor:$FCPORT:1 ccfloornorow:$FNPORT:0; do
             IFS=: read -r name port row <<<"$floor"
-            args=(--interface wsgi --host 127.0.0.1 --port "$port" --workers "$WORKERS" --blocking-threads "$THREADS" ccfloor:app)
+            args=(--interface wsgi --host 127.0.0.1 --port "$port" --workers "$WORKERS" --blocking-threads "$THREADS" --blocking-threads-idle-timeout "$IDLE_TIMEOUT" ccfloor:app)
             record env FLOOR_CC_ROW="$row" FLOOR_CC_CLIENT="\$CC_ID:\$CC_SECRET" "$GRANIAN" "${args[@]}"
             (cd "$HERE" && FLOOR_CC_ROW=$row FLOOR_CC_CLIENT="$CC_ID:$CC_SECRET" exec "$GRANIAN" "${args[@]}") \
                 >>"$WORK/floor.log" 2>&1 &
@@ -581,7 +584,7 @@ measure() {
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
     echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
-    echo "project: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null) ($(git -C "$REPO" log -1 --format=%cd --date=short 2>/dev/null)); $("$PY" --version); granian $("$GRANIAN" --version 2>&1 | grep -o "[0-9][0-9.]*" | head -1); WSGI, $WORKERS workers x $THREADS threads, DEBUG=0; gRPC $GRPC_PROCS x $GRPC_THREADS"
+    echo "project: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null) ($(git -C "$REPO" log -1 --format=%cd --date=short 2>/dev/null)); $("$PY" --version); granian $("$GRANIAN" --version 2>&1 | grep -o "[0-9][0-9.]*" | head -1); WSGI, $WORKERS workers x $THREADS threads (kept ${IDLE_TIMEOUT}s idle), DEBUG=0; gRPC $GRPC_PROCS x $GRPC_THREADS"
     echo "keycloak: $(cat "$KC_HOME/version.txt") (keycloak-quarkus-dist from Maven Central), $("$JDK/bin/java" -version 2>&1 | head -1), JAVA_OPTS_KC_HEAP=$KC_HEAP, build --db=postgres, start --cache=$KC_CACHE"
     echo "services: PostgreSQL $PG_VERSION, Redis $REDIS_VERSION ($([[ $STARTED_SERVICES == 1 ]] && echo private || echo shared), scripts/services)"
     echo "tools: $( (wrk -v 2>&1 || true) | head -1 | awk '{print $1, $2}'), $("$OHA" --version), ghz $("$GHZ" --version 2>&1 | head -1)"

@@ -82,6 +82,9 @@ def test_the_dockerfile_serves_with_workers_and_threads():
     assert command[-1] == "idp.wsgi:application"
     assert int(env["GRANIAN_WORKERS"]) >= 2
     assert int(env["GRANIAN_BLOCKING_THREADS"]) >= 2  # a slow login does not hold up a worker
+    # An idle thread is kept, with its database connection, through pauses of minutes (granian's
+    # default drops it after 30 s, and its successor connects anew under the next burst).
+    assert int(env["GRANIAN_BLOCKING_THREADS_IDLE_TIMEOUT"]) >= 600
 
 
 def test_machine_paths_over_one_kept_alive_connection(served):

@@ -111,3 +111,15 @@ def test_our_settings_are_named_as_their_environment_variables():
         if name != env and name not in library_names
     ]
     assert renamed == []
+
+
+@pytest.mark.parametrize(("value", "kept"), [(None, "None"), ("", "None"), ("0", "0"), ("300", "300")])
+def test_database_connections_are_kept_unless_capped(value, kept):
+    # A connection opened anew costs the next request the backend's start and its first plans.
+    env = {"DATABASE_URL": "postgres://idp:unused@127.0.0.1:1/idp"}
+    if value is not None:
+        env["DB_CONN_MAX_AGE"] = value
+    code = "from django.conf import settings; print(settings.DATABASES['default']['CONN_MAX_AGE'])"
+    result = manage("shell", "-v", "0", "-c", code, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == kept
