@@ -12,12 +12,15 @@ with fewer round trips to the database.
   draws again); an UPDATE that finds the session gone raises UpdateError (the middleware's
   SessionInterrupted); no failure leaves the caller's transaction broken (ON CONFLICT DO NOTHING,
   where Django used a savepoint).
+- A read that finds the session only in the database keeps it even when the cache cannot take
+  the copy, as a save does.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+from typing import Any
 
 from django.contrib.sessions.backends import cached_db
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS, CreateError, UpdateError
@@ -47,6 +50,26 @@ def _statements() -> tuple[str, str]:
 
 
 class SessionStore(cached_db.SessionStore):
+    def load(self) -> dict[str, Any]:
+        """As cached_db.load, except that a cache that cannot take the copy read from the database
+        is logged, as save() does: Django's raised, and a signed-in page met a Redis restart
+        with a 500 (the soak). The database answered; the next read costs one more SELECT."""
+        try:
+            data = self._cache.get(self.cache_key)
+        except Exception:
+            data = None  # as Django: an unreadable cache is a miss
+        if data is not None:
+            return data
+        row = self._get_session_from_db()
+        if row is None:
+            return {}
+        data = self.decode(row.session_data)
+        try:
+            self._cache.set(self.cache_key, data, self.get_expiry_age(expiry=row.expire_date))
+        except Exception:
+            log.exception("Error saving to cache (%s)", self._cache)
+        return data
+
     def _get_new_session_key(self) -> str:
         return get_random_string(32, VALID_KEY_CHARS)
 

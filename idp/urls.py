@@ -71,3 +71,6 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("", home, name="home"),
 ]
+
+# A store outage met in a middleware is a 503 as well as one met in a view (core.outages).
+handler500 = "core.outages.server_error"

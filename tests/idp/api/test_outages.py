@@ -4,11 +4,15 @@ token declared valid without the blacklist."""
 from __future__ import annotations
 
 import base64
+import json
 import socket
 
 import grpc
 import pytest
+from django.core.handlers.exception import response_for_exception
+from django.db import OperationalError
 
+from accounts import services as accounts
 from authproto import auth_pb2
 from core import pubsub, ratelimit
 from idp.oidc.models import Application
@@ -104,3 +108,58 @@ def test_introspection_and_userinfo_fail_closed(client, redis_down, through):
             client.get("/o/userinfo/", HTTP_AUTHORIZATION=f"Bearer {token}").status_code,
         )
     assert statuses == (503, 503)
+
+
+@pytest.fixture
+def signed_in(client, acme):
+    # Signed in while Redis is up (ending the old session must reach the cache: it does).
+    ivan = accounts.create_user(
+        actor=None, username="ivan", password="x" * 16, email="ivan@acme.example", organisation=acme
+    )
+    client.force_login(ivan)
+    return client
+
+
+def test_a_signed_in_page_reads_its_session_from_the_database_while_redis_is_down(signed_in, redis_down):
+    # Django's cached_db raised when the cache would not take the copy it had read from the
+    # database: a 500 in the session's first reader, a middleware (the soak's Redis restart).
+    response = signed_in.get("/accounts/profile/", HTTP_ACCEPT="text/html")
+    assert response.status_code == 200
+    assert "ivan@acme.example" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("path", "accept", "as_json"),
+    [
+        ("/accounts/profile/", "text/html", False),
+        ("/o/authorize/", "text/html", True),
+        ("/accounts/profile/", "application/json", True),
+    ],
+)
+def test_an_outage_met_in_a_middleware_is_a_503(rf, path, accept, as_json):
+    # Django answers a middleware's exception where it was raised, with handler500: the outage
+    # middleware's process_exception never sees it.
+    request = rf.get(path, HTTP_ACCEPT=accept)
+    try:
+        raise OperationalError("connection to server failed")
+    except OperationalError as exc:
+        response = response_for_exception(request, exc)
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    if as_json:
+        assert json.loads(response.content)["error"] == "temporarily_unavailable"
+    else:
+        assert "try again" in response.content.decode()
+
+
+def test_any_other_error_met_in_a_middleware_is_still_a_500(rf):
+    from tests.conftest import server_errors
+
+    request = rf.get("/accounts/profile/", HTTP_ACCEPT="text/html")
+    try:
+        raise ValueError("a bug")
+    except ValueError as exc:
+        response = response_for_exception(request, exc)
+    assert response.status_code == 500
+    assert server_errors == ["HTTP 500 on GET /accounts/profile/: ValueError('a bug')"]
+    server_errors.clear()  # this test's own 500
