@@ -146,6 +146,16 @@ def load(out: Path, key: str) -> dict | None:
     return r
 
 
+def busier(r: dict) -> str:
+    """The busier server process's share of the server's CPU, when the run has a per-process
+    split: gRPC's processes each take the connections the kernel hashed to them, and each is held
+    to about one core, so an uneven split decides the half-peak tail (RESULTS.md, step 14)."""
+    split = (r.get("cpu") or {}).get("split", {}).get("server") or []
+    if len(split) < 2 or sum(split) <= 0:
+        return ""
+    return f" (busier process {100 * max(split) / sum(split):.0f} % of the server's CPU)"
+
+
 def flow_caps(out: Path) -> dict[int, float]:
     """The bcrypt cap (checks/s on the machine's cores) measured right after each code-flow round
     of the project (hashfloor-rN.json), by round; the machine's speed drifts within a run, so a
@@ -547,7 +557,7 @@ def across(dirs: list[Path]) -> None:
             if rs:
                 text = " / ".join(
                     f"{rate_str(r['rate'] or 0)}/s: p99 {ms_str(r['p99'])} ms, "
-                    f"{r['errors'].get('Unavailable', 0)} UNAVAILABLE"
+                    f"{r['errors'].get('Unavailable', 0)} UNAVAILABLE{busier(r)}"
                     for r in rs
                 )
                 print(f"| {PATHS[path]} | {text} |")
@@ -603,7 +613,8 @@ def across(dirs: list[Path]) -> None:
     gh = [r for r in gh if r]
     if gh:
         text = " / ".join(
-            f"p99 {ms_str(r['p99'])} ms, {r['errors'].get('Unavailable', 0)} UNAVAILABLE" for r in gh
+            f"p99 {ms_str(r['p99'])} ms, {r['errors'].get('Unavailable', 0)} UNAVAILABLE{busier(r)}"
+            for r in gh
         )
         ok = all(r["p99"] < 20 and not r["errors"].get("Unavailable") for r in gh)
         print(f"| gRPC at 50% of its peak: p99 < 20 ms, no UNAVAILABLE | {text} | {verdict(ok)} |")
