@@ -12,6 +12,10 @@ with fewer round trips to the database.
   draws again); an UPDATE that finds the session gone raises UpdateError (the middleware's
   SessionInterrupted); no failure leaves the caller's transaction broken (ON CONFLICT DO NOTHING,
   where Django used a savepoint).
+- A new key made for a sign-in (`cycle_key`) gets its row with the response's save, holding the
+  signed-in data: Django inserted an empty row at once and updated it at the end, two writes to
+  the database and two to the cache for one session. Until then nothing else knows the key: the
+  cookie goes out with that response.
 - A read that finds the session only in the database keeps it even when the cache cannot take
   the copy, as a save does.
 """
@@ -70,6 +74,19 @@ class SessionStore(cached_db.SessionStore):
             log.exception("Error saving to cache (%s)", self._cache)
         return data
 
+    _unsaved = False  # a key from cycle_key() whose row is still to be inserted
+
+    def cycle_key(self) -> None:
+        """As Django's, but the new key's row is left to the next save (see the module's text)."""
+        data = self._session
+        key = self.session_key
+        self._session_key = self._get_new_session_key()
+        self._session_cache = data
+        self._unsaved = True
+        self.modified = True
+        if key:
+            self.delete(key)
+
     def _get_new_session_key(self) -> str:
         return get_random_string(32, VALID_KEY_CHARS)
 
@@ -77,6 +94,18 @@ class SessionStore(cached_db.SessionStore):
         return self._get_new_session_key()
 
     def save(self, must_create: bool = False) -> None:
+        if self._unsaved and self.session_key is not None:
+            while True:  # as create(): a key that turns out to be taken is drawn again
+                try:
+                    self._save(must_create=True)
+                except CreateError:
+                    self._session_key = self._get_new_session_key()
+                    continue
+                self._unsaved = False
+                return
+        self._save(must_create)
+
+    def _save(self, must_create: bool) -> None:
         db = connections[DEFAULT_DB_ALIAS]
         if self.session_key is None or db.vendor != "postgresql" or self.model is not Session:
             super().save(must_create)  # a new session: create() comes back here with its key

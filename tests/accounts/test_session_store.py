@@ -1,16 +1,22 @@
 """accounts.session_store: Django's cached_db sessions, each save one statement on PostgreSQL, with
-Django's own rules for a taken key and a session ended meanwhile."""
+Django's own rules for a taken key and a session ended meanwhile; a sign-in's new key written once,
+with its data."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.contrib.sessions.models import Session
 from django.core.cache import caches
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 
+from accounts import services
 from accounts.session_store import SessionStore
 
 pytestmark = [
@@ -89,3 +95,63 @@ def test_a_refused_insert_leaves_the_callers_transaction_usable():
         with pytest.raises(CreateError):
             again.save(must_create=True)
         assert Session.objects.filter(session_key=taken.session_key).exists()  # no aborted transaction
+
+
+def test_a_new_key_for_a_sign_in_is_written_once_with_its_data(django_assert_num_queries):
+    store = SessionStore()
+    store["before"] = 1
+    store.save()
+    old = store.session_key
+
+    store.cycle_key()  # the old row goes; the new key has no row yet
+    new = store.session_key
+    assert new != old
+    assert len(new) == 32
+    assert not Session.objects.filter(session_key__in=[old, new]).exists()
+    assert caches["default"].get(store.cache_key) is None
+
+    store["signed_in"] = True
+    with django_assert_num_queries(1):  # one INSERT, holding the signed-in data
+        store.save()
+    assert _stored(new) == {"before": 1, "signed_in": True}
+    assert caches["default"].get(store.cache_key) == {"before": 1, "signed_in": True}
+
+    store["later"] = 2
+    with django_assert_num_queries(1):  # from then on an UPDATE, as before
+        store.save()
+    assert _stored(new)["later"] == 2
+
+
+def test_a_new_key_that_turns_out_taken_is_drawn_again_on_save(monkeypatch):
+    first = SessionStore()
+    first["who"] = "first"
+    first.save()
+    taken = first.session_key
+
+    keys = iter([taken, "n" * 32])
+    monkeypatch.setattr(SessionStore, "_get_new_session_key", lambda self: next(keys))
+    second = SessionStore()
+    second.cycle_key()
+    assert second.session_key == taken  # drawn, not yet written
+    second["who"] = "second"
+    second.save()
+    assert second.session_key == "n" * 32
+    assert _stored(taken) == {"who": "first"}  # the other session is untouched
+    assert _stored("n" * 32) == {"who": "second"}
+
+
+def test_a_sign_in_writes_its_session_once(client):
+    """Django's login() on a visitor without a session: the session's row is inserted once, by
+    the response, with the signed-in data (before: an empty row, then an UPDATE)."""
+    user = services.create_user(actor=None, username="ivan", password="Correct-horse-9!")
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post(
+            reverse("accounts:login"), {"username": "ivan", "password": "Correct-horse-9!"}
+        )
+    assert response.status_code == 302
+    writes = [q["sql"] for q in queries.captured_queries if "django_session" in q["sql"]]
+    assert len(writes) == 1, writes
+    assert writes[0].startswith("INSERT"), writes
+    key = client.cookies[settings.SESSION_COOKIE_NAME].value
+    assert _stored(key)[SESSION_KEY] == str(user.pk)
+    assert Session.objects.count() == 1
