@@ -296,39 +296,48 @@ def manage(request: HttpRequest) -> HttpResponse:
     )
 
 
-class StepUpMiddleware:
-    """A signed-in session that does not meet the 2FA policy as it stands now (the user was
-    promoted, their organisation began to require 2FA, a factor was enrolled elsewhere, or some door
-    logged them in without the second step) is signed in no more: it becomes a pending sign-in
-    and the person is asked for the second factor, then sent back where they were going.
+def step_up(request: HttpRequest) -> HttpResponse | None:
+    """What a signed-in session that does not meet the 2FA policy as it stands now is answered (the
+    user was promoted, their organisation began to require 2FA, a factor was enrolled elsewhere, or
+    some door logged them in without the second step): it is signed in no more, it becomes a
+    pending sign-in, and the person is asked for the second factor, then sent back where they were
+    going. None when the session meets the policy, or nobody is signed in.
 
-    So the authorization endpoint, the admin, the account pages and any page added later only
-    ever see sessions that meet the policy. Goes right after AuthenticationMiddleware."""
+    StepUpMiddleware asks it of every request. A view that signs someone in and goes on within
+    the same request (the authorization endpoint's own sign-in form) asks it again before going on."""
+    if SESSION_KEY in request.session and request.user.is_authenticated:
+        methods = sessions.amr(request)
+        # The session's user was read with whether they enrolled a factor (this request's read).
+        enrolled = assurance.enrolled_as_read(request.user)
+        if not assurance.satisfied(request.user, methods, enrolled=enrolled):
+            asked = _step_up(request, request.user, methods)
+            # A silent authorization request (OIDC prompt=none) must not show a page: the
+            # view now sees nobody signed in and answers login_required to the organisation.
+            if "none" not in request.GET.get("prompt", "").split():
+                return asked
+    return None
+
+
+def _step_up(request: HttpRequest, user: mfa.User, methods: list[str]) -> HttpResponse:
+    audit.record(
+        AuditAction.SESSION_STEP_UP,
+        actor=user,
+        target=user,
+        organisation_id=user.organisation_id,
+        details={"methods": methods, "path": request.path[:200]},
+    )
+    next_url = request.get_full_path() if request.method in ("GET", "HEAD") else None
+    logout(request)  # a new session key: nothing of the weaker session carries over
+    return start(request, user, next_url, first_factor=methods or ["pwd"])
+
+
+class StepUpMiddleware:
+    """`step_up` for every request: so the authorization endpoint, the admin, the account pages
+    and any page added later only ever see sessions that meet the policy. Goes right after
+    AuthenticationMiddleware."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if SESSION_KEY in request.session and request.user.is_authenticated:
-            methods = sessions.amr(request)
-            # The session's user was read with whether they enrolled a factor (this request's read).
-            enrolled = assurance.enrolled_as_read(request.user)
-            if not assurance.satisfied(request.user, methods, enrolled=enrolled):
-                asked = self._step_up(request, request.user, methods)
-                # A silent authorization request (OIDC prompt=none) must not show a page: the
-                # view now sees nobody signed in and answers login_required to the organisation.
-                if "none" not in request.GET.get("prompt", "").split():
-                    return asked
-        return self.get_response(request)
-
-    def _step_up(self, request: HttpRequest, user: mfa.User, methods: list[str]) -> HttpResponse:
-        audit.record(
-            AuditAction.SESSION_STEP_UP,
-            actor=user,
-            target=user,
-            organisation_id=user.organisation_id,
-            details={"methods": methods, "path": request.path[:200]},
-        )
-        next_url = request.get_full_path() if request.method in ("GET", "HEAD") else None
-        logout(request)  # a new session key: nothing of the weaker session carries over
-        return start(request, user, next_url, first_factor=methods or ["pwd"])
+        return step_up(request) or self.get_response(request)

@@ -3,6 +3,7 @@ DOT leaves loose (prompt, max_age, PKCE S256, consent memory), and audit."""
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from typing import Any
@@ -30,7 +31,8 @@ from oauthlib.common import add_params_to_uri
 from oauthlib.oauth2.rfc6749 import errors as oauth_errors
 from oauthlib.oauth2.rfc8628.endpoints import DeviceAuthorizationEndpoint
 
-from accounts import sessions
+from accounts import mfa_views, sessions
+from accounts import views as account_views
 from audit import services as audit
 from audit.registry import AuditAction
 from idp.oidc import (
@@ -125,6 +127,26 @@ def _answers_the_client(response: HttpResponse, request: HttpRequest) -> bool:
     return bool(redirect_uri) and response.get("Location", "").startswith(redirect_uri)
 
 
+class _SignInHere(account_views.LoginView):
+    """The login page as the authorization endpoint shows it: at the authorization request's own
+    address, so its form posts back there (AuthorizationView._sign_in), and every other way on
+    from it (a second factor, a passkey, the company's sign-in) leads back to that address."""
+
+    def get_redirect_url(self) -> str:
+        return self.request.get_full_path()
+
+
+def _as_get(request: HttpRequest) -> HttpRequest:
+    """The GET of `request`'s own address without its form's fields: the authorization request a
+    sign-in posted to this endpoint was for, as the browser would fetch it next."""
+    follow = copy.copy(request)
+    follow.method = "GET"
+    follow.META = {k: v for k, v in request.META.items() if k not in ("CONTENT_TYPE", "CONTENT_LENGTH")}
+    follow.META["REQUEST_METHOD"] = "GET"
+    follow.POST = QueryDict()
+    return follow
+
+
 class AuthorizationView(dot.AuthorizationView):
     template_name = "oidc/authorize.html"
 
@@ -146,15 +168,47 @@ class AuthorizationView(dot.AuthorizationView):
         return response
 
     def _dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if request.method == "GET" and not request.user.is_authenticated:
-            # Check the client and redirect URI before sending anyone to the login page, so
-            # our login page never fronts a request that could not succeed.
+        if request.method == "POST" and "username" in request.POST:  # never in the consent form
+            return self._sign_in(request)
+        if request.method in ("GET", "HEAD") and not request.user.is_authenticated:
+            # Check the client and redirect URI before the login form is shown, so it never
+            # fronts a request that could not succeed.
             self.oauth2_data = {}
             try:
                 self.validate_authorization_request(request)
             except OAuthToolkitError as error:
                 return self.error_response(error, application=None)
         return super().dispatch(request, *args, **kwargs)
+
+    def _sign_in(self, request: HttpRequest) -> HttpResponse:
+        """The login form this endpoint shows (handle_no_permission) posts back here. When the
+        sign-in is done (no second factor asked), the authorization request it was for is answered
+        in the same response, as Keycloak does, instead of sending the browser back for it: one
+        request fewer. That answer passes what the GET would: the 2FA policy (`step_up`), then
+        this view's whole dispatch; the request's address passed the middleware with this POST."""
+        signed_in_before = request.user.is_authenticated
+        response = _SignInHere.as_view()(request)
+        done = (
+            request.user.is_authenticated
+            and response.status_code == 302
+            and response.get("Location") == request.get_full_path()
+        )
+        if not done:
+            return response  # the form again, a second factor, the company's sign-in, a refusal
+        follow = _as_get(request)
+        asked = mfa_views.step_up(follow)
+        if asked is not None:
+            return asked
+        # prompt=login and max_age asked for a sign-in; this request just made one.
+        follow.idp_signed_in_here = not signed_in_before
+        self.request = follow
+        answer = self.dispatch(follow)
+        # The cookies the sign-in set (the CSRF token it rotated: its view's csrf_protect put it on
+        # its own response and marked it done) go out with the answer.
+        for name, morsel in response.cookies.items():
+            if name not in answer.cookies:
+                answer.cookies[name] = morsel
+        return answer
 
     def _pushed_request(self, request: HttpRequest) -> HttpResponse | None:
         """RFC 9126: a `request_uri` stands for the request the client pushed, and the consent
@@ -247,6 +301,10 @@ class AuthorizationView(dot.AuthorizationView):
             return self._silent_error(self.request, "login_required")
         if hasattr(self.request, "idp_original_query_string"):  # back by request_uri, not contents
             self.request.META["QUERY_STRING"] = self.request.idp_original_query_string
+        if self.request.method in ("GET", "HEAD"):
+            # The login page right here (the request was validated first, in _dispatch): its form
+            # posts back to this address, which answers at once after the sign-in (_sign_in).
+            return _SignInHere.as_view()(self.request)
         return super().handle_no_permission()
 
     def _needs_fresh_login(self, request: HttpRequest) -> bool:
@@ -268,7 +326,12 @@ class AuthorizationView(dot.AuthorizationView):
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         prompt = set(request.GET.get("prompt", "").split())
-        if request.user.is_authenticated and ("login" in prompt or self._needs_fresh_login(request)):
+        fresh = getattr(request, "idp_signed_in_here", False)
+        if (
+            request.user.is_authenticated
+            and not fresh
+            and ("login" in prompt or self._needs_fresh_login(request))
+        ):
             if "none" in prompt:
                 return self._silent_error(request, "login_required")
             # Validate first, so a bad client or redirect URI is never sent through the login page.

@@ -183,8 +183,9 @@ def test_work_email_signs_in_at_the_company_provider_and_the_rp_gets_our_tokens(
         page.fill("#id_username", "anna@acme.example")
         page.click("button[type=submit]")  # no password: identifier first
 
-        # The upstream's own login page (another origin), the address handed over as login_hint.
-        page.wait_for_url(f"{upstream.url}/accounts/login/**")
+        # The upstream's own login form, at its authorization endpoint (another origin), with the
+        # address handed over as login_hint.
+        page.wait_for_url(f"{upstream.url}/o/authorize/**")
         assert page.input_value("#id_username") == "anna@acme.example"
         page.fill("#id_password", UPSTREAM_PASSWORD)
         # The request for the relying party's callback, routed or not: a navigation the login
@@ -223,7 +224,7 @@ def test_refusing_consent_upstream_shows_a_page_and_creates_nobody(provider, acm
         page.goto(_authorize(provider, app, pkce_pair()[1]))
         page.fill("#id_username", "anna@acme.example")
         page.click("button[type=submit]")
-        page.wait_for_url(f"{upstream.url}/accounts/login/**")
+        page.wait_for_url(f"{upstream.url}/o/authorize/**")
         page.fill("#id_password", UPSTREAM_PASSWORD)
         page.click("button[type=submit]")
         page.wait_for_selector("#consent")  # the upstream asks; the person says no
