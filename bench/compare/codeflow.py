@@ -10,8 +10,9 @@ the server's own redirects -> the page with the password form (the project: its 
 the CSRF token; Keycloak: its login theme) -> POST user name and password -> follow redirects until
 one goes to the relying party's redirect URI with `code` -> POST the code, the verifier and the
 client's credentials (HTTP Basic) to the token endpoint -> 200 with an access and an ID token.
-The project takes 5 requests (authorize, login page, login POST, authorize again, token),
-Keycloak 3 (authorize shows the form, form POST, token): each server's own design.
+Both take 3 requests: the authorization endpoint shows the form, the form's POST is answered with
+the code, then the token (the project took 5 until step 15: authorize, login page, login POST,
+authorize again, token). The loop follows whatever redirects each server sends.
 
 Closed loop (--concurrency N): N flows at a time, back to back, for --duration s.
 Open loop (--rate R): flow i is due at t0 + i/R whatever happened before (no coordinated

@@ -207,10 +207,8 @@ class Workload:
             "code_challenge": challenge,
             "code_challenge_method": "S256",
         }
-        step = self._call(kind, "GET", "/o/authorize/?" + urlencode(query), session=browser, jar=jar)
-        if step is None or step.status_code != 302:
-            return None
-        login_url = step.headers["Location"]
+        # The authorization endpoint shows the login form itself, and its form posts back there.
+        login_url = "/o/authorize/?" + urlencode(query)
         page = self._call(kind, "GET", login_url, session=browser, jar=jar)
         if page is None or page.status_code != 200 or not CSRF.search(page.text):
             return None
@@ -233,7 +231,7 @@ class Workload:
             if step is None or step.status_code != 302:
                 return None
             location = step.headers["Location"]
-        for _ in range(3):  # back to /o/authorize/, which redirects to the client with the code
+        for _ in range(3):  # after a second factor: back to /o/authorize/, which redirects with the code
             if location.startswith(self.seed["redirect_uri"]):
                 break
             step = self._call(kind, "GET", location, session=browser, jar=jar)
