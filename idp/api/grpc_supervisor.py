@@ -7,25 +7,31 @@ about 100 MB only to wait on its children (bench/stack/RESULTS.md). Separate int
 than fork: gRPC's core threads do not survive a fork. A child that dies is replaced while the
 others keep serving (the soak found that stopping the unit instead cost 15-28 s of UNAVAILABLE
 per killed process); a crash loop (RESPAWN_LIMIT deaths within RESPAWN_WINDOW seconds) stops the
-others and exits non-zero, for the orchestrator to see. Imports nothing of the project: keep it
-that way.
+others and exits non-zero, for the orchestrator to see. A supervisor that is killed outright
+(SIGKILL, the OOM killer) takes its servers with it: on Linux each is sent SIGTERM when it dies
+(the parent-death signal), so no server outlives its unit and keeps answering on the shared port
+beside the next unit's. Imports nothing of the project: keep it that way.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import os
 import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 MANAGE = Path(__file__).resolve().parents[2] / "manage.py"
 RESPAWN_LIMIT = 5
 RESPAWN_WINDOW = 60.0
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,13 +68,31 @@ def _server_command(options: argparse.Namespace, metrics_port: str) -> list[str]
     ]
 
 
+def _dies_with(parent: int) -> Callable[[], None] | None:
+    """A child's pre-exec step: SIGTERM (a graceful stop) when `parent` dies, however it dies.
+    None where there is no prctl (not Linux): the supervisor's own stop is all there is."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # loaded here, not in the forked child
+    except (OSError, AttributeError):
+        return None
+
+    def arrange() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the supervisor died before the signal was set up
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arrange
+
+
 def _supervise(options: argparse.Namespace) -> int:
     # The first server exports every server's metrics (PROMETHEUS_MULTIPROC_DIR: the command).
     commands = [
         _server_command(options, options.metrics_port if i == 0 else "0") for i in range(options.processes)
     ]
+    # The supervisor has no other thread, so a pre-exec step is safe.
+    with_parent = _dies_with(os.getpid())
     # The command line is our own interpreter, manage.py and options the command validated.
-    children = [subprocess.Popen(command) for command in commands]  # noqa: S603
+    children = [subprocess.Popen(command, preexec_fn=with_parent) for command in commands]  # noqa: S603
     stopping = threading.Event()
 
     def stop(signum: int, frame: Any) -> None:
@@ -92,7 +116,7 @@ def _supervise(options: argparse.Namespace) -> int:
                 file=sys.stderr,
                 flush=True,
             )
-            children[index] = subprocess.Popen(commands[index])  # noqa: S603 - as above
+            children[index] = subprocess.Popen(commands[index], preexec_fn=with_parent)  # noqa: S603
         stopping.wait(0.5)
     for child in children:
         if child.poll() is None:

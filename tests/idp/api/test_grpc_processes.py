@@ -1,5 +1,6 @@
 """`manage.py grpcserver --processes N`: N servers on one port, started and stopped as a unit; a
-dead one replaced while the others serve, a crash loop stopping the unit."""
+dead one replaced while the others serve, a crash loop stopping the unit, a killed supervisor
+taking its servers with it."""
 
 from __future__ import annotations
 
@@ -115,6 +116,17 @@ def test_a_killed_process_is_replaced_while_the_other_serves():
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_the_servers_stop_when_their_supervisor_is_killed_outright():
+    """SIGKILL (the OOM killer, a hard stop) leaves the supervisor no say: the parent-death
+    signal stops its servers, which would otherwise keep answering on the shared port."""
+    process = _start(free_port(), 2)
+    children = _children(process.pid)
+    process.kill()
+    process.wait(timeout=10)
+    for child in children:
+        _wait_until_exited(child, timeout=30)  # a graceful stop: up to --grace (10 s) and a bit
 
 
 def test_a_crash_loop_stops_the_unit_with_an_error():
