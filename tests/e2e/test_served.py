@@ -5,7 +5,9 @@ worker killed right after the response."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import os
 import re
 import signal
 import subprocess
@@ -53,6 +55,7 @@ def served() -> Iterator[tuple[str, subprocess.Popen[str]]]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         text=True,
+        start_new_session=True,  # its own process group: see the teardown
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -73,6 +76,10 @@ def served() -> Iterator[tuple[str, subprocess.Popen[str]]]:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
+        # A worker granian started in place of a killed one, as its main process was stopping,
+        # outlived it (seen: still serving on the port after the suite); the group goes with it.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 def test_the_dockerfile_serves_with_workers_and_threads():
